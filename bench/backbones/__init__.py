@@ -1,0 +1,60 @@
+"""Backbones: architectures built around a convolution factory so that any layer family drops in.
+
+A backbone is registered with ``@BACKBONES.register(name, document=..., section=...)`` on a builder
+``builder(ops, in_channels, num_classes, *, option=default, ...) -> nn.Module``. Builders never create
+``nn.Conv2d`` / ``nn.BatchNorm2d`` / ``nn.Linear`` directly for the layers a family may replace; they ask
+``ops`` (:class:`Ops`), which routes to the chosen family.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from bench.layers import LAYERS, LayerFamily
+from bench.registry import Entry, Registry
+
+
+@dataclass(frozen=True)
+class Backbone(Entry):
+    document: str = ""
+    section: str = ""
+
+
+BACKBONES: Registry[Backbone] = Registry("backbone", "bench.backbones", Backbone)
+
+
+@dataclass
+class Ops:
+    """The convolution factory a backbone is built with."""
+
+    family: LayerFamily
+    options: dict = field(default_factory=dict)
+    stem: str | None = None  # "family" or "conv"; None → the family's default
+
+    @classmethod
+    def of(cls, name: str, options: dict | None = None, stem: str | None = None) -> "Ops":
+        return cls(LAYERS.get(name), dict(options or {}), stem)
+
+    def conv(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+             padding: int | None = None, bias: bool = False, role: str = "body") -> nn.Module:
+        """A convolution in the backbone. ``role="stem"`` marks the first layer (see ``stem``)."""
+        use_family = kernel_size > 1 or self.family.applies_to == "all"
+        if role == "stem" and (self.stem or self.family.stem) == "conv":
+            use_family = False
+        if use_family:
+            return self.family.build(in_channels, out_channels, kernel_size, stride, padding, bias, **self.options)
+        pad = kernel_size // 2 if padding is None else padding
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=bias)
+
+    def norm(self, channels: int) -> nn.Module:
+        return self.family.norm(channels) if self.family.norm else nn.BatchNorm2d(channels)
+
+    def linear(self, in_features: int, out_features: int) -> nn.Module:
+        return self.family.linear(in_features, out_features) if self.family.linear else nn.Linear(in_features, out_features)
+
+
+def build_backbone(name: str, ops: Ops, in_channels: int, num_classes: int, options: dict | None = None) -> nn.Module:
+    entry = BACKBONES.get(name)
+    return entry.obj(ops, in_channels, num_classes, **entry.options(options))

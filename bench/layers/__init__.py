@@ -1,0 +1,99 @@
+"""Layer families: drop-in replacements for a spatial convolution.
+
+A family is one file in this package (or any file/package registering into ``LAYERS``)::
+
+    from bench.layers import LAYERS, fixed_buffer
+
+    @LAYERS.register("my-layer", document="mine", section="Eq. 1",
+                     fixed="nothing", learned="k×k weights",
+                     learned_params=lambda cin, cout, k, bias, **o: cin * cout * k * k + bias * cout)
+    def my_layer(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, gain=1.0):
+        ...return an nn.Module mapping (B, in_channels, H, W) -> (B, out_channels, ceil(H/stride), ceil(W/stride))
+
+Keyword-only arguments are the family's options; their defaults are shown by ``bench layers``.
+Fixed (never trained) tensors are registered with :func:`fixed_buffer`, so they are saved in the
+state dict, never see an optimiser, and are counted as *fixed* parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from bench.registry import Entry, Registry
+
+
+@dataclass(frozen=True)
+class LayerFamily(Entry):
+    document: str = ""          # seed document id, e.g. "000", or a citation for user families
+    section: str = ""           # section / equation in that document
+    fixed: str = ""             # what is fixed (not learned)
+    learned: str = ""           # what is learned
+    # formula for the learned parameter count of one layer: f(cin, cout, k, bias, **options) -> int
+    learned_params: Callable[..., int] | None = None
+    # True, or a string saying why the family cannot run under torch.compile
+    compile: bool | str = True
+    # "spatial": replaces k×k convolutions with k > 1 only (1×1 projections stay standard);
+    # "all": replaces every convolution, 1×1 included.
+    applies_to: str = "spatial"
+    # optional replacements for the backbone's normalisation and linear layers (e.g. network deconvolution)
+    norm: Callable[[int], nn.Module] | None = None
+    linear: Callable[[int, int], nn.Module] | None = None
+    # whether the first (stem) convolution is replaced by default; backbones accept stem="conv"|"family"
+    stem: str = "family"
+
+    def build(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+              padding: int | None = None, bias: bool = False, **options: Any) -> nn.Module:
+        opts = self.options(options)
+        return self.obj(in_channels, out_channels, kernel_size, stride, padding, bias, **opts)
+
+    def expected_learned(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False,
+                         **options: Any) -> int | None:
+        if self.learned_params is None:
+            return None
+        return int(self.learned_params(in_channels, out_channels, kernel_size, bias, **self.options(options)))
+
+
+LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.layers", LayerFamily)
+
+
+# -- fixed tensors ------------------------------------------------------------------------------------
+
+def fixed_buffer(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    """Register ``tensor`` as a fixed (non-learned) weight of ``module``: a buffer, saved in the
+    state dict, never returned by ``parameters()``, counted as fixed by :func:`count_parameters`."""
+    module.register_buffer(name, tensor)
+    names = module.__dict__.setdefault("_fixed_buffer_names", set())
+    names.add(name)
+
+
+def fixed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    out = {}
+    for mod_name, mod in model.named_modules():
+        for name in getattr(mod, "_fixed_buffer_names", ()):
+            buf = getattr(mod, name)
+            if buf is not None:
+                out[f"{mod_name}.{name}" if mod_name else name] = buf
+    return out
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Learned / fixed / total parameter counts. Fixed = fixed buffers + frozen parameters."""
+    learned = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    fixed = frozen + sum(t.numel() for t in fixed_tensors(model).values())
+    return {"learned": learned, "fixed": fixed, "total": learned + fixed}
+
+
+def same_padding(kernel_size: int, padding: int | None) -> int:
+    return kernel_size // 2 if padding is None else padding
+
+
+def default_conv_init(shape: tuple[int, ...], fan_in: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The distribution PyTorch uses for a fresh nn.Conv2d weight (Kaiming-uniform, a=√5):
+    U(−1/√fan_in, 1/√fan_in). Used for filters frozen "at their random initialisation"."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return torch.empty(shape).uniform_(-bound, bound, generator=generator)

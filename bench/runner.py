@@ -1,0 +1,90 @@
+"""Runs: execute run specs one by one, write one record per run, skip what is already done."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from bench import RECORD_SCHEMA
+from bench.errors import BenchError, RunFailed
+from bench.measure import environment
+from bench.records import existing_record, record_path, write_json_atomic
+from bench.suite import RunSpec, Suite
+from bench.tasks import TASKS, RunContext
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
+    """Run one spec; always returns a record (status ``ok`` or ``failed``). Missing data is not a run
+    failure: it raises BenchError so the whole suite stops with a clear message."""
+    task = TASKS.get(spec.task["name"])
+    started, t0 = _now(), time.monotonic()
+    record = {
+        "schema": RECORD_SCHEMA, "id": spec.id, "label": spec.label, "task": spec.task["name"],
+        "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
+        "spec": spec.to_dict(), "env": environment(ctx.device), "started": started,
+    }
+    try:
+        result = task.obj(spec, ctx, **spec.task.get("options", {}))
+        record.update(result)
+        record["status"] = "ok"
+    except BenchError:
+        raise
+    except RunFailed as exc:
+        record.update(status="failed", error=str(exc))
+    except torch.OutOfMemoryError as exc:
+        record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0][:200]}")
+    except Exception as exc:  # a broken family must not stop the suite; the record says what happened
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8))
+    record["finished"] = _now()
+    record["duration_s"] = time.monotonic() - t0
+    return record
+
+
+def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunContext, force: bool = False,
+              retry_failed: bool = False, max_failures: int | None = None, log=print) -> dict:
+    """Run every spec without a record (or all with ``force``). Returns counts."""
+    counts = {"ran": 0, "skipped": 0, "failed": 0}
+    bar = None
+    if ctx.progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(specs), desc=f"suite {suite.name}", unit="run")
+    for spec in specs:
+        done = None if force else existing_record(results, spec)
+        if done is not None and not (retry_failed and done.get("status") != "ok"):
+            counts["skipped"] += 1
+            if bar is not None:
+                bar.update(1)
+            continue
+        record = execute(spec, ctx, suite)
+        write_json_atomic(record_path(results, spec), record)
+        counts["ran"] += 1
+        if record["status"] != "ok":
+            counts["failed"] += 1
+            log(f"run failed: {spec.backbone['name']}/{spec.label}/seed {spec.seed}: {record['error']}")
+        elif bar is None:
+            log(f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: "
+                f"{_summary(record)}")
+        if bar is not None:
+            bar.set_postfix_str(f"{spec.label}: {_summary(record)}"[:60])
+            bar.update(1)
+        if max_failures is not None and counts["failed"] >= max_failures:
+            log(f"stopping: {counts['failed']} failed runs (--max-failures {max_failures})")
+            break
+    if bar is not None:
+        bar.close()
+    return counts
+
+
+def _summary(record: dict) -> str:
+    if record.get("status") != "ok":
+        return "failed"
+    m = record.get("metrics", {})
+    return ", ".join(f"{k}={v:.2f}" for k, v in list(m.items())[:2] if isinstance(v, (int, float)))

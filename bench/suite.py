@@ -1,0 +1,266 @@
+"""Suite files (YAML): which task, data set, backbones and layer families to run, under which protocol,
+with which seeds, and the document numbers each row is compared with. ``Suite.expand()`` turns a suite into
+run specs; a run is identified by the hash of its resolved spec.
+
+Data flows one way: suite → run specs (here) → runs (:mod:`bench.runner`) → records (:mod:`bench.records`)
+→ tables (:mod:`bench.report.tables`) → site (:mod:`bench.report.site`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.backbones import BACKBONES
+from bench.datasets import DATASETS
+from bench.errors import SpecError
+from bench.layers import LAYERS
+from bench.schema import ANY_MAPPING, REQUIRED, F, validate_mapping
+from bench.tasks import TASKS
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+AUGMENTS = ("crop", "flip")
+
+
+def _one_of(choices):
+    return lambda v: None if v in choices else f"must be one of {', '.join(map(str, choices))}, not {v!r}"
+
+
+def _positive(v):
+    return None if v is None or v > 0 else f"must be positive, got {v}"
+
+
+NAMED = {"name": F((str,), REQUIRED), "options": F((dict,), dict, schema=ANY_MAPPING)}
+
+PROTOCOL = {
+    "name": F((str,), "default", doc="name of the protocol, shown on the site"),
+    "description": F((str,), ""),
+    "epochs": F((int,), REQUIRED, check=_positive),
+    "batch_size": F((int,), 128, check=_positive),
+    "eval_batch_size": F((int,), 1000, check=_positive),
+    "optimizer": F((dict,), lambda: {"name": "sgd"}, schema={
+        "name": F((str,), "sgd", check=_one_of(OPTIMIZERS)),
+        "lr": F((float,), 0.1, check=_positive),
+        "momentum": F((float,), 0.9),
+        "nesterov": F((bool,), True),
+        "weight_decay": F((float,), 5e-4),
+        "betas": F((list,), None),
+    }),
+    "schedule": F((dict,), lambda: {"name": "cosine"}, schema={
+        "name": F((str,), "cosine", check=_one_of(SCHEDULES)),
+        "milestones": F((list,), list, items=F((int,))),
+        "gamma": F((float,), 0.1),
+        "warmup_epochs": F((float,), 0.0),
+    }),
+    "augment": F((list,), lambda: ["crop", "flip"], items=F((str,), check=_one_of(AUGMENTS))),
+    "crop_padding": F((int,), 4),
+    "label_smoothing": F((float,), 0.0),
+    "train_subset": F((int, type(None)), None, check=_positive),
+    "test_subset": F((int, type(None)), None, check=_positive),
+    "max_batches": F((int, type(None)), None, check=_positive, doc="cap on training batches per epoch (smoke runs)"),
+    "threshold": F((float, type(None)), None, doc="accuracy (%) whose time-to-reach is recorded"),
+}
+
+LAYER_ITEM = {
+    "name": F((str,), REQUIRED),
+    "options": F((dict,), dict, schema=ANY_MAPPING),
+    "label": F((str, type(None)), None),
+    "stem": F((str, type(None)), None, check=lambda v: None if v in (None, "conv", "family")
+              else f"must be 'conv' or 'family', not {v!r}"),
+}
+
+REFERENCE = {
+    "row": F((str,), REQUIRED, doc="layer label the number belongs to"),
+    "backbone": F((str, type(None)), None),
+    "metric": F((str,), "top1"),
+    "value": F((float,), REQUIRED),
+    "std": F((float, type(None)), None),
+    "document": F((str,), REQUIRED),
+    "where": F((str,), REQUIRED, doc="table or figure, row and column"),
+    "setting": F((str,), REQUIRED),
+    "source": F((str,), "paper", check=_one_of(("paper", "reproduction", "code"))),
+    "note": F((str,), ""),
+}
+
+CLAIM = {
+    "id": F((str,), REQUIRED),
+    "text": F((str,), REQUIRED),
+    "document": F((str,), REQUIRED),
+    "where": F((str,), REQUIRED),
+    "check": F((dict,), REQUIRED, schema={
+        "metric": F((str,), "top1"),
+        "a": F((str,), REQUIRED),
+        "b": F((str,), REQUIRED),
+        "op": F((str,), REQUIRED, check=_one_of(("within", "above", "below"))),
+        "points": F((float,), REQUIRED),
+        "backbone": F((str, type(None)), None),
+    }),
+}
+
+SUITE = {
+    "name": F((str,), None),
+    "description": F((str,), ""),
+    "task": F((str, dict), REQUIRED),
+    "dataset": F((str, dict), REQUIRED),
+    "protocol": F((dict,), REQUIRED, schema=PROTOCOL),
+    "backbones": F((list,), REQUIRED, items=F((str, dict))),
+    "layers": F((str, list), "all", items=F((str, dict))),
+    "seeds": F((list,), lambda: [0], items=F((int,))),
+    "references": F((list,), list, items=F((dict,), schema=REFERENCE)),
+    "claims": F((list,), list, items=F((dict,), schema=CLAIM)),
+    "notes": F((list,), list, items=F((str,))),
+}
+
+# Fields the command line may override; the record keeps what was overridden.
+OVERRIDABLE = ("epochs", "train_subset", "test_subset", "max_batches", "batch_size")
+
+
+@dataclass
+class RunSpec:
+    """Everything that determines a run's result. ``id`` is the hash of ``identity()``."""
+
+    suite: str
+    task: dict
+    dataset: dict
+    backbone: dict
+    layer: dict
+    protocol: dict
+    seed: int
+    overrides: dict = field(default_factory=dict)
+    data_root: str | None = None  # where the data came from: not part of the identity
+
+    def identity(self) -> dict:
+        return {"suite": self.suite, "task": self.task, "dataset": self.dataset, "backbone": self.backbone,
+                "layer": self.layer, "protocol": self.protocol, "seed": self.seed, "overrides": self.overrides}
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return self.layer["label"]
+
+    @property
+    def filename(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.backbone['name']}--{self.label}--s{self.seed}")
+        return f"{slug[:80]}--{self.id}.json"
+
+    def to_dict(self) -> dict:
+        d = self.identity()
+        d["data_root"] = self.data_root
+        return d
+
+
+@dataclass
+class Suite:
+    path: Path
+    name: str
+    description: str
+    task: dict
+    dataset: dict
+    protocol: dict
+    backbones: list[dict]
+    layers: list[dict]
+    seeds: list[int]
+    references: list[dict]
+    claims: list[dict]
+    notes: list[str]
+    sha256: str
+
+    def expand(self, overrides: dict | None = None, seeds: list[int] | None = None,
+               data_root: str | None = None) -> list[RunSpec]:
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for key in overrides:
+            if key not in OVERRIDABLE:
+                raise SpecError("command line", key, f"cannot be overridden (allowed: {', '.join(OVERRIDABLE)})")
+        protocol = copy.deepcopy(self.protocol)
+        protocol.update(overrides)
+        specs = []
+        for seed in (seeds if seeds is not None else self.seeds):
+            for backbone in self.backbones:
+                for layer in self.layers:
+                    specs.append(RunSpec(self.name, copy.deepcopy(self.task), copy.deepcopy(self.dataset),
+                                         copy.deepcopy(backbone), copy.deepcopy(layer), copy.deepcopy(protocol),
+                                         int(seed), dict(overrides),
+                                         data_root=data_root or self.dataset.get("root")))
+        return specs
+
+
+def _named(value: Any, registry, path: str, where: str) -> dict:
+    """Normalise ``name`` or ``{name, options}`` and check the name and options against a registry."""
+    if isinstance(value, str):
+        value = {"name": value}
+    extra = {k: F((object,)) for k in ("root",)} if registry is DATASETS else {}
+    value = validate_mapping(value, {**NAMED, **extra}, path, where)
+    if value["name"] not in registry:
+        raise SpecError(path, f"{where}.name", f"unknown {registry.kind} {value['name']!r} "
+                                               f"(known: {', '.join(registry.names())})")
+    try:
+        value["options"] = registry.get(value["name"]).options(value["options"])
+    except KeyError as exc:
+        raise SpecError(path, f"{where}.options", exc.args[0]) from None
+    return value
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(path, "", f"cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "yaml"
+        raise SpecError(path, where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(path, "", "a suite file must be a YAML mapping")
+    data = validate_mapping(raw, SUITE, str(path))
+    p = str(path)
+    task = _named(data["task"], TASKS, p, "task")
+    dataset = _named(data["dataset"], DATASETS, p, "dataset")
+    backbones = [_named(b, BACKBONES, p, f"backbones[{i}]") for i, b in enumerate(data["backbones"])]
+    if not backbones:
+        raise SpecError(p, "backbones", "at least one backbone is required")
+
+    layers_raw = data["layers"]
+    if isinstance(layers_raw, str):
+        if layers_raw != "all":
+            raise SpecError(p, "layers", f"must be 'all' or a list, not {layers_raw!r}")
+        layers_raw = LAYERS.names()
+    layers, labels = [], set()
+    for i, item in enumerate(layers_raw):
+        where = f"layers[{i}]"
+        item = validate_mapping({"name": item} if isinstance(item, str) else item, LAYER_ITEM, p, where)
+        if item["name"] not in LAYERS:
+            raise SpecError(p, f"{where}.name", f"unknown layer family {item['name']!r} "
+                                                f"(known: {', '.join(LAYERS.names())})")
+        try:
+            item["options"] = LAYERS.get(item["name"]).options(item["options"])
+        except KeyError as exc:
+            raise SpecError(p, f"{where}.options", exc.args[0]) from None
+        item["label"] = item["label"] or item["name"]
+        if item["label"] in labels:
+            raise SpecError(p, f"{where}.label", f"duplicate row label {item['label']!r}: give each variant a label")
+        labels.add(item["label"])
+        layers.append(item)
+
+    if not data["seeds"]:
+        raise SpecError(p, "seeds", "at least one seed is required")
+    for i, ref in enumerate(data["references"]):
+        if ref["backbone"] is not None and ref["backbone"] not in BACKBONES:
+            raise SpecError(p, f"references[{i}].backbone", f"unknown backbone {ref['backbone']!r}")
+    return Suite(path=path, name=data["name"] or path.stem, description=data["description"], task=task,
+                 dataset=dataset, protocol=data["protocol"], backbones=backbones, layers=layers,
+                 seeds=list(data["seeds"]), references=data["references"], claims=data["claims"],
+                 notes=data["notes"], sha256=hashlib.sha256(text.encode()).hexdigest())

@@ -1,0 +1,60 @@
+"""Image classification: train a backbone built with the chosen layer family, measure accuracy and cost."""
+from __future__ import annotations
+
+import torch
+
+from bench.measure import count_macs, count_parameters, inference_speed, peak_memory, reset_peak_memory
+from bench.models import build_classifier
+from bench.tasks import TASKS, RunContext
+from bench.train import fit_classifier
+
+COLUMNS = (
+    ("top1", "Top-1 (%)", True, ".2f"),
+    ("top1_best", "Best top-1 (%)", True, ".2f"),
+)
+
+
+def time_to_threshold(history: list[dict], threshold: float | None) -> dict:
+    """Training seconds and images seen until test accuracy first reached ``threshold`` (None if never)."""
+    if threshold is None:
+        return {}
+    for h in history:
+        if h["test_acc"] >= threshold:
+            return {"threshold": threshold, "seconds": h["train_s_cum"], "images": h["images_seen"],
+                    "epoch": h["epoch"]}
+    return {"threshold": threshold, "seconds": None, "images": None, "epoch": None}
+
+
+@TASKS.register("classification", document="000 §5.3 / 003 §5 / 004 §4.1", columns=COLUMNS, primary="top1",
+                summary="Train and test an image classifier; top-1 accuracy, parameters, MACs, time.")
+def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeats=5):
+    data = ctx.dataset(spec).subset(spec.protocol.get("train_subset"), spec.protocol.get("test_subset"))
+    device = ctx.device
+    torch.manual_seed(spec.seed)
+    mean, std = data.channel_stats()
+    example = data.test_x[:1].float().div(255)
+    model = build_classifier(spec.backbone, spec.layer, data.shape[0], data.num_classes, mean, std, example)
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    params = count_parameters(model)
+    macs = count_macs(model, example.to(device))
+    reset_peak_memory(device)
+    fit = fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y, spec.protocol, device,
+                         spec.seed, progress=ctx.progress, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
+    memory = peak_memory(device)
+    speed = inference_speed(model, example.to(device), min(throughput_batch, max(1, len(data.test_y))), device,
+                            repeats=timing_repeats, amp=device.type == "cuda")
+    hist = fit["history"]
+    metrics = {
+        "top1": hist[-1]["test_acc"],
+        "top1_best": max(h["test_acc"] for h in hist),
+        "test_loss": hist[-1]["test_loss"],
+        "train_loss": hist[-1]["train_loss"],
+    }
+    timing = {**fit["timing"], **speed,
+              "to_threshold": time_to_threshold(hist, spec.protocol.get("threshold"))}
+    ctx.extra["last_model"] = model  # tasks that evaluate a trained classifier further (e.g. FGSM) pick it up
+    return {"metrics": metrics, "history": hist, "params": params, "macs": macs, "timing": timing,
+            "memory": memory, "data": {"train": len(data.train_y), "test": len(data.test_y),
+                                       "shape": list(data.shape), "source": data.source}}
