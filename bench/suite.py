@@ -72,8 +72,8 @@ LAYER_ITEM = {
     "name": F((str,), REQUIRED),
     "options": F((dict,), dict, schema=ANY_MAPPING),
     "label": F((str, type(None)), None),
-    "stem": F((str, type(None)), None, check=lambda v: None if v in (None, "conv", "family")
-              else f"must be 'conv' or 'family', not {v!r}"),
+    "stem": F((str, type(None)), None, check=lambda v: None if v in (None, "conv", "family", "frozen-conv")
+              else f"must be 'family', 'conv' or 'frozen-conv', not {v!r}"),
 }
 
 REFERENCE = {

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch.nn.functional as F
 from torch import nn
 
-from bench.layers import LAYERS, LayerFamily
+from bench.layers import LAYERS, LayerFamily, default_conv_init, fixed_buffer
 from bench.registry import Entry, Registry
 
 
@@ -31,7 +32,7 @@ class Ops:
 
     family: LayerFamily
     options: dict = field(default_factory=dict)
-    stem: str | None = None  # "family" or "conv"; None → the family's default
+    stem: str | None = None  # "family", "conv" or "frozen-conv"; None → the family's default
 
     @classmethod
     def of(cls, name: str, options: dict | None = None, stem: str | None = None) -> "Ops":
@@ -41,11 +42,15 @@ class Ops:
              padding: int | None = None, bias: bool = False, role: str = "body") -> nn.Module:
         """A convolution in the backbone. ``role="stem"`` marks the first layer (see ``stem``)."""
         use_family = kernel_size > 1 or self.family.applies_to == "all"
-        if role == "stem" and (self.stem or self.family.stem) == "conv":
-            use_family = False
+        pad = kernel_size // 2 if padding is None else padding
+        if role == "stem":
+            stem = self.stem or self.family.stem
+            if stem == "frozen-conv":
+                return FrozenConv2d(in_channels, out_channels, kernel_size, stride, pad, bias)
+            if stem == "conv":
+                use_family = False
         if use_family:
             return self.family.build(in_channels, out_channels, kernel_size, stride, padding, bias, **self.options)
-        pad = kernel_size // 2 if padding is None else padding
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=bias)
 
     def norm(self, channels: int) -> nn.Module:
@@ -53,6 +58,23 @@ class Ops:
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
         return self.family.linear(in_features, out_features) if self.family.linear else nn.Linear(in_features, out_features)
+
+
+class FrozenConv2d(nn.Module):
+    """A k×k convolution frozen at its random initialisation (the stem variant an independent PNN
+    reproduction found the published CIFAR-10 numbers depend on)."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, padding: int, bias: bool):
+        super().__init__()
+        self.stride, self.padding = stride, padding
+        fixed_buffer(self, "weight", default_conv_init((cout, cin, k, k), fan_in=cin * k * k))
+        if bias:
+            fixed_buffer(self, "bias", default_conv_init((cout,), fan_in=cin * k * k))
+        else:
+            self.bias = None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
 def build_backbone(name: str, ops: Ops, in_channels: int, num_classes: int, options: dict | None = None) -> nn.Module:
