@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError, SpecError
+from bench.errors import BenchError, DataMissing, SpecError
 
 
 def _int_list(text: str) -> list[int]:
@@ -45,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, help="override protocol.batch_size")
     r.add_argument("--seeds", type=_int_list, help="override seeds, e.g. 0,1,2")
     r.add_argument("--only", action="append", default=[], metavar="LABEL", help="run only these layer rows")
+    r.add_argument("--backbone", action="append", default=[], metavar="NAME", help="run only these backbones")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     r.add_argument("--data-root", default=None, help="data root (default: dataset.root or $BENCH_DATA_ROOT)")
-    r.add_argument("--allow-download", action="store_true", help="let torchvision download missing data")
+    r.add_argument("--allow-download", action="store_true", default=os.environ.get("BENCH_ALLOW_DOWNLOAD") == "1",
+                   help="let torchvision download missing data (or set BENCH_ALLOW_DOWNLOAD=1)")
     r.add_argument("--force", action="store_true", help="rerun runs that already have a record")
     r.add_argument("--retry-failed", action="store_true", help="rerun runs whose record says failed")
     r.add_argument("--max-failures", type=int, default=None, help="stop the suite after this many failed runs")
@@ -117,6 +119,11 @@ def cmd_run(args) -> int:
         if unknown:
             raise SpecError("command line", "--only", f"no layer row labelled {unknown[0]!r} in {args.suite}")
         suite.layers = [l for l in suite.layers if l["label"] in args.only]
+    if args.backbone:
+        unknown = [b for b in args.backbone if b not in {b["name"] for b in suite.backbones}]
+        if unknown:
+            raise SpecError("command line", "--backbone", f"no backbone {unknown[0]!r} in {args.suite}")
+        suite.backbones = [b for b in suite.backbones if b["name"] in args.backbone]
     overrides = {"epochs": args.epochs, "train_subset": args.train_subset, "test_subset": args.test_subset,
                  "max_batches": args.max_batches, "batch_size": args.batch_size}
     for key, value in overrides.items():
@@ -135,8 +142,11 @@ def cmd_run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = RunContext(device=device, allow_download=args.allow_download, progress=not args.no_progress)
-    counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
-                       max_failures=args.max_failures)
+    try:
+        counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
+                           max_failures=args.max_failures)
+    except DataMissing as exc:
+        raise SpecError(args.suite, "dataset", str(exc)) from None
     print(f"suite {suite.name}: {counts['ran']} ran, {counts['skipped']} already done, {counts['failed']} failed "
           f"→ {Path(args.results) / suite.name}")
     if args.report:

@@ -52,13 +52,13 @@ class Clock:
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates per image at inference, counted by fvcore (its "flops" count one per MAC)."""
-    from fvcore.nn import FlopCountAnalysis
-
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from fvcore.nn import FlopCountAnalysis
+
             analysis = FlopCountAnalysis(model, (example[:1],))
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)

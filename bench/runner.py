@@ -63,6 +63,8 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
             if bar is not None:
                 bar.update(1)
             continue
+        ctx.extra["results_dir"] = Path(results)
+        ctx.extra["artifact_dir"] = Path(results) / spec.suite / "artifacts" / spec.id
         record = execute(spec, ctx, suite)
         write_json_atomic(record_path(results, spec), record)
         counts["ran"] += 1

@@ -70,7 +70,9 @@ def validate_mapping(data: dict, schema: dict, path: str, where: str = "") -> di
         elif field.default is REQUIRED:
             raise SpecError(path, f"{prefix}{key}", "required field is missing")
         else:
-            out[key] = field.default() if callable(field.default) else field.default
+            default = field.default() if callable(field.default) else field.default
+            # a nested mapping left out gets its own fields' defaults too
+            out[key] = validate(default, field, path, f"{prefix}{key}") if isinstance(default, dict) else default
     if "*" in schema:
         for key in data:
             if key not in schema:

@@ -184,11 +184,12 @@ class Suite:
                 raise SpecError("command line", key, f"cannot be overridden (allowed: {', '.join(OVERRIDABLE)})")
         protocol = copy.deepcopy(self.protocol)
         protocol.update(overrides)
+        dataset = {k: v for k, v in self.dataset.items() if k != "root"}
         specs = []
         for seed in (seeds if seeds is not None else self.seeds):
             for backbone in self.backbones:
                 for layer in self.layers:
-                    specs.append(RunSpec(self.name, copy.deepcopy(self.task), copy.deepcopy(self.dataset),
+                    specs.append(RunSpec(self.name, copy.deepcopy(self.task), copy.deepcopy(dataset),
                                          copy.deepcopy(backbone), copy.deepcopy(layer), copy.deepcopy(protocol),
                                          int(seed), dict(overrides),
                                          data_root=data_root or self.dataset.get("root")))

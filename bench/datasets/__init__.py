@@ -108,7 +108,9 @@ def cached(key: str, build: Callable[[], ImageData]) -> ImageData:
 
 def resolve_root(root: str | os.PathLike | None, env: str = "BENCH_DATA_ROOT") -> Path | None:
     if root:
-        return Path(os.path.expandvars(os.path.expanduser(str(root))))
+        expanded = os.path.expandvars(os.path.expanduser(str(root)))
+        if "$" not in expanded:
+            return Path(expanded)
     if os.environ.get(env):
         return Path(os.environ[env])
     return None

@@ -1,0 +1,125 @@
+"""Suite validation (good and bad files), expansion into run specs, hashing."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.errors import SpecError
+from bench.layers import LAYERS
+from bench.suite import load_suite
+
+GOOD = """
+name: t
+task: classification
+dataset: digits
+protocol: {epochs: 2, batch_size: 32}
+backbones: [{name: preact-resnet, options: {n: 1}}]
+layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]
+seeds: [0, 1]
+references:
+  - {row: conv, value: 90.0, document: "004", where: "Fig. 3", setting: "x"}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_good_suite_expands_with_defaults(tmp_path):
+    s = load_suite(write(tmp_path, GOOD))
+    specs = s.expand()
+    assert len(specs) == 2 * 1 * 2
+    assert {sp.label for sp in specs} == {"conv", "pnn-f2"}
+    pnn = next(sp for sp in specs if sp.label == "pnn-f2")
+    # options are resolved against the family's defaults
+    assert pnn.layer["options"] == {**LAYERS.get("pnn").defaults, "fanout": 2}
+    assert pnn.protocol["optimizer"]["name"] == "sgd" and pnn.protocol["augment"] == ["crop", "flip"]
+    assert s.references[0]["source"] == "paper"
+
+
+def test_layers_all_means_every_registered_family(tmp_path):
+    s = load_suite(write(tmp_path, GOOD.replace("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]",
+                                                "layers: all")))
+    assert [l["name"] for l in s.layers] == LAYERS.names()
+
+
+@pytest.mark.parametrize("change,field,message", [
+    ("protocol: {epochs: 2, batch_size: 32}", "protocol.epochs", "expected integer"),
+    ("dataset: digits", "dataset.name", "unknown data set 'nope'"),
+    ("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers[0].name", "unknown layer family"),
+    ("backbones: [{name: preact-resnet, options: {n: 1}}]", "backbones[0].options", "unknown option 'depth'"),
+    ("seeds: [0, 1]", "colour", "unknown key"),
+    ("seeds: [0, 1]", "seeds[1]", "expected integer"),
+    ("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers[1].label", "duplicate row label"),
+    ("  - {row: conv, value: 90.0, document: \"004\", where: \"Fig. 3\", setting: \"x\"}", "references[0].where",
+     "required field is missing"),
+])
+def test_bad_suites_name_file_and_field(tmp_path, change, field, message):
+    replacement = {
+        "protocol.epochs": "protocol: {epochs: two, batch_size: 32}",
+        "dataset.name": "dataset: nope",
+        "layers[0].name": "layers: [convv]",
+        "backbones[0].options": "backbones: [{name: preact-resnet, options: {depth: 3}}]",
+        "colour": "seeds: [0, 1]\ncolour: red",
+        "seeds[1]": "seeds: [0, x]",
+        "layers[1].label": "layers: [conv, {name: sep-full, label: conv}]",
+        "references[0].where": "  - {row: conv, value: 90.0, document: \"004\", setting: \"x\"}",
+    }[field]
+    path = write(tmp_path, GOOD.replace(change, replacement))
+    with pytest.raises(SpecError) as exc:
+        load_suite(path)
+    text = str(exc.value)
+    assert text.startswith(f"{path}: {field}: ") and message in text
+    assert "\n" not in text
+
+
+def test_cli_bad_suite_is_one_line_exit_2_and_runs_nothing(tmp_path):
+    path = write(tmp_path, GOOD.replace("dataset: digits", "dataset: nope"))
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(path), "--results", str(results)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and str(path) in lines[0] and "dataset.name" in lines[0]
+    assert not results.exists()
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = write(tmp_path, "name: [unclosed\n")
+    with pytest.raises(SpecError) as exc:
+        load_suite(path)
+    assert "invalid YAML" in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_cli_override_must_be_positive(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert main(["run", str(path), "--epochs", "0", "--results", str(tmp_path / "r")]) == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
+def test_spec_hash_is_stable_and_sensitive(tmp_path):
+    a = load_suite(write(tmp_path, GOOD)).expand()
+    b = load_suite(write(tmp_path, GOOD + "\n# a comment changes nothing\n", "s2.yaml")).expand()
+    assert [s.id for s in a] == [s.id for s in b]
+    assert len({s.id for s in a}) == len(a)
+    c = load_suite(write(tmp_path, GOOD)).expand({"epochs": 1})
+    assert all(x.id != y.id for x, y in zip(a, c))
+    assert c[0].overrides == {"epochs": 1} and c[0].protocol["epochs"] == 1
+    # where the data lives is not part of a run's identity
+    d = load_suite(write(tmp_path, GOOD)).expand(data_root="/somewhere/else")
+    assert [s.id for s in a] == [s.id for s in d]
+
+
+def test_every_committed_suite_validates():
+    suites = sorted(Path(__file__).resolve().parent.parent.joinpath("suites").glob("*.yaml"))
+    assert suites
+    for path in suites:
+        s = load_suite(path)
+        assert s.expand()
