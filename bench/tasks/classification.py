@@ -5,12 +5,15 @@ import torch
 
 from bench.measure import count_macs, count_parameters, inference_speed, peak_memory, reset_peak_memory
 from bench.models import build_classifier
+from bench.robustness import DEFAULT_EPS, adversarial_accuracy
 from bench.tasks import TASKS, RunContext
 from bench.train import fit_classifier
 
 COLUMNS = (
     ("top1", "Top-1 (%)", True, ".2f"),
     ("top1_best", "Best top-1 (%)", True, ".2f"),
+    ("fgsm8", "FGSM ε=8/255 (%)", True, ".2f"),
+    ("fgsm_auc", "FGSM AUC (%)", True, ".2f"),
 )
 
 
@@ -27,7 +30,15 @@ def time_to_threshold(history: list[dict], threshold: float | None) -> dict:
 
 @TASKS.register("classification", document="000 §5.3 / 003 §5 / 004 §4.1", columns=COLUMNS, primary="top1",
                 summary="Train and test an image classifier; top-1 accuracy, parameters, MACs, time.")
-def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeats=5):
+def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeats=5,
+                   attack_eps=list(DEFAULT_EPS), attack="fgsm", attack_subset=1000, attack_steps=10,
+                   attack_alpha=None):
+    """Adversarial evaluation (`004_…` §4.3), after training, on a fixed stratified subset of ``attack_subset``
+    test images (the same for every run): accuracy under ``attack`` ("fgsm" or "pgd", torchattacks) at each ε in
+    ``attack_eps`` (units of 1/255; an empty list disables it). Metrics ``<attack>8`` (accuracy at ε = 8/255,
+    if listed) and ``<attack>_auc`` (trapezoid area under accuracy-vs-ε/255, divided by the ε range, see
+    :mod:`bench.robustness`); the curve is ``curves[<attack>]``. PGD: ``attack_steps`` steps of
+    ``attack_alpha``/255 (None: ε/4)."""
     data = ctx.dataset(spec).subset(spec.protocol.get("train_subset"), spec.protocol.get("test_subset"))
     device = ctx.device
     torch.manual_seed(spec.seed)
@@ -55,6 +66,18 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
     timing = {**fit["timing"], **speed,
               "to_threshold": time_to_threshold(hist, spec.protocol.get("threshold"))}
     ctx.extra["last_model"] = model  # tasks that evaluate a trained classifier further (e.g. FGSM) pick it up
+    curves = {}
+    if attack_eps:
+        adv = data.subset(None, attack_subset)
+        rob = adversarial_accuracy(model, adv.test_x, adv.test_y.to(device), attack_eps, attack,
+                                   batch_size=spec.protocol.get("eval_batch_size", 256), steps=attack_steps,
+                                   alpha_255=attack_alpha, seed=spec.seed)
+        if rob["acc_at_8"] is not None:
+            metrics[f"{attack}8"] = rob["acc_at_8"]
+        if rob["auc"] is not None:
+            metrics[f"{attack}_auc"] = rob["auc"]
+        metrics[f"{attack}_images"] = len(adv.test_y)
+        curves[attack] = {"x": rob["eps"], "y": rob["acc"], "xlabel": "ε (/255)", "ylabel": "accuracy (%)"}
     return {"metrics": metrics, "history": hist, "params": params, "macs": macs, "timing": timing,
-            "memory": memory, "data": {"train": len(data.train_y), "test": len(data.test_y),
+            "memory": memory, "curves": curves, "data": {"train": len(data.train_y), "test": len(data.test_y),
                                        "shape": list(data.shape), "source": data.source}}
