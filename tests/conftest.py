@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# tiny tensors: one thread is as fast and does not fight pytest workers or other processes
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
