@@ -100,12 +100,16 @@ def _board_view(board, records_by_id: dict) -> dict:
                "key": r["family"], "yerr": r.get(pkey + ":std") if pkey else None} for r in rows]
     scatter_macs = svg.scatter(points, "MACs per image (fvcore, log scale)", primary[1] if primary else "",
                                title="accuracy vs MACs") if primary else ""
-    pareto_time = ""
+    pareto_time = pareto_macs = ""
     if primary:
         pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["label"], "key": r["family"]}
                for r in rows]
         pareto_time = svg.scatter(pts, "training time (s, log scale)", primary[1], title="accuracy vs time",
                                   frontier=True)
+        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["label"], "key": r["family"]}
+               for r in rows]
+        pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × forward MACs × images seen, log scale)", primary[1],
+                                  title="accuracy vs training MACs", frontier=True)
     # per-epoch curves (first ok seed of each row) and any task curves
     curves: dict[str, list] = {}
     epoch_series = []
@@ -131,7 +135,7 @@ def _board_view(board, records_by_id: dict) -> dict:
                                       logx=bool(series[0]["logx"]))))
     metric_cols = [c for c in board.columns if f"m:{c[0]}:mean" in board.rows]
     return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
-            "pareto_time": Markup(pareto_time), "plots": [(t, Markup(p)) for t, p in plots if p],
+            "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
             "anchor": f"{board.task}-{board.dataset}-{board.group}", "noisy_threshold": NOISY_SPREAD}
 
 
@@ -196,7 +200,14 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                                "runs": sum(int(v["board"].rows["n"].sum()) for v in views),
                                "failed": sum(int(v["board"].rows["failed"].sum()) for v in views),
                                "boards": len(views), "tasks": sorted({v["board"].task for v in views})})
-    ctx = {"suites": suites_summary, "families": families, "claims": all_claims, "problems": problems,
+    boards_index = [{"suite": v["board"].suite, "task": v["board"].task, "dataset": v["board"].dataset,
+                     "protocol": v["board"].protocol.get("name", ""), "short": bool(v["board"].overrides),
+                     "smoke": v["board"].smoke, "backbones": sorted(set(v["board"].rows["backbone"])),
+                     "families": sorted(set(v["board"].rows["family"])), "rows": len(v["board"].rows),
+                     "runs": int(v["board"].rows["n"].sum()), "devices": v["board"].devices,
+                     "link": f"suite-{_slug(v['board'].suite)}.html#{v['anchor']}"}
+                    for views in suite_views.values() for v in views]
+    ctx = {"suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
            "benchmarks": benchmarks, "n_records": len(records)}
     (site / "index.html").write_text(env.get_template("index.html").render(title="convbench leaderboard",
                                                                            depth="", **ctx))

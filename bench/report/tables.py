@@ -44,6 +44,8 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
             "throughput": timing.get("throughput_img_s"), "throughput_spread": timing.get("throughput_spread"),
             "latency_ms": timing.get("latency_ms"), "latency_spread": timing.get("latency_spread"),
             "to_threshold_s": (timing.get("to_threshold") or {}).get("seconds"),
+            "to_threshold_macs": (timing.get("to_threshold") or {}).get("train_macs"),
+            "train_macs": timing.get("train_macs_estimate"),
             "device": (r.get("env") or {}).get("device"), "path": r.get("_path"),
         }
         for k, v in (r.get("metrics") or {}).items():
@@ -130,7 +132,8 @@ class Leaderboard:
 
 
 AGG_FIELDS = ["params_learned", "params_fixed", "params_total", "macs", "train_s", "warmup_epoch_s", "epoch_s",
-              "throughput", "throughput_spread", "latency_ms", "latency_spread", "to_threshold_s"]
+              "throughput", "throughput_spread", "latency_ms", "latency_spread", "to_threshold_s",
+              "to_threshold_macs", "train_macs"]
 
 
 def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -> list[Leaderboard]:

@@ -17,15 +17,20 @@ COLUMNS = (
 )
 
 
-def time_to_threshold(history: list[dict], threshold: float | None) -> dict:
-    """Training seconds and images seen until test accuracy first reached ``threshold`` (None if never)."""
+TRAIN_MACS_PER_IMAGE = 3  # forward + backward ≈ 3 × the forward MACs (backward: grads of inputs and weights)
+
+
+def time_to_threshold(history: list[dict], threshold: float | None, macs: int | None = None) -> dict:
+    """Training seconds, images seen and estimated training MACs (3 × forward MACs per image) until the test
+    accuracy first reached ``threshold`` (None if never)."""
     if threshold is None:
         return {}
     for h in history:
         if h["test_acc"] >= threshold:
             return {"threshold": threshold, "seconds": h["train_s_cum"], "images": h["images_seen"],
-                    "epoch": h["epoch"]}
-    return {"threshold": threshold, "seconds": None, "images": None, "epoch": None}
+                    "epoch": h["epoch"],
+                    "train_macs": TRAIN_MACS_PER_IMAGE * macs * h["images_seen"] if macs else None}
+    return {"threshold": threshold, "seconds": None, "images": None, "epoch": None, "train_macs": None}
 
 
 @TASKS.register("classification", document="000 §5.3 / 003 §5 / 004 §4.1", columns=COLUMNS, primary="top1",
@@ -64,7 +69,8 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
         "train_loss": hist[-1]["train_loss"],
     }
     timing = {**fit["timing"], **speed,
-              "to_threshold": time_to_threshold(hist, spec.protocol.get("threshold"))}
+              "to_threshold": time_to_threshold(hist, spec.protocol.get("threshold"), macs),
+              "train_macs_estimate": TRAIN_MACS_PER_IMAGE * macs * hist[-1]["images_seen"] if macs else None}
     ctx.extra["last_model"] = model  # tasks that evaluate a trained classifier further (e.g. FGSM) pick it up
     curves = {}
     if attack_eps:
