@@ -85,34 +85,38 @@ def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, 
 
 
 def claim_verdict(claim: dict, rows: pd.DataFrame) -> Verdict:
-    """Check a qualitative claim (a vs b: within / above / below by ``points``) on leaderboard rows."""
+    """Check a qualitative claim (a vs b: within / above / below by ``points``) on leaderboard rows, within
+    each backbone that has both rows (or only ``check.backbone``); it holds when it holds for every one."""
     chk = claim["check"]
-    metric = f"m:{chk['metric']}"
-    sel = rows
-    if chk.get("backbone"):
-        sel = sel[sel["backbone"] == chk["backbone"]]
-    if metric not in sel.columns:
+    col = f"m:{chk['metric']}"
+    if col + ":mean" not in rows.columns:
         return Verdict("not yet run", f"no run measured {chk['metric']}")
-    a = sel[(sel["label"] == chk["a"])][metric + ":mean"] if metric + ":mean" in sel else pd.Series(dtype=float)
-    b = sel[(sel["label"] == chk["b"])][metric + ":mean"] if metric + ":mean" in sel else pd.Series(dtype=float)
-    a, b = a.dropna(), b.dropna()
-    if a.empty or b.empty:
-        return Verdict("not yet run", f"needs measured rows {chk['a']!r} and {chk['b']!r}")
-    sa = sel[sel["label"] == chk["a"]][metric + ":std"].fillna(0).max()
-    sb = sel[sel["label"] == chk["b"]][metric + ":std"].fillna(0).max()
-    slack = SEED_STD_FACTOR * max(float(sa), float(sb))
-    diff = float(a.iloc[0]) - float(b.iloc[0])
     pts = chk["points"]
-    if chk["op"] == "within":
-        ok = abs(diff) <= pts + slack
-        rule = f"|{chk['a']} − {chk['b']}| ≤ {pts} (+{slack:.2f} seed slack)"
-    elif chk["op"] == "above":
-        ok = diff >= pts - slack
-        rule = f"{chk['a']} − {chk['b']} ≥ {pts} (−{slack:.2f} seed slack)"
-    else:
-        ok = -diff >= pts - slack
-        rule = f"{chk['b']} − {chk['a']} ≥ {pts} (−{slack:.2f} seed slack)"
-    return Verdict("reproduced" if ok else "not reproduced", f"{chk['a']} − {chk['b']} = {diff:+.2f}", rule)
+    results, rule = [], ""
+    for backbone, sel in rows.groupby("backbone", sort=True):
+        if chk.get("backbone") and backbone != chk["backbone"]:
+            continue
+        a = sel[sel["label"] == chk["a"]]
+        b = sel[sel["label"] == chk["b"]]
+        if a.empty or b.empty or pd.isna(a[col + ":mean"].iloc[0]) or pd.isna(b[col + ":mean"].iloc[0]):
+            continue
+        std = lambda r: float(r[col + ":std"].iloc[0]) if col + ":std" in r and pd.notna(r[col + ":std"].iloc[0]) else 0.0
+        slack = SEED_STD_FACTOR * max(std(a), std(b))
+        diff = float(a[col + ":mean"].iloc[0]) - float(b[col + ":mean"].iloc[0])
+        if chk["op"] == "within":
+            ok = abs(diff) <= pts + slack
+            rule = f"|{chk['a']} − {chk['b']}| ≤ {pts} + 2×seed std"
+        elif chk["op"] == "above":
+            ok = diff >= pts - slack
+            rule = f"{chk['a']} − {chk['b']} ≥ {pts} − 2×seed std"
+        else:
+            ok = -diff >= pts - slack
+            rule = f"{chk['b']} − {chk['a']} ≥ {pts} − 2×seed std"
+        results.append((backbone, ok, diff, slack))
+    if not results:
+        return Verdict("not yet run", f"needs measured rows {chk['a']!r} and {chk['b']!r} on one backbone")
+    detail = "; ".join(f"{bb}: {chk['a']} − {chk['b']} = {d:+.2f} (slack {s:.2f})" for bb, _, d, s in results)
+    return Verdict("reproduced" if all(ok for _, ok, _, _ in results) else "not reproduced", detail, rule)
 
 
 @dataclass

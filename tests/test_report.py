@@ -1,0 +1,110 @@
+"""Records → tables: mean ± std over seeds, references with verdicts, claims, SVG escaping."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.report import svg
+from bench.report.tables import claim_verdict, leaderboards, reference_verdict, runs_frame
+from bench.suite import load_suite
+from bench.tasks import TASKS
+
+SUITE = """
+name: rep
+task: classification
+dataset: digits
+protocol: {epochs: 2}
+backbones: [{name: preact-resnet, options: {n: 1}}]
+layers: [conv, sep-chans, sep-space]
+seeds: [0, 1, 2]
+references:
+  - {row: conv, value: 90.0, document: "004", where: "T1", setting: "s"}
+  - {row: sep-chans, value: 80.0, document: "004", where: "T1", setting: "s"}
+  - {row: pnn, value: 85.0, document: "000", where: "T4", setting: "s"}
+claims:
+  - id: near
+    text: chans near conv
+    document: "004"
+    where: Fig. 3
+    check: {a: sep-chans, b: conv, op: within, points: 3.0}
+  - id: far
+    text: space below chans
+    document: "004"
+    where: Fig. 3
+    check: {a: sep-space, b: sep-chans, op: below, points: 5.0}
+"""
+
+ACC = {"conv": [90.0, 91.0, 89.0], "sep-chans": [88.0, 88.5, 89.5], "sep-space": [70.0, 71.0, 69.0]}
+
+
+def fake_records(suite, overrides=None):
+    recs = []
+    for spec in suite.expand(overrides):
+        acc = ACC[spec.label][spec.seed]
+        recs.append({"schema": 1, "id": spec.id, "status": "ok", "label": spec.label, "task": "classification",
+                     "suite": {"name": suite.name, "file": "x", "sha256": "y"}, "spec": spec.to_dict(),
+                     "metrics": {"top1": acc, "top1_best": acc}, "params": {"learned": 10, "fixed": 2, "total": 12},
+                     "macs": 1000, "timing": {"train_s": 1.0, "throughput_img_s": 100.0,
+                                              "throughput_spread": 0.5 if spec.label == "conv" else 0.01},
+                     "env": {"device": "CPU: test"}})
+    return recs
+
+
+@pytest.fixture
+def suite(tmp_path):
+    p = tmp_path / "rep.yaml"
+    p.write_text(SUITE)
+    return load_suite(p)
+
+
+def test_mean_std_references_and_claims(suite):
+    records = fake_records(suite)
+    boards = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)
+    assert len(boards) == 1
+    b = boards[0]
+    rows = b.rows.set_index("label")
+    assert rows.loc["conv", "m:top1:mean"] == pytest.approx(90.0)
+    assert rows.loc["conv", "m:top1:std"] == pytest.approx(1.0)
+    assert rows.loc["sep-chans", "m:top1:mean"] == pytest.approx(88.6666, abs=1e-3)
+    assert list(b.rows["label"]) == ["conv", "sep-chans", "sep-space"]  # sorted by the primary metric
+    assert bool(rows.loc["conv", "noisy"]) and not bool(rows.loc["sep-space", "noisy"])
+    refs = {r["row"]: r for r in b.references}
+    assert refs["conv"]["verdict"] == "reproduced" and refs["conv"]["diff"] == pytest.approx(0.0)
+    assert refs["sep-chans"]["verdict"] == "not reproduced"      # 88.67 vs 80: far outside max(1, 2·std)
+    assert refs["pnn"]["verdict"] == "not yet run"
+    claims = {c["id"]: c for c in b.claims}
+    assert claims["near"]["verdict"] == "reproduced"   # |88.67 − 90| = 1.33 ≤ 3
+    assert claims["far"]["verdict"] == "reproduced"    # 88.67 − 70 ≥ 5
+
+
+def test_shortened_runs_give_indicative_verdicts(suite):
+    records = fake_records(suite, {"epochs": 1})
+    b = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0]
+    assert {r["row"]: r["verdict"] for r in b.references}["conv"] == "indicative only"
+
+
+def test_reference_verdict_tolerance_uses_seed_spread():
+    ref = {"value": 90.0}
+    assert reference_verdict(ref, 92.5, 0.2, 3, True).status == "not reproduced"   # tol = 1.0
+    assert reference_verdict(ref, 92.5, 1.5, 3, True).status == "reproduced"       # tol = 3.0
+    assert reference_verdict(ref, None, None, 0, True).status == "not yet run"
+
+
+def test_failed_runs_counted_not_averaged(suite):
+    records = fake_records(suite)
+    records[0]["status"] = "failed"
+    records[0]["error"] = "training loss became nan in epoch 1"
+    records[0]["metrics"] = {}
+    b = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0]
+    row = b.rows.set_index("label").loc[records[0]["label"]]
+    assert row["failed"] == 1 and row["n"] == 2
+
+
+def test_svg_plots_escape_labels_and_place_points():
+    out = svg.scatter([{"x": 10, "y": 1.0, "label": "<b>&x</b>"}, {"x": 1000, "y": 2.0, "label": "b"}], "x", "y")
+    assert "<b>&x</b>" not in out and "&lt;b&gt;&amp;x&lt;/b&gt;" in out
+    assert out.count("<circle") == 2
+    line = svg.lines([{"label": "s", "x": [1, 2, 3], "y": [1.0, None, 3.0]}], "epoch", "acc")
+    assert "<polyline" in line and line.count("<circle") == 2
+    assert svg.scatter([], "x", "y") == "" and svg.lines([], "x", "y") == ""
