@@ -108,3 +108,33 @@ def test_svg_plots_escape_labels_and_place_points():
     line = svg.lines([{"label": "s", "x": [1, 2, 3], "y": [1.0, None, 3.0]}], "epoch", "acc")
     assert "<polyline" in line and line.count("<circle") == 2
     assert svg.scatter([], "x", "y") == "" and svg.lines([], "x", "y") == ""
+
+
+def test_claims_can_name_rows_by_backbone_options(tmp_path):
+    p = tmp_path / "cm.yaml"
+    p.write_text("""
+name: cm
+task: classification
+dataset: digits
+protocol: {epochs: 1}
+backbones:
+  - {name: preact-resnet, options: {n: 1, width: 1}}
+  - {name: preact-resnet, options: {n: 1, width: 2}}
+layers: [conv]
+seeds: [0]
+claims:
+  - id: wide
+    text: wider is better
+    document: "004"
+    where: x
+    check: {a: "width=2", b: "width=1", op: above, points: 1.0}
+""")
+    s = load_suite(p)
+    records = []
+    for spec in s.expand():
+        acc = 80.0 if spec.backbone["options"]["width"] == 2 else 70.0
+        records.append({"schema": 1, "id": spec.id, "status": "ok", "label": spec.label, "task": "classification",
+                        "suite": {"name": "cm", "file": "x", "sha256": "y"}, "spec": spec.to_dict(),
+                        "metrics": {"top1": acc}, "env": {}})
+    b = leaderboards(runs_frame(records), records, {"cm": s}, TASKS)[0]
+    assert b.claims[0]["verdict"] == "reproduced" and "+10.00" in b.claims[0]["verdict_detail"]

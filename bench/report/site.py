@@ -92,7 +92,11 @@ def _board_view(board, records_by_id: dict) -> dict:
     refs_by_row: dict[tuple, list] = {}
     for ref in board.references:
         refs_by_row.setdefault(ref["row"], []).append(ref)
+    multi = board.rows.groupby("backbone")["backbone_options"].nunique().to_dict()
     for r in rows:
+        opts = json.loads(r["backbone_options"])
+        r["display"] = f"{r['label']} ({r['backbone']}" + (
+            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "") + ")"
         r["refs"] = [ref for ref in refs_by_row.get(r["label"], [])
                      if not ref.get("backbone") or ref["backbone"] == r["backbone"]]
     # accuracy (primary metric) versus MACs
@@ -120,10 +124,10 @@ def _board_view(board, records_by_id: dict) -> dict:
         rec = min(recs, key=lambda x: x["spec"]["seed"])
         hist = rec.get("history") or []
         if hist and "test_acc" in hist[0]:
-            epoch_series.append({"label": f"{r['label']} ({r['backbone']})", "key": r["family"],
+            epoch_series.append({"label": r["display"], "key": r["family"],
                                  "x": [h["epoch"] for h in hist], "y": [h.get("test_acc") for h in hist]})
         for name, c in (rec.get("curves") or {}).items():
-            curves.setdefault(name, []).append({"label": f"{r['label']} ({r['backbone']})", "key": r["family"],
+            curves.setdefault(name, []).append({"label": r["display"], "key": r["family"],
                                                 "x": c.get("x", []), "y": c.get("y", []),
                                                 "xlabel": c.get("xlabel", ""), "ylabel": c.get("ylabel", ""),
                                                 "logx": c.get("logx", False)})

@@ -84,6 +84,16 @@ def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, 
     return Verdict("not reproduced", f"Δ {diff:+.2f} outside {tol:.2f}", tol_text)
 
 
+def _select(rows: pd.DataFrame, ident: str) -> pd.DataFrame:
+    """Rows named ``ident``: a row label, or ``key=value[,key=value]`` matched against backbone options."""
+    if "=" not in ident:
+        return rows[rows["label"] == ident]
+    conds = dict(kv.split("=", 1) for kv in ident.split(","))
+    match = rows["backbone_options"].map(
+        lambda o: all(str(json.loads(o).get(k.strip())).lower() == v.strip().lower() for k, v in conds.items()))
+    return rows[match]
+
+
 def claim_verdict(claim: dict, rows: pd.DataFrame) -> Verdict:
     """Check a qualitative claim (a vs b: within / above / below by ``points``) on leaderboard rows, within
     each backbone that has both rows (or only ``check.backbone``); it holds when it holds for every one."""
@@ -93,12 +103,14 @@ def claim_verdict(claim: dict, rows: pd.DataFrame) -> Verdict:
         return Verdict("not yet run", f"no run measured {chk['metric']}")
     pts = chk["points"]
     results, rule = [], ""
-    for backbone, sel in rows.groupby("backbone", sort=True):
+    # rows are named by label, or by backbone options ("learn=chans,kernel=8") when the variants are backbones
+    by_options = "=" in chk["a"] or "=" in chk["b"]
+    keys = ["backbone", "label"] if by_options else ["backbone", "backbone_options"]
+    for (backbone, _), sel in rows.groupby(keys, sort=True):
         if chk.get("backbone") and backbone != chk["backbone"]:
             continue
-        a = sel[sel["label"] == chk["a"]]
-        b = sel[sel["label"] == chk["b"]]
-        if a.empty or b.empty or pd.isna(a[col + ":mean"].iloc[0]) or pd.isna(b[col + ":mean"].iloc[0]):
+        a, b = _select(sel, chk["a"]), _select(sel, chk["b"])
+        if len(a) != 1 or len(b) != 1 or pd.isna(a[col + ":mean"].iloc[0]) or pd.isna(b[col + ":mean"].iloc[0]):
             continue
         std = lambda r: float(r[col + ":std"].iloc[0]) if col + ":std" in r and pd.notna(r[col + ":std"].iloc[0]) else 0.0
         slack = SEED_STD_FACTOR * max(std(a), std(b))
