@@ -54,10 +54,16 @@ class Ops:
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=bias)
 
     def norm(self, channels: int) -> nn.Module:
-        return self.family.norm(channels) if self.family.norm else nn.BatchNorm2d(channels)
+        """The family's replacement for batch norm (called with the family's resolved options), else BN."""
+        if self.family.norm:
+            return self.family.norm(channels, **self.family.options(self.options))
+        return nn.BatchNorm2d(channels)
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
-        return self.family.linear(in_features, out_features) if self.family.linear else nn.Linear(in_features, out_features)
+        """The family's classifier layer (called with the family's resolved options), else nn.Linear."""
+        if self.family.linear:
+            return self.family.linear(in_features, out_features, **self.family.options(self.options))
+        return nn.Linear(in_features, out_features)
 
 
 class FrozenConv2d(nn.Module):

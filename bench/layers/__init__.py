@@ -39,9 +39,10 @@ class LayerFamily(Entry):
     # "spatial": replaces k×k convolutions with k > 1 only (1×1 projections stay standard);
     # "all": replaces every convolution, 1×1 included.
     applies_to: str = "spatial"
-    # optional replacements for the backbone's normalisation and linear layers (e.g. network deconvolution)
-    norm: Callable[[int], nn.Module] | None = None
-    linear: Callable[[int, int], nn.Module] | None = None
+    # optional replacements for the backbone's normalisation and linear layers (e.g. network deconvolution),
+    # called as norm(channels, **options) and linear(in_features, out_features, **options)
+    norm: Callable[..., nn.Module] | None = None
+    linear: Callable[..., nn.Module] | None = None
     # whether the first (stem) convolution is replaced by default; backbones accept stem="conv"|"family"
     stem: str = "family"
 

@@ -282,8 +282,9 @@ def _learned(cin, cout, k, bias, *, force_bias=True, **_):
     learned="k×k×c_in×c_out weights + bias (whitening D = (Cov+εI)^−½ is computed, not learned)",
     learned_params=_learned,
     applies_to="all",
-    norm=lambda channels: nn.Identity(),
-    linear=lambda fin, fout: DeconvLinear(fin, fout),
+    norm=lambda channels, **options: nn.Identity(),
+    linear=lambda fin, fout, eps=1e-5, iterations=5, momentum=0.1, **options:
+        DeconvLinear(fin, fout, eps=eps, iterations=iterations, momentum=momentum),
     summary="Network deconvolution: im2col patches whitened by (Cov+εI)^−½ (Newton–Schulz), batch norm removed.",
 )
 def deconv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, variant="code",
