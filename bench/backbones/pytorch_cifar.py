@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.backbones.resnet_cifar import PreActBlock  # the same pre-activation block
 from bench.backbones import BACKBONES, Ops
 
 
@@ -69,23 +70,6 @@ def vgg16(ops, in_channels, num_classes, *, width=1.0):
 
 
 # -- PreAct-ResNet-18 --------------------------------------------------------------------------------------
-
-class PreActBlock(nn.Module):
-    def __init__(self, ops: Ops, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.bn1 = ops.norm(cin)
-        self.conv1 = ops.conv(cin, cout, 3, stride)
-        self.bn2 = ops.norm(cout)
-        self.conv2 = ops.conv(cout, cout, 3, 1)
-        self.shortcut = ops.conv(cin, cout, 1, stride) if (stride != 1 or cin != cout) else None
-
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
-        return out + shortcut
-
 
 class PreActResNet18(nn.Module):
     def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float, blocks=(2, 2, 2, 2)):
