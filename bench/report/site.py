@@ -195,6 +195,11 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                  "learned": f.learned, "defaults": f.defaults, "summary": f.summary} for f in LAYERS]
     all_claims = [dict(c, suite=v["board"].suite, group=v["board"].group, anchor=v["anchor"])
                   for views in suite_views.values() for v in views for c in v["board"].claims]
+    for name, s in sorted(suites.items()):  # suites never run: their claims are shown, not yet run
+        if name not in suite_views:
+            all_claims += [dict(c, suite=name, group="", anchor="", verdict="not yet run",
+                                verdict_detail="no run of this suite yet", rule="", comparable=True)
+                           for c in s.claims]
     suites_summary = []
     for name in sorted(set(suite_views) | set(suites)):
         views = suite_views.get(name, [])
