@@ -11,7 +11,8 @@ from bench.backbones import Ops, build_backbone
 from bench.layers import LAYERS, count_parameters
 from bench.layers.steerable import SteerableBlock, gaussian_basis, grid, steer_basis
 from bench.tasks import RunContext
-from bench.tasks.blob_boundary import (boundary_counts, boundary_of, boundary_scores, generate, make_example)
+from bench.datasets.blobs import boundary_of, generate, make_example
+from bench.tasks.blob_boundary import boundary_counts, boundary_scores
 
 
 @pytest.mark.parametrize("theta", [0.3, 1.1, 2.7, -0.9])
