@@ -1,12 +1,11 @@
 """Records → tables: mean ± std over seeds, references with verdicts, claims, SVG escaping."""
 from __future__ import annotations
 
-import math
 
 import pytest
 
 from bench.report import svg
-from bench.report.tables import claim_verdict, leaderboards, reference_verdict, runs_frame
+from bench.report.tables import leaderboards, reference_verdict, runs_frame
 from bench.suite import load_suite
 from bench.tasks import TASKS
 

@@ -8,7 +8,7 @@ A backbone is registered with ``@BACKBONES.register(name, document=..., section=
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
 
 import torch.nn.functional as F
 from torch import nn

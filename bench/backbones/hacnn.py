@@ -42,7 +42,6 @@ to reach the thesis' counts. Deviations, with reasons:
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

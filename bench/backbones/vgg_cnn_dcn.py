@@ -34,7 +34,6 @@ from __future__ import annotations
 import re
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import jinja2
-import pandas as pd
 from markupsafe import Markup
 
 from bench.errors import BenchError
