@@ -137,3 +137,16 @@ claims:
                         "metrics": {"top1": acc}, "env": {}})
     b = leaderboards(runs_frame(records), records, {"cm": s}, TASKS)[0]
     assert b.claims[0]["verdict"] == "reproduced" and "+10.00" in b.claims[0]["verdict_detail"]
+
+
+def test_claim_failing_within_seed_spread_is_inconclusive_and_beyond_it_not_reproduced(suite):
+    records = fake_records(suite)
+    rows = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0].rows
+    from bench.report.tables import claim_verdict
+    claim = lambda a, b, op, pts: {"check": {"metric": "top1", "a": a, "b": b, "op": op, "points": pts,
+                                             "backbone": None}}
+    # sep-chans − conv = −1.33; slack = 2 × max(std) = 2.0
+    assert claim_verdict(claim("sep-chans", "conv", "above", 0.0), rows).status == "inconclusive"
+    assert claim_verdict(claim("sep-space", "conv", "above", 0.0), rows).status == "not reproduced"
+    assert claim_verdict(claim("conv", "sep-chans", "above", 1.0), rows).status == "reproduced"
+    assert claim_verdict(claim("sep-chans", "conv", "within", 1.0), rows).status == "inconclusive"
