@@ -142,6 +142,10 @@ def cmd_run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = RunContext(device=device, allow_download=args.allow_download, progress=not args.no_progress)
+    # command-line choices that do not change what a run computes (so not in its id), kept in every record
+    ctx.extra["invocation"] = {"seeds": args.seeds, "device": args.device, "only": args.only or None,
+                               "backbone": args.backbone or None, "threads": args.threads,
+                               "data_root": args.data_root, "force": args.force}
     try:
         counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
                            max_failures=args.max_failures)

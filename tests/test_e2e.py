@@ -56,6 +56,7 @@ def test_quick_suite_leaves_one_row_per_registered_family(quick_site):
     assert not failed, failed
     for r in records:
         assert r["spec"]["overrides"] == {"epochs": 1, "max_batches": 2, "train_subset": 128, "test_subset": 64}
+        assert r["invocation"] == {"device": "cpu"}  # recorded, but not part of the run id
         assert r["params"]["learned"] > 0 and r["macs"] > 0
         assert r["timing"]["throughput_img_s"] > 0 and r["timing"]["clock"] == "time.perf_counter"
         assert (site / "runs" / f"{r['id']}.html").exists()

@@ -61,6 +61,7 @@ def test_rerun_skips_done_and_force_reruns(suite, tmp_path):
     assert rec["status"] == "ok" and rec["schema"] == 1 and rec["id"] in files[0].name
     assert rec["params"]["learned"] > 0 and rec["macs"] > 0 and len(rec["history"]) == 1
     assert rec["suite"]["sha256"] == suite.sha256 and rec["env"]["torch"] == torch.__version__
+    assert rec["invocation"] == {}  # nothing chosen on a command line here
     mtimes = [f.stat().st_mtime_ns for f in files]
     c2 = run_specs(suite, specs, results, ctx(), log=lambda *_: None)
     assert c2 == {"ran": 0, "skipped": 2, "failed": 0}
