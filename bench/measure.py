@@ -50,6 +50,23 @@ class Clock:
             torch.cuda.synchronize(self.device)
 
 
+def epoch_timing(history: list[dict], steps: int, clock: Clock) -> dict:
+    """Training time from per-epoch ``epoch_s``: the first epoch (warm-up, compilation) reported separately,
+    the median and relative spread of the later ones. Shared by every task that trains in epochs."""
+    later = [h["epoch_s"] for h in history[1:]]
+    first = history[0]["epoch_s"] if history else 0.0
+    median = statistics.median(later) if later else first
+    return {
+        "train_s": sum(h["epoch_s"] for h in history),
+        "warmup_epoch_s": first,
+        "train_s_after_warmup": sum(later),
+        "epoch_s_median": median,
+        "epoch_s_spread": (max(later) - min(later)) / median if len(later) > 1 and median > 0 else 0.0,
+        "steps_per_epoch": steps,
+        "clock": clock.source,
+    }
+
+
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates per image at inference, counted by fvcore (its "flops" count one per MAC)."""
     was_training = model.training

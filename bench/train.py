@@ -111,7 +111,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     and any compilation, is reported separately as ``warmup_epoch_s``). Raises RunFailed on a non-finite loss.
     """
     from bench.errors import RunFailed
-    from bench.measure import Clock
+    from bench.measure import Clock, epoch_timing
 
     amp = device.type == "cuda"
     train_x, train_y = train_x.to(device), train_y.to(device)
@@ -171,14 +171,5 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             bar.update(1)
     if bar is not None:
         bar.close()
-    later = [h["epoch_s"] for h in history[1:]]
-    timing = {
-        "train_s": cum,
-        "warmup_epoch_s": history[0]["epoch_s"] if history else 0.0,
-        "train_s_after_warmup": sum(later),
-        "epoch_s_median": (sorted(later)[len(later) // 2] if later else (history[0]["epoch_s"] if history else 0.0)),
-        "epoch_s_spread": ((max(later) - min(later)) / (sorted(later)[len(later) // 2]) if len(later) > 1 else 0.0),
-        "steps_per_epoch": steps,
-        "clock": clock.source,
-    }
+    timing = epoch_timing(history, steps, clock)
     return {"history": history, "timing": timing}

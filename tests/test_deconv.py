@@ -15,13 +15,6 @@ from bench.layers.deconv import (Deconv2d, DeconvLinear, block_columns, isqrt_ne
 VARIANTS = ("code", "paper")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is faster than two on a loaded machine (no OpenMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def correlated_images(n=16, c=4, hw=12, seed=0, scale=1.0):

@@ -15,13 +15,6 @@ from bench.tasks import TASKS, RunContext
 from bench.tasks.detection import area_ap, box_iou, evaluate_detections, scale_image, voc07_ap
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """On the shared 2-core machine, two intra-op threads make these convolutions ~10× slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # -- metric ---------------------------------------------------------------------------------------------------

@@ -11,13 +11,6 @@ from bench.backbones.hacnn import HConv, filter_coefficients
 from bench.layers import LAYERS, count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 CONV = Ops.of("conv")
 

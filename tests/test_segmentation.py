@@ -21,13 +21,6 @@ from bench.tasks.segmentation import (SegTorchDataset, _collate_pad, build_segme
                                      segmentation_scores)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """On the shared 2-core machine, two intra-op threads make these convolutions ~10× slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # -- metrics ---------------------------------------------------------------------------------------------------

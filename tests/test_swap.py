@@ -18,13 +18,6 @@ R50_POINTWISE = 16 * 2 + 4
 R50_BN = 1 + 16 * 3 + 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """On the shared 2-core machine, two intra-op threads make these convolutions ~10× slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _conv_factory(cin, cout, k=3, stride=1, padding=None, bias=False):

@@ -33,7 +33,7 @@ from torch import nn
 from bench.backbones import Ops, build_backbone
 from bench.backbones.swap import swap_layers
 from bench.errors import RunFailed
-from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
+from bench.measure import Clock, count_macs, count_parameters, epoch_timing, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor, make_optimizer
 
@@ -446,12 +446,9 @@ def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None
     for c, ap in result["ap"].items():
         if ap is not None:
             metrics[f"ap_{data.classes[c - 1]}"] = 100 * ap
-    later = [h["epoch_s"] for h in history[1:]]
-    timing = {"train_s": cum, "warmup_epoch_s": history[0]["epoch_s"], "train_s_after_warmup": sum(later),
-              "epoch_s_median": sorted(later)[len(later) // 2] if later else history[0]["epoch_s"],
-              "steps_per_epoch": steps, "eval_s": eval_s, "eval_images": n_eval,
+    timing = {**epoch_timing(history, steps, clock), "eval_s": eval_s, "eval_images": n_eval,
               "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
-              "throughput_note": "whole-detector inference on the test set (batch 1 on CPU)", "clock": clock.source}
+              "throughput_note": "whole-detector inference on the test set (batch 1 on CPU)"}
     report = model.swap_report.counts() if model.swap_report is not None else None
     return {"metrics": metrics, "history": history, "params": params, "macs": macs, "timing": timing,
             "memory": memory,

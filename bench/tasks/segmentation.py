@@ -33,7 +33,7 @@ from torch import nn
 from bench.backbones import BACKBONES, Ops, build_backbone
 from bench.backbones.swap import swap_layers
 from bench.errors import RunFailed
-from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
+from bench.measure import Clock, count_macs, count_parameters, epoch_timing, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor
 
@@ -342,12 +342,9 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
     for name, v in zip(data.classes, scores["iou"]):
         if v is not None:
             metrics[f"iou_{name}"] = 100 * v
-    later = [h["epoch_s"] for h in history[1:]]
-    timing = {"train_s": cum, "warmup_epoch_s": history[0]["epoch_s"], "train_s_after_warmup": sum(later),
-              "epoch_s_median": sorted(later)[len(later) // 2] if later else history[0]["epoch_s"],
-              "steps_per_epoch": steps, "eval_s": eval_s, "eval_images": n_eval,
+    timing = {**epoch_timing(history, steps, clock), "eval_s": eval_s, "eval_images": n_eval,
               "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
-              "throughput_note": f"whole-model inference on the test set ({eval_mode})", "clock": clock.source}
+              "throughput_note": f"whole-model inference on the test set ({eval_mode})"}
     curves = {
         "train_loss": {"x": loss_x, "y": loss_y, "xlabel": "iteration", "ylabel": f"training loss (mean of {log_every})"},
         "test_miou": {"x": [h["epoch"] for h in evaluated], "y": [h["test_miou"] for h in evaluated],
