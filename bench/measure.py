@@ -6,6 +6,7 @@ excluded from the timed repeats and reported separately by the callers.
 """
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import resource
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.layers import count_parameters  # noqa: F401  (re-exported: one place to count)
+from bench.layers import MAC_HANDLES, count_parameters  # noqa: F401  (count_parameters re-exported: one place)
 
 
 class Clock:
@@ -67,22 +68,37 @@ def epoch_timing(history: list[dict], steps: int, clock: Clock) -> dict:
     }
 
 
+def _fvcore_macs(model: nn.Module, inputs: tuple) -> int:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
+
+        analysis = FlopCountAnalysis(model, inputs)
+        if MAC_HANDLES:
+            analysis.set_op_handle(**MAC_HANDLES)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
+        return int(analysis.total())
+
+
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates per image at inference, counted by fvcore (its "flops" count one per MAC)."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from fvcore.nn import FlopCountAnalysis
-
-            analysis = FlopCountAnalysis(model, (example[:1],))
-            analysis.unsupported_ops_warnings(False)
-            analysis.uncalled_modules_warnings(False)
-            analysis.tracer_warnings("none")
-            return int(analysis.total())
+        return _fvcore_macs(model, (example[:1],))
     finally:
         model.train(was_training)
+
+
+def count_training_macs(model: nn.Module, batch: torch.Tensor) -> float:
+    """Multiply-accumulates per image of one training-mode forward pass over ``batch`` (fvcore, on a copy of
+    the model, so running statistics are left untouched). Unlike :func:`count_macs` it includes the work a
+    layer does only while training, e.g. network deconvolution's covariance and Newton–Schulz iterations,
+    which are computed once per batch: their share per image depends on the batch size."""
+    clone = copy.deepcopy(model).train()
+    return _fvcore_macs(clone, (batch,)) / len(batch)
 
 
 def repeat_timing(fn, clock: Clock, warmup: int, repeats: int, iters: int) -> dict:

@@ -9,8 +9,8 @@ from torch import nn
 
 from bench.backbones import Ops, build_backbone
 from bench.layers import LAYERS, count_parameters
-from bench.measure import count_macs
-from bench.layers.deconv import (Deconv2d, DeconvLinear, block_columns, isqrt_newton_schulz, resolve_block)
+from bench.measure import count_macs, count_training_macs
+from bench.layers.deconv import (Deconv2d, DeconvLinear, block_columns, gram, isqrt_newton_schulz, resolve_block)
 
 VARIANTS = ("code", "paper")
 
@@ -97,6 +97,28 @@ def test_interleaved_vs_contiguous_blocks():
         assert torch.equal(layer.from_blocks(layer.to_blocks(t)), t)
     # with one block both layouts coincide
     assert torch.equal(block_columns(4, 3, 4, "code"), block_columns(4, 3, 4, "paper"))
+
+
+@pytest.mark.parametrize("k,stride,sampling,hw", [(3, 1, 3, 12), (3, 1, 4, 13), (3, 1, 1, 7), (3, 1, 2, 9),
+                                                   (3, 2, 3, 11), (5, 1, 3, 10), (1, 1, 3, 12), (1, 1, 3, 7),
+                                                   (1, 2, 3, 8)])
+def test_sampled_patches_equal_strided_im2col(k, stride, sampling, hw):
+    """The strided-view patch sampler gives F.unfold's patches at stride S (1×1: every S²-th pixel of the
+    (N·H·W, C) matrix), values and gradients, overlapping (S < k) or not."""
+    x = correlated_images(n=3, c=4, hw=hw).requires_grad_(True)
+    layer = Deconv2d(4, 6, k, stride, block=2, sampling_stride=sampling)
+    s = sampling * stride
+    if k == 1:
+        ref = x.permute(0, 2, 3, 1).reshape(-1, 4)[:: s * s]
+    else:
+        ref = F.unfold(x, k, padding=layer.padding, stride=s).transpose(1, 2).reshape(-1, 4 * k * k)
+    got = layer.sampled_patches(x)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    weights = torch.randn(ref.shape)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), x)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), x)
+    torch.testing.assert_close(g_got, g_ref)
 
 
 def test_code_variant_pools_blocks_into_one_covariance():
@@ -223,6 +245,33 @@ def test_gradient_flows_through_the_whitening():
     x.grad = None
     F.conv2d(x, w, b, 1, 1).pow(2).sum().backward()
     assert not torch.allclose(g_full, x.grad, atol=1e-3)
+
+
+# -- cost ----------------------------------------------------------------------------------------------------
+
+def test_gram_gradient_matches_autograd():
+    x = torch.randn(2, 7, 5, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(gram, (x,))
+    g = torch.randn(2, 5, 5, dtype=torch.float64)
+    (mine,) = torch.autograd.grad((gram(x) * g).sum(), x)
+    (ref,) = torch.autograd.grad(((x.transpose(1, 2) @ x) * g).sum(), x)
+    torch.testing.assert_close(mine, ref)
+
+
+def test_training_macs_count_the_whitening_by_hand():
+    """8 → 4 channels, 3×3, one block (F = 72), every position sampled (M = 2·36 = 72), 5 iterations."""
+    layer = Deconv2d(8, 4, 3, block=8, sampling_stride=1)
+    x = torch.randn(2, 8, 6, 6)
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    f, m = 72, 72
+    conv = 4 * 36 * f  # per image
+    fold = 4 * f * f + 4 * f  # D·w and μ·(D·w)
+    gram_macs, newton_schulz = m * f * f, 12 * f ** 3  # 1 + 3 + 3 + 3 + 2 products of F×F matrices
+    assert count_macs(layer, x) == conv + fold
+    assert count_training_macs(layer, x) == conv + (fold + gram_macs + newton_schulz) / 2  # stats once per batch
+    for k, v in layer.state_dict().items():  # counted on a copy: running statistics untouched
+        assert torch.equal(v, state[k]), k
+    assert layer.training
 
 
 # -- registration and backbones ---------------------------------------------------------------------------

@@ -54,12 +54,20 @@ def test_quick_suite_leaves_one_row_per_registered_family(quick_site):
     assert len(records) == len(LAYERS.names())
     failed = [(r["label"], r.get("error")) for r in records if r["status"] != "ok"]
     assert not failed, failed
+    by_family = {}
     for r in records:
         assert r["spec"]["overrides"] == {"epochs": 1, "max_batches": 2, "train_subset": 128, "test_subset": 64}
         assert r["invocation"] == {"device": "cpu"}  # recorded, but not part of the run id
         assert r["params"]["learned"] > 0 and r["macs"] > 0
         assert r["timing"]["throughput_img_s"] > 0 and r["timing"]["clock"] == "time.perf_counter"
+        t = r["timing"]  # training MACs: 3 × training-mode forward MACs per image × images seen
+        assert t["train_macs_estimate"] == pytest.approx(3 * t["train_forward_macs"] * r["history"][-1]["images_seen"])
+        by_family[r["spec"]["layer"]["name"]] = (r["macs"], t["train_forward_macs"])
         assert (site / "runs" / f"{r['id']}.html").exists()
+    conv_inference, conv_training = by_family["conv"]
+    assert conv_training < 1.1 * conv_inference  # batch norm's statistics are cheap
+    deconv_inference, deconv_training = by_family["deconv"]
+    assert deconv_training > 1.2 * deconv_inference  # whitening statistics (covariance, Newton–Schulz) counted
     # downloads exist and agree with the records
     data = json.loads(next((site / "data").glob("quick-*.json")).read_text())
     assert {row["label"] for row in data["rows"]} == {r["label"] for r in records}

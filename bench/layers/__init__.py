@@ -12,7 +12,8 @@ A family is one file in this package (or any file/package registering into ``LAY
 
 Keyword-only arguments are the family's options; their defaults are shown by ``bench layers``.
 Fixed (never trained) tensors are registered with :func:`fixed_buffer`, so they are saved in the
-state dict, never see an optimiser, and are counted as *fixed* parameters.
+state dict, never see an optimiser, and are counted as *fixed* parameters. A family that computes with its
+own ``torch.autograd.Function`` tells the MAC counter (fvcore) what it costs through :data:`MAC_HANDLES`.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ import torch
 from torch import nn
 
 from bench.registry import Entry, Registry
+
+#: fvcore op handles for custom autograd Functions, keyed by the traced op's name
+#: (``"prim::PythonOp.<ClassName>"``); each maps (inputs, outputs) to a MAC count. Read by ``bench.measure``.
+MAC_HANDLES: dict[str, Callable[[list, list], int]] = {}
 
 
 @dataclass(frozen=True)

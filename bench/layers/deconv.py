@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.layers import LAYERS, same_padding
+from bench.layers import LAYERS, MAC_HANDLES, same_padding
 
 VARIANTS = ("code", "paper")
 
@@ -82,6 +82,34 @@ def isqrt_newton_schulz(a: torch.Tensor, iterations: int, normalise: bool = True
     if z is None:
         z = eye.expand_as(a)
     return z / norm.sqrt() if normalise else z
+
+
+class _Gram(torch.autograd.Function):
+    """(…, M, F) → (…, F, F) = Xᵀ X. Backward needs one product, X (G + Gᵀ), where autograd would run two
+    (one per operand); same values."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.transpose(-1, -2) @ x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return x @ (grad + grad.transpose(-1, -2))
+
+
+def gram(x: torch.Tensor) -> torch.Tensor:
+    """Xᵀ X of the last two dimensions, differentiable with a single matrix product in the backward pass."""
+    return _Gram.apply(x)
+
+
+def _gram_macs(inputs, outputs) -> int:
+    shape = inputs[0].type().sizes()  # (…, M, F): M·F² per matrix
+    return int(math.prod(shape) * shape[-1])
+
+
+MAC_HANDLES["prim::PythonOp._Gram"] = _gram_macs
 
 
 def resolve_block(channels: int, block: int) -> int:
@@ -161,35 +189,45 @@ class Deconv2d(nn.Module):
 
     # -- statistics ---------------------------------------------------------------------------------
     def sampled_patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(M, C·k²) patches at every S-th position (channel-major columns)."""
-        s = self.sample_stride
-        if self.kernel_size == 1:
-            return x.permute(0, 2, 3, 1).reshape(-1, self.in_channels)[:: s * s]
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=s)  # (N, C·k², L)
-        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        """(M, C·k²) patches at every S-th position, columns channel-major (``F.unfold(x, k, padding=p,
+        stride=S)``'s order); 1×1 layers take every S²-th pixel of the (N·H·W, C) matrix, as the code does.
+
+        Built from a strided view of the padded input (``Tensor.unfold``) and one copy of the sampled
+        patches: no per-image im2col in the forward pass and no col2im in the backward pass."""
+        s, k, c = self.sample_stride, self.kernel_size, self.in_channels
+        if k == 1:
+            hw = x.shape[2] * x.shape[3]
+            if hw % (s * s) == 0:  # every s²-th of N·H·W = every s²-th pixel of each image
+                return x.flatten(2)[:, :, :: s * s].transpose(1, 2).reshape(-1, c)
+            return x.permute(0, 2, 3, 1).reshape(-1, c)[:: s * s]
+        p = self.padding
+        xp = F.pad(x, (p, p, p, p)) if p else x
+        view = xp.unfold(2, k, s).unfold(3, k, s)  # (N, C, L_h, L_w, k, k), no copy
+        return view.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
 
     def batch_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mini-batch mean, covariance (without ε) and whitening matrix, in the variant's shapes:
         code → (F,), (F, F), (F, F); paper → (G, F), (G, F, F), (G, F, F)."""
-        p = self.to_blocks(self.sampled_patches(x))  # (M, G, F)
-        eye = torch.eye(self.features, dtype=p.dtype, device=p.device)
+        p = self.sampled_patches(x)  # (M, C·k²)
+        g, f = self.groups_, self.features
+        eye = torch.eye(f, dtype=p.dtype, device=p.device)
         if self.variant == "code":
-            p = p.reshape(-1, self.features)  # blocks stacked as samples
+            if g > 1:  # blocks (every G-th column) stacked as samples: (M·G, F)
+                p = p.reshape(-1, f, g).transpose(1, 2).reshape(-1, f)
             mean = p.mean(0)
             pc = p - mean
-            cov = pc.t() @ pc / pc.shape[0]
+            cov = gram(pc) / pc.shape[0]
             deconv = isqrt_newton_schulz(cov + self.eps * eye, self.iterations, normalise=True)
         else:
+            p = p.reshape(-1, g, f)  # contiguous blocks
             mean = p.mean(0)  # (G, F)
             pc = (p - mean).transpose(0, 1)  # (G, M, F)
-            cov = pc.transpose(1, 2) @ pc / pc.shape[1]
+            cov = gram(pc) / pc.shape[1]
             deconv = isqrt_newton_schulz(cov + self.eps * eye, self.iterations, normalise=False)
         return mean, cov, deconv
 
-    def statistics(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, D) broadcast to (G, F) and (G, F, F): from the batch ``x`` in training mode (updating the
-        running averages), from the running averages in evaluation mode (or when ``x`` is None)."""
-        g, f = self.groups_, self.features
+    def _statistics(self, x: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, D) in the variant's own shapes (code: one shared (F,), (F, F); paper: per block)."""
         if self.training and x is not None:
             mean, cov, deconv = self.batch_statistics(x)
             with torch.no_grad():
@@ -198,30 +236,39 @@ class Deconv2d(nn.Module):
                     self.running_deconv.lerp_(deconv.detach(), self.momentum)
                 else:
                     self.running_cov.lerp_(cov.detach(), self.momentum)
-        elif self.variant == "code":
-            mean, deconv = self.running_mean, self.running_deconv
-        else:
-            mean = self.running_mean
-            eye = torch.eye(f, dtype=mean.dtype, device=mean.device)
-            deconv = isqrt_newton_schulz(self.running_cov + self.eps * eye, self.iterations, normalise=False)
+            return mean, deconv
+        if self.variant == "code":
+            return self.running_mean, self.running_deconv
+        eye = torch.eye(self.features, dtype=self.running_cov.dtype, device=self.running_cov.device)
+        return self.running_mean, isqrt_newton_schulz(self.running_cov + self.eps * eye, self.iterations,
+                                                      normalise=False)
+
+    def statistics(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, D) broadcast to (G, F) and (G, F, F): from the batch ``x`` in training mode (updating the
+        running averages), from the running averages in evaluation mode (or when ``x`` is None)."""
+        mean, deconv = self._statistics(x)
+        g, f = self.groups_, self.features
         return mean.expand(g, f), deconv.expand(g, f, f)
 
     # -- implicit deconvolution --------------------------------------------------------------------------
     def folded(self, mean: torch.Tensor, deconv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weights D·w and bias b − μ·D·w of the equivalent plain convolution (§4.5.1)."""
-        cout = self.out_channels
+        """Weights D·w and bias b − μ·D·w of the equivalent plain convolution (§4.5.1). ``mean``/``deconv``
+        are per block, (G, F)/(G, F, F), or one shared (F,)/(F, F) for all blocks (one matrix product)."""
+        cout, g, f = self.out_channels, self.groups_, self.features
         w = self.to_blocks(self.weight.reshape(cout, -1))  # (cout, G, F)
-        wd = torch.einsum("ogf,gfh->ogh", w, deconv)
-        b = -torch.einsum("ogf,gf->o", wd, mean)
+        if deconv.dim() == 2:
+            wd = (w.reshape(cout * g, f) @ deconv).reshape(cout, g, f)
+            b = -(wd.reshape(cout, g * f) @ mean.repeat(g).unsqueeze(1)).squeeze(1)  # 2-D: fvcore counts it
+        else:
+            wd = torch.einsum("ogf,gfh->ogh", w, deconv)
+            b = -(wd.reshape(cout, g * f) @ mean.reshape(g * f, 1)).squeeze(1)
         if self.bias is not None:
             b = b + self.bias
         return self.from_blocks(wd).reshape(self.weight.shape), b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            xs = x.float()
-            mean, deconv = self.statistics(xs)
-            w, b = self.folded(mean, deconv)
+            w, b = self.folded(*self._statistics(x.float()))
         return F.conv2d(x, w.to(x.dtype), b.to(x.dtype), self.stride, self.padding)
 
     def extra_repr(self) -> str:

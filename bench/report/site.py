@@ -111,8 +111,8 @@ def _board_view(board, records_by_id: dict) -> dict:
                                   frontier=True)
         pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["label"], "key": r["family"]}
                for r in rows]
-        pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × forward MACs × images seen, log scale)", primary[1],
-                                  title="accuracy vs training MACs", frontier=True)
+        pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × training-mode forward MACs × images seen, log scale)",
+                                  primary[1], title="accuracy vs training MACs", frontier=True)
     # per-epoch curves (first ok seed of each row) and any task curves
     curves: dict[str, list] = {}
     epoch_series = []
