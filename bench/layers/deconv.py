@@ -19,6 +19,12 @@ whitens its input features too (``linear=``):
   layer runs one ordinary ``F.conv2d`` on the unmodified input; the explicit whitening is never formed.
 * **Evaluation**: running averages (momentum 0.1) replace the mini-batch statistics.
 
+Implementation (same values as the straightforward code, tested against it): the sampled patches are one copy
+out of a strided view of the padded input (``Tensor.unfold``), not a per-image ``F.unfold``/col2im; the
+covariance's backward is one product X(G + Gᵀ) (:func:`gram`); a shared D is folded into the weights with one
+matrix product. Cost: at B = 64 the 576×576 Newton–Schulz products dominate; the training-mode MAC count
+(:func:`bench.measure.count_training_macs`) includes them, and ``benchmarks/deconv_vs_bn.py`` measures the step.
+
 Two variants (``variant``):
 
 * ``"code"`` (default) — the authors' public implementation (``models/deconv.py``, ``FastDeconv``), which
