@@ -115,7 +115,7 @@ def _gram_macs(inputs, outputs) -> int:
     return int(math.prod(shape) * shape[-1])
 
 
-MAC_HANDLES["prim::PythonOp._Gram"] = _gram_macs
+MAC_HANDLES[f"prim::PythonOp.{_Gram.__name__}"] = _gram_macs  # the name fvcore sees when tracing
 
 
 def resolve_block(channels: int, block: int) -> int:

@@ -8,7 +8,7 @@ from bench.measure import (count_macs, count_parameters, count_training_macs, in
 from bench.models import build_classifier
 from bench.robustness import DEFAULT_EPS, adversarial_accuracy
 from bench.tasks import TASKS, RunContext
-from bench.train import fit_classifier
+from bench.train import fit_classifier, prepare
 
 COLUMNS = (
     ("top1", "Top-1 (%)", True, ".2f"),
@@ -56,9 +56,8 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
         model = model.to(memory_format=torch.channels_last)
     params = count_parameters(model)
     macs = count_macs(model, example.to(device))
-    train_batch = data.train_x[:spec.protocol["batch_size"]].float().div(255).to(device)
-    train_macs = count_training_macs(model, train_batch)  # includes training-only work (e.g. whitening stats)
-    del train_batch
+    # one training batch, prepared as the training loop prepares it; counts training-only work (whitening stats)
+    train_macs = count_training_macs(model, prepare(data.train_x[:spec.protocol["batch_size"]].to(device)))
     reset_peak_memory(device)
     fit = fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y, spec.protocol, device,
                          spec.seed, progress=ctx.progress, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
