@@ -83,10 +83,16 @@ def _fvcore_macs(model: nn.Module, inputs: tuple) -> int:
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates per image at inference, counted by fvcore (its "flops" count one per MAC)."""
+    """Multiply-accumulates per image at inference, counted by fvcore (its "flops" count one per MAC).
+
+    One untraced evaluation forward runs first, so work that a layer does once per set of weights, not per
+    input, is done before counting (network deconvolution folds its fixed whitening into the weights once
+    in evaluation; without this, batch 1 would be charged the whole fold)."""
     was_training = model.training
     model.eval()
     try:
+        with torch.no_grad():
+            model(example[:1])
         return _fvcore_macs(model, (example[:1],))
     finally:
         model.train(was_training)

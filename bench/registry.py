@@ -147,14 +147,20 @@ def _first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n", 1)[0].strip()
 
 
+#: keyword-only parameters the harness itself passes to a layer factory (not suite options)
+BUILD_KEYWORDS = ("groups", "hints")
+
+
 def _keyword_defaults(fn: Callable) -> dict:
-    """Keyword-only parameters of a factory are its options; their defaults are the documented defaults."""
+    """Keyword-only parameters of a factory are its options; their defaults are the documented defaults.
+    ``groups`` and ``hints`` are passed by the harness (see ``LayerFamily.grouped``/``accepts_hints``)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return {}
     return {p.name: p.default for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            and p.name not in BUILD_KEYWORDS}
 
 
 def entry_fields(cls: type) -> list[str]:

@@ -267,7 +267,8 @@ def test_training_macs_count_the_whitening_by_hand():
     conv = 4 * 36 * f  # per image
     fold = 4 * f * f + 4 * f  # D·w and μ·(D·w)
     gram_macs, newton_schulz = m * f * f, 12 * f ** 3  # 1 + 3 + 3 + 3 + 2 products of F×F matrices
-    assert count_macs(layer, x) == conv + fold
+    # inference: the fold is done once per set of weights (cached in evaluation), so an image costs the conv
+    assert count_macs(layer, x) == conv
     assert count_training_macs(layer, x) == conv + (fold + gram_macs + newton_schulz) / 2  # stats once per batch
     for k, v in layer.state_dict().items():  # counted on a copy: running statistics untouched
         assert torch.equal(v, state[k]), k
@@ -314,8 +315,8 @@ def test_backbones_train_with_bn_and_deconv(name):
 
 
 # Table 1 "Size" column (CIFAR-10, 10 classes). It matches the networks without batch norm and with a bias
-# in every layer — the deconvolution models (DenseNet-121 with BN would be 6.96M). The code's MobileNetV2
-# also whitens (and biases) its depthwise convs, +7,136 parameters this harness leaves out (→ 2.27M).
+# in every layer — the deconvolution models (DenseNet-121 with BN would be 6.96M). MobileNetV2's depthwise
+# convs are whitened and biased too, as in the code.
 SIZES = {"vgg16": 14.71, "resnet18": 11.17, "preact-resnet18": 11.17, "densenet121": 6.88, "mobilenetv2": 2.28}
 
 
@@ -324,3 +325,125 @@ def test_backbone_sizes_match_table1(name):
     net = build_backbone(name, Ops.of("deconv"), 3, 10, {"width": 1.0})
     learned = count_parameters(net)["learned"] / 1e6
     assert abs(learned - SIZES[name]) <= 0.01, (name, learned)
+
+
+# -- the authors' per-layer settings, grouped layers, freezing, evaluation cache -------------------------------
+
+def grouped_reference(layer, x):
+    """Per group g: patches of its channels (F.unfold), own mean and covariance, D_g by the normalised
+    coupled iteration, y = (P − μ_g) D_g w_oᵀ + b_o for the outputs o of group g (no folding, no sampling)."""
+    n, c, h, w = x.shape
+    g, k = layer.conv_groups, layer.kernel_size
+    cin_g, cout_g = c // g, layer.out_channels // g
+    outs = []
+    for gi in range(g):
+        p = F.unfold(x[:, gi * cin_g:(gi + 1) * cin_g], k, padding=layer.padding, stride=layer.stride)
+        l = p.shape[-1]
+        p = p.transpose(1, 2).reshape(n * l, -1)  # (N·L, cin_g·k²)
+        mean = p.mean(0)
+        pc = p - mean
+        cov = pc.t() @ pc / pc.shape[0] + layer.eps * torch.eye(p.shape[1])
+        d = naive_coupled_ns(cov, layer.iterations, normalise=True)
+        wg = layer.weight[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1)
+        y = pc @ d @ wg.t() + layer.bias[gi * cout_g:(gi + 1) * cout_g]
+        outs.append(y.reshape(n, l, cout_g).transpose(1, 2))
+    ho = (h + 2 * layer.padding - k) // layer.stride + 1
+    return torch.cat(outs, 1).reshape(n, layer.out_channels, ho, -1)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("groups,cout", [(4, 4), (4, 8), (2, 6)])
+def test_grouped_deconv_equals_per_group_whitening(groups, cout, stride):
+    torch.manual_seed(0)
+    layer = Deconv2d(4, cout, 3, stride, groups=groups, sampling_stride=1, iterations=3)
+    assert layer.weight.shape == (cout, 4 // groups, 3, 3) and layer.block == 4 // groups
+    x = correlated_images(n=6, c=4, hw=10)
+    y = layer(x)
+    # sampling every S·stride-th patch: with sampling_stride 1 and conv stride s, statistics use the conv's patches
+    torch.testing.assert_close(y, grouped_reference(layer, x), atol=2e-4, rtol=2e-4)
+    assert layer.running_deconv.shape == (groups, 9 * 4 // groups, 9 * 4 // groups)
+    y.square().sum().backward()
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
+
+
+def test_frozen_stem_follows_the_code_counter():
+    """freeze_iter = 2: steps 1–3 update (counter 0, 1, 2 ≤ 2), steps 4–20 use the running statistics in
+    training mode, the counter wraps at 10 · 2 = 20, so step 21 updates again."""
+    torch.manual_seed(0)
+    layer = Deconv2d(3, 4, 3, freeze_iter=2, sampling_stride=1)
+    updated = []
+    for step in range(1, 23):
+        before = layer.running_deconv.clone()
+        x = correlated_images(n=4, c=3, hw=8, seed=step)
+        y = layer(x)
+        changed = not torch.equal(before, layer.running_deconv)
+        updated.append(changed)
+        if not changed:  # frozen: the training output equals the evaluation output (running statistics)
+            layer.eval()
+            torch.testing.assert_close(y, layer(x))
+            layer.train()
+    assert updated == [True] * 3 + [False] * 17 + [True] * 2
+
+
+def test_float64_input_trains_and_evaluates():
+    layer = Deconv2d(4, 6, 3, block=2).double()
+    lin = DeconvLinear(8, 3).double()
+    x = correlated_images(n=4, c=4, hw=8).double()
+    y = layer(x)
+    assert y.dtype == torch.float64 and torch.isfinite(y).all()
+    assert lin(torch.randn(5, 8, dtype=torch.float64)).dtype == torch.float64
+    layer.eval(), lin.eval()
+    assert torch.isfinite(layer(x)).all() and torch.isfinite(lin(torch.randn(5, 8, dtype=torch.float64))).all()
+
+
+def test_evaluation_cache_follows_the_weights():
+    layer = Deconv2d(4, 6, 3, block=2)
+    x = correlated_images(n=4, c=4, hw=8)
+    layer(x)
+    layer.eval()
+    y1 = layer(x)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # an in-place change (as an optimiser step) invalidates the folded weights
+    y2 = layer(x)
+    ref = F.conv2d(x, *layer.folded(*layer._statistics(None)), padding=1)
+    torch.testing.assert_close(y2, ref)
+    assert not torch.allclose(y1, y2)
+
+
+def hinted(net):
+    return [m for m in net.modules() if isinstance(m, Deconv2d)]
+
+
+def test_code_layer_settings_reach_the_table1_backbones():
+    mb = hinted(build_backbone("mobilenetv2", Ops.of("deconv"), 3, 10, {"width": 0.25}))
+    stem = mb[0]
+    assert stem.in_channels == 3 and stem.iterations == 10 and stem.freeze_iter == 100
+    depthwise = [m for m in mb if m.conv_groups > 1]
+    assert len(depthwise) == 17 and all(m.iterations == 1 and m.conv_groups == m.in_channels for m in depthwise)
+    net = build_backbone("mobilenetv2", Ops.of("deconv"), 3, 10, {"width": 0.25})
+    first = net.layers[1]  # expansion 6: 1×1 expand, depthwise, 1×1 project with block = the block's c_in
+    assert first.conv3.block == first.conv1.in_channels and first.conv3.iterations == 1
+    assert first.conv1.iterations == 5 and first.conv1.freeze_iter == 0
+    vgg = hinted(build_backbone("vgg16", Ops.of("deconv"), 3, 10, {"width": 0.125}))
+    assert (vgg[0].iterations, vgg[0].freeze_iter) == (15, 100) and vgg[1].iterations == 5
+    for name, its, freeze in (("resnet18", 5, 0), ("densenet121", 5, 0), ("preact-resnet18", 10, 100)):
+        stem = hinted(build_backbone(name, Ops.of("deconv"), 3, 10, {"width": 0.125}))[0]
+        assert (stem.in_channels, stem.iterations, stem.freeze_iter) == (3, its, freeze), name
+    # the settings are the code variant's: off with code_layer_settings false or variant paper
+    for opts in ({"code_layer_settings": False}, {"variant": "paper"}):
+        stem = hinted(build_backbone("mobilenetv2", Ops.of("deconv", opts), 3, 10, {"width": 0.25}))[0]
+        assert stem.iterations == 15 and stem.freeze_iter == 0
+    # another family keeps MobileNetV2's depthwise convolutions as plain grouped convolutions
+    conv = build_backbone("mobilenetv2", Ops.of("conv"), 3, 10, {"width": 0.25})
+    assert conv.layers[1].conv2.groups == conv.layers[1].conv2.in_channels
+    assert type(conv.layers[1].conv2) is nn.Conv2d
+
+
+def test_inference_macs_at_batch_one_are_the_convolution():
+    """The inference count at batch 1 (6.9 G per image for ResNet-18 before) charged the per-forward fold
+    cout·G·F² of every layer to one image; folded once, a layer costs its convolution."""
+    layer = Deconv2d(64, 64, 3)  # G = 1, F = 576
+    x = torch.randn(1, 64, 8, 8)
+    layer(torch.randn(4, 64, 8, 8))
+    conv = 64 * 64 * 64 * 9
+    assert count_macs(layer, x) == conv

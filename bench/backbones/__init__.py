@@ -39,9 +39,15 @@ class Ops:
         return cls(LAYERS.get(name), dict(options or {}), stem)
 
     def conv(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-             padding: int | None = None, bias: bool = False, role: str = "body") -> nn.Module:
-        """A convolution in the backbone. ``role="stem"`` marks the first layer (see ``stem``)."""
+             padding: int | None = None, bias: bool = False, role: str = "body", *, groups: int = 1,
+             hints: dict | None = None) -> nn.Module:
+        """A convolution in the backbone. ``role="stem"`` marks the first layer (see ``stem``). ``groups`` > 1
+        (e.g. depthwise) goes to the family only if it builds grouped convolutions, else to nn.Conv2d.
+        ``hints``: per-layer settings keyed by family name (``{"deconv": {"iterations": 1}}``), given to a
+        family that accepts hints together with the layer's role."""
         use_family = kernel_size > 1 or self.family.applies_to == "all"
+        if groups != 1 and not self.family.grouped:
+            use_family = False
         pad = kernel_size // 2 if padding is None else padding
         if role == "stem":
             stem = self.stem or self.family.stem
@@ -50,8 +56,10 @@ class Ops:
             if stem == "conv":
                 use_family = False
         if use_family:
-            return self.family.build(in_channels, out_channels, kernel_size, stride, padding, bias, **self.options)
-        return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=bias)
+            layer_hints = {"role": role, **((hints or {}).get(self.family.name, {}))}
+            return self.family.build(in_channels, out_channels, kernel_size, stride, padding, bias, groups=groups,
+                                     hints=layer_hints, **self.options)
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=bias, groups=groups)
 
     def norm(self, channels: int) -> nn.Module:
         """The family's replacement for batch norm (called with the family's resolved options), else BN."""

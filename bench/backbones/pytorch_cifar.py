@@ -16,10 +16,13 @@ inputs, and it lets other input sizes through).
   transitions norm–ReLU–1×1 (reduction 0.5)–2×2 average pool, final norm–ReLU, linear.
 * ``mobilenetv2`` — CIFAR variant (stem stride 1, second stage stride 1): 3×3 stem 32, inverted residual
   blocks (1×1 expand, 3×3 depthwise, 1×1 project, norm after each, ReLU after the first two), 1×1 to 1280,
-  linear. The 3×3 **depthwise** convolutions are plain ``nn.Conv2d(groups=channels)``: ``ops.conv`` has no
-  ``groups`` and the layer families replace dense convolutions only. Under ``deconv`` they are therefore
-  not whitened (the authors' code whitens each channel's 3×3 patches there with one Newton–Schulz iteration,
-  and uses a block of c_in for the projection); their norms still follow ``ops.norm``.
+  linear. The 3×3 **depthwise** convolutions go through ``ops.conv(groups=channels)``: a family that builds
+  grouped convolutions (``deconv``: each channel's 3×3 patches whitened, one Newton–Schulz iteration, as
+  the authors' code) takes them; for every other family they stay plain ``nn.Conv2d(groups=channels)``.
+
+Under ``deconv`` (variant ``code``), the stems and MobileNetV2's projections carry the authors' per-layer
+settings as ``hints`` (see ``bench/layers/deconv.py``): stem iterations 15 (VGG), 10 (PreAct, MobileNetV2),
+5 (ResNet-18, DenseNet), the stem frozen after 100 steps in every 1,000 (VGG, PreAct, MobileNetV2).
 """
 from __future__ import annotations
 
@@ -41,6 +44,12 @@ def _head(x: torch.Tensor, fc: nn.Module) -> torch.Tensor:
 
 # -- VGG-16 ----------------------------------------------------------------------------------------------
 
+# Per-layer settings of the authors' code (yechengxi/deconvolution, models/*.py) for network deconvolution
+# (variant "code"): the stem's Newton–Schulz iterations and its freezing after 100 steps in every 1,000.
+VGG_STEM_HINTS = {"deconv": {"iterations": 15, "freeze_iter": 100}}
+PREACT_STEM_HINTS = MOBILENETV2_STEM_HINTS = {"deconv": {"iterations": 10, "freeze_iter": 100}}
+DENSENET_STEM_HINTS = {"deconv": {"iterations": 5}}
+
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
@@ -53,7 +62,8 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
                 continue
             cout = _w(item, width)
-            layers += [ops.conv(cin, cout, 3, 1, role="stem" if first else "body"), ops.norm(cout),
+            layers += [ops.conv(cin, cout, 3, 1, role="stem" if first else "body",
+                                hints=VGG_STEM_HINTS if first else None), ops.norm(cout),
                        nn.ReLU(inplace=True)]
             cin, first = cout, False
         self.features = nn.Sequential(*layers)
@@ -75,7 +85,7 @@ class PreActResNet18(nn.Module):
     def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float, blocks=(2, 2, 2, 2)):
         super().__init__()
         widths = [_w(c, width) for c in (64, 128, 256, 512)]
-        self.stem = ops.conv(in_channels, widths[0], 3, 1, role="stem")
+        self.stem = ops.conv(in_channels, widths[0], 3, 1, role="stem", hints=PREACT_STEM_HINTS)
         layers, cin = [], widths[0]
         for i, (w, nb) in enumerate(zip(widths, blocks)):
             for j in range(nb):
@@ -124,7 +134,7 @@ class DenseNet(nn.Module):
     def __init__(self, ops: Ops, in_channels: int, num_classes: int, blocks, growth: int, reduction: float = 0.5):
         super().__init__()
         planes = 2 * growth
-        self.stem = ops.conv(in_channels, planes, 3, 1, role="stem")
+        self.stem = ops.conv(in_channels, planes, 3, 1, role="stem", hints=DENSENET_STEM_HINTS)
         stages = []
         for i, nb in enumerate(blocks):
             layers = []
@@ -164,10 +174,12 @@ class InvertedResidual(nn.Module):
         self.stride = stride
         self.conv1 = ops.conv(cin, planes, 1)
         self.bn1 = ops.norm(planes)
-        # depthwise: a plain grouped convolution (ops.conv has no ``groups``; families replace dense convs)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, groups=planes, bias=False)
+        # depthwise: a family that builds grouped convolutions takes it (deconv: per-channel whitening, one
+        # iteration, as the code); any other stays a plain grouped nn.Conv2d
+        self.conv2 = ops.conv(planes, planes, 3, stride, 1, groups=planes, hints={"deconv": {"iterations": 1}})
         self.bn2 = ops.norm(planes)
-        self.conv3 = ops.conv(planes, cout, 1)
+        # code: the projection whitens with a block of the block's input channels and one iteration
+        self.conv3 = ops.conv(planes, cout, 1, hints={"deconv": {"block": cin, "iterations": 1}})
         self.bn3 = ops.norm(cout)
         self.shortcut = None
         if stride == 1 and cin != cout:
@@ -186,7 +198,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float):
         super().__init__()
         cin = _w(32, width)
-        self.stem = ops.conv(in_channels, cin, 3, 1, role="stem")
+        self.stem = ops.conv(in_channels, cin, 3, 1, role="stem", hints=MOBILENETV2_STEM_HINTS)
         self.bn1 = ops.norm(cin)
         layers = []
         for expansion, out, nb, stride in MOBILENETV2:
@@ -207,5 +219,5 @@ class MobileNetV2(nn.Module):
 
 @BACKBONES.register("mobilenetv2", document="003", section="Table 1 (MobileNet v2, kuangliu/pytorch-cifar)")
 def mobilenetv2(ops, in_channels, num_classes, *, width=1.0):
-    """CIFAR MobileNetV2 (stride-1 stem); depthwise 3×3 convs are plain grouped nn.Conv2d."""
+    """CIFAR MobileNetV2 (stride-1 stem); depthwise 3×3 convs whitened per channel under deconv."""
     return MobileNetV2(ops, in_channels, num_classes, width)

@@ -79,7 +79,8 @@ class ResNet18Cifar(nn.Module):
     def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float, blocks=(2, 2, 2, 2)):
         super().__init__()
         widths = [max(1, int(round(c * width))) for c in (64, 128, 256, 512)]
-        self.stem = ops.conv(in_channels, widths[0], 3, 1, role="stem")
+        # authors' code (models/resnet.py): the stem whitens with the body's 5 iterations, never frozen
+        self.stem = ops.conv(in_channels, widths[0], 3, 1, role="stem", hints={"deconv": {"iterations": 5}})
         self.bn = ops.norm(widths[0])
         layers, cin = [], widths[0]
         for i, (w, nb) in enumerate(zip(widths, blocks)):

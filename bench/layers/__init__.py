@@ -50,10 +50,23 @@ class LayerFamily(Entry):
     linear: Callable[..., nn.Module] | None = None
     # whether the first (stem) convolution is replaced by default; backbones accept stem="conv"|"family"
     stem: str = "family"
+    # True when the factory also builds grouped (e.g. depthwise) convolutions (called with ``groups=``);
+    # otherwise backbones keep their grouped convolutions as plain nn.Conv2d
+    grouped: bool = False
+    # True when the factory takes ``hints=``: the layer's role ("stem"/"body") and per-layer settings a
+    # backbone declares for this family's document (e.g. the authors' code's iteration count for one layer)
+    accepts_hints: bool = False
 
     def build(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-              padding: int | None = None, bias: bool = False, **options: Any) -> nn.Module:
+              padding: int | None = None, bias: bool = False, *, groups: int = 1, hints: dict | None = None,
+              **options: Any) -> nn.Module:
         opts = self.options(options)
+        if groups != 1:
+            if not self.grouped:
+                raise ValueError(f"layer family {self.name!r} does not build grouped convolutions")
+            opts["groups"] = groups
+        if self.accepts_hints:
+            opts["hints"] = dict(hints or {})
         return self.obj(in_channels, out_channels, kernel_size, stride, padding, bias, **opts)
 
     def expected_learned(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False,

@@ -41,11 +41,19 @@ Two variants (``variant``):
 Both keep a bias in every layer (``force_bias``, as the code's ``--bias True`` and the text's y = … + b): it
 takes over the role of batch norm's shift. Learned parameters: the convolution's weights and bias.
 
-Not reproduced from the code: the first layer's freezing (VGG/PreAct/MobileNetV2 stems stop updating D after
-100 steps in every 1,000; §A.3 says after 200) and per-model iteration counts for the stem (10 in
-PreAct-ResNet/MobileNetV2, 15 in VGG, 5 in ResNet-18/DenseNet); here every layer whose input has ≤ 3 channels
-(the image) uses ``stem_iterations``, because a factory is not told the layer's role. Grouped (depthwise)
-convolutions are not produced by this family (the harness's factory has no ``groups``).
+Per-layer settings of the authors' code (``code_layer_settings``, on by default, variant ``code`` only). The
+code sets some layers apart; a backbone passes these as ``hints`` through ``Ops.conv`` and the family applies
+them: the stem's Newton–Schulz iteration count (15 in VGG, 10 in PreAct-ResNet and MobileNetV2, 5 in ResNet
+and DenseNet) and its freezing (VGG, PreAct-ResNet and MobileNetV2 stems stop updating their statistics after
+``freeze_iter`` = 100 training steps in every 10 × 100 and use the running averages in between, the code's
+``counter``; §A.3 of the text says "after 200"), MobileNetV2's depthwise 3×3 convolutions whitened per channel
+(``groups``) with one iteration, and its projections with a block of the block's input channels and one
+iteration. Without hints (another backbone, ``code_layer_settings: false`` or variant ``paper``), the role
+decides: a stem uses ``stem_iterations``, every other layer ``iterations``; with no role given (a layer built
+directly) a layer whose input has ≤ 3 channels counts as a stem.
+
+Grouped convolutions (``groups`` > 1, the code's ``groups`` branch): the block is c_in / groups and every
+group whitens its own contiguous channels with its own covariance and running whitening matrix.
 
 The classifier (:class:`DeconvLinear`, the code's ``Delinear`` with ``--block-fc 512``): features in
 contiguous chunks of 512 (gcd rule) stacked as samples of one covariance, 5 iterations, ε = 1e-5, running
@@ -145,23 +153,33 @@ class Deconv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  padding: int | None = None, bias: bool = True, *, variant: str = "code", eps: float = 1e-5,
                  iterations: int = 5, block: int = 64, sampling_stride: int = 3, momentum: float = 0.1,
-                 stem_iterations: int = 15):
+                 stem_iterations: int = 15, role: str | None = None, groups: int = 1, freeze_iter: int = 0):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-        if int(block) < 1 or int(sampling_stride) < 1 or int(iterations) < 0:
-            raise ValueError("block and sampling_stride must be >= 1 and iterations >= 0")
+        if int(block) < 1 or int(sampling_stride) < 1 or int(iterations) < 0 or int(freeze_iter) < 0:
+            raise ValueError("block and sampling_stride must be >= 1, iterations and freeze_iter >= 0")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.stride, self.padding = stride, same_padding(kernel_size, padding)
         self.variant, self.eps, self.momentum = variant, float(eps), float(momentum)
-        self.iterations = int(stem_iterations) if in_channels <= 3 else int(iterations)
-        self.block = resolve_block(in_channels, int(block))
+        stem = role == "stem" if role is not None else in_channels <= 3
+        self.iterations = int(stem_iterations) if stem else int(iterations)
+        self.conv_groups = int(groups)
+        # grouped: one block per group (contiguous channels); else the block-size rule
+        self.block = in_channels // groups if groups > 1 else resolve_block(in_channels, int(block))
         self.groups_ = in_channels // self.block
         self.features = self.block * kernel_size * kernel_size
         self.sample_stride = int(sampling_stride) * stride
+        # the code's freezing: statistics update for the first freeze_iter + 1 steps of every 10·freeze_iter
+        self.freeze_iter = int(freeze_iter)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long), persistent=False)
+        # one covariance shared by all blocks (code, dense) or one per block (paper, or any grouped layer)
+        self.shared = variant == "code" and groups == 1
 
-        fan_in = in_channels * kernel_size * kernel_size
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        fan_in = in_channels // groups * kernel_size * kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size, kernel_size))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv2d's initialisation
         if bias:
             bound = 1.0 / math.sqrt(fan_in)
@@ -172,9 +190,12 @@ class Deconv2d(nn.Module):
         cols = block_columns(in_channels, kernel_size, self.block, variant)
         self.register_buffer("columns", cols, persistent=False)  # documents the layout; see to_blocks
         g, f = self.groups_, self.features
-        if variant == "code":
+        if self.shared:
             self.register_buffer("running_mean", torch.zeros(f))
             self.register_buffer("running_deconv", torch.eye(f))
+        elif variant == "code":  # grouped, code: a running mean and whitening matrix per group
+            self.register_buffer("running_mean", torch.zeros(g, f))
+            self.register_buffer("running_deconv", torch.eye(f).repeat(g, 1, 1))
         else:
             self.register_buffer("running_mean", torch.zeros(g, f))
             self.register_buffer("running_cov", torch.eye(f).repeat(g, 1, 1))
@@ -183,13 +204,13 @@ class Deconv2d(nn.Module):
     def to_blocks(self, t: torch.Tensor) -> torch.Tensor:
         """(…, C·k²) im2col columns → (…, G, F) blocks; equals ``t[..., self.columns]`` (as views)."""
         g, f = self.groups_, self.features
-        if self.variant == "paper":
+        if not self.shared:
             return t.reshape(*t.shape[:-1], g, f)
         return t.reshape(*t.shape[:-1], f, g).transpose(-1, -2)
 
     def from_blocks(self, t: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`to_blocks`: (…, G, F) → (…, C·k²)."""
-        if self.variant == "paper":
+        if not self.shared:
             return t.reshape(*t.shape[:-2], -1)
         return t.transpose(-1, -2).reshape(*t.shape[:-2], -1)
 
@@ -217,7 +238,7 @@ class Deconv2d(nn.Module):
         p = self.sampled_patches(x)  # (M, C·k²)
         g, f = self.groups_, self.features
         eye = torch.eye(f, dtype=p.dtype, device=p.device)
-        if self.variant == "code":
+        if self.shared:
             if g > 1:  # blocks (every G-th column) stacked as samples: (M·G, F)
                 p = p.reshape(-1, f, g).transpose(1, 2).reshape(-1, f)
             mean = p.mean(0)
@@ -229,20 +250,29 @@ class Deconv2d(nn.Module):
             mean = p.mean(0)  # (G, F)
             pc = (p - mean).transpose(0, 1)  # (G, M, F)
             cov = gram(pc) / pc.shape[1]
-            deconv = isqrt_newton_schulz(cov + self.eps * eye, self.iterations, normalise=False)
+            deconv = isqrt_newton_schulz(cov + self.eps * eye, self.iterations, normalise=self.variant == "code")
         return mean, cov, deconv
 
+    def frozen(self) -> bool:
+        """Whether this training step uses the running statistics (the code's ``freeze``: after
+        ``freeze_iter`` + 1 updating steps, frozen until the step counter wraps at 10 · ``freeze_iter``)."""
+        return self.freeze_iter > 0 and int(self.step) > self.freeze_iter
+
     def _statistics(self, x: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, D) in the variant's own shapes (code: one shared (F,), (F, F); paper: per block)."""
+        """(mean, D) in the variant's own shapes (code: one shared (F,), (F, F); paper or grouped: per block)."""
         if self.training and x is not None:
-            mean, cov, deconv = self.batch_statistics(x)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                if self.variant == "code":
-                    self.running_deconv.lerp_(deconv.detach(), self.momentum)
-                else:
-                    self.running_cov.lerp_(cov.detach(), self.momentum)
-            return mean, deconv
+            frozen = self.frozen()
+            if self.freeze_iter > 0:
+                self.step.add_(1).remainder_(10 * self.freeze_iter)
+            if not frozen:
+                mean, cov, deconv = self.batch_statistics(x)
+                with torch.no_grad():
+                    self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                    if self.variant == "code":
+                        self.running_deconv.lerp_(deconv.detach().to(self.running_deconv.dtype), self.momentum)
+                    else:
+                        self.running_cov.lerp_(cov.detach().to(self.running_cov.dtype), self.momentum)
+                return mean, deconv
         if self.variant == "code":
             return self.running_mean, self.running_deconv
         eye = torch.eye(self.features, dtype=self.running_cov.dtype, device=self.running_cov.device)
@@ -261,6 +291,13 @@ class Deconv2d(nn.Module):
         """Weights D·w and bias b − μ·D·w of the equivalent plain convolution (§4.5.1). ``mean``/``deconv``
         are per block, (G, F)/(G, F, F), or one shared (F,)/(F, F) for all blocks (one matrix product)."""
         cout, g, f = self.out_channels, self.groups_, self.features
+        if self.conv_groups > 1:  # grouped: group g's outputs see only block g, whitened by D_g
+            w = self.weight.reshape(g, cout // g, f)
+            wd = w @ deconv.to(w.dtype)  # (G, cout/G, F)
+            b = -(wd @ mean.to(w.dtype).unsqueeze(-1)).reshape(cout)
+            if self.bias is not None:
+                b = b + self.bias
+            return wd.reshape(self.weight.shape), b
         w = self.to_blocks(self.weight.reshape(cout, -1))  # (cout, G, F)
         if deconv.dim() == 2:
             wd = (w.reshape(cout * g, f) @ deconv).reshape(cout, g, f)
@@ -272,15 +309,33 @@ class Deconv2d(nn.Module):
             b = b + self.bias
         return self.from_blocks(wd).reshape(self.weight.shape), b
 
+    def _eval_key(self) -> tuple:
+        tensors = [self.weight, self.bias] + [b for b in self.buffers(recurse=False)]
+        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors if t is not None)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            # evaluation: D and μ are constants, so the folded weights are computed once and reused until a
+            # parameter or running statistic changes (a deployed network folds once; without this, every
+            # evaluation forward would pay cout·G·F² multiply-adds, charged to one image at batch 1)
+            key = self._eval_key()
+            cache = self.__dict__.get("_eval_cache")
+            if cache is None or cache[0] != key:
+                with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+                    w, b = self.folded(*self._statistics(None))
+                cache = self.__dict__["_eval_cache"] = (key, w, b)
+            _, w, b = cache
+            return F.conv2d(x, w.to(x.dtype), b.to(x.dtype), self.stride, self.padding, 1, self.conv_groups)
+        self.__dict__.pop("_eval_cache", None)
         with torch.autocast(x.device.type, enabled=False):
-            w, b = self.folded(*self._statistics(x.float()))
-        return F.conv2d(x, w.to(x.dtype), b.to(x.dtype), self.stride, self.padding)
+            stats_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+            w, b = self.folded(*self._statistics(x.to(stats_dtype)))
+        return F.conv2d(x, w.to(x.dtype), b.to(x.dtype), self.stride, self.padding, 1, self.conv_groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"variant={self.variant!r}, block={self.block}, iterations={self.iterations}, "
-                f"sampling_stride={self.sample_stride}")
+                f"sampling_stride={self.sample_stride}, groups={self.conv_groups}, freeze_iter={self.freeze_iter}")
 
 
 class DeconvLinear(nn.Module):
@@ -302,17 +357,18 @@ class DeconvLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             if self.training:
-                p = x.float().reshape(-1, self.block)
+                p = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32).reshape(-1, self.block)
                 mean = p.mean(0)
                 pc = p - mean
                 eye = torch.eye(self.block, dtype=p.dtype, device=p.device)
                 deconv = isqrt_newton_schulz(pc.t() @ pc / pc.shape[0] + self.eps * eye, self.iterations)
                 with torch.no_grad():
-                    self.running_mean.lerp_(mean.detach(), self.momentum)
-                    self.running_deconv.lerp_(deconv.detach(), self.momentum)
+                    self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                    self.running_deconv.lerp_(deconv.detach().to(self.running_deconv.dtype), self.momentum)
             else:
                 mean, deconv = self.running_mean, self.running_deconv
-            w = self.weight.reshape(-1, self.block) @ deconv
+            w = self.weight.reshape(-1, self.block) @ deconv.to(self.weight.dtype)
+            mean = mean.to(self.weight.dtype)
             b = -(w @ mean.unsqueeze(1)).reshape(self.out_features, -1).sum(1)  # 2-D: fvcore counts it
             if self.bias is not None:
                 b = b + self.bias
@@ -327,6 +383,23 @@ def _learned(cin, cout, k, bias, *, force_bias=True, **_):
     return cin * cout * k * k + (cout if (bias or force_bias) else 0)
 
 
+def layer_settings(hints: dict | None, *, variant: str, code_layer_settings: bool, iterations: int, block: int,
+                   stem_iterations: int) -> dict:
+    """Deconv2d keyword arguments for one layer from the backbone's ``hints`` (its role and the authors'
+    code's per-layer settings: ``iterations``, ``block``, ``freeze_iter``). The code's settings apply only in
+    variant ``code`` with ``code_layer_settings``; the role always does."""
+    hints = dict(hints or {})
+    out = {"role": hints.get("role"), "iterations": iterations, "block": block, "stem_iterations": stem_iterations,
+           "freeze_iter": 0}
+    if variant == "code" and code_layer_settings:
+        if "iterations" in hints:
+            out["iterations"] = out["stem_iterations"] = int(hints["iterations"])
+        if "block" in hints:
+            out["block"] = int(hints["block"])
+        out["freeze_iter"] = int(hints.get("freeze_iter", 0))
+    return out
+
+
 @LAYERS.register(
     "deconv",
     document="003",
@@ -335,6 +408,8 @@ def _learned(cin, cout, k, bias, *, force_bias=True, **_):
     learned="k×k×c_in×c_out weights + bias (whitening D = (Cov+εI)^−½ is computed, not learned)",
     learned_params=_learned,
     applies_to="all",
+    grouped=True,
+    accepts_hints=True,
     norm=lambda channels, **options: nn.Identity(),
     linear=lambda fin, fout, eps=1e-5, iterations=5, momentum=0.1, **options:
         DeconvLinear(fin, fout, eps=eps, iterations=iterations, momentum=momentum),
@@ -342,7 +417,9 @@ def _learned(cin, cout, k, bias, *, force_bias=True, **_):
 )
 def deconv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, variant="code",
            eps=1e-5, iterations=5, block=64, sampling_stride=3, momentum=0.1, stem_iterations=15,
-           force_bias=True):
+           force_bias=True, code_layer_settings=True, groups=1, hints=None):
+    settings = layer_settings(hints, variant=variant, code_layer_settings=code_layer_settings,
+                              iterations=iterations, block=block, stem_iterations=stem_iterations)
     return Deconv2d(in_channels, out_channels, kernel_size, stride, padding, bool(bias or force_bias),
-                    variant=variant, eps=eps, iterations=iterations, block=block,
-                    sampling_stride=sampling_stride, momentum=momentum, stem_iterations=stem_iterations)
+                    variant=variant, eps=eps, sampling_stride=sampling_stride, momentum=momentum, groups=groups,
+                    **settings)
