@@ -27,13 +27,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.tasks import TASKS
-
+    """The parser, built without importing torch (so ``bench --help`` and ``bench report`` stay light):
+    every command imports what it needs when it runs."""
     p = _Parser(prog="bench", description="Benchmark harness for alternatives to the convolution layer.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a suite: one record per run under results/<suite>/",
-                       description="Run every (seed, backbone, layer) of a suite. Tasks: " + ", ".join(TASKS.names()))
+                       description="Run every (seed, backbone, layer) of a suite (tasks: see 'bench list').")
     r.add_argument("suite", help="suite file (YAML), e.g. suites/quick.yaml")
     r.add_argument("--results", default="results", help="records folder (default: results)")
     r.add_argument("--layers", action="append", default=[], metavar="FILE",
@@ -54,14 +54,38 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--retry-failed", action="store_true", help="rerun runs whose record says failed")
     r.add_argument("--max-failures", type=int, default=None, help="stop the suite after this many failed runs")
     r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    r.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run N runs at once in separate processes (CPU: threads divided; GPU: device shared)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model for training and evaluation")
+    r.add_argument("--tune", action="store_true",
+                   help="choose memory layout (channels_last or not) and CPU threads by timing a few steps per run")
+    r.add_argument("--refresh-data", action="store_true",
+                   help="decode the data set again instead of using the cache (or set BENCH_REFRESH_DATA=1)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done; run nothing")
     r.add_argument("--report", metavar="SITE", default=None, help="build the site into SITE afterwards")
+    many = r.add_argument_group("many runners (see README: Many runners)")
+    many.add_argument("--shard", metavar="I/N", default=None,
+                      help="run only share I of N (0 ≤ I < N) of the suite's runs; N shards make one serial run")
+    many.add_argument("--executor", choices=("local", "ray"), default="local",
+                      help="local: this process; ray: one Ray task per run (pip install 'convbench[ray]')")
+    many.add_argument("--address", default=None, help="Ray: join this cluster (default: start a local one)")
+    many.add_argument("--gpus-per-run", type=float, default=None, metavar="G",
+                      help="Ray: GPUs each run declares, fractions allowed (0.25 packs four runs on a GPU; "
+                           "default: 1 if this machine has CUDA, else 0)")
+    many.add_argument("--cpus-per-run", type=float, default=1.0, metavar="C", help="Ray: CPUs each run declares")
+    many.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                      help="Ray: CPUs of the local cluster started without --address (default: all)")
+    many.add_argument("--no-wait", action="store_true",
+                      help="do not wait for runs another process is training: report them as running elsewhere")
 
     rep = sub.add_parser("report", help="render the static leaderboard from records")
     rep.add_argument("--results", default="results")
     rep.add_argument("--suites", default="suites", help="folder of suite files (for references and claims)")
     rep.add_argument("--site", default="site", help="output folder")
+    rep.add_argument("--layers", action="append", default=[], metavar="FILE",
+                     help="Python file registering extra layer families (repeatable), as given to bench run: "
+                          "suites using a plug-in family are then rendered, not skipped")
 
     lay = sub.add_parser("layers", help="list every registered layer family")
     lay.add_argument("--layers", action="append", default=[], metavar="FILE")
@@ -129,7 +153,17 @@ def cmd_run(args) -> int:
     for key, value in overrides.items():
         if value is not None and value <= 0:
             raise SpecError("command line", f"--{key.replace('_', '-')}", f"must be positive, got {value}")
+    from bench.suite import MAX_EPOCHS
+    if args.epochs is not None and args.epochs > MAX_EPOCHS:
+        raise SpecError("command line", "--epochs", f"must be at most {MAX_EPOCHS}, got {args.epochs}")
+    if args.seeds is not None and (not args.seeds or min(args.seeds) < 0):
+        raise SpecError("command line", "--seeds", f"must be non-negative integers, got {args.seeds}")
     specs = suite.expand(overrides, seeds=args.seeds, data_root=args.data_root)
+    if args.shard is not None:
+        from bench.executors import parse_shard, shard
+        specs = shard(specs, *parse_shard(args.shard))
+    if args.force:
+        _say_replaced(args.results, specs)
     if args.dry_run:
         for s in specs:
             done = existing_record(args.results, s)
@@ -146,13 +180,50 @@ def cmd_run(args) -> int:
     ctx.extra["invocation"] = {"seeds": args.seeds, "device": args.device, "only": args.only or None,
                                "backbone": args.backbone or None, "threads": args.threads,
                                "data_root": args.data_root, "force": args.force}
+    if args.refresh_data:
+        os.environ["BENCH_REFRESH_DATA"] = "1"
+    if args.jobs < 1:
+        raise SpecError("command line", "--jobs", f"must be positive, got {args.jobs}")
+    if args.jobs > 1:
+        ctx.extra["invocation"]["jobs"] = args.jobs
+    if args.compile:
+        ctx.extra["compile"] = ctx.extra["invocation"]["compile"] = True
+    if args.tune:
+        ctx.extra["tune"] = ctx.extra["invocation"]["tune"] = True
+    # where and how runs were trained (host, pid, shard, executor): in every record's provenance, not its id
+    ctx.extra["provenance"] = {k: v for k, v in {"shard": args.shard, "executor": args.executor}.items() if v}
+    ctx.extra["wait_elsewhere"] = not args.no_wait
+    from bench.locks import clean_stale_tmp
+    clean_stale_tmp(args.results, suite.name)
     try:
-        counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
-                           max_failures=args.max_failures)
+        if args.executor == "ray":
+            from bench.executors import Policy, run_ray
+            if args.jobs > 1:
+                raise SpecError("command line", "--jobs", "runs N local processes; with --executor ray, Ray "
+                                "places the runs (--cpus-per-run, --gpus-per-run)")
+            gpus = args.gpus_per_run if args.gpus_per_run is not None else (1.0 if torch.cuda.is_available() else 0.0)
+            if gpus < 0 or args.cpus_per_run <= 0:
+                raise SpecError("command line", "--gpus-per-run/--cpus-per-run", "must be positive")
+            setup = {"layer_files": [str(Path(f).resolve()) for f in args.layers], "threads": args.threads,
+                     "device": args.device, "allow_download": args.allow_download,
+                     "invocation": ctx.extra["invocation"], "provenance": ctx.extra["provenance"],
+                     "extra": {k: v for k, v in ctx.extra.items() if k not in ("invocation", "provenance")}}
+            counts = run_ray(suite, specs, args.results, setup, Policy(force=args.force, retry_failed=args.retry_failed),
+                             address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus,
+                             local_cpus=args.ray_cpus, max_failures=args.max_failures)
+        elif args.jobs > 1:
+            from bench.jobs import run_jobs
+            counts = run_jobs(suite, specs, args.results, ctx, args.jobs, threads=args.threads,
+                              layer_files=args.layers, force=args.force, retry_failed=args.retry_failed,
+                              max_failures=args.max_failures)
+        else:
+            counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
+                               max_failures=args.max_failures)
     except DataMissing as exc:
         raise SpecError(args.suite, "dataset", str(exc)) from None
-    print(f"suite {suite.name}: {counts['ran']} ran, {counts['skipped']} already done, {counts['failed']} failed "
-          f"→ {Path(args.results) / suite.name}")
+    elsewhere = f", {counts['elsewhere']} running elsewhere" if counts.get("elsewhere") else ""
+    print(f"suite {suite.name}: {counts['ran']} ran, {counts['skipped']} already done, {counts['failed']} failed"
+          f"{elsewhere} → {Path(args.results) / suite.name}")
     if args.report:
         from bench.report.site import build_site
         build_site(args.results, str(Path(args.suite).parent), args.report)
@@ -162,9 +233,33 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _say_replaced(results, specs) -> None:
+    """--force over existing records: say whose records (device, date) the rerun replaces, before it does."""
+    from collections import Counter
+
+    from bench.records import existing_record
+
+    whose = Counter()
+    for s in specs:
+        rec = existing_record(results, s)
+        if rec:
+            when = str(rec.get("finished") or rec.get("started") or "")[:10] or "undated"
+            whose[((rec.get("env") or {}).get("device") or "unknown device", when)] += 1
+    if whose:
+        print(f"--force replaces {sum(whose.values())} existing record(s) in {results}:")
+        for (device, when), n in sorted(whose.items()):
+            print(f"  {n} from {device}, {when}")
+
+
 def cmd_report(args) -> int:
     from bench.report.site import build_site
 
+    if not Path(args.results).is_dir():
+        raise SpecError("command line", "--results", f"no results folder {args.results!r}")
+    if getattr(args, "layers", None):
+        from bench.layers import LAYERS
+        for f in args.layers:
+            LAYERS.load_file(f)
     summary = build_site(args.results, args.suites, args.site)
     for path, reason in summary["problems"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -176,10 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list}[args.command](args)
+        cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list}[args.command]
+        # registry metadata from a snapshot: no torch (bench.regmeta); plug-in files need the real registries
+        if args.command in ("report", "layers") and not getattr(args, "layers", None):
+            from bench.regmeta import run_torchless
+            return run_torchless(cmd, args)
+        return cmd(args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # finished records are kept; the run in flight leaves no record (atomic writes)
+        print("bench: interrupted; finished records are kept, the run in flight was not recorded", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -192,9 +192,32 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
         return None
 
 
+def _version(module: str) -> str | None:
+    """A package's version without importing it (importing torchvision costs seconds per process)."""
+    import sys
+    from importlib import metadata
+
+    if module in sys.modules:
+        return getattr(sys.modules[module], "__version__", None)
+    try:  # the package's own version.py (torchvision's carries the local tag, e.g. +cu130, metadata may not)
+        import importlib.util
+        import re
+
+        spec = importlib.util.find_spec(module)
+        text = (Path(spec.origin).parent / "version.py").read_text()
+        found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        if found:
+            return found.group(1)
+    except (ImportError, AttributeError, TypeError, OSError):
+        pass
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: torch.device) -> dict:
     import numpy
-    import torchvision
 
     import bench
 
@@ -202,7 +225,7 @@ def environment(device: torch.device) -> dict:
         "device": device_name(device),
         "device_type": device.type,
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _version("torchvision"),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -5,14 +5,21 @@ renamed over the final name, so a process killed at any moment leaves either the
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench import RECORD_SCHEMA
+
+FILE_MODE = 0o644
+ID_FORMAT = re.compile(r"[0-9a-f]{16}")  # RunSpec.id: the first 16 hex digits of a sha256
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")  # suite names and row labels: one path component
+IDENTITY_KEYS = ("suite", "task", "dataset", "backbone", "layer", "protocol", "seed", "overrides")
 
 
 def _clean(value: Any) -> Any:
@@ -35,6 +42,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
             json.dump(_clean(data), f, indent=1, sort_keys=True, allow_nan=False)
             f.write("\n")
             f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; records and site files are world-readable
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -43,6 +51,10 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def record_path(results: str | Path, spec) -> Path:
+    """``results/<suite>/<file>``; a path that would leave ``results`` is an error (BenchError)."""
+    from bench.locks import inside
+
+    inside(results, spec.suite, spec.filename)  # resolved: no suite name or file name leaves the folder
     return Path(results) / spec.suite / spec.filename
 
 
@@ -73,12 +85,13 @@ REQUIRED_KEYS = ("schema", "id", "status", "suite", "spec", "label")
 def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]]:
     """All readable records under ``results``, and (file, reason) for every file that is not one."""
     records, problems = [], []
+    seen: dict[str, str] = {}
     root = Path(results)
     if not root.exists():
         return records, problems
     for path in sorted(root.rglob("*.json")):
-        if path.name.startswith("."):
-            continue
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # temporary files, .locks/
         try:
             rec = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -93,6 +106,62 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
         except ValueError as exc:
             problems.append((str(path), str(exc)))
             continue
+        reason = check_record(rec, root)
+        if reason is None and rec["id"] in seen:
+            reason = f"same run id as {seen[rec['id']]}"
+        if reason is not None:
+            problems.append((str(path), reason))
+            continue
+        seen[rec["id"]] = str(path)
         rec["_path"] = str(path.relative_to(root))
         records.append(rec)
     return records, problems
+
+
+def spec_id(spec: dict) -> str:
+    """The run id of a stored spec, computed as :attr:`bench.suite.RunSpec.id` does."""
+    blob = json.dumps({k: spec.get(k) for k in IDENTITY_KEYS}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_record(rec: dict, root: str | Path) -> str | None:
+    """Why a run record cannot be trusted or rendered (one line), or None. A record is accepted only if its id
+    has the harness's format and is its spec's hash, its spec names what the report needs, and every artifact
+    path stays inside the results folder ``root``."""
+    rid = rec.get("id")
+    if not isinstance(rid, str) or not ID_FORMAT.fullmatch(rid):
+        return f"id: {str(rid)[:40]!r} is not a run id (16 hex digits)"
+    spec = rec.get("spec")
+    if not isinstance(spec, dict):
+        return "spec: not a mapping"
+    for key in ("task", "dataset", "backbone", "layer"):
+        if not isinstance(spec.get(key), dict) or not isinstance(spec[key].get("name"), str):
+            return f"spec.{key}: missing or has no name"
+    if not isinstance(spec.get("protocol"), dict):
+        return "spec.protocol: missing or not a mapping"
+    if not isinstance(spec.get("seed"), int) or isinstance(spec.get("seed"), bool):
+        return "spec.seed: missing or not an integer"
+    if not isinstance(spec.get("suite"), str) or not SAFE_NAME.fullmatch(spec["suite"]):
+        return f"spec.suite: {str(spec.get('suite'))[:40]!r} is not a suite name"
+    if spec_id(spec) != rid:
+        return f"id: {rid} is not the hash of the record's spec ({spec_id(spec)})"
+    suite = rec.get("suite")
+    if not isinstance(suite, dict) or suite.get("name") != spec["suite"]:
+        return "suite.name: missing or differs from spec.suite"
+    if not isinstance(rec.get("label"), str) or not isinstance(rec.get("status"), str):
+        return "label/status: missing or not text"
+    arts = rec.get("artifacts")
+    if arts is not None:
+        if not isinstance(arts, list):
+            return "artifacts: not a list"
+        base = Path(root).resolve()
+        for i, art in enumerate(arts):
+            rel = art.get("path") if isinstance(art, dict) else None
+            if not isinstance(rel, str) or not rel:
+                return f"artifacts[{i}].path: missing"
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                return f"artifacts[{i}].path: {rel[:80]!r} is outside the results folder"
+            target = (base / rel).resolve()
+            if base not in target.parents:
+                return f"artifacts[{i}].path: {rel[:80]!r} is outside the results folder"
+    return None

@@ -11,7 +11,8 @@ import torch
 from bench import RECORD_SCHEMA
 from bench.errors import BenchError, RunFailed
 from bench.measure import environment
-from bench.records import existing_record, record_path, write_json_atomic
+from bench.executors import Policy, claim_and_run
+from bench.locks import describe
 from bench.suite import RunSpec, Suite
 from bench.tasks import TASKS, RunContext
 
@@ -57,17 +58,31 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
     if ctx.progress:
         from tqdm import tqdm
         bar = tqdm(total=len(specs), desc=f"suite {suite.name}", unit="run")
-    for spec in specs:
-        done = None if force else existing_record(results, spec)
-        if done is not None and not (retry_failed and done.get("status") != "ok"):
+    # one run trained once across processes: every run goes through the lock protocol of bench.executors;
+    # runs another process is training are come back to at the end (waiting on their lock) or reported
+    policy = Policy(force=force, retry_failed=retry_failed)
+    wait_elsewhere = ctx.extra.get("wait_elsewhere", True)
+    queue, busy, waiting = list(specs), [], False
+    while queue or (busy and wait_elsewhere and not waiting):
+        if not queue:
+            queue, busy, waiting = busy, [], True
+            log(f"waiting for {len(queue)} run(s) running elsewhere")
+        spec = queue.pop(0)
+        ctx.extra["results_dir"] = Path(results)
+        ctx.extra["artifact_dir"] = Path(results) / spec.suite / "artifacts" / spec.id
+        outcome = claim_and_run(spec, results, lambda: execute(spec, ctx, suite), policy, wait=waiting,
+                                provenance=ctx.extra.get("provenance"))
+        if outcome.status == "busy":
+            busy.append(spec)
+            if not wait_elsewhere:
+                log(f"{spec.backbone['name']}/{spec.label}/seed {spec.seed}: {describe(outcome.holder)}")
+            continue
+        if outcome.status == "skipped":
             counts["skipped"] += 1
             if bar is not None:
                 bar.update(1)
             continue
-        ctx.extra["results_dir"] = Path(results)
-        ctx.extra["artifact_dir"] = Path(results) / spec.suite / "artifacts" / spec.id
-        record = execute(spec, ctx, suite)
-        write_json_atomic(record_path(results, spec), record)
+        record = outcome.record
         counts["ran"] += 1
         if record["status"] != "ok":
             counts["failed"] += 1
@@ -83,6 +98,8 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
             break
     if bar is not None:
         bar.close()
+    if busy:
+        counts["elsewhere"] = len(busy)
     return counts
 
 

@@ -1,6 +1,8 @@
 """A small declarative validator for suite files: every error is one line naming the file and the field."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -78,3 +80,70 @@ def validate_mapping(data: dict, schema: dict, path: str, where: str = "") -> di
             if key not in schema:
                 out[key] = validate(data[key], schema["*"], path, f"{prefix}{key}")
     return out
+
+
+# -- options of registered entries (layer families, backbones, data sets, tasks) --------------------------
+# An entry's options are its factory's keyword-only parameters; their defaults declare their types. Names that
+# are obviously sizes or counts must be positive, fractions lie in [0, 1], levels and scales are non-negative.
+_POSITIVE = re.compile(r"^(n|k|q|scales|width|depth|size|kernel|kernel_size|patch|block|blocks|iterations|"
+                       r"stem_iterations|fanout|channels|classes|multiplier|filter_multiplier|num_filters|mult|"
+                       r"top|stem|pairs|fc_dim|init_ds|networks|trained_networks|repeats|timing_repeats|"
+                       r"train_crops|max_blobs|min_images|crop_size|base_size|min_size|max_size|roi_size|"
+                       r"width_per_group|sigma|throughput_batch|eval_batch_size|artifact_images|"
+                       r"n_[a-z_]+|[a-z_]+_(size|batch|images|kernel|hidden|layers|channels|classes))$", re.I)
+_FRACTION = re.compile(r"^(dropout|sparsity|[a-z_]*fraction)$", re.I)
+_NON_NEGATIVE = re.compile(r"^(noise_level|eps|scale|truncate|pixel_scale|momentum|[a-z_]*_seed|seed)$", re.I)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _option_type_error(default: Any, value: Any) -> str | None:
+    if default is None:
+        return None  # undeclared type: the factory checks it
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "boolean"
+    elif isinstance(default, int):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "integer"
+    elif isinstance(default, float):
+        ok, want = _is_number(value), "number"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "string"
+    elif isinstance(default, (list, tuple)):
+        ok, want = isinstance(value, (list, tuple)), "list"
+        if ok and default and value and all(_is_number(d) for d in default):
+            bad = next((x for x in value if not _is_number(x)), None)
+            if bad is not None or any(isinstance(x, bool) for x in value):
+                return f"expected a list of numbers, got {value!r:.60}"
+    elif isinstance(default, dict):
+        ok, want = isinstance(value, dict), "mapping"
+    else:
+        return None
+    return None if ok else f"expected {want} (the default is {default!r:.40}), got {type(value).__name__} {value!r:.60}"
+
+
+def _option_range_error(name: str, value: Any) -> str | None:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    nums = [v for v in values if _is_number(v)]
+    if not nums:
+        return None
+    if _POSITIVE.match(name) and any(v <= 0 for v in nums):
+        return f"must be positive, got {value!r:.60}"
+    if _FRACTION.match(name) and any(not 0 <= v <= 1 for v in nums):
+        return f"must lie in [0, 1], got {value!r:.60}"
+    if _NON_NEGATIVE.match(name) and any(v < 0 for v in nums):
+        return f"must be non-negative, got {value!r:.60}"
+    if any(isinstance(v, float) and not math.isfinite(v) for v in nums):
+        return f"must be finite, got {value!r:.60}"
+    return None
+
+
+def check_options(defaults: dict, given: dict, path: str, where: str) -> None:
+    """Type- and range-check the options a suite gives an entry (before anything runs): types from the
+    declared defaults, ranges where the name makes them obvious. One SpecError naming ``where.options.key``."""
+    for key, value in given.items():
+        msg = _option_type_error(defaults.get(key), value) if key in defaults else None
+        msg = msg or _option_range_error(key, value)
+        if msg:
+            raise SpecError(path, f"{where}.options.{key}", msg)

@@ -19,9 +19,11 @@ import yaml
 
 from bench.backbones import BACKBONES
 from bench.datasets import DATASETS
+from bench.bindings import check_bindings, check_comment_truncation
 from bench.errors import SpecError
 from bench.layers import LAYERS
-from bench.schema import ANY_MAPPING, REQUIRED, F, validate_mapping
+from bench.records import SAFE_NAME
+from bench.schema import ANY_MAPPING, REQUIRED, F, check_options, validate_mapping
 from bench.tasks import TASKS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -37,12 +39,27 @@ def _positive(v):
     return None if v is None or v > 0 else f"must be positive, got {v}"
 
 
+MAX_EPOCHS = 10_000  # a sane upper bound: more is a typo, not a protocol
+
+
+def _epochs(v):
+    return _positive(v) or (None if v <= MAX_EPOCHS else f"must be at most {MAX_EPOCHS}, got {v}")
+
+
+def _safe_name(v):
+    """Suite names and row labels name files: one path component of letters, digits, ``_ . + -``."""
+    if v is None or SAFE_NAME.fullmatch(v):
+        return None
+    return (f"{v!r:.60} is not a safe name: use 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter "
+            f"or digit (a row's free-text title goes in 'display')")
+
+
 NAMED = {"name": F((str,), REQUIRED), "options": F((dict,), dict, schema=ANY_MAPPING)}
 
 PROTOCOL = {
     "name": F((str,), "default", doc="name of the protocol, shown on the site"),
     "description": F((str,), ""),
-    "epochs": F((int,), REQUIRED, check=_positive),
+    "epochs": F((int,), REQUIRED, check=_epochs),
     "batch_size": F((int,), 128, check=_positive),
     "eval_batch_size": F((int,), 1000, check=_positive),
     "optimizer": F((dict,), lambda: {"name": "sgd"}, schema={
@@ -66,12 +83,23 @@ PROTOCOL = {
     "test_subset": F((int, type(None)), None, check=_positive),
     "max_batches": F((int, type(None)), None, check=_positive, doc="cap on training batches per epoch (smoke runs)"),
     "threshold": F((float, type(None)), None, doc="accuracy (%) whose time-to-reach is recorded"),
+    # options added later: left out of the protocol (so out of every run id) while unset, see OPTIONAL_PROTOCOL
+    "ema": F((dict, type(None)), None, schema={
+        "decay": F((float,), 0.999, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
+        "warmup": F((bool,), True, doc="effective decay min(decay, (1 + t) / (10 + t)) at step t"),
+    }, doc="exponential moving average of the weights (and buffers), used for every evaluation"),
+    "tta": F((str, type(None)), None, check=_one_of((None, "flip")),
+             doc="test-time augmentation: 'flip' averages the logits of each image and its mirror"),
 }
+
+#: protocol fields that are dropped while unset (None), so suites that do not use them keep their run ids
+OPTIONAL_PROTOCOL = ("ema", "tta")
 
 LAYER_ITEM = {
     "name": F((str,), REQUIRED),
     "options": F((dict,), dict, schema=ANY_MAPPING),
-    "label": F((str, type(None)), None),
+    "label": F((str, type(None)), None, check=_safe_name),
+    "display": F((str, type(None)), None, doc="the row's name as shown on the site, free text (default: label)"),
     "stem": F((str, type(None)), None, check=lambda v: None if v in (None, "conv", "family", "frozen-conv")
               else f"must be 'family', 'conv' or 'frozen-conv', not {v!r}"),
 }
@@ -87,6 +115,26 @@ REFERENCE = {
     "setting": F((str,), REQUIRED),
     "source": F((str,), "paper", check=_one_of(("paper", "reproduction", "code"))),
     "note": F((str,), ""),
+    "epochs": F((int, type(None)), None, check=_positive,
+                doc="epochs of the document's setting for this number (default: the suite protocol's)"),
+}
+
+# A number a document quotes that no row of the suite can produce (another method's result, a network or
+# data set not built here): shown beside the leaderboard for orientation, never compared, no verdict.
+CONTEXT = {
+    "label": F((str,), REQUIRED, doc="what the number is, e.g. 'Maxout (Goodfellow et al.)'"),
+    "metric": F((str,), "top1"),
+    "value": F((float,), REQUIRED),
+    "document": F((str,), REQUIRED),
+    "where": F((str,), REQUIRED),
+    "setting": F((str,), ""),
+    "note": F((str,), ""),
+}
+
+TIER = {
+    "name": F((str,), REQUIRED),
+    "description": F((str,), ""),
+    "overrides": F((dict,), REQUIRED, schema=ANY_MAPPING, doc="command-line overrides that make this tier"),
 }
 
 CLAIM = {
@@ -101,6 +149,7 @@ CLAIM = {
         "op": F((str,), REQUIRED, check=_one_of(("within", "above", "below"))),
         "points": F((float,), REQUIRED),
         "backbone": F((str, type(None)), None),
+        "epochs": F((int, type(None)), None, check=_positive),
     }),
 }
 
@@ -111,11 +160,21 @@ SUITE = {
     "dataset": F((str, dict), REQUIRED),
     "protocol": F((dict,), REQUIRED, schema=PROTOCOL),
     "backbones": F((list,), REQUIRED, items=F((str, dict))),
-    "layers": F((str, list), "all", items=F((str, dict))),
-    "seeds": F((list,), lambda: [0], items=F((int,))),
+    "layers": F((str, list), "all", items=F((str, dict)),
+                doc="'all' (every registered family, plug-ins included) or a list of rows"),
+    "layer_options": F((dict,), dict, schema={"*": F((dict,), schema=ANY_MAPPING)},
+                       doc="with layers: all, options per family name, e.g. {pnn: {fanout: 1}}"),
+    "seeds": F((list,), lambda: [0], items=F((int,), check=lambda v: None if v >= 0 else
+                                              f"must be non-negative, got {v}")),
     "references": F((list,), list, items=F((dict,), schema=REFERENCE)),
     "claims": F((list,), list, items=F((dict,), schema=CLAIM)),
+    "context": F((list,), list, items=F((dict,), schema=CONTEXT)),
     "notes": F((list,), list, items=F((str,))),
+    # what the suite's own protocol is: the document's ("document": its protocol and data) or the harness's
+    # shared protocol on full data ("shared"); protocols with subsets are "shortened" whatever this says
+    "setting": F((str,), "shared", check=_one_of(("document", "shared"))),
+    # declared shortened tiers (e.g. CPU-sized overrides): verdicts from them carry the tier's tag
+    "tiers": F((list,), list, items=F((dict,), schema=TIER)),
 }
 
 # Fields the command line may override; the record keeps what was overridden.
@@ -175,6 +234,9 @@ class Suite:
     claims: list[dict]
     notes: list[str]
     sha256: str
+    context: list[dict] = field(default_factory=list)
+    setting: str = "shared"
+    tiers: list[dict] = field(default_factory=list)
 
     def expand(self, overrides: dict | None = None, seeds: list[int] | None = None,
                data_root: str | None = None) -> list[RunSpec]:
@@ -206,7 +268,9 @@ def _named(value: Any, registry, path: str, where: str) -> dict:
         raise SpecError(path, f"{where}.name", f"unknown {registry.kind} {value['name']!r} "
                                                f"(known: {', '.join(registry.names())})")
     try:
-        value["options"] = registry.get(value["name"]).options(value["options"])
+        entry = registry.get(value["name"])
+        given, value["options"] = value["options"], entry.options(value["options"])  # unknown keys first
+        check_options(entry.defaults, given, path, where)
     except KeyError as exc:
         raise SpecError(path, f"{where}.options", exc.args[0]) from None
     return value
@@ -219,7 +283,7 @@ def load_suite(path: str | Path) -> Suite:
     except OSError as exc:
         raise SpecError(path, "", f"cannot read: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: ~10× faster
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "yaml"
@@ -235,10 +299,20 @@ def load_suite(path: str | Path) -> Suite:
         raise SpecError(p, "backbones", "at least one backbone is required")
 
     layers_raw = data["layers"]
+    per_family = data["layer_options"]
     if isinstance(layers_raw, str):
         if layers_raw != "all":
             raise SpecError(p, "layers", f"must be 'all' or a list, not {layers_raw!r}")
-        layers_raw = LAYERS.names()
+        for fam in per_family:
+            if fam not in LAYERS:
+                raise SpecError(p, f"layer_options.{fam}", f"unknown layer family {fam!r} "
+                                                           f"(known: {', '.join(LAYERS.names())})")
+        # every registered family (plug-ins from --layers and entry points included), each with its options
+        layers_raw = [{"name": n, "options": per_family[n]} if n in per_family else n for n in LAYERS.names()]
+    elif per_family:
+        raise SpecError(p, "layer_options", "only with 'layers: all' (a list gives each row its own options)")
+    if not layers_raw:
+        raise SpecError(p, "layers", "at least one layer row is required")
     layers, labels = [], set()
     for i, item in enumerate(layers_raw):
         where = f"layers[{i}]"
@@ -247,10 +321,13 @@ def load_suite(path: str | Path) -> Suite:
             raise SpecError(p, f"{where}.name", f"unknown layer family {item['name']!r} "
                                                 f"(known: {', '.join(LAYERS.names())})")
         try:
-            item["options"] = LAYERS.get(item["name"]).options(item["options"])
+            given, item["options"] = item["options"], LAYERS.get(item["name"]).options(item["options"])
+            check_options(LAYERS.get(item["name"]).defaults, given, p, where)
         except KeyError as exc:
             raise SpecError(p, f"{where}.options", exc.args[0]) from None
         item["label"] = item["label"] or item["name"]
+        if item["display"] is None:
+            del item["display"]  # absent unless given: run ids of rows without one stay as they were
         if item["label"] in labels:
             raise SpecError(p, f"{where}.label", f"duplicate row label {item['label']!r}: give each variant a label")
         labels.add(item["label"])
@@ -258,10 +335,22 @@ def load_suite(path: str | Path) -> Suite:
 
     if not data["seeds"]:
         raise SpecError(p, "seeds", "at least one seed is required")
-    for i, ref in enumerate(data["references"]):
-        if ref["backbone"] is not None and ref["backbone"] not in BACKBONES:
-            raise SpecError(p, f"references[{i}].backbone", f"unknown backbone {ref['backbone']!r}")
-    return Suite(path=path, name=data["name"] or path.stem, description=data["description"], task=task,
-                 dataset=dataset, protocol=data["protocol"], backbones=backbones, layers=layers,
+    check_comment_truncation(text, p)
+    check_bindings(p, references=data["references"], claims=data["claims"], labels=labels,
+                   backbones=backbones, task=TASKS.get(task["name"]))
+    for i, tier in enumerate(data["tiers"]):
+        for key in tier["overrides"]:
+            if key not in OVERRIDABLE:
+                raise SpecError(p, f"tiers[{i}].overrides.{key}", f"not an overridable field "
+                                f"(allowed: {', '.join(OVERRIDABLE)})")
+    name = data["name"] or path.stem
+    bad = _safe_name(name)
+    if bad:
+        raise SpecError(p, "name", bad.split(" (a row")[0] + ("" if data["name"] else " (taken from the file name: "
+                                                                "give the suite a 'name:')"))
+    return Suite(path=path, name=name, description=data["description"], task=task,
+                 dataset=dataset, backbones=backbones, layers=layers,
+                 protocol={k: v for k, v in data["protocol"].items() if not (k in OPTIONAL_PROTOCOL and v is None)},
                  seeds=list(data["seeds"]), references=data["references"], claims=data["claims"],
-                 notes=data["notes"], sha256=hashlib.sha256(text.encode()).hexdigest())
+                 notes=data["notes"], sha256=hashlib.sha256(text.encode()).hexdigest(),
+                 context=data["context"], setting=data["setting"], tiers=data["tiers"])

@@ -5,6 +5,7 @@ augments it there (random crop after padding, horizontal flip) with batched tens
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -71,16 +72,57 @@ def _batches(n: int, batch_size: int, device, generator=None, shuffle: bool = Tr
     return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
 
 
+class WeightEMA:
+    """Exponential moving average of a model's floating-point state (parameters and buffers such as batch-norm
+    statistics), kept in a copy of the model that is used for evaluation (protocol option ``ema``).
+
+    After step t the average is ``avg ← avg + (1 − d)(live − avg)`` with ``d = decay``, or with ``warmup``
+    ``d = min(decay, (1 + t) / (10 + t))`` so early averages are not dominated by the random initialisation.
+    Fixed (never trained) tensors stay bit-identical (a lerp between equal values returns them); integer buffers
+    (batch counters) are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.decay, self.warmup, self.steps = float(decay), bool(warmup), 0
+        live, avg = model.state_dict(), self.model.state_dict()
+        self._float = [(avg[k], live[k]) for k in live if live[k].is_floating_point()]
+        self._other = [(avg[k], live[k]) for k in live if not live[k].is_floating_point()]
+
+    def current_decay(self) -> float:
+        t = self.steps
+        return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        w = 1.0 - self.current_decay()
+        if self._float:
+            avg, live = zip(*self._float)
+            torch._foreach_lerp_(list(avg), list(live), w)
+        for a, l in self._other:
+            a.copy_(l)
+
+
+def _flip_tta(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    """Logits averaged over each image and its horizontal mirror (protocol option ``tta: flip``)."""
+    return 0.5 * (model(xb).float() + model(xb.flip(3)).float())
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int, amp: bool) -> tuple[float, float]:
-    """Mean loss and top-1 accuracy (%) on device-resident uint8 images."""
+def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int, amp: bool,
+             tta: str | None = None, channels_last: bool | None = None) -> tuple[float, float]:
+    """Mean loss and top-1 accuracy (%) on device-resident uint8 images (``tta="flip"``: logits averaged
+    with the mirrored image's)."""
     model.eval()
     loss_sum = torch.zeros((), device=x_u8.device)
     correct = torch.zeros((), device=x_u8.device, dtype=torch.long)
     for i in range(0, len(y), batch_size):
-        xb = prepare(x_u8[i:i + batch_size])
+        xb = prepare(x_u8[i:i + batch_size], channels_last)
         with _autocast(x_u8.device, amp):
-            out = model(xb)
+            out = _flip_tta(model, xb) if tta == "flip" else model(xb)
         loss_sum += F.cross_entropy(out.float(), y[i:i + batch_size], reduction="sum")
         correct += (out.argmax(1) == y[i:i + batch_size]).sum()
     model.train()
@@ -88,9 +130,12 @@ def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: 
     return float(loss_sum) / n, 100.0 * float(correct) / n
 
 
-def prepare(x_u8: torch.Tensor) -> torch.Tensor:
+def prepare(x_u8: torch.Tensor, channels_last: bool | None = None) -> torch.Tensor:
+    """uint8 → float in [0, 1]; channels_last memory format if asked (default: on CUDA)."""
     x = x_u8.float().div_(255)
-    if x.device.type == "cuda":
+    if channels_last is None:
+        channels_last = x.device.type == "cuda"
+    if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -103,12 +148,18 @@ def _autocast(device, amp: bool):
 
 def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
                    test_y: torch.Tensor, protocol: dict, device: torch.device, seed: int,
-                   progress: bool = False, desc: str = "", on_epoch=None) -> dict:
+                   progress: bool = False, desc: str = "", on_epoch=None, compile: bool = False,
+                   channels_last: bool | None = None) -> dict:
     """Train ``model`` with cross-entropy under ``protocol`` on device-resident uint8 tensors.
 
     Returns ``history`` (per epoch: train loss/acc, test loss/acc, training seconds, cumulative seconds and
     images seen) and ``timing`` (training time excluding evaluation; the first epoch, which includes warm-up
     and any compilation, is reported separately as ``warmup_epoch_s``). Raises RunFailed on a non-finite loss.
+
+    Protocol options: ``ema: {decay, warmup}`` evaluates (every epoch, and leaves in ``model`` at the end) an
+    exponential moving average of the weights (:class:`WeightEMA`); ``tta: flip`` evaluates with flip test-time
+    augmentation. ``compile=True`` trains and evaluates through ``torch.compile(model)``; ``channels_last``
+    (default: on CUDA) sets the input memory format.
     """
     from bench.errors import RunFailed
     from bench.measure import Clock, epoch_timing
@@ -126,6 +177,9 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(protocol["schedule"], epochs, steps))
     crop, flip = "crop" in protocol["augment"], "flip" in protocol["augment"]
     smoothing = protocol.get("label_smoothing", 0.0)
+    tta = protocol.get("tta")
+    ema = WeightEMA(model, **protocol["ema"]) if protocol.get("ema") else None
+    fwd = torch.compile(model) if compile else model
     clock = Clock(device)
     history, cum, seen = [], 0.0, 0
     bar = None
@@ -139,17 +193,19 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         count = 0
         t0 = clock.start()
         for idx in _batches(n, bs, device, gen, drop_last=True)[:steps]:
-            xb = prepare(train_x[idx])
+            xb = prepare(train_x[idx], channels_last)
             if crop or flip:
                 xb = random_crop_flip(xb, protocol["crop_padding"], crop, flip, gen)
             yb = train_y[idx]
             with _autocast(device, amp):
-                out = model(xb)
+                out = fwd(xb)
                 loss = F.cross_entropy(out.float(), yb, label_smoothing=smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update()
             loss_sum += loss.detach() * len(idx)
             correct += (out.detach().argmax(1) == yb).sum()
             count += len(idx)
@@ -159,7 +215,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             raise RunFailed(f"training loss became {train_loss} in epoch {epoch}")
         cum += epoch_s
         seen += count
-        test_loss, test_acc = evaluate(model, test_x, test_y, protocol["eval_batch_size"], amp)
+        test_loss, test_acc = evaluate(ema.model if ema is not None else fwd, test_x, test_y,
+                                       protocol["eval_batch_size"], amp, tta, channels_last)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": 100.0 * float(correct) / max(1, count),
                "test_loss": test_loss, "test_acc": test_acc, "epoch_s": epoch_s, "train_s_cum": cum,
                "images_seen": seen, "lr": opt.param_groups[0]["lr"]}
@@ -171,5 +228,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             bar.update(1)
     if bar is not None:
         bar.close()
+    if ema is not None:  # what was evaluated is what the caller measures further (speed, robustness)
+        model.load_state_dict(ema.model.state_dict())
     timing = epoch_timing(history, steps, clock)
     return {"history": history, "timing": timing}

@@ -1,11 +1,13 @@
 """The contract every registered layer family must pass, auto-parametrised over the registry.
 
 A family added later — a file in bench/layers/, or another package's ``bench.layers`` entry point — is
-covered here without editing this file.
+covered here without editing this file. A family in a file given to ``bench run --layers FILE`` is covered
+with ``BENCH_LAYERS=FILE pytest tests/test_contract.py`` (several files: separated by ``os.pathsep``, ``:``).
 """
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -15,6 +17,8 @@ from bench.layers import LAYERS, count_parameters, fixed_tensors
 from bench.measure import count_macs
 from bench.models import materialise
 
+for _file in filter(None, os.environ.get("BENCH_LAYERS", "").split(os.pathsep)):
+    LAYERS.load_file(_file)  # plug-in families, as `bench run --layers FILE` loads them
 FAMILIES = LAYERS.names()
 CIN, COUT, K, HW = 4, 6, 3, 8
 

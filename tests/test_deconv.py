@@ -288,7 +288,7 @@ def test_family_registration():
     assert count_parameters(fam.build(4, 6, 3, 1, None, False, force_bias=False))["learned"] == 4 * 6 * 9
 
 
-TABLE1 = ["vgg16", "resnet18", "preact-resnet18", "densenet121", "mobilenetv2"]
+TABLE1 = ["vgg16", "resnet18", "preact-resnet18", "densenet121", "mobilenetv2", "pnasnet-a"]
 
 
 @pytest.mark.parametrize("name", TABLE1)
@@ -317,7 +317,8 @@ def test_backbones_train_with_bn_and_deconv(name):
 # Table 1 "Size" column (CIFAR-10, 10 classes). It matches the networks without batch norm and with a bias
 # in every layer — the deconvolution models (DenseNet-121 with BN would be 6.96M). MobileNetV2's depthwise
 # convs are whitened and biased too, as in the code.
-SIZES = {"vgg16": 14.71, "resnet18": 11.17, "preact-resnet18": 11.17, "densenet121": 6.88, "mobilenetv2": 2.28}
+SIZES = {"vgg16": 14.71, "resnet18": 11.17, "preact-resnet18": 11.17, "densenet121": 6.88, "mobilenetv2": 2.28,
+         "pnasnet-a": 0.13}
 
 
 @pytest.mark.parametrize("name", TABLE1)

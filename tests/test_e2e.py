@@ -93,9 +93,9 @@ task: classification
 dataset: digits
 protocol: {{epochs: 1, batch_size: 64, max_batches: 1, augment: [], train_subset: 128, test_subset: 64}}
 backbones: [{{name: preact-resnet, options: {{n: 1}}}}]
-layers: [{{name: conv, label: "{evil}"}}]
+layers: [{{name: conv, label: evil-row, display: "{evil}"}}]
 references:
-  - {{row: "{evil}", value: 50, document: "004", where: "{evil}", setting: "{evil}"}}
+  - {{row: evil-row, value: 50, document: "004", where: "{evil}", setting: "{evil}"}}
 """)
     results, site = tmp_path / "results", tmp_path / "site"
     assert main(["run", str(suite), "--results", str(results), "--no-progress", "--device", "cpu"]) == 0

@@ -171,3 +171,20 @@ def test_lbcnn_filters_fixed_and_reload(tmp_path):
     assert not torch.equal(other.weight, layer.weight)
     other.load_state_dict(layer.state_dict())
     assert torch.equal(other.weight, layer.weight)
+
+
+def test_lbcnn_code_variant_draws_with_replacement_and_has_a_bias():
+    """lbcnn.pytorch draws int(s·n) positions with replacement: ≈ 1 − e^(−s) of the weights end up non-zero
+    (0.39 at s = 0.5), and its 1×1 nn.Conv2d keeps its default bias."""
+    import math
+
+    torch.manual_seed(0)
+    layer = build("lbcnn", 64, 64, 3, sparsity=0.5, variant="code")
+    w = layer.weight
+    frac = float((w != 0).float().mean())
+    assert abs(frac - (1 - math.exp(-0.5))) < 0.01 and set(w.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    assert layer.mix.bias is not None
+    counts = count_parameters(layer)
+    assert counts["learned"] == 64 * 64 + 64 == LAYERS.get("lbcnn").expected_learned(64, 64, 3, variant="code")
+    paper = build("lbcnn", 64, 64, 3, sparsity=0.5)
+    assert float((paper.weight != 0).float().mean()) == 0.5 and paper.mix.bias is None

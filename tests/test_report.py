@@ -13,6 +13,7 @@ SUITE = """
 name: rep
 task: classification
 dataset: digits
+setting: document
 protocol: {epochs: 2}
 backbones: [{name: preact-resnet, options: {n: 1}}]
 layers: [conv, sep-chans, sep-space]
@@ -20,7 +21,7 @@ seeds: [0, 1, 2]
 references:
   - {row: conv, value: 90.0, document: "004", where: "T1", setting: "s"}
   - {row: sep-chans, value: 80.0, document: "004", where: "T1", setting: "s"}
-  - {row: pnn, value: 85.0, document: "000", where: "T4", setting: "s"}
+  - {row: conv, value: 85.0, document: "000", where: "T4", setting: "s", epochs: 1}
 claims:
   - id: near
     text: chans near conv
@@ -68,19 +69,22 @@ def test_mean_std_references_and_claims(suite):
     assert rows.loc["sep-chans", "m:top1:mean"] == pytest.approx(88.6666, abs=1e-3)
     assert list(b.rows["label"]) == ["conv", "sep-chans", "sep-space"]  # sorted by the primary metric
     assert bool(rows.loc["conv", "noisy"]) and not bool(rows.loc["sep-space", "noisy"])
-    refs = {r["row"]: r for r in b.references}
-    assert refs["conv"]["verdict"] == "reproduced" and refs["conv"]["diff"] == pytest.approx(0.0)
-    assert refs["sep-chans"]["verdict"] == "not reproduced"      # 88.67 vs 80: far outside max(1, 2·std)
-    assert refs["pnn"]["verdict"] == "not yet run"
+    refs = {(r["row"], r["epochs"]): r for r in b.references}
+    assert refs["conv", None]["verdict"] == "reproduced" and refs["conv", None]["diff"] == pytest.approx(0.0)
+    assert refs["sep-chans", None]["verdict"] == "not reproduced"      # 88.67 vs 80: far outside max(1, 2·std)
+    assert refs["conv", 1]["verdict"] == "not yet run"  # a 1-epoch number: these runs trained 2 epochs
+    assert all(r["setting"] == "document" for r in b.references)
     claims = {c["id"]: c for c in b.claims}
     assert claims["near"]["verdict"] == "reproduced"   # |88.67 − 90| = 1.33 ≤ 3
     assert claims["far"]["verdict"] == "reproduced"    # 88.67 − 70 ≥ 5
 
 
-def test_shortened_runs_give_indicative_verdicts(suite):
-    records = fake_records(suite, {"epochs": 1})
+def test_shortened_runs_give_no_verdict(suite):
+    records = fake_records(suite, {"train_subset": 100})
     b = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0]
-    assert {r["row"]: r["verdict"] for r in b.references}["conv"] == "indicative only"
+    ref = [r for r in b.references if r["row"] == "conv" and r["epochs"] is None][0]
+    assert ref["verdict"] == "inconclusive" and ref["setting"] == "shortened" and "shortened" in ref["verdict_detail"]
+    assert all(c["verdict"] == "inconclusive" and c["setting"] == "shortened" for c in b.claims)
 
 
 def test_reference_verdict_tolerance_uses_seed_spread():
@@ -120,7 +124,7 @@ backbones:
   - {name: preact-resnet, options: {n: 1, width: 1}}
   - {name: preact-resnet, options: {n: 1, width: 2}}
 layers: [conv]
-seeds: [0]
+seeds: [0, 1]
 claims:
   - id: wide
     text: wider is better

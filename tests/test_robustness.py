@@ -91,3 +91,39 @@ def test_classification_task_records_fgsm(tmp_path):
     assert out["metrics"]["fgsm_auc"] == pytest.approx(normalised_auc(curve["x"], curve["y"]))
     off = task.obj(spec, ctx, **task.options({"timing_repeats": 1, "throughput_batch": 8, "attack_eps": []}))
     assert "fgsm8" not in off["metrics"] and off["curves"] == {}
+
+
+def test_shared_sign_fgsm_images_equal_torchattacks_bitwise(trained):
+    """The harness computes FGSM's direction once for every ε; the adversarial images must be exactly
+    torchattacks.FGSM's at each ε (same expression, same gradient)."""
+    from bench.robustness import fgsm_sign
+
+    model, x, y = trained
+    sign = fgsm_sign(model, x, y)
+    for e in (1, 4, 8, 16):
+        ours = torch.clamp(x + (e / 255) * sign, min=0, max=1)
+        theirs = torchattacks.FGSM(model, eps=e / 255)(x, y)
+        assert torch.equal(ours, theirs), e
+    assert (sign != 0).float().mean() > 0.5  # a real gradient, not zeros
+
+
+def test_fgsm_counts_need_no_host_sync_per_batch(trained, monkeypatch):
+    """Correct counts are summed on the device: no .item()/int() per batch (one transfer at the end)."""
+    model, x, y = trained
+    calls = {"item": 0, "tolist": 0}
+    orig_item, orig_tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def item(self):
+        calls["item"] += 1
+        return orig_item(self)
+
+    def tolist(self):
+        calls["tolist"] += 1
+        return orig_tolist(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", item)
+    monkeypatch.setattr(torch.Tensor, "tolist", tolist)
+    monkeypatch.setattr(torch.Tensor, "__int__", lambda self: (_ for _ in ()).throw(AssertionError("int()")))
+    res = adversarial_accuracy(model, x, y, [0, 4, 8], batch_size=16)  # 8 batches
+    assert calls["item"] == 0 and calls["tolist"] == 1
+    assert len(res["acc"]) == 3

@@ -1,18 +1,18 @@
-"""The generated site in a real headless Chromium: no console errors, sorting, filters, permalinks, plots, escaping.
+"""The generated site in a real headless Chromium: no console errors, sorting, filters, permalinks, plots, escaping,
+and readability at 1,400 px (no hidden columns, no overlapping plot labels, no clipped axes, collapsed run lists),
+also on a site built from 10,000 synthetic records.
 
-The browser is driven through the system chromedriver with a few lines of W3C WebDriver over HTTP (standard
-library only, so no client package and no extra dependency). The site comes from a tiny real run of a three-row
-suite (conv, sep-chans, and a conv row whose label is an HTML injection attempt).
+The browser is driven with selenium through the system chromedriver (Debian's chromium-driver). The small site
+comes from a tiny real run of a three-row suite (conv, sep-chans, and a conv row whose label is an HTML injection
+attempt in its free-text ``display`` title).
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
-import socket
-import subprocess
+import random
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,10 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
                 "install with: apt-get install chromium chromium-driver", allow_module_level=True)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[test]')")
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -47,120 +51,62 @@ backbones:
 layers:
   - {{name: conv}}
   - {{name: sep-chans}}
-  - {{name: conv, label: {json.dumps(EVIL)}, stem: frozen-conv}}
+  - {{name: conv, label: evil-row, display: {json.dumps(EVIL)}, stem: frozen-conv}}
 seeds: [0]
 """
-ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # W3C WebDriver element reference key
-
-
-class WebDriverError(RuntimeError):
-    def __init__(self, error: str, message: str):
-        super().__init__(f"{error}: {message}")
-        self.error = error
+WIDTH = 1400
 
 
 class _Browser:
-    """A minimal W3C WebDriver client for chromedriver (only the commands these tests use)."""
+    """selenium's Chrome driver with the few helpers these tests use."""
 
     def __init__(self, profile_dir: Path):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen([str(CHROMEDRIVER), f"--port={self.port}"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.sid = None
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.proc.kill()
-                    raise RuntimeError("chromedriver did not start")
-                time.sleep(0.05)
-        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile_dir}"]
-        caps = {"browserName": "chrome", "pageLoadStrategy": "normal",
-                # leave a dialog open so that the test can see it (GET /alert/text) instead of having it dismissed
-                "unhandledPromptBehavior": "ignore",
-                "goog:loggingPrefs": {"browser": "ALL"},
-                "goog:chromeOptions": {"binary": str(CHROMIUM), "args": args}}
-        try:
-            self.sid = self._req("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
-        except Exception:
-            self.proc.kill()
-            raise
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = str(CHROMIUM)
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", f"--window-size={WIDTH},1000", f"--user-data-dir={profile_dir}"):
+            opts.add_argument(arg)
+        # leave a dialog open so that the test can see it instead of having it dismissed
+        opts.set_capability("unhandledPromptBehavior", "ignore")
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # the system chromedriver, never selenium-manager's download
+        self.d = webdriver.Chrome(options=opts, service=Service(executable_path=str(CHROMEDRIVER)))
+        self.d.set_script_timeout(60)
+        self.d.set_page_load_timeout(120)
 
-    def _req(self, method: str, path: str, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json; charset=utf-8"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as f:
-                return json.load(f)["value"]
-        except urllib.error.HTTPError as e:
-            value = json.load(e).get("value", {})
-            raise WebDriverError(value.get("error", str(e.code)), value.get("message", "")) from None
-
-    def _s(self, path: str, method: str = "POST", body=None):
-        return self._req(method, f"/session/{self.sid}{path}", {} if body is None and method == "POST" else body)
-
-    # navigation, scripts, elements
     def get(self, url: str):
-        self._s("/url", body={"url": url})
+        self.d.get(url)
 
     def refresh(self):
-        self._s("/refresh")
+        self.d.refresh()
 
     def js(self, script: str, *args):
-        args = [{ELEMENT: a.id} if isinstance(a, _El) else a for a in args]
-        return self._s("/execute/sync", body={"script": script, "args": list(args)})
+        return self.d.execute_script(script, *args)
 
-    def find(self, css: str) -> "_El":
-        return _El(self, self._s("/element", body={"using": "css selector", "value": css})[ELEMENT])
+    def find(self, css: str):
+        return self.d.find_element(By.CSS_SELECTOR, css)
 
     def alert_text(self):
         """Text of an open JavaScript dialog, or None."""
         try:
-            return self._s("/alert/text", method="GET")
-        except WebDriverError as e:
-            if e.error == "no such alert":
-                return None
-            raise
+            return self.d.switch_to.alert.text
+        except NoAlertPresentException:
+            return None
 
     def dismiss_alert(self):
-        self._s("/alert/dismiss")
+        self.d.switch_to.alert.dismiss()
 
     def logs(self) -> list[dict]:
         """Browser console entries (console API calls, uncaught exceptions, failed loads) since the last call."""
-        return self._s("/se/log", body={"type": "browser"})
+        return self.d.get_log("browser")
 
     def quit(self):
-        try:
-            if self.sid:
-                self._s("", method="DELETE")
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.d.quit()
 
 
-class _El:
-    def __init__(self, browser: _Browser, eid: str):
-        self.b, self.id = browser, eid
-
-    def click(self):
-        self.b._s(f"/element/{self.id}/click")
-
-    def type(self, text: str):
-        self.b._s(f"/element/{self.id}/value", body={"text": text})
-
-    def clear(self):
-        self.b._s(f"/element/{self.id}/clear")
+def _type(el, text: str):
+    el.send_keys(text)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +119,7 @@ def site(tmp_path_factory):
                  "--device", "cpu"]) == 0
     assert main(["report", "--results", str(results), "--suites", str(tmp / "suites"), "--site", str(out)]) == 0
     records = [json.loads(p.read_text()) for p in (results / "browser").glob("*.json")]
-    assert sorted(r["label"] for r in records) == sorted(["conv", "sep-chans", EVIL])
+    assert sorted(r["label"] for r in records) == sorted(["conv", "sep-chans", "evil-row"])
     assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
     return out
 
@@ -215,7 +161,7 @@ ROWS_JS = """
 var t = document.getElementById(arguments[0]), col = arguments[1];
 return Array.prototype.map.call(t.tBodies[0].rows, function (tr) {
   var r = tr.getBoundingClientRect();
-  return {label: tr.cells[1].textContent.trim(), family: tr.getAttribute('data-family'),
+  return {label: (tr.cells[1].querySelector('b') || tr.cells[1]).textContent.trim(), family: tr.getAttribute('data-family'),
           key: col === null ? null : tr.cells[col].getAttribute('data-sort'),
           hidden: tr.hidden, shown: r.height > 0 && r.width > 0};
 });"""
@@ -332,12 +278,12 @@ def test_family_filter_and_search_hide_rows_and_update_the_counter(site, browser
     assert "family" not in _hash(browser)
 
     box = browser.find('input[data-filter-for="lb-1"][data-filter="q"]')
-    box.type("ONERROR")  # case-insensitive; only the HTML-looking label contains it
+    _type(box, "ONERROR")  # case-insensitive; only the HTML-looking label contains it
     assert [r["label"] for r in _rows(browser) if r["shown"]] == [EVIL]
     assert _count_text(browser) == "1 of 3 rows"
     assert "q.lb-1=ONERROR" in _hash(browser)
     box.clear()
-    box.type("sep-")
+    _type(box, "sep-")
     assert [r["family"] for r in _rows(browser) if r["shown"]] == ["sep-chans"]
     # family "conv" and search "sep-" together: nothing left
     browser.find('select[data-filter-for="lb-1"][data-filter="family"] option[value="conv"]').click()
@@ -391,7 +337,8 @@ def test_html_in_a_row_label_stays_text(site, browser):
     cells = browser.js("var c = Array.prototype.filter.call(document.querySelectorAll('#lb-1 tbody td'),"
                        " function (td) { return td.textContent.indexOf('<img') >= 0; });"
                        " return c.map(function (td) { return [td.textContent.trim(), td.querySelectorAll('*').length]; });")
-    assert cells == [[EVIL, 1]]  # literal text inside the <b> wrapper, no element made from it
+    # literal text inside the <b> wrapper (the row's label below it), no element made from it
+    assert cells == [[EVIL + "evil-row", 2]]
     # the SVG point labels and tooltips carry the same text, not markup
     svg_text = browser.js("return Array.prototype.map.call(document.querySelectorAll('.plots svg text, .plots svg title'),"
                           " function (t) { return t.textContent; }).join('\\n')")
@@ -417,3 +364,143 @@ def test_numeric_sort_keys_are_finite_numbers(site, browser):
     nums = [k for k in keys if k != ""]
     assert len(nums) >= 3 * 6
     assert all(math.isfinite(float(k)) for k in nums)
+
+
+# -- readable at 1,400 px, on the small site and on 10,000 synthetic records ------------------------------------
+
+LAYOUT_JS = """
+var vw = document.documentElement.clientWidth, out = {page: document.documentElement.scrollWidth, vw: vw,
+  hidden: [], overlaps: [], clipped: [], labels: 0, tables: 0, plots: 0};
+document.querySelectorAll('table').forEach(function (t) {
+  if (!t.offsetParent) return;  // inside a closed <details>
+  out.tables++;
+  Array.prototype.forEach.call(t.tHead ? t.tHead.rows[0].cells : [], function (th) {
+    var r = th.getBoundingClientRect();
+    if (r.right > vw + 1 || r.left < -1 || r.width < 4)
+      out.hidden.push((t.id || 'table') + ': ' + th.textContent.trim().slice(0, 30) + ' @' + Math.round(r.left) + '-' + Math.round(r.right));
+  });
+});
+document.querySelectorAll('svg.plot').forEach(function (s, si) {
+  out.plots++;
+  var box = s.getBoundingClientRect();
+  var texts = Array.prototype.map.call(s.querySelectorAll('text'), function (e) {
+    return {r: e.getBoundingClientRect(), label: e.classList.contains('pt-label'), t: e.textContent}; });
+  texts.forEach(function (a) {
+    if (a.r.left < box.left - 0.5 || a.r.right > box.right + 0.5 || a.r.top < box.top - 0.5 || a.r.bottom > box.bottom + 0.5)
+      out.clipped.push(si + ': ' + a.t);
+  });
+  var labels = texts.filter(function (a) { return a.label; });
+  out.labels += labels.length;
+  for (var i = 0; i < labels.length; i++) for (var j = i + 1; j < labels.length; j++) {
+    var a = labels[i].r, b = labels[j].r;
+    var w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    if (w > 0.5 && h > 0.5) out.overlaps.push(si + ': ' + labels[i].t + ' / ' + labels[j].t);
+  }
+});
+return out;"""
+
+
+def _layout(browser, page: Path) -> dict:
+    problems = _problems(_open(browser, page))
+    assert problems == [], (page.name, problems)
+    return browser.js(LAYOUT_JS)
+
+
+def _assert_readable(layout: dict, name: str):
+    assert layout["page"] <= layout["vw"] + 1, (name, "the page scrolls sideways", layout["page"])
+    assert layout["hidden"] == [], (name, layout["hidden"])
+    assert layout["overlaps"] == [], (name, layout["overlaps"])
+    assert layout["clipped"] == [], (name, layout["clipped"])
+
+
+def test_small_site_readable_at_1400(site, browser):
+    assert browser.js("return window.innerWidth") == WIDTH
+    for page in [site / "index.html", site / "suite-browser.html", *sorted((site / "runs").glob("*.html"))]:
+        layout = _layout(browser, page)
+        _assert_readable(layout, page.name)
+        assert layout["tables"] >= 1
+    # the index answers at a glance: the family × suite summary and the claims board
+    _open(browser, site / "index.html")
+    heads = browser.js("return Array.prototype.map.call(document.querySelectorAll('#summary-table thead th'),"
+                       " function (th) { return th.textContent.replace(/\\s+/g, ' ').trim(); })")
+    assert heads[0] == "Family" and heads[1].startswith("browser")
+    cells = browser.js("return Array.prototype.map.call(document.querySelectorAll('#summary-table tbody tr'),"
+                       " function (tr) { return [tr.cells[0].textContent.trim(), tr.cells[1].textContent.replace(/\\s+/g, ' ').trim(),"
+                       " tr.cells[1].className]; })")
+    by_family = {f: (text, cls) for f, text, cls in cells}
+    assert "baseline" in by_family["conv"][0] and by_family["conv"][1] == "cell-base"
+    assert "MAC ×" in by_family["sep-chans"][0] and "time ×" in by_family["sep-chans"][0]
+    assert "n=1" in by_family["sep-chans"][0] and by_family["sep-chans"][1].startswith("cell-")
+
+
+def _synthetic_results(template_dir: Path, out: Path, n_target: int = 10_000) -> int:
+    """Fake records in the harness's format, cloned from a real record with new specs (so new run ids)."""
+    from bench.layers import LAYERS
+    from bench.records import spec_id
+
+    template = json.loads(sorted(template_dir.glob("*.json"))[0].read_text())
+    for key in ("history", "curves", "artifacts"):
+        template.pop(key, None)
+    families = LAYERS.names()
+    rng = random.Random(0)
+    suites, rows = ("synth-a", "synth-b"), 19
+    seeds = math.ceil(n_target / (len(suites) * rows))
+    n = 0
+    for suite in suites:
+        (out / suite).mkdir(parents=True)
+        for i in range(rows):
+            fam = families[i % len(families)]
+            label = f"{fam}-v{i:02d}"
+            base = rng.uniform(40, 99.5)
+            for seed in range(seeds):
+                rec = copy.deepcopy(template)
+                spec = rec["spec"]
+                spec["suite"], spec["seed"] = suite, seed
+                spec["layer"] = {"name": fam, "options": {}, "label": label, "stem": None}
+                rec["id"] = spec_id(spec)
+                rec["suite"]["name"], rec["label"] = suite, label
+                rec["metrics"]["top1"] = min(100.0, base + rng.gauss(0, 0.8))
+                rec["macs"] = int(1e6 * (1 + i) ** 1.7)
+                rec["timing"]["train_s"] = 10.0 * (1 + i % 7) * rng.uniform(0.9, 1.1)
+                if suite == "synth-b" and seed % 2:  # one suite measured on two devices: never mixed in one table
+                    rec["env"] = dict(rec.get("env") or {}, device="CPU: Other machine (4 threads)")
+                (out / suite / f"{label}--s{seed}--{rec['id']}.json").write_text(json.dumps(rec))
+                n += 1
+    return n
+
+
+@pytest.fixture(scope="module")
+def big_site(site, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("big_site")
+    t0 = time.monotonic()
+    n = _synthetic_results(site.parent / "results" / "browser", tmp / "results")
+    assert n >= 10_000
+    from bench.report.site import build_site
+    summary = build_site(tmp / "results", tmp / "suites", tmp / "site")
+    assert summary["records"] == n and not summary["problems"], summary["problems"][:3]
+    print(f"10k site built in {time.monotonic() - t0:.1f} s")
+    return tmp / "site"
+
+
+def test_ten_thousand_records_stay_readable(big_site, browser):
+    for page in ("index.html", "suite-synth-a.html", "suite-synth-b.html"):
+        layout = _layout(browser, big_site / page)
+        _assert_readable(layout, page)
+        if page != "index.html":
+            assert layout["plots"] >= 2 and layout["labels"] >= 1
+    # run lists collapse: a count, the links behind a closed <details>
+    _open(browser, big_site / "suite-synth-a.html")
+    runs = browser.js("return Array.prototype.map.call(document.querySelectorAll('#lb-1 tbody tr'), function (tr) {"
+                      " var c = tr.cells[tr.cells.length - 1], d = c.querySelector('details');"
+                      " return [c.getBoundingClientRect().height, d ? d.open : null, d ? d.querySelector('summary').textContent : '',"
+                      " c.querySelectorAll('a').length]; })")
+    assert len(runs) == 19
+    for height, is_open, summary, links in runs:
+        assert is_open is False and summary.endswith(" runs") and links == int(summary.split()[0]) >= 264
+        assert height < 80, height
+    # one device per table: synth-b's two devices make two leaderboards, each naming its one device
+    _open(browser, big_site / "suite-synth-b.html")
+    measured = browser.js("return Array.prototype.map.call(document.querySelectorAll('.protocol .muted'),"
+                          " function (d) { return d.textContent.replace(/\\s+/g, ' '); })")
+    devices = [m for m in measured if "Measured on" in m]
+    assert len(devices) == 2 and all(";" not in d.split("Measured on:")[1].split(".")[0] for d in devices), devices

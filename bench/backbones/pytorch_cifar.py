@@ -221,3 +221,63 @@ class MobileNetV2(nn.Module):
 def mobilenetv2(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR MobileNetV2 (stride-1 stem); depthwise 3×3 convs whitened per channel under deconv."""
     return MobileNetV2(ops, in_channels, num_classes, width)
+
+
+# -- PNASNet-A -------------------------------------------------------------------------------------------
+
+class SepConv(nn.Module):
+    """PNASNet's "separable" convolution as in the CIFAR code: one k×k convolution grouped by input channel
+    (c_in groups, c_out/c_in outputs each), then a norm. Under ``deconv`` it is whitened per group."""
+
+    def __init__(self, ops: Ops, cin: int, cout: int, k: int, stride: int):
+        super().__init__()
+        self.conv = ops.conv(cin, cout, k, stride, (k - 1) // 2, groups=cin)
+        self.bn = ops.norm(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class CellA(nn.Module):
+    """ReLU(SepConv7×7(x) + MaxPool3×3(x)); when downsampling, the pooled branch gets a 1×1 conv + norm."""
+
+    def __init__(self, ops: Ops, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.sep = SepConv(ops, cin, cout, 7, stride)
+        self.proj = nn.Sequential(ops.conv(cin, cout, 1), ops.norm(cout)) if stride == 2 else None
+
+    def forward(self, x):
+        y = F.max_pool2d(x, 3, self.stride, 1)
+        if self.proj is not None:
+            y = self.proj(y)
+        return F.relu(self.sep(x) + y)
+
+
+class PNASNetA(nn.Module):
+    def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float, cells: int = 6):
+        super().__init__()
+        planes = _w(44, width)
+        self.stem = ops.conv(in_channels, planes, 3, 1, role="stem", hints=PREACT_STEM_HINTS)
+        self.bn = ops.norm(planes)
+        layers, cin = [], planes
+        for stage, mult in enumerate((1, 2, 4)):
+            cout = planes * mult
+            if stage > 0:
+                layers.append(CellA(ops, cin, cout, 2))
+                cin = cout
+            layers += [CellA(ops, cin, cout, 1) for _ in range(cells)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.fc = ops.linear(cin, num_classes)
+
+    def forward(self, x):
+        return _head(self.layers(F.relu(self.bn(self.stem(x)))), self.fc)
+
+
+@BACKBONES.register("pnasnet-a", document="003", section="Table 1 (PNASNetA, kuangliu/pytorch-cifar)")
+def pnasnet_a(ops, in_channels, num_classes, *, width=1.0):
+    """CIFAR PNASNet-A: 3×3 stem (44), 3 stages of 6 cells A (7×7 channel-grouped conv + max-pool branch),
+    downsampling cells between stages (44 → 88 → 176), linear. Under deconv: grouped convs whitened per group,
+    the stem with 10 iterations and frozen after 100 steps in every 1,000 (authors' models/pnasnet.py)."""
+    return PNASNetA(ops, in_channels, num_classes, width)

@@ -90,15 +90,26 @@ def files_key(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def cached(key: str, build: Callable[[], ImageData]) -> ImageData:
-    """Decode once: load the tensors saved under ``key`` or build and save them (atomically)."""
+def load_cache_file(path: Path) -> ImageData | None:
+    """The data set saved at ``path`` by :func:`cached`, or None (missing or unreadable: removed)."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, weights_only=False)
+        return ImageData(**blob)
+    except Exception:
+        path.unlink(missing_ok=True)
+        return None
+
+
+def cached(key: str, build: Callable[[], ImageData], refresh: bool = False) -> ImageData:
+    """Decode once: load the tensors saved under ``key`` or build and save them (atomically). ``refresh``
+    builds again even if they are saved."""
     path = cache_dir() / f"{key}.pt"
-    if path.exists():
-        try:
-            blob = torch.load(path, weights_only=False)
-            return ImageData(**blob)
-        except Exception:
-            path.unlink(missing_ok=True)
+    if not refresh:
+        data = load_cache_file(path)
+        if data is not None:
+            return data
     data = build()
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(data.__dict__, tmp)

@@ -2,6 +2,7 @@
 Works opened straight from disk (no CDN, no server); every text from a suite or record is escaped."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -13,7 +14,7 @@ from markupsafe import Markup
 from bench.errors import BenchError
 from bench.records import load_records, write_json_atomic
 from bench.report import svg
-from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame
+from bench.report.tables import NOISY_SPREAD, VERDICT_RULES, fmt_pm, leaderboards, runs_frame
 
 DOCUMENTS = {
     "000": "Perturbative Neural Networks (PNN) + supplement",
@@ -33,6 +34,7 @@ def _env() -> jinja2.Environment:
     env.filters["pm"] = lambda pair, fmt=".2f": fmt_pm(pair[0], pair[1], fmt)
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.globals["DOCUMENTS"] = DOCUMENTS
+    env.globals["VERDICT_RULES"] = VERDICT_RULES
     return env
 
 
@@ -94,22 +96,23 @@ def _board_view(board, records_by_id: dict) -> dict:
     multi = board.rows.groupby("backbone")["backbone_options"].nunique().to_dict()
     for r in rows:
         opts = json.loads(r["backbone_options"])
-        r["display"] = f"{r['label']} ({r['backbone']}" + (
+        r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
+        r["display"] = f"{r['title']} ({r['backbone']}" + (
             " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "") + ")"
         r["refs"] = [ref for ref in refs_by_row.get(r["label"], [])
                      if not ref.get("backbone") or ref["backbone"] == r["backbone"]]
     # accuracy (primary metric) versus MACs
-    points = [{"x": r.get("macs"), "y": r.get(pkey + ":mean") if pkey else None, "label": r["label"],
+    points = [{"x": r.get("macs"), "y": r.get(pkey + ":mean") if pkey else None, "label": r["title"],
                "key": r["family"], "yerr": r.get(pkey + ":std") if pkey else None} for r in rows]
     scatter_macs = svg.scatter(points, "MACs per image (fvcore, log scale)", primary[1] if primary else "",
                                title="accuracy vs MACs") if primary else ""
     pareto_time = pareto_macs = ""
     if primary:
-        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["label"], "key": r["family"]}
+        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["title"], "key": r["family"]}
                for r in rows]
         pareto_time = svg.scatter(pts, "training time (s, log scale)", primary[1], title="accuracy vs time",
                                   frontier=True)
-        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["label"], "key": r["family"]}
+        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["title"], "key": r["family"]}
                for r in rows]
         pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × training-mode forward MACs × images seen, log scale)",
                                   primary[1], title="accuracy vs training MACs", frontier=True)
@@ -139,7 +142,15 @@ def _board_view(board, records_by_id: dict) -> dict:
     metric_cols = [c for c in board.columns if f"m:{c[0]}:mean" in board.rows]
     return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
             "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
-            "anchor": f"{board.task}-{board.dataset}-{board.group}", "noisy_threshold": NOISY_SPREAD}
+            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD}
+
+
+def board_anchor(board) -> str:
+    """The leaderboard's id on its suite page; a suite split over devices gets one anchor per device."""
+    base = f"{board.task}-{board.dataset}-{board.group}"
+    if getattr(board, "device_split", False):
+        base += "-" + hashlib.sha256(str(board.device).encode()).hexdigest()[:6]
+    return _slug(base)
 
 
 def _export(board, view: dict, site: Path, stem: str) -> dict:
@@ -184,7 +195,12 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
 
     suite_views: dict[str, list] = {}
     for board in boards:
-        view = _board_view(board, by_id)
+        try:
+            view = _board_view(board, by_id)
+        except Exception as exc:  # a board that cannot be drawn is named and left out; the site is built
+            problems.append((f"leaderboard {board.suite}/{board.group}",
+                             f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
+            continue
         view["downloads"] = _export(board, view, site, _slug(f"{board.suite}-{board.task}-{board.dataset}-{board.group}"))
         suite_views.setdefault(board.suite, []).append(view)
 
@@ -197,8 +213,10 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for name, s in sorted(suites.items()):  # suites never run: their claims are shown, not yet run
         if name not in suite_views:
             all_claims += [dict(c, suite=name, group="", anchor="", verdict="not yet run",
-                                verdict_detail="no run of this suite yet", rule="", comparable=True)
+                                verdict_detail="no run of this suite yet", rule="", comparable=True,
+                                setting=s.setting, tier=None, setting_tag=s.setting)
                            for c in s.claims]
+    _export_verdicts(site, suites, suite_views)
     suites_summary = []
     for name in sorted(set(suite_views) | set(suites)):
         views = suite_views.get(name, [])
@@ -213,10 +231,14 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                      "smoke": v["board"].smoke, "backbones": sorted(set(v["board"].rows["backbone"])),
                      "families": sorted(set(v["board"].rows["family"])), "rows": len(v["board"].rows),
                      "runs": int(v["board"].rows["n"].sum()), "devices": v["board"].devices,
+                     "device": v["board"].device,
                      "link": f"suite-{_slug(v['board'].suite)}.html#{v['anchor']}"}
                     for views in suite_views.values() for v in views]
+    for summ in suites_summary:
+        summ["waiting"] = waiting_for(suites.get(summ["name"])) if not summ["boards"] else ""
     ctx = {"suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
-           "benchmarks": benchmarks, "n_records": len(records)}
+           "benchmarks": benchmarks, "n_records": len(records), "summary": family_summary(suite_views),
+           "claims_board": claims_board(all_claims)}
     (site / "index.html").write_text(env.get_template("index.html").render(title="convbench leaderboard",
                                                                            depth="", **ctx))
     pages += 1
@@ -229,15 +251,19 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         (site / summ["page"]).write_text(html)
         pages += 1
     for rec in records:
-        _copy_artifacts(rec, results, site)
-        html = env.get_template("run.html").render(title=f"run {rec['id']}", depth="../", rec=rec,
+        try:
+            _copy_artifacts(rec, results, site)
+            html = env.get_template("run.html").render(title=f"run {rec['id']}", depth="../", rec=rec,
                                                    spec_json=json.dumps(rec["spec"], indent=1, sort_keys=True,
                                                                         default=str),
                                                    env_json=json.dumps(rec.get("env", {}), indent=1,
                                                                        sort_keys=True, default=str),
                                                    plot=Markup(_run_plot(rec)),
                                                    suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
-        (site / "runs" / f"{rec['id']}.html").write_text(html)
+        except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
+            problems.append((rec.get("_path", rec.get("id")), f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
+            continue
+        (site / "runs" / f"{_slug(rec['id'])}.html").write_text(html)
         pages += 1
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards)}
 
@@ -248,7 +274,46 @@ def _unmatched_refs(suite, views) -> list:
         return []
     if views:
         return []
-    return [dict(r, verdict="not yet run") for r in suite.references]
+    return [dict(r, setting_text=r["setting"], setting=suite.setting, tier=None, setting_tag=suite.setting,
+                 verdict="not yet run", verdict_detail="no run of this suite yet") for r in suite.references]
+
+
+VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "backbone", "metric", "epochs", "value",
+                  "measured", "measured_std", "n", "setting", "tier", "verdict", "verdict_detail", "id", "text",
+                  "devices")
+
+
+def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> None:
+    """``data/verdicts.json`` and ``.csv``: every reference and claim of every suite, once per leaderboard
+    it was checked on (or once, 'not yet run'), with its setting (document / shared / shortened) and tier."""
+    items = []
+    for name in sorted(set(suites) | set(suite_views)):
+        views, suite = suite_views.get(name, []), suites.get(name)
+        for v in views:
+            b = v["board"]
+            for r in b.references:
+                items.append(dict(r, kind="reference", suite=name, leaderboard=v["anchor"], devices=b.devices))
+            for c in b.claims:
+                items.append(dict(c, kind="claim", suite=name, leaderboard=v["anchor"], devices=b.devices,
+                                  metric=c["check"]["metric"], epochs=c["check"].get("epochs")))
+        if not views and suite is not None:
+            for r in _unmatched_refs(suite, views):
+                items.append(dict(r, kind="reference", suite=name, leaderboard="", devices=[]))
+            for c in suite.claims:
+                items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
+                                  epochs=c["check"].get("epochs"), setting=suite.setting, tier=None,
+                                  verdict="not yet run", verdict_detail="no run of this suite yet"))
+    rows = [{k: item.get(k) for k in VERDICT_FIELDS} for item in items]
+    data_dir = site / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)})
+    import csv
+
+    with open(data_dir / "verdicts.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(VERDICT_FIELDS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()})
 
 
 def _run_plot(rec: dict) -> str:
@@ -264,8 +329,11 @@ def _run_plot(rec: dict) -> str:
 
 
 def _copy_artifacts(rec: dict, results: Path, site: Path) -> None:
+    base = Path(results).resolve()
     for art in rec.get("artifacts") or []:
-        src = results / art.get("path", "")
+        src = (base / art.get("path", "")).resolve()
+        if base not in src.parents:  # load_records refuses such records; never copy from outside the results
+            continue
         if src.is_file():
             dst = site / "artifacts" / art["path"]
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -284,3 +352,154 @@ def _benchmarks(results: Path) -> list[dict]:
         if isinstance(data, dict) and "title" in data and "rows" in data:
             out.append(data)
     return out
+
+
+# -- the index at a glance ---------------------------------------------------------------------------------
+
+def _mean_std(row: dict, key: str):
+    m, s = row.get(f"m:{key}:mean"), row.get(f"m:{key}:std")
+    return (m if _isnum(m) else None), (s if _isnum(s) else None)
+
+
+def _ratio(a, b):
+    return a / b if _isnum(a) and _isnum(b) and b > 0 else None
+
+
+def family_summary(suite_views: dict) -> dict:
+    """Family × (suite, backbone, leaderboard): each family's primary metric relative to the conv row of the
+    same leaderboard and backbone (Δ points with the combined seed std and n), with MAC and training-time
+    ratios to that conv row. A family with several rows shows its best one (named). Leaderboards without a
+    measured conv row are listed apart: nothing to be relative to."""
+    columns, cells, families, no_conv = [], {}, set(), []
+    for suite in sorted(suite_views):
+        for v in suite_views[suite]:
+            b = v["board"]
+            if not v["metric_cols"]:
+                continue
+            key, mlabel, hib, fmt = v["metric_cols"][0]
+            groups: dict[tuple, list] = {}
+            for r in v["rows"]:
+                groups.setdefault((r["backbone"], r["backbone_options"]), []).append(r)
+            multi = {bb for bb, _ in groups if sum(1 for g in groups if g[0] == bb) > 1}
+            for (backbone, bopts), rows in groups.items():
+                convs = [r for r in rows if r["family"] == "conv" and _mean_std(r, key)[0] is not None]
+                convs.sort(key=lambda r: (r["label"] != "conv", r["label"]))
+                head = backbone + (f" {bopts}" if backbone in multi else "")
+                link = f"suite-{_slug(suite)}.html#{v['anchor']}"
+                if not convs:
+                    if not any(n["link"] == link and n["backbone"] == backbone for n in no_conv):
+                        no_conv.append({"suite": suite, "backbone": backbone, "link": link})
+                    continue
+                conv = convs[0]
+                cm, cs = _mean_std(conv, key)
+                col = {"id": f"{suite}|{v['anchor']}|{backbone}|{bopts}", "suite": suite, "backbone": head,
+                       "dataset": b.dataset, "metric": mlabel, "hib": bool(hib), "link": link,
+                       "device": b.device, "short": bool(b.overrides), "smoke": b.smoke,
+                       "protocol": b.protocol.get("name", ""), "conv": conv["label"], "conv_mean": cm,
+                       "conv_std": cs, "conv_n": int(conv["n"] or 0)}
+                columns.append(col)
+                by_family: dict[str, list] = {}
+                for r in rows:
+                    by_family.setdefault(r["family"], []).append(r)
+                for fam, frows in by_family.items():
+                    families.add(fam)
+                    measured = [r for r in frows if _mean_std(r, key)[0] is not None and r is not conv]
+                    if fam == "conv":  # the conv family's cell is the baseline itself (its other rows: count)
+                        best = conv
+                    elif not measured:
+                        cells[(fam, col["id"])] = {"state": "failed", "n": 0,
+                                                   "failed": sum(int(r["failed"] or 0) for r in frows)}
+                        continue
+                    else:
+                        best = max(measured, key=lambda r: _mean_std(r, key)[0] * (1 if hib else -1))
+                    m, s = _mean_std(best, key)
+                    delta = m - cm
+                    spread = math.hypot(s, cs) if s is not None and cs is not None else None
+                    signed = delta if hib else -delta
+                    if best is conv:
+                        tone = "base"
+                    elif spread is not None and abs(signed) > 2 * spread:
+                        tone = "better" if signed > 0 else "worse"
+                    elif signed > 0:
+                        tone = "better-weak"
+                    elif signed < 0:
+                        tone = "worse-weak"
+                    else:
+                        tone = "same"
+                    cells[(fam, col["id"])] = {
+                        "state": "ok", "label": best["label"], "title": best.get("title") or best["label"],
+                        "mean": m, "std": s, "n": int(best["n"] or 0), "delta": delta, "spread": spread,
+                        "tone": tone, "rows": len(frows), "fmt": fmt,
+                        "macs": _ratio(best.get("macs"), conv.get("macs")),
+                        "time": _ratio(best.get("train_s"), conv.get("train_s"))}
+    fam_order = sorted(families, key=lambda f: (f != "conv", f))
+    rows = [{"family": f, "cells": [cells.get((f, c["id"])) for c in columns]} for f in fam_order]
+    return {"columns": columns, "rows": rows, "no_conv": no_conv}
+
+
+def claims_board(all_claims: list[dict]) -> list[dict]:
+    """Document × claim → verdict per leaderboard the claim was checked on, with its setting tag and a link
+    to the evidence (the leaderboard on its suite page)."""
+    docs: dict[str, dict] = {}
+    for c in all_claims:
+        doc = docs.setdefault(str(c.get("document", "")), {"claims": {}, "counts": {}})
+        entry = doc["claims"].setdefault((c["suite"], c.get("id", c.get("text", ""))),
+                                         {"id": c.get("id", ""), "text": c.get("text", ""), "suite": c["suite"],
+                                          "where": c.get("where", ""), "entries": []})
+        link = f"suite-{_slug(c['suite'])}.html" + (f"#{c['anchor']}" if c.get("anchor") else "")
+        entry["entries"].append({"verdict": c.get("verdict", "not yet run"), "tag": c.get("setting_tag") or "",
+                                 "setting": c.get("setting") or "", "detail": c.get("verdict_detail", ""),
+                                 "link": link})
+        doc["counts"][c.get("verdict", "not yet run")] = doc["counts"].get(c.get("verdict", "not yet run"), 0) + 1
+    return [{"document": d, "title": DOCUMENTS.get(d, ""), "counts": docs[d]["counts"],
+             "claims": list(docs[d]["claims"].values())} for d in sorted(docs)]
+
+
+# what each data set needs before a suite on it can run: (what to put where, training images) — None: ships
+# with a library or is generated, nothing to fetch
+DATA_NEEDS = {
+    "cifar10": ("CIFAR-10 (cifar-10-batches-py/ or train/, test/ folders; or BENCH_ALLOW_DOWNLOAD=1)", 50_000),
+    "imagenet-subset": ("ImageNet (train/<wnid>/, val/<wnid>/ folders)", None),
+    "voc2007": ("PASCAL VOC 2007 (VOCdevkit/VOC2007)", 5_011),
+    "voc2012-seg": ("PASCAL VOC 2012 segmentation (VOCdevkit/VOC2012)", 1_464),
+    "cityscapes": ("Cityscapes (leftImg8bit/, gtFine/)", 2_975),
+    "faces": ("the AT&T faces (att_faces/s<n>/<k>.pgm)", 240),
+    "image-folder": ("an image folder (train/<class>/, test/<class>/)", None),
+}
+GPU_IMAGES_SEEN = 1_000_000   # more training images seen per run than this: sized for a GPU
+GPU_TASKS = ("detection", "segmentation")  # full-resolution images and torchvision detectors: GPU-sized
+
+
+def waiting_for(suite) -> str:
+    """One line: what a suite with no records waits for, derived from its data set and protocol."""
+    if suite is None:
+        return "no suite file"
+    ds = suite.dataset.get("name", "")
+    opts = suite.dataset.get("options") or {}
+    root = suite.dataset.get("root") or "${BENCH_DATA_ROOT}"
+    root = root.replace("${BENCH_DATA_ROOT}", "$BENCH_DATA_ROOT")
+    parts = []
+    need = DATA_NEEDS.get(ds)
+    if need:
+        parts.append(f"needs {need[0]} under {root}")
+    else:
+        parts.append("data ships with the harness (no download)")
+    n_train = need[1] if need else None
+    if ds == "imagenet-subset" and opts.get("classes"):
+        n_train = int(opts["classes"]) * 1_300
+    epochs = suite.protocol.get("epochs") or 0
+    if suite.protocol.get("train_subset"):
+        n_train = min(n_train or suite.protocol["train_subset"], suite.protocol["train_subset"])
+    runs = len(suite.seeds) * len(suite.backbones) * len(suite.layers)
+    task = suite.task.get("name", "")
+    if task in GPU_TASKS:
+        parts.append(f"GPU-sized ({task} at full resolution, {epochs} epochs)")
+    elif n_train and epochs * n_train > GPU_IMAGES_SEEN:
+        parts.append(f"GPU-sized ({epochs} epochs × {n_train:,} images ≈ {epochs * n_train / 1e6:.1f} M images "
+                     f"seen per run)")
+    elif n_train:
+        parts.append(f"CPU-sized ({epochs} epochs × {n_train:,} images)")
+    else:
+        parts.append(f"{epochs} epochs")
+    parts.append(f"{runs} run{'s' if runs != 1 else ''}")
+    return "; ".join(parts)

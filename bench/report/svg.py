@@ -17,8 +17,12 @@ def color_for(name: str) -> str:
 def _ticks(lo: float, hi: float, log: bool, n: int = 5) -> list[float]:
     if log:
         a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-        ticks = [10.0 ** e for e in range(a, b + 1)]
-        return [t for t in ticks if lo <= t <= hi] or [lo, hi]
+        for mults in ((1,), (1, 3), (1, 2, 5)):  # at least two ticks inside the range
+            ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in mults]
+            ticks = [t for t in ticks if lo <= t <= hi]
+            if len(ticks) >= 2:
+                return ticks
+        return ticks or [lo, hi]
     if hi == lo:
         return [lo]
     raw = (hi - lo) / n
@@ -32,24 +36,32 @@ def _ticks(lo: float, hi: float, log: bool, n: int = 5) -> list[float]:
     return out
 
 
-def _fmt_tick(v: float) -> str:
+def _fmt_tick(v: float, step: float | None = None) -> str:
+    """Compact tick text: SI suffix for large values, at most 3 significant digits (or the step's precision)."""
     if v == 0:
         return "0"
-    if abs(v) >= 1e9:
-        return f"{v / 1e9:g}G"
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:g}M"
-    if abs(v) >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:g}"
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suf}"
+    if step:
+        decimals = max(0, min(6, -math.floor(math.log10(step)) + (0 if round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5) else 1)))
+        return f"{v:.{decimals}f}"
+    return f"{v:.3g}"
+
+
+CHAR_W = {9: 5.2, 10: 5.8, 11: 6.4}  # average sans-serif glyph width (px) at a font size, for layout
+
+
+def _text_w(text: str, size: int = 11) -> float:
+    return len(text) * CHAR_W.get(size, 0.58 * size)
 
 
 class _Frame:
     def __init__(self, xs, ys, logx, logy, w, h, pad=(56, 16, 18, 44)):
         self.logx, self.logy, self.w, self.h = logx, logy, w, h
         self.l, self.r, self.t, self.b = pad
-        xs = [x for x in xs if x is not None and (x > 0 or not logx)]
-        ys = [y for y in ys if y is not None and (y > 0 or not logy)]
+        xs = [x for x in xs if _finite(x) and (x > 0 or not logx)]
+        ys = [y for y in ys if _finite(y) and (y > 0 or not logy)]
         self.x0, self.x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
         self.y0, self.y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
         for attr, log in (("x", logx), ("y", logy)):
@@ -61,6 +73,25 @@ class _Frame:
                 lo, hi = lo - 0.08 * span, hi + 0.08 * span
             setattr(self, attr + "0", lo)
             setattr(self, attr + "1", hi)
+        # ticks and their texts decide the margins: a tick label is never clipped by the SVG's edge
+        self.xticks = self._tick_texts(self.x0, self.x1, logx)
+        self.yticks = self._tick_texts(self.y0, self.y1, logy)
+        widest_y = max((_text_w(t) for _, t in self.yticks), default=0)
+        self.l = max(self.l, int(widest_y + 6 + 22))   # tick text, gap, rotated axis label
+        last_x = max((_text_w(t) / 2 for _, t in self.xticks[-1:]), default=0)
+        self.r = max(self.r, int(last_x + 4))
+
+    @staticmethod
+    def _tick_texts(lo, hi, log):
+        ticks = _ticks(lo, hi, log)
+        step = None if log or len(ticks) < 2 else ticks[1] - ticks[0]
+        out, seen = [], set()
+        for t in ticks:
+            text = _fmt_tick(t, step)
+            if text not in seen:  # two ticks printing the same text would read as a mistake: keep the first
+                seen.add(text)
+                out.append((t, text))
+        return out
 
     def _norm(self, v, lo, hi, log):
         if log:
@@ -76,19 +107,24 @@ class _Frame:
     def axes(self, xlabel, ylabel) -> list[str]:
         s = [f'<rect x="{self.l}" y="{self.t}" width="{self.w - self.l - self.r}" '
              f'height="{self.h - self.t - self.b}" fill="none" stroke="#999"/>']
-        for t in _ticks(self.x0, self.x1, self.logx):
+        for t, text in self.xticks:
             x = self.px(t)
             s.append(f'<line x1="{x:.1f}" y1="{self.h - self.b}" x2="{x:.1f}" y2="{self.h - self.b + 4}" stroke="#999"/>'
-                     f'<text x="{x:.1f}" y="{self.h - self.b + 16}" text-anchor="middle">{escape(_fmt_tick(t))}</text>')
-        for t in _ticks(self.y0, self.y1, self.logy):
+                     f'<text x="{x:.1f}" y="{self.h - self.b + 16}" text-anchor="middle" class="tick">{escape(text)}</text>')
+        for t, text in self.yticks:
             y = self.py(t)
             s.append(f'<line x1="{self.l - 4}" y1="{y:.1f}" x2="{self.w - self.r}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{self.l - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(_fmt_tick(t))}</text>')
+                     f'<text x="{self.l - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{escape(text)}</text>')
         s.append(f'<text x="{(self.l + self.w - self.r) / 2:.1f}" y="{self.h - 6}" text-anchor="middle" '
                  f'class="axis-label">{escape(xlabel)}</text>')
         s.append(f'<text transform="translate(14,{(self.t + self.h - self.b) / 2:.1f}) rotate(-90)" '
                  f'text-anchor="middle" class="axis-label">{escape(ylabel)}</text>')
         return s
+
+
+def _finite(v) -> bool:
+    """A number that can be plotted (None, NaN and ±inf cannot: a leaderboard cell with no value is NaN)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _svg(parts: list[str], w: int, h: int, title: str) -> str:
@@ -100,7 +136,8 @@ def _svg(parts: list[str], w: int, h: int, title: str) -> str:
 def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = True,
             w: int = 640, h: int = 360, frontier: bool = False) -> str:
     """points: {x, y, label, yerr?, key?}. With ``frontier``, the Pareto front (higher y, lower x) is drawn."""
-    pts = [p for p in points if p.get("x") is not None and p.get("y") is not None and (p["x"] > 0 or not logx)]
+    pts = [dict(p, yerr=p.get("yerr") if _finite(p.get("yerr")) else None) for p in points
+           if _finite(p.get("x")) and _finite(p.get("y")) and (p["x"] > 0 or not logx)]
     if not pts:
         return ""
     fr = _Frame([p["x"] for p in pts], [p["y"] - (p.get("yerr") or 0) for p in pts] +
@@ -115,21 +152,72 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx:
         if len(front) > 1:
             d = " ".join(f"{fr.px(p['x']):.1f},{fr.py(p['y']):.1f}" for p in front)
             parts.append(f'<polyline points="{d}" fill="none" stroke="#aaa" stroke-dasharray="4 3"/>')
+    marks, labels = [], []
     for p in pts:
         x, y, c = fr.px(p["x"]), fr.py(p["y"]), color_for(p.get("key") or p["label"])
         if p.get("yerr"):
-            parts.append(f'<line x1="{x:.1f}" y1="{fr.py(p["y"] - p["yerr"]):.1f}" x2="{x:.1f}" '
+            marks.append(f'<line x1="{x:.1f}" y1="{fr.py(p["y"] - p["yerr"]):.1f}" x2="{x:.1f}" '
                          f'y2="{fr.py(p["y"] + p["yerr"]):.1f}" stroke="{c}"/>')
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{c}" fill-opacity="0.85">'
-                     f'<title>{escape(p["label"])}: {p["y"]:.2f} @ {_fmt_tick(p["x"])}</title></circle>'
-                     f'<text x="{x + 7:.1f}" y="{y - 6:.1f}" class="pt-label">{escape(p["label"])}</text>')
-    return _svg(parts, w, h, title or f"{ylabel} vs {xlabel}")
+        marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{c}" fill-opacity="0.85">'
+                     f'<title>{escape(p["label"])}: {p["y"]:.2f} @ {_fmt_tick(p["x"])}</title></circle>')
+    placed = place_labels([(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts],
+                          (fr.l, fr.t, fr.w - fr.r, fr.h - fr.b))
+    for (x, y, label), pos in zip([(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts], placed):
+        if pos is None:
+            continue  # no free place: the label is left to the point's tooltip rather than overlap another
+        tx, ty, anchor, far = pos
+        if far:
+            labels.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{tx:.1f}" y2="{ty - 3:.1f}" stroke="#bbb" '
+                          f'stroke-width="0.7"/>')
+        labels.append(f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" class="pt-label">{escape(label)}</text>')
+    return _svg(parts + marks + labels, w, h, title or f"{ylabel} vs {xlabel}")
+
+
+LABEL_SIZE = 9   # px, the point labels' font size (svg.plot text.pt-label in base.html)
+LABEL_H = 10
+
+
+def place_labels(points: list[tuple], box: tuple) -> list:
+    """Greedy label placement without overlap: for each point (x, y, text), the first candidate position
+    (right, left, above, below, then farther out) whose text box overlaps no label placed before, no point
+    mark and stays inside ``box`` (x0, y0, x1, y1). Returns (x, y, anchor, far) per point, or None where no
+    position is free (that label is not drawn; the point keeps its tooltip)."""
+    x0, y0, x1, y1 = box
+    marks = [(x - 5, y - 5, x + 5, y + 5) for x, y, _ in points]
+    taken: list[tuple] = []
+    out: list = [None] * len(points)
+
+    def free(r):
+        if r[0] < x0 + 1 or r[2] > x1 - 1 or r[1] < y0 + 1 or r[3] > y1 - 1:
+            return False
+        return not any(r[0] < o[2] and o[0] < r[2] and r[1] < o[3] and o[1] < r[3] for o in taken + marks)
+
+    order = sorted(range(len(points)), key=lambda i: (points[i][1], points[i][0]))
+    for i in order:
+        x, y, text = points[i]
+        tw = _text_w(text, LABEL_SIZE)
+        cands = []
+        for d in (0, 12, 24, 36):
+            cands += [(x + 7 + d * 0.5, y - 6 - d, "start"), (x + 7 + d * 0.5, y + 10 + d, "start"),
+                      (x - 7 - d * 0.5, y - 6 - d, "end"), (x - 7 - d * 0.5, y + 10 + d, "end"),
+                      (x + 8 + d, y + 3, "start"), (x - 8 - d, y + 3, "end")]
+        for tx, ty, anchor in cands:
+            left = tx if anchor == "start" else tx - tw
+            rect = (left, ty - LABEL_H + 2, left + tw, ty + 2)
+            if free(rect):
+                taken.append(rect)
+                out[i] = (tx, ty, anchor, abs(ty - y) > 16 or abs(tx - x) > 20)
+                break
+    return out
 
 
 def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = False,
           w: int = 640, h: int = 320) -> str:
     """series: {label, x: [...], y: [...], key?}. A legend lists the series."""
-    series = [s for s in series if s.get("x") and s.get("y")]
+    series = [dict(s, x=[x for x, y in zip(s["x"], s["y"]) if _finite(x) and _finite(y)],
+                   y=[y for x, y in zip(s["x"], s["y"]) if _finite(x) and _finite(y)])
+              for s in series if s.get("x") and s.get("y")]
+    series = [s for s in series if s["x"]]
     if not series:
         return ""
     xs = [x for s in series for x in s["x"]]

@@ -15,6 +15,26 @@ ABS_TOL = 1.0
 SEED_STD_FACTOR = 2.0
 NOISY_SPREAD = 0.05  # a timing whose repeats spread more than 5 % is flagged as noisy
 
+# Verdicts speak only when the runs can support them (stated on the site, VERDICT_RULES):
+MIN_SEEDS = 2        # a seed std needs two seeds; fewer → inconclusive ("too few seeds")
+CHANCE_Z = 3.0       # "learned": accuracy above chance by 3 binomial standard errors of the test-set size
+CHANCE_METRICS = ("top1", "top1_best", "top1_auc")  # accuracies, whose chance level is 100 / classes
+SUBSET_KEYS = ("train_subset", "test_subset", "max_batches")
+# number of classes of the data sets whose records do not carry it (the report does not import the data sets)
+KNOWN_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "mnist": 10}
+
+VERDICT_RULES = (
+    f"A verdict (reproduced / not reproduced) is given only when every row it compares (a) learned: its accuracy "
+    f"lies above chance (100 / classes) by at least {CHANCE_Z:g} binomial standard errors of its test-set size; "
+    f"(b) has at least {MIN_SEEDS} seeds, so that a seed spread exists; and (c) ran a setting that can speak to "
+    f"it: a document's number is compared only with runs at that document's own setting (setting 'document': its "
+    f"protocol, its epochs, its data), a claim also with the harness's shared protocol on full data ('shared') or "
+    f"a shortened tier the suite declares, whose tag then stands on the verdict. Otherwise the verdict reads "
+    f"'inconclusive' with its reason (at chance, too few seeds, shortened, shared protocol). A number is "
+    f"reproduced when the measured mean lies within max({ABS_TOL:g} point, {SEED_STD_FACTOR:g} × the seed std) "
+    f"of it; a claim is reproduced when its rule holds on the means, not reproduced when it fails by more than "
+    f"{SEED_STD_FACTOR:g} × the larger seed std, inconclusive in between.")
+
 
 def protocol_key(spec: dict) -> str:
     blob = json.dumps({"task": spec["task"], "dataset": spec["dataset"], "protocol": spec["protocol"],
@@ -34,6 +54,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
             "dataset": spec["dataset"]["name"], "backbone": spec["backbone"]["name"],
             "backbone_options": json.dumps(spec["backbone"].get("options", {}), sort_keys=True),
             "label": r["label"], "family": spec["layer"]["name"], "seed": spec["seed"],
+            "display": spec["layer"].get("display"),
             "status": r["status"], "error": r.get("error"), "group": protocol_key(spec),
             "protocol_name": spec["protocol"].get("name", ""), "overrides": json.dumps(spec.get("overrides", {}),
                                                                                      sort_keys=True),
@@ -47,12 +68,23 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
             "to_threshold_macs": (timing.get("to_threshold") or {}).get("train_macs"),
             "train_macs": timing.get("train_macs_estimate"),
             "device": (r.get("env") or {}).get("device"), "path": r.get("_path"),
+            "classes": _classes(r), "test_images": (r.get("data") or {}).get("test"),
+            "finished": r.get("finished") or "",
         }
         for k, v in (r.get("metrics") or {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 row[f"m:{k}"] = v
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _classes(record: dict) -> int | None:
+    """Number of classes of a classification record (for its chance level), or None."""
+    metrics, data = record.get("metrics") or {}, record.get("data") or {}
+    for v in (metrics.get("classes"), data.get("classes")):
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+    return KNOWN_CLASSES.get(((record.get("spec") or {}).get("dataset") or {}).get("name"))
 
 
 def _fmt_pm(mean: float | None, std: float | None, fmt: str = ".2f") -> str:
@@ -65,20 +97,90 @@ def _fmt_pm(mean: float | None, std: float | None, fmt: str = ".2f") -> str:
 
 @dataclass
 class Verdict:
-    status: str   # reproduced | not reproduced | not yet run | indicative only
+    status: str   # reproduced | not reproduced | inconclusive | not yet run
     detail: str
     tolerance: str = ""
 
 
-def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, comparable: bool) -> Verdict:
+@dataclass
+class Setting:
+    """What a leaderboard's runs are, for one reference or claim: ``document`` (the document's protocol and
+    data at the number's epochs), ``shared`` (the harness's protocol, full data) or ``shortened`` (subsets,
+    fewer epochs or another batch size; ``tier`` names the suite's declared tier it matches, if any).
+    ``other_epochs``: the runs are unshortened but trained for other epochs than the number's."""
+    kind: str
+    tier: str | None = None
+    epochs: int | None = None
+    other_epochs: bool = False
+
+    @property
+    def tag(self) -> str:
+        return f"shortened: {self.tier}" if self.tier else self.kind
+
+
+def classify_setting(suite_info, protocol: dict, target_epochs: int | None) -> Setting:
+    """The setting of runs with effective ``protocol`` for a number or claim at ``target_epochs``."""
+    base = getattr(suite_info, "protocol", None) or {}
+    target = target_epochs or base.get("epochs")
+    subsets = any(protocol.get(k) for k in SUBSET_KEYS)
+    other_batch = base.get("batch_size") is not None and protocol.get("batch_size") != base.get("batch_size")
+    other_epochs = target is not None and protocol.get("epochs") != target
+    if subsets or other_batch or (other_epochs and protocol.get("epochs", 0) < (target or 0)):
+        tier = None
+        for t in getattr(suite_info, "tiers", None) or []:
+            if all(protocol.get(k) == v for k, v in t["overrides"].items()):
+                tier = t["name"]
+                break
+        return Setting("shortened", tier, protocol.get("epochs"))
+    kind = getattr(suite_info, "setting", "shared") or "shared"
+    return Setting(kind, None, protocol.get("epochs"), other_epochs=other_epochs)
+
+
+def learned_check(row, metric: str) -> str | None:
+    """None when the row learned (or the metric has no chance level), else the reason it is at chance."""
+    if metric not in CHANCE_METRICS:
+        return None
+    classes, n_test = row.get("classes"), row.get("test_images")
+    mean = row.get(f"m:{metric}:mean")
+    if not classes or not n_test or mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return None
+    p0 = 1.0 / float(classes)
+    margin = 100.0 * CHANCE_Z * math.sqrt(p0 * (1 - p0) / float(n_test))
+    if mean < 100.0 * p0 + margin:
+        return (f"at chance: {row['label']} {mean:.2f} % ≤ chance {100 * p0:.1f} % + {margin:.2f} "
+                f"({CHANCE_Z:g} s.e. of {int(n_test)} test images)")
+    return None
+
+
+def _gate(setting: Setting, rows: list, metric: str, allow: tuple) -> str | None:
+    """Why no verdict may be given (None: a verdict may be given)."""
+    if setting.kind not in allow:
+        if setting.kind == "shortened":
+            return "shortened: " + (f"tier {setting.tier}" if setting.tier else "not the document's setting")
+        return f"{setting.kind} protocol, not the document's setting"
+    for row in rows:
+        reason = learned_check(row, metric)
+        if reason:
+            return reason
+    low = [r for r in rows if int(r.get("n") or 0) < MIN_SEEDS]
+    if low:
+        return "too few seeds: " + ", ".join(f"{r['label']} n={int(r.get('n') or 0)}" for r in low) + \
+            f" (< {MIN_SEEDS})"
+    return None
+
+
+def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, comparable: bool,
+                      blocked: str | None = None) -> Verdict:
     tol = max(ABS_TOL, SEED_STD_FACTOR * (std or 0.0))
     tol_text = f"±{tol:.2f} (max of {ABS_TOL} points and {SEED_STD_FACTOR}× seed std)"
     if mean is None or n == 0:
         return Verdict("not yet run", "no measured run for this row", tol_text)
     diff = mean - ref["value"]
+    if blocked:
+        return Verdict("inconclusive", f"Δ {diff:+.2f}; {blocked}", tol_text)
     if not comparable:
-        return Verdict("indicative only", f"Δ {diff:+.2f}: shortened or different protocol, not the document's "
-                                          f"setting", tol_text)
+        return Verdict("inconclusive", f"Δ {diff:+.2f}: shortened or different protocol, not the document's "
+                                       f"setting", tol_text)
     if abs(diff) <= tol:
         return Verdict("reproduced", f"Δ {diff:+.2f} within {tol:.2f}", tol_text)
     return Verdict("not reproduced", f"Δ {diff:+.2f} outside {tol:.2f}", tol_text)
@@ -94,9 +196,10 @@ def _select(rows: pd.DataFrame, ident: str) -> pd.DataFrame:
     return rows[match]
 
 
-def claim_verdict(claim: dict, rows: pd.DataFrame) -> Verdict:
+def claim_verdict(claim: dict, rows: pd.DataFrame, setting: Setting | None = None) -> Verdict:
     """Check a qualitative claim (a vs b: within / above / below by ``points``) on leaderboard rows, within
-    each backbone that has both rows (or only ``check.backbone``); it holds when it holds for every one."""
+    each backbone that has both rows (or only ``check.backbone``); it holds when it holds for every one.
+    With a ``setting``, the verdict is given only when :func:`_gate` allows it for every compared row."""
     chk = claim["check"]
     col = f"m:{chk['metric']}"
     if col + ":mean" not in rows.columns:
@@ -127,13 +230,24 @@ def claim_verdict(claim: dict, rows: pd.DataFrame) -> Verdict:
             margin = -diff - pts
             rule = f"{chk['b']} − {chk['a']} ≥ {pts}"
         status = "reproduced" if margin >= 0 else ("not reproduced" if margin < -slack else "inconclusive")
+        if setting is not None:
+            blocked = _gate(setting, [a.iloc[0].to_dict(), b.iloc[0].to_dict()], chk["metric"],
+                            ("document", "shared", "shortened") if setting.tier or setting.kind != "shortened"
+                            else ("document", "shared"))
+            if blocked:
+                status = "inconclusive: " + blocked
         results.append((backbone, status, diff, slack))
     if not results:
         return Verdict("not yet run", f"needs measured rows {chk['a']!r} and {chk['b']!r} on one backbone")
     detail = "; ".join(f"{bb}: {chk['a']} − {chk['b']} = {d:+.2f} (seed slack {s:.2f})" for bb, _, d, s in results)
     statuses = {st for _, st, _, _ in results}
-    overall = ("not reproduced" if "not reproduced" in statuses else
-               "inconclusive" if "inconclusive" in statuses else "reproduced")
+    reasons = sorted({st.split(": ", 1)[1] for st in statuses if st.startswith("inconclusive: ")})
+    if reasons:  # a verdict needs every compared backbone to support one
+        overall = "inconclusive"
+        detail += "; " + "; ".join(reasons)
+    else:
+        overall = ("not reproduced" if "not reproduced" in statuses else
+                   "inconclusive" if "inconclusive" in statuses else "reproduced")
     return Verdict(overall, detail, rule + f"; failing by more than {SEED_STD_FACTOR:g}× the seed std = not reproduced, "
                                         "by less = inconclusive")
 
@@ -152,11 +266,27 @@ class Leaderboard:
     claims: list = field(default_factory=list)
     devices: list = field(default_factory=list)
     smoke: bool = False
+    device: str = ""            # the one device (env.device) every run of this leaderboard was measured on
+    device_split: bool = False  # the suite's runs under this protocol were split over several devices
 
 
 AGG_FIELDS = ["params_learned", "params_fixed", "params_total", "macs", "train_s", "warmup_epoch_s", "epoch_s",
               "throughput", "throughput_spread", "latency_ms", "latency_spread", "to_threshold_s",
               "to_threshold_macs", "train_macs"]
+
+
+def newest_per_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """One run per (backbone, options, row, seed) in a leaderboard: when a row's options changed (a new family
+    option with its default changes the run id), the older record of the same seed is superseded, not averaged
+    in as another seed. Superseded ids are listed in ``df.attrs['superseded']``."""
+    keys = ["backbone", "backbone_options", "label", "seed"]
+    if "finished" not in df or not df.duplicated(keys).any():
+        return df
+    ordered = df.sort_values("finished")
+    keep = ordered.drop_duplicates(keys, keep="last")
+    out = df.loc[df.index.isin(keep.index)].copy()
+    out.attrs["superseded"] = sorted(set(df["id"]) - set(out["id"]))
+    return out
 
 
 def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -> list[Leaderboard]:
@@ -165,7 +295,12 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
     if runs.empty:
         return out
     by_id = {r["id"]: r for r in records}
-    for (suite, group), df in runs.groupby(["suite", "group"], sort=True):
+    # one device per table: records measured on different devices (env.device) never share a leaderboard
+    runs = runs.assign(device_key=runs["device"].fillna("unknown device") if "device" in runs
+                       else "unknown device")
+    n_devices = runs.groupby(["suite", "group"])["device_key"].nunique().to_dict()
+    for (suite, group, device), df in runs.groupby(["suite", "group", "device_key"], sort=True):
+        df = newest_per_seed(df)
         first = by_id[df["id"].iloc[0]]["spec"]
         suite_info = suites.get(suite)
         task_name = first["task"]["name"]
@@ -175,10 +310,16 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
         agg_rows = []
         for (backbone, bopts, label), g in df.groupby(["backbone", "backbone_options", "label"], sort=False):
             good = g[g["status"] == "ok"]
+            titles = g["display"].dropna() if "display" in g else pd.Series(dtype=object)
             row = {"backbone": backbone, "backbone_options": bopts, "label": label, "family": g["family"].iloc[0],
+                   "title": str(titles.iloc[-1]) if len(titles) else None,
                    "n": len(good), "failed": int((g["status"] != "ok").sum()),
                    "errors": [e for e in g["error"].dropna().tolist()][:3],
-                   "run_ids": g["id"].tolist(), "seeds": sorted(g["seed"].tolist())}
+                   "run_ids": g["id"].tolist(), "seeds": sorted(g["seed"].tolist()),
+                   "classes": good["classes"].dropna().iloc[0] if "classes" in good and good["classes"].notna().any()
+                   else None,
+                   "test_images": good["test_images"].dropna().min() if "test_images" in good and
+                   good["test_images"].notna().any() else None}
             for c in metric_cols:
                 vals = good[c].dropna()
                 row[c + ":mean"] = float(vals.mean()) if len(vals) else None
@@ -191,7 +332,7 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
             agg_rows.append(row)
         rows = pd.DataFrame(agg_rows)
         primary = f"m:{task.primary}" if task else (metric_cols[0] if metric_cols else None)
-        comparable = not first.get("overrides")
+        comparable = True  # the setting gate (_gate, classify_setting) decides what may be compared
         refs, claims = [], []
         if suite_info is not None:
             for ref in suite_info.references:
@@ -205,21 +346,38 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                     mean, std, n = best[metric + ":mean"], best.get(metric + ":std"), int(best["n"])
                     if mean is not None and isinstance(mean, float) and math.isnan(mean):
                         mean = None
-                v = reference_verdict(ref, mean, std, n, comparable)
-                refs.append({**ref, "measured": mean, "measured_std": std, "n": n,
+                setting = classify_setting(suite_info, first["protocol"], ref.get("epochs"))
+                if setting.other_epochs:
+                    v = Verdict("not yet run", f"no run at the number's {ref.get('epochs') or 'protocol'} epochs "
+                                               f"(this leaderboard: {setting.epochs})")
+                    mean = std = None
+                    n = 0
+                else:
+                    blocked = (_gate(setting, [match.iloc[0].to_dict()], ref["metric"], ("document",))
+                               if mean is not None and not match.empty else None)
+                    v = reference_verdict(ref, mean, std, n, comparable, blocked)
+                refs.append({**ref, "setting_text": ref["setting"], "setting": setting.kind, "tier": setting.tier,
+                             "setting_tag": setting.tag, "measured": mean, "measured_std": std, "n": n,
                              "diff": (mean - ref["value"]) if mean is not None else None,
                              "verdict": v.status, "verdict_detail": v.detail, "tolerance": v.tolerance})
             for claim in suite_info.claims:
-                v = claim_verdict(claim, rows)
+                setting = classify_setting(suite_info, first["protocol"], claim["check"].get("epochs"))
+                if setting.other_epochs:
+                    v = Verdict("not yet run", f"no run at the claim's {claim['check'].get('epochs') or 'protocol'} "
+                                               f"epochs (this leaderboard: {setting.epochs})")
+                else:
+                    v = claim_verdict(claim, rows, setting)
                 claims.append({**claim, "verdict": v.status, "verdict_detail": v.detail, "rule": v.tolerance,
-                               "comparable": comparable})
+                               "comparable": setting.kind == "document", "setting": setting.kind,
+                               "tier": setting.tier, "setting_tag": setting.tag})
         if primary and primary + ":mean" in rows:
             rows = rows.sort_values(primary + ":mean", ascending=False, na_position="last")
         smoke = bool(task and first["dataset"]["name"] in getattr(task, "smoke_datasets", ()))
         out.append(Leaderboard(suite=suite, task=task_name, dataset=first["dataset"]["name"], group=group,
                                protocol=first["protocol"], overrides=first.get("overrides", {}), rows=rows,
                                columns=list(task.columns) if task else [], references=refs, claims=claims,
-                               devices=sorted(ok["device"].dropna().unique().tolist()), smoke=smoke))
+                               devices=sorted(ok["device"].dropna().unique().tolist()), smoke=smoke,
+                               device=device, device_split=n_devices.get((suite, group), 1) > 1))
     return out
 
 

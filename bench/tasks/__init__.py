@@ -24,6 +24,15 @@ class TaskEntry(Entry):
     primary: str = "top1"
     # the site shows rows of data sets listed here as "not yet run on real data"
     smoke_datasets: tuple = ()
+    # every metric the task's records may carry (fnmatch patterns): what a suite's references and claims
+    # may name (bench/bindings.py); the leaderboard columns are always included
+    metrics: tuple = ()
+
+    def emits(self, metric: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        names = tuple(self.metrics) + tuple(c[0] for c in self.columns)
+        return any(fnmatchcase(metric, pattern) for pattern in names)
 
 
 TASKS: Registry[TaskEntry] = Registry("task", "bench.tasks", TaskEntry)

@@ -34,7 +34,52 @@ def time_to_threshold(history: list[dict], threshold: float | None, macs: float 
     return {"threshold": threshold, "seconds": None, "images": None, "epoch": None, "train_macs": None}
 
 
+def standard_conv_param_ratio(backbone: dict, learned: int, in_channels: int, num_classes: int, mean, std,
+                              example: torch.Tensor) -> float | None:
+    """`000_…` Table 5 "Ratio" (and Table 1 "Param. Ratio"; §4.1 Eq. 28, "# param. in CNN / # param. in PNN"):
+    learned parameters of the *standard* CNN divided by ``learned``, the run model's learned parameters. Table 5
+    divides by "CNN: standard ResNet-18" whatever the PNN's #Mask (its ratios 1.3 … 451.1 for 160 … 8 masks
+    scale as (64 / #Mask)²), so the standard CNN is the same backbone with the same options except ``width``,
+    which stays at the backbone's default, built with the ``conv`` family on CPU. The build runs under a forked
+    RNG, so the run's own random stream is untouched."""
+    from bench.backbones import BACKBONES
+
+    if not learned:
+        return None
+    entry = BACKBONES.get(backbone["name"])
+    options = dict(backbone.get("options") or {})
+    if "width" in entry.defaults:
+        options["width"] = entry.defaults["width"]
+    with torch.random.fork_rng(devices=[]):
+        cnn = build_classifier({"name": backbone["name"], "options": options}, {"name": "conv", "options": {}},
+                               in_channels, num_classes, mean, std, example.cpu())
+    return count_parameters(cnn)["learned"] / learned
+
+
+def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
+    """Memory layout, CPU threads and torch.compile for this run: the defaults (channels_last on CUDA only, the
+    process's threads, no compile), or with ``bench run --tune`` chosen by timing a few training steps each way
+    (:func:`bench.speed.choose_speed_paths`); ``--compile`` compiles unless the family says it cannot."""
+    from bench.layers import LAYERS
+
+    out = {"channels_last": device.type == "cuda", "threads": torch.get_num_threads(), "compile": False,
+           "tuned": False}
+    if ctx.extra.get("compile"):
+        ok = LAYERS.get(spec.layer["name"]).compile
+        out["compile"] = ok is True
+        if ok is not True:
+            out["compile_skipped"] = str(ok)
+    if ctx.extra.get("tune"):
+        from bench.speed import choose_speed_paths
+
+        batch = data.train_x[:spec.protocol["batch_size"]].to(device)
+        out.update(choose_speed_paths(model, batch, data.train_y[:len(batch)].to(device), device))
+    return out
+
+
 @TASKS.register("classification", document="000 §5.3 / 003 §5 / 004 §4.1", columns=COLUMNS, primary="top1",
+                metrics=("top1", "top1_best", "test_loss", "train_loss", "param_ratio", "classes", "*8", "*_auc",
+                         "*_images"),
                 summary="Train and test an image classifier; top-1 accuracy, parameters, MACs, time.")
 def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeats=5,
                    attack_eps=list(DEFAULT_EPS), attack="fgsm", attack_subset=1000, attack_steps=10,
@@ -52,15 +97,21 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
     example = data.test_x[:1].float().div(255)
     model = build_classifier(spec.backbone, spec.layer, data.shape[0], data.num_classes, mean, std, example)
     model = model.to(device)
-    if device.type == "cuda":
+    speed_paths = _speed_paths(spec, ctx, model, data, device)
+    channels_last = speed_paths["channels_last"]
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = count_parameters(model)
+    param_ratio = standard_conv_param_ratio(spec.backbone, params["learned"], data.shape[0], data.num_classes,
+                                            mean, std, example)
     macs = count_macs(model, example.to(device))
     # one training batch, prepared as the training loop prepares it; counts training-only work (whitening stats)
-    train_macs = count_training_macs(model, prepare(data.train_x[:spec.protocol["batch_size"]].to(device)))
+    train_macs = count_training_macs(model, prepare(data.train_x[:spec.protocol["batch_size"]].to(device),
+                                                    channels_last))
     reset_peak_memory(device)
     fit = fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y, spec.protocol, device,
-                         spec.seed, progress=ctx.progress, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
+                         spec.seed, progress=ctx.progress, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}",
+                         compile=speed_paths["compile"], channels_last=channels_last)
     memory = peak_memory(device)
     speed = inference_speed(model, example.to(device), min(throughput_batch, max(1, len(data.test_y))), device,
                             repeats=timing_repeats, amp=device.type == "cuda")
@@ -70,8 +121,9 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
         "top1_best": max(h["test_acc"] for h in hist),
         "test_loss": hist[-1]["test_loss"],
         "train_loss": hist[-1]["train_loss"],
+        "param_ratio": param_ratio,
     }
-    timing = {**fit["timing"], **speed,
+    timing = {**fit["timing"], **speed, "speed_paths": speed_paths,
               "to_threshold": time_to_threshold(hist, spec.protocol.get("threshold"), train_macs),
               "train_forward_macs": train_macs,
               "train_macs_estimate": TRAIN_MACS_PER_IMAGE * train_macs * hist[-1]["images_seen"] if train_macs

@@ -76,6 +76,7 @@ def epochs_to(history: list[dict], threshold: float):
 
 
 @TASKS.register("fewshot", document="000 supplement §3.3 (FRGC few-shot faces)", columns=COLUMNS, primary="top1",
+                metrics=("top1", "top1_best", "top1_auc", "epochs_to_90", "train_loss", "test_loss", "classes"),
                 summary="Few-shot face recognition: N random people, per-person train/test split, accuracy curve.")
 def fewshot(spec, ctx: RunContext, *, classes=10, split="60-40"):
     frac = train_fraction(split)

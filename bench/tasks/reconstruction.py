@@ -245,6 +245,8 @@ def _rel(path: Path, base: Path) -> str:
 # -- the task -------------------------------------------------------------------------------------------
 
 @TASKS.register("reconstruction", document="001 §3–4", columns=COLUMNS, primary="ssim",
+                metrics=("ssim", "ssim_std", "pearson", "pearson_std", "pearson_abs", "pearson_abs_std", "mse",
+                         "mse_std", "inverted_fraction", "networks", "images", "ssim[*]"),
                 summary="Invert images through a (random) CNN-DCN; SSIM / Pearson on grey-scale, sweeps.")
 def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, test_images=None,
                    output_scaling="auto", pixel_scale=255.0, eval_batch_size=16, artifact_images=4, sweeps=()):

@@ -233,6 +233,7 @@ def _optimizer(model, cfg: dict, aux_lr_mult: float = 10.0) -> torch.optim.Optim
 # -- task ---------------------------------------------------------------------------------------------------
 
 @TASKS.register("segmentation", document="003 A.2", columns=COLUMNS, primary="miou",
+                metrics=("miou", "pixel_acc", "mean_acc", "miou_best", "train_loss", "iou_*"),
                 smoke_datasets=("cityscapes-smoke", "voc2012-seg-smoke"),
                 summary="DeepLabV3 (torchvision) with the family in backbone and head; mIoU, pixel accuracy, loss curve.")
 def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_loss=False, schedule="poly",

@@ -1,0 +1,147 @@
+"""Fixed costs per run: what robustness evaluation, MAC counting, latency and throughput add to a run's
+training time, at the cifar suite's CPU-sized settings (the conv pre-activation ResNet-20 of suites/cifar.yaml,
+its protocol with the overrides its committed CPU records used: 3 epochs, 2,000 training and 1,000 test images).
+Target (issue 10): all of them together ≤ 15 % of the training time.
+
+    python benchmarks/fixed_costs.py [--data-root DIR] [--epochs 3] [--train 2000] [--test 1000] [--device cpu]
+        [--legacy-fgsm] [--out results/benchmarks/fixed_costs.json]
+
+Each part is timed once, in the order a run does them, by the same functions the classification task calls
+(with the task's default options: FGSM at ε ∈ {0, 1, 2, 4, 8, 16}/255 on the 1,000-image attack subset, 5 timing
+repeats). ``--legacy-fgsm`` also times the attack as it was before issue 10 (torchattacks.FGSM once per ε, a host
+sync per batch) for comparison. CIFAR-10 is read from --data-root / $BENCH_DATA_ROOT; without it random uint8
+images of the same shape are used (timings do not depend on pixel values).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def legacy_fgsm(model, images, labels, eps_255, batch_size, device):
+    """The attack loop before issue 10: one torchattacks.FGSM per ε, ``int(...)`` (a host sync) per batch."""
+    from bench.robustness import make_attack
+
+    model.eval()
+    accs = []
+    for e in eps_255:
+        atk = make_attack(model, "fgsm", e / 255)
+        correct = 0
+        for i in range(0, len(labels), batch_size):
+            x = images[i:i + batch_size].to(device).float().div(255)
+            y = labels[i:i + batch_size].to(device)
+            x_adv = atk(x, y) if e > 0 else x
+            with torch.no_grad():
+                correct += int((model(x_adv).argmax(1) == y).sum())
+        accs.append(100.0 * correct / len(labels))
+    model.train()
+    return accs
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--train", type=int, default=2000)
+    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--legacy-fgsm", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+
+    from bench.datasets import ImageData, load_dataset
+    from bench.layers import LAYERS
+    from bench.measure import (Clock, count_macs, count_training_macs, device_name, inference_speed)
+    from bench.models import build_classifier
+    from bench.records import write_json_atomic
+    from bench.robustness import adversarial_accuracy
+    from bench.suite import load_suite
+    from bench.tasks import TASKS
+    from bench.train import fit_classifier, prepare
+
+    device = torch.device(args.device)
+    suite = load_suite(ROOT / "suites" / "cifar.yaml")
+    spec = [s for s in suite.expand({"epochs": args.epochs, "train_subset": args.train, "test_subset": args.test},
+                                    seeds=[0]) if s.backbone["name"] == "preact-resnet" and s.label == "conv"][0]
+    opts = TASKS.get("classification").options(spec.task.get("options"))
+    root = args.data_root or os.environ.get("BENCH_DATA_ROOT")
+    if root:
+        data = load_dataset("cifar10", root).subset(args.train, args.test)
+        source = f"CIFAR-10 ({root})"
+    else:
+        print("no CIFAR-10 root: random uint8 images of CIFAR-10's shape", file=sys.stderr)
+        g = torch.Generator().manual_seed(0)
+        mk = lambda n: (torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (n,), generator=g))
+        data = ImageData("cifar10", *mk(args.train), *mk(args.test), [str(i) for i in range(10)])
+        source = "random uint8 images, CIFAR-10 shape"
+    clock = Clock(device)
+    times = {}
+
+    def timed(name, fn):
+        clock.sync()
+        t0 = time.perf_counter()
+        out = fn()
+        clock.sync()
+        times[name] = time.perf_counter() - t0
+        return out
+
+    torch.manual_seed(0)
+    mean, std = data.channel_stats()
+    example = data.test_x[:1].float().div(255)
+    model = build_classifier(spec.backbone, spec.layer, 3, 10, mean, std, example).to(device)
+    timed("macs", lambda: (count_macs(model, example.to(device)),
+                           count_training_macs(model, prepare(data.train_x[:spec.protocol["batch_size"]].to(device)))))
+    fit = timed("train_total", lambda: fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y,
+                                                      spec.protocol, device, 0))
+    train_s = fit["timing"]["train_s"]
+    times["evaluation_per_epoch"] = times["train_total"] - train_s  # test-set evaluation after each epoch
+    timed("latency_throughput", lambda: inference_speed(model, example.to(device),
+                                                        min(opts["throughput_batch"], len(data.test_y)), device,
+                                                        repeats=opts["timing_repeats"]))
+    adv = data.subset(None, opts["attack_subset"])
+    timed("fgsm", lambda: adversarial_accuracy(model, adv.test_x, adv.test_y.to(device), opts["attack_eps"], "fgsm",
+                                               batch_size=spec.protocol["eval_batch_size"], seed=0))
+    if args.legacy_fgsm:
+        timed("fgsm_legacy", lambda: legacy_fgsm(model, adv.test_x, adv.test_y, opts["attack_eps"],
+                                                 spec.protocol["eval_batch_size"], device))
+    fixed = times["macs"] + times["latency_throughput"] + times["fgsm"]
+    rows = [{"part": "training (timed epochs, the record's train_s)", "seconds": train_s, "share_of_training": 1.0}]
+    for key, label in (("macs", "MAC counting (inference + training-mode, fvcore)"),
+                       ("latency_throughput", "latency (batch 1) + throughput (batch 256), 5 repeats"),
+                       ("fgsm", f"FGSM, {len(opts['attack_eps'])} ε on {len(adv.test_y)} images"),
+                       ("fgsm_legacy", "FGSM before issue 10 (torchattacks per ε, sync per batch): not in total")):
+        if key in times:
+            rows.append({"part": label, "seconds": times[key], "share_of_training": times[key] / train_s})
+    rows.append({"part": "fixed costs together (MACs + timing + FGSM)", "seconds": fixed,
+                 "share_of_training": fixed / train_s})
+    result = {
+        "title": "Fixed costs per run vs training time (cifar suite, CPU-sized settings)",
+        "description": (f"Conv pre-activation ResNet-20, {args.epochs} epochs on {len(data.train_y)} training images "
+                        f"({source}), {len(data.test_y)} test images, batch {spec.protocol['batch_size']}, "
+                        f"{torch.get_num_threads()} thread(s); each part timed once by the functions a run calls. "
+                        "Target: fixed costs together ≤ 15 % of training time. Per-epoch test evaluation "
+                        f"({times['evaluation_per_epoch']:.2f} s) is part of training the protocol asks for, "
+                        "not a fixed cost."),
+        "device": device_name(device), "source": "benchmarks/fixed_costs.py",
+        "columns": ["part", "seconds", "share_of_training"],
+        "formats": {"seconds": ".2f", "share_of_training": ".3f"},
+        "rows": rows, "ratio": fixed / train_s, "target": 0.15,
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for r in rows:
+        print(f"{r['part']:<80} {r['seconds']:8.2f} s  {100 * r['share_of_training']:6.1f} %")
+    if args.out:
+        write_json_atomic(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The issue-10 benchmark scripts at smoke size: they run and report what they claim to measure."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_jobs_throughput_reports_n1_and_n2_side_by_side(tmp_path):
+    out = tmp_path / "jobs.json"
+    res = _load("jobs_throughput").main(["--only", "conv", "--seeds", "0,1", "--epochs", "1", "--max-batches", "1",
+                                         "--train-subset", "64", "--test-subset", "32", "--threads", "2",
+                                         "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["jobs"] for r in rows] == [1, 2] and [r["threads_per_job"] for r in rows] == [2, 1]
+    assert all(r["runs"] == 2 and r["ok"] == 2 and r["runs_per_hour"] > 0 for r in rows)
+    assert rows[0]["speed_up"] == 1.0
+    assert res["rows"][1]["runs_per_hour"] == rows[1]["runs_per_hour"]
+
+
+def test_report_speed_measures_a_torch_free_report(tmp_path):
+    shutil.copytree(ROOT / "results" / "quick", tmp_path / "results" / "quick")
+    res = _load("report_speed").main(["--results", str(tmp_path / "results"), "--repeats", "1",
+                                      "--out", str(tmp_path / "r.json")])
+    assert res["report_imports_torch"] is False
+    rows = res["rows"]
+    assert rows[0]["median_s"] > 0 and res["ratio"] == rows[0]["median_s"] / rows[2]["median_s"]
+    assert res["ratio_new_folder"] == rows[1]["median_s"] / rows[2]["median_s"]
+
+
+def test_fixed_costs_times_every_part(tmp_path):
+    res = _load("fixed_costs").main(["--epochs", "1", "--train", "64", "--test", "32", "--out",
+                                     str(tmp_path / "f.json")])
+    parts = [r["part"] for r in res["rows"]]
+    assert any(p.startswith("MAC counting") for p in parts) and any(p.startswith("FGSM, 6 ε on 32") for p in parts)
+    assert any(p.startswith("latency") for p in parts)
+    fixed = res["rows"][-1]
+    assert fixed["seconds"] == sum(r["seconds"] for r in res["rows"][1:-1])
+    assert res["ratio"] == fixed["share_of_training"]
