@@ -227,7 +227,8 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                                "failed": sum(int(v["board"].rows["failed"].sum()) for v in views),
                                "boards": len(views), "tasks": sorted({v["board"].task for v in views})})
     boards_index = [{"suite": v["board"].suite, "task": v["board"].task, "dataset": v["board"].dataset,
-                     "protocol": v["board"].protocol.get("name", ""), "short": bool(v["board"].overrides),
+                     "protocol": v["board"].protocol.get("name", ""), "short": v["board"].setting == "shortened",
+                     "setting_tag": v["board"].setting_tag,
                      "smoke": v["board"].smoke, "backbones": sorted(set(v["board"].rows["backbone"])),
                      "families": sorted(set(v["board"].rows["family"])), "rows": len(v["board"].rows),
                      "runs": int(v["board"].rows["n"].sum()), "devices": v["board"].devices,
@@ -394,7 +395,7 @@ def family_summary(suite_views: dict) -> dict:
                 cm, cs = _mean_std(conv, key)
                 col = {"id": f"{suite}|{v['anchor']}|{backbone}|{bopts}", "suite": suite, "backbone": head,
                        "dataset": b.dataset, "metric": mlabel, "hib": bool(hib), "link": link,
-                       "device": b.device, "short": bool(b.overrides), "smoke": b.smoke,
+                       "device": b.device, "short": b.setting == "shortened", "setting_tag": b.setting_tag, "smoke": b.smoke,
                        "protocol": b.protocol.get("name", ""), "conv": conv["label"], "conv_mean": cm,
                        "conv_std": cs, "conv_n": int(conv["n"] or 0)}
                 columns.append(col)

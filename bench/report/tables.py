@@ -266,6 +266,8 @@ class Leaderboard:
     claims: list = field(default_factory=list)
     devices: list = field(default_factory=list)
     smoke: bool = False
+    setting: str = "shared"      # document | shared | shortened: what this leaderboard's runs are
+    setting_tag: str = "shared"  # with the tier's name when shortened to a declared tier
     device: str = ""            # the one device (env.device) every run of this leaderboard was measured on
     device_split: bool = False  # the suite's runs under this protocol were split over several devices
 
@@ -373,11 +375,18 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
         if primary and primary + ":mean" in rows:
             rows = rows.sort_values(primary + ":mean", ascending=False, na_position="last")
         smoke = bool(task and first["dataset"]["name"] in getattr(task, "smoke_datasets", ()))
+        # the leaderboard's own setting: at epochs a reference or claim names (003 Table 1's 1-epoch column),
+        # a run of fewer epochs than the suite protocol is that document setting, not a shortened one
+        named = {r.get("epochs") for r in (suite_info.references if suite_info else [])} | \
+            {c["check"].get("epochs") for c in (suite_info.claims if suite_info else [])}
+        epochs = first["protocol"].get("epochs")
+        board_setting = classify_setting(suite_info, first["protocol"], epochs if epochs in named else None)
         out.append(Leaderboard(suite=suite, task=task_name, dataset=first["dataset"]["name"], group=group,
                                protocol=first["protocol"], overrides=first.get("overrides", {}), rows=rows,
                                columns=list(task.columns) if task else [], references=refs, claims=claims,
                                devices=sorted(ok["device"].dropna().unique().tolist()), smoke=smoke,
-                               device=device, device_split=n_devices.get((suite, group), 1) > 1))
+                               device=device, device_split=n_devices.get((suite, group), 1) > 1,
+                               setting=board_setting.kind, setting_tag=board_setting.tag))
     return out
 
 
