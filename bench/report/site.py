@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import jinja2
+import pandas as pd
 from markupsafe import Markup
 
 from bench.errors import BenchError
@@ -212,10 +213,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                   for views in suite_views.values() for v in views for c in v["board"].claims]
     for name, s in sorted(suites.items()):  # suites never run: their claims are shown, not yet run
         if name not in suite_views:
-            all_claims += [dict(c, suite=name, group="", anchor="", verdict="not yet run",
-                                verdict_detail="no run of this suite yet", rule="", comparable=True,
-                                setting=s.setting, tier=None, setting_tag=s.setting)
-                           for c in s.claims]
+            all_claims += [dict(c, suite=name, group="", anchor="") for c in _unrun_claims(s)]
     _export_verdicts(site, suites, suite_views)
     suites_summary = []
     for name in sorted(set(suite_views) | set(suites)):
@@ -279,6 +277,12 @@ def _unmatched_refs(suite, views) -> list:
                  verdict="not yet run", verdict_detail="no run of this suite yet") for r in suite.references]
 
 
+def _unrun_claims(suite) -> list:
+    """Claims of a suite that no leaderboard has run yet (shown as 'not yet run')."""
+    return [dict(c, verdict="not yet run", verdict_detail="no run of this suite yet", rule="", comparable=True,
+                 setting=suite.setting, tier=None, setting_tag=suite.setting) for c in suite.claims]
+
+
 VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "backbone", "metric", "epochs", "value",
                   "measured", "measured_std", "n", "setting", "tier", "verdict", "verdict_detail", "id", "text",
                   "devices")
@@ -300,21 +304,15 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> None:
         if not views and suite is not None:
             for r in _unmatched_refs(suite, views):
                 items.append(dict(r, kind="reference", suite=name, leaderboard="", devices=[]))
-            for c in suite.claims:
+            for c in _unrun_claims(suite):
                 items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
-                                  epochs=c["check"].get("epochs"), setting=suite.setting, tier=None,
-                                  verdict="not yet run", verdict_detail="no run of this suite yet"))
+                                  epochs=c["check"].get("epochs")))
     rows = [{k: item.get(k) for k in VERDICT_FIELDS} for item in items]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)})
-    import csv
-
-    with open(data_dir / "verdicts.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(VERDICT_FIELDS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()})
+    pd.DataFrame([{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
+                 columns=list(VERDICT_FIELDS)).to_csv(data_dir / "verdicts.csv", index=False)
 
 
 def _run_plot(rec: dict) -> str:
