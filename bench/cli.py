@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-batches", type=int, help="override protocol.max_batches (per epoch)")
     r.add_argument("--batch-size", type=int, help="override protocol.batch_size")
     r.add_argument("--seeds", type=_int_list, help="override seeds, e.g. 0,1,2")
+    r.add_argument("--tier", metavar="NAME", help="run at a tier the suite declares (its overrides and task "
+                   "options), e.g. cpu-3ep in suites/cifar.yaml")
     r.add_argument("--only", action="append", default=[], metavar="LABEL", help="run only these layer rows")
     r.add_argument("--backbone", action="append", default=[], metavar="NAME", help="run only these backbones")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
@@ -158,7 +160,7 @@ def cmd_run(args) -> int:
         raise SpecError("command line", "--epochs", f"must be at most {MAX_EPOCHS}, got {args.epochs}")
     if args.seeds is not None and (not args.seeds or min(args.seeds) < 0):
         raise SpecError("command line", "--seeds", f"must be non-negative integers, got {args.seeds}")
-    specs = suite.expand(overrides, seeds=args.seeds, data_root=args.data_root)
+    specs = suite.expand(overrides, seeds=args.seeds, data_root=args.data_root, tier=args.tier)
     if args.shard is not None:
         from bench.executors import parse_shard, shard
         specs = shard(specs, *parse_shard(args.shard))

@@ -91,28 +91,36 @@ def _attack_counts(model, images, labels, eps_list, attack, batch_size, steps, a
     return counts
 
 
-def fgsm_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """sign(∇ₓ CE(F(x), y)) with the mean cross-entropy, as ``torchattacks.FGSM`` computes it."""
+def fgsm_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor, return_logits: bool = False):
+    """sign(∇ₓ CE(F(x), y)) with the mean cross-entropy, as ``torchattacks.FGSM`` computes it; with
+    ``return_logits`` also the clean logits F(x) of that forward pass (detached)."""
     x = x.clone().detach().requires_grad_(True)
-    cost = nn.functional.cross_entropy(model(x), y)
-    return torch.autograd.grad(cost, x, retain_graph=False, create_graph=False)[0].sign()
+    logits = model(x)
+    cost = nn.functional.cross_entropy(logits, y)
+    sign = torch.autograd.grad(cost, x, retain_graph=False, create_graph=False)[0].sign()
+    return (sign, logits.detach()) if return_logits else sign
 
 
 def _fgsm_counts(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps_list: list[float],
                  batch_size: int, device: torch.device) -> list[torch.Tensor]:
     """Correct counts per ε for FGSM. FGSM's direction sign(∇ₓ loss) does not depend on ε, so it is computed
-    once per batch (one forward + backward) and every ε costs one forward: the adversarial images are
-    ``clip₀¹(x + ε·sign)``, the same expression as ``torchattacks.FGSM`` (tests/test_robustness.py checks the
-    two agree exactly). Counts stay on the device (no host sync per batch)."""
+    once per batch (one forward + backward) and every ε > 0 costs one forward; ε = 0 reuses the clean logits
+    of the gradient's forward pass. The adversarial images are ``clip₀¹(x + ε·sign)``, the same expression as
+    ``torchattacks.FGSM`` (tests/test_robustness.py checks the two agree exactly). Counts stay on the device
+    (no host sync per batch)."""
     counts = [torch.zeros((), dtype=torch.long, device=device) for _ in eps_list]
+    attacked = any(e > 0 for e in eps_list)
     for i in range(0, len(labels), batch_size):
         x = images[i:i + batch_size].to(device, non_blocking=True)
         y = labels[i:i + batch_size].to(device, non_blocking=True)
-        sign = fgsm_sign(model, x, y) if any(e > 0 for e in eps_list) else None
+        sign, clean = fgsm_sign(model, x, y, return_logits=True) if attacked else (None, None)
         with torch.no_grad():
             for j, e in enumerate(eps_list):
-                x_adv = torch.clamp(x + (e / 255) * sign, min=0, max=1) if e > 0 else x
-                counts[j] += (model(x_adv).argmax(1) == y).sum()
+                if e > 0:
+                    logits = model(torch.clamp(x + (e / 255) * sign, min=0, max=1))
+                else:
+                    logits = clean if clean is not None else model(x)
+                counts[j] += (logits.argmax(1) == y).sum()
     return counts
 
 

@@ -23,7 +23,8 @@ from bench.bindings import check_bindings, check_comment_truncation
 from bench.errors import SpecError
 from bench.layers import LAYERS
 from bench.records import SAFE_NAME
-from bench.schema import ANY_MAPPING, REQUIRED, F, check_options, validate_mapping
+from bench.schema import (ANY_MAPPING, REQUIRED, F, _option_range_error, _option_type_error, check_options,
+                          validate_mapping)
 from bench.tasks import TASKS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -135,6 +136,9 @@ TIER = {
     "name": F((str,), REQUIRED),
     "description": F((str,), ""),
     "overrides": F((dict,), REQUIRED, schema=ANY_MAPPING, doc="command-line overrides that make this tier"),
+    "task_options": F((dict,), dict, schema=ANY_MAPPING,
+                      doc="task options this tier runs with (e.g. a smaller attack subset); "
+                          "bench run --tier NAME applies them with the overrides"),
 }
 
 CLAIM = {
@@ -238,12 +242,31 @@ class Suite:
     setting: str = "shared"
     tiers: list[dict] = field(default_factory=list)
 
+    def tier(self, name: str) -> dict:
+        """The declared tier ``name`` (SpecError naming the suite file and ``tiers`` if there is none)."""
+        for t in self.tiers:
+            if t["name"] == name:
+                return t
+        known = ", ".join(t["name"] for t in self.tiers) or "none declared"
+        raise SpecError(self.path, "tiers", f"no tier {name!r} (known: {known})")
+
     def expand(self, overrides: dict | None = None, seeds: list[int] | None = None,
-               data_root: str | None = None) -> list[RunSpec]:
+               data_root: str | None = None, tier: str | None = None) -> list[RunSpec]:
+        """Run specs for every (seed, backbone, layer). ``tier``: a declared tier whose overrides and task
+        options apply (explicit ``overrides`` may not contradict it)."""
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         for key in overrides:
             if key not in OVERRIDABLE:
                 raise SpecError("command line", key, f"cannot be overridden (allowed: {', '.join(OVERRIDABLE)})")
+        task = copy.deepcopy(self.task)
+        if tier is not None:
+            declared = self.tier(tier)
+            for key, value in overrides.items():
+                if key in declared["overrides"] and declared["overrides"][key] != value:
+                    raise SpecError("command line", key, f"{value!r} contradicts tier {tier!r} "
+                                    f"({key}: {declared['overrides'][key]!r})")
+            overrides = {**declared["overrides"], **overrides}
+            task["options"] = {**task.get("options", {}), **declared["task_options"]}
         protocol = copy.deepcopy(self.protocol)
         protocol.update(overrides)
         dataset = {k: v for k, v in self.dataset.items() if k != "root"}
@@ -251,7 +274,7 @@ class Suite:
         for seed in (seeds if seeds is not None else self.seeds):
             for backbone in self.backbones:
                 for layer in self.layers:
-                    specs.append(RunSpec(self.name, copy.deepcopy(self.task), copy.deepcopy(dataset),
+                    specs.append(RunSpec(self.name, copy.deepcopy(task), copy.deepcopy(dataset),
                                          copy.deepcopy(backbone), copy.deepcopy(layer), copy.deepcopy(protocol),
                                          int(seed), dict(overrides),
                                          data_root=data_root or self.dataset.get("root")))
@@ -343,6 +366,14 @@ def load_suite(path: str | Path) -> Suite:
             if key not in OVERRIDABLE:
                 raise SpecError(p, f"tiers[{i}].overrides.{key}", f"not an overridable field "
                                 f"(allowed: {', '.join(OVERRIDABLE)})")
+        defaults = TASKS.get(task["name"]).defaults
+        for key, value in tier["task_options"].items():
+            if key not in defaults:
+                raise SpecError(p, f"tiers[{i}].task_options.{key}", f"unknown option of task {task['name']!r} "
+                                f"(known: {', '.join(sorted(defaults)) or 'none'})")
+            msg = _option_type_error(defaults[key], value) or _option_range_error(key, value)
+            if msg:
+                raise SpecError(p, f"tiers[{i}].task_options.{key}", msg)
     name = data["name"] or path.stem
     bad = _safe_name(name)
     if bad:

@@ -1,15 +1,15 @@
-"""Fixed costs per run: what robustness evaluation, MAC counting, latency and throughput add to a run's
-training time, at the cifar suite's CPU-sized settings (the conv pre-activation ResNet-20 of suites/cifar.yaml,
-its protocol with the overrides its committed CPU records used: 3 epochs, 2,000 training and 1,000 test images).
-Target (issue 10): all of them together ≤ 15 % of the training time.
+"""Fixed costs per run: what robustness evaluation, MAC and parameter counting, latency and throughput add to a
+run's training time, at the cifar suite's CPU-sized settings: the conv pre-activation ResNet-20 of
+suites/cifar.yaml at its declared tier ``cpu-3ep`` (3 epochs, 2,000 training and 1,000 test images; FGSM on 200
+of them, timing from 3 repeats at batch 64). Target (issue 10): all of them together ≤ 15 % of the training time.
 
-    python benchmarks/fixed_costs.py [--data-root DIR] [--epochs 3] [--train 2000] [--test 1000] [--device cpu]
-        [--legacy-fgsm] [--out results/benchmarks/fixed_costs.json]
+    python benchmarks/fixed_costs.py [--data-root DIR] [--tier cpu-3ep] [--epochs N] [--train N] [--test N]
+        [--device cpu] [--legacy-fgsm] [--out results/benchmarks/fixed_costs.json]
 
-Each part is timed once, in the order a run does them, by the same functions the classification task calls
-(with the task's default options: FGSM at ε ∈ {0, 1, 2, 4, 8, 16}/255 on the 1,000-image attack subset, 5 timing
-repeats). ``--legacy-fgsm`` also times the attack as it was before issue 10 (torchattacks.FGSM once per ε, a host
-sync per batch) for comparison. CIFAR-10 is read from --data-root / $BENCH_DATA_ROOT; without it random uint8
+Each part is timed once, in the order a run does them, by the same functions the classification task calls,
+with the tier's task options (``--epochs/--train/--test`` shrink it further, for the smoke test).
+``--legacy-fgsm`` also times the attack as it was before issue 10 (torchattacks.FGSM once per ε, a host sync
+per batch) on the same images, for comparison. CIFAR-10 is read from --data-root / $BENCH_DATA_ROOT; without it random uint8
 images of the same shape are used (timings do not depend on pixel values).
 """
 from __future__ import annotations
@@ -48,9 +48,10 @@ def legacy_fgsm(model, images, labels, eps_255, batch_size, device):
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--train", type=int, default=2000)
-    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--tier", default="cpu-3ep", help="a tier suites/cifar.yaml declares")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--train", type=int)
+    ap.add_argument("--test", type=int)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--legacy-fgsm", action="store_true")
     ap.add_argument("--out")
@@ -64,12 +65,19 @@ def main(argv=None) -> dict:
     from bench.robustness import adversarial_accuracy
     from bench.suite import load_suite
     from bench.tasks import TASKS
+    from bench.tasks.classification import standard_conv_param_ratio
+    from bench.measure import count_parameters
     from bench.train import fit_classifier, prepare
 
     device = torch.device(args.device)
     suite = load_suite(ROOT / "suites" / "cifar.yaml")
-    spec = [s for s in suite.expand({"epochs": args.epochs, "train_subset": args.train, "test_subset": args.test},
-                                    seeds=[0]) if s.backbone["name"] == "preact-resnet" and s.label == "conv"][0]
+    tier = suite.tier(args.tier)
+    spec = [s for s in suite.expand(seeds=[0], tier=args.tier)
+            if s.backbone["name"] == "preact-resnet" and s.label == "conv"][0]
+    for key, value in (("epochs", args.epochs), ("train_subset", args.train), ("test_subset", args.test)):
+        if value is not None:
+            spec.protocol[key] = value
+    args.epochs, args.train, args.test = (spec.protocol[k] for k in ("epochs", "train_subset", "test_subset"))
     opts = TASKS.get("classification").options(spec.task.get("options"))
     root = args.data_root or os.environ.get("BENCH_DATA_ROOT")
     if root:
@@ -97,7 +105,9 @@ def main(argv=None) -> dict:
     mean, std = data.channel_stats()
     example = data.test_x[:1].float().div(255)
     model = build_classifier(spec.backbone, spec.layer, 3, 10, mean, std, example).to(device)
-    timed("macs", lambda: (count_macs(model, example.to(device)),
+    timed("macs", lambda: (standard_conv_param_ratio(spec.backbone, count_parameters(model)["learned"], 3, 10,
+                                                     mean, std, example),
+                           count_macs(model, example.to(device)),
                            count_training_macs(model, prepare(data.train_x[:spec.protocol["batch_size"]].to(device)))))
     fit = timed("train_total", lambda: fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y,
                                                       spec.protocol, device, 0))
@@ -114,8 +124,10 @@ def main(argv=None) -> dict:
                                                  spec.protocol["eval_batch_size"], device))
     fixed = times["macs"] + times["latency_throughput"] + times["fgsm"]
     rows = [{"part": "training (timed epochs, the record's train_s)", "seconds": train_s, "share_of_training": 1.0}]
-    for key, label in (("macs", "MAC counting (inference + training-mode, fvcore)"),
-                       ("latency_throughput", "latency (batch 1) + throughput (batch 256), 5 repeats"),
+    thr_batch = min(opts["throughput_batch"], len(data.test_y))
+    for key, label in (("macs", "parameter ratio + MAC counting (inference + training-mode, fvcore)"),
+                       ("latency_throughput", f"latency (batch 1) + throughput (batch {thr_batch}), "
+                                              f"{opts['timing_repeats']} repeats"),
                        ("fgsm", f"FGSM, {len(opts['attack_eps'])} ε on {len(adv.test_y)} images"),
                        ("fgsm_legacy", "FGSM before issue 10 (torchattacks per ε, sync per batch): not in total")):
         if key in times:
@@ -123,8 +135,10 @@ def main(argv=None) -> dict:
     rows.append({"part": "fixed costs together (MACs + timing + FGSM)", "seconds": fixed,
                  "share_of_training": fixed / train_s})
     result = {
-        "title": "Fixed costs per run vs training time (cifar suite, CPU-sized settings)",
-        "description": (f"Conv pre-activation ResNet-20, {args.epochs} epochs on {len(data.train_y)} training images "
+        "title": f"Fixed costs per run vs training time (cifar suite, tier {args.tier})",
+        "description": (f"Conv pre-activation ResNet-20 at the cifar suite's tier {args.tier} "
+                        f"({tier['description'].split(':')[0].strip()}): "
+                        f"{args.epochs} epochs on {len(data.train_y)} training images "
                         f"({source}), {len(data.test_y)} test images, batch {spec.protocol['batch_size']}, "
                         f"{torch.get_num_threads()} thread(s); each part timed once by the functions a run calls. "
                         "Target: fixed costs together ≤ 15 % of training time. Per-epoch test evaluation "

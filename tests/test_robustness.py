@@ -127,3 +127,18 @@ def test_fgsm_counts_need_no_host_sync_per_batch(trained, monkeypatch):
     res = adversarial_accuracy(model, x, y, [0, 4, 8], batch_size=16)  # 8 batches
     assert calls["item"] == 0 and calls["tolist"] == 1
     assert len(res["acc"]) == 3
+
+
+def test_fgsm_costs_one_gradient_and_one_forward_per_attacked_eps(trained):
+    """Per batch: one forward + backward for the shared direction (its logits give ε = 0) and one forward per
+    ε > 0, so the curve of n ε costs 1 + (n − 1) forwards, not 2n."""
+    model, x, y = trained
+    calls = []
+    handle = model.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    try:
+        res = adversarial_accuracy(model, x, y, [0, 2, 8], batch_size=64)  # 2 batches
+    finally:
+        handle.remove()
+    assert len(calls) == 2 * 3, calls
+    clean = 100.0 * (model(x).argmax(1) == y).float().mean().item()
+    assert res["acc"][0] == pytest.approx(clean)
