@@ -310,8 +310,21 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
         ok = df[df["status"] == "ok"]
         metric_cols = sorted(c for c in df.columns if c.startswith("m:") and df[c].notna().any())
         agg_rows = []
-        for (backbone, bopts, label), g in df.groupby(["backbone", "backbone_options", "label"], sort=False):
+        # per-row means / spreads of every metric and cost column in three grouped passes (one pandas call per
+        # column and row was most of a report's own time)
+        keys = ["backbone", "backbone_options", "label"]
+        num_cols = metric_cols + [c for c in AGG_FIELDS if c in ok]
+        if len(ok):
+            values = ok[keys].join(ok[num_cols].apply(pd.to_numeric, errors="coerce").astype(float))
+            grouped = values.groupby(keys, sort=False)
+            means, counts = grouped[num_cols].mean(), grouped[num_cols].count()
+            stds = grouped[metric_cols].std(ddof=1)
+        else:
+            means = stds = counts = pd.DataFrame()
+        for (backbone, bopts, label), g in df.groupby(keys, sort=False):
             good = g[g["status"] == "ok"]
+            key = (backbone, bopts, label)
+            has = key in means.index
             titles = g["display"].dropna() if "display" in g else pd.Series(dtype=object)
             row = {"backbone": backbone, "backbone_options": bopts, "label": label, "family": g["family"].iloc[0],
                    "title": str(titles.iloc[-1]) if len(titles) else None,
@@ -323,12 +336,12 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                    "test_images": good["test_images"].dropna().min() if "test_images" in good and
                    good["test_images"].notna().any() else None}
             for c in metric_cols:
-                vals = good[c].dropna()
-                row[c + ":mean"] = float(vals.mean()) if len(vals) else None
-                row[c + ":std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+                k = int(counts.at[key, c]) if has else 0
+                row[c + ":mean"] = float(means.at[key, c]) if k else None
+                row[c + ":std"] = float(stds.at[key, c]) if k > 1 else None
             for c in AGG_FIELDS:
-                vals = good[c].dropna() if c in good else pd.Series(dtype=float)
-                row[c] = float(vals.mean()) if len(vals) else None
+                k = int(counts.at[key, c]) if has and c in counts else 0
+                row[c] = float(means.at[key, c]) if k else None
             row["noisy"] = bool(any((good[c].dropna() > NOISY_SPREAD).any()
                                     for c in ("throughput_spread", "latency_spread") if c in good))
             agg_rows.append(row)
