@@ -143,3 +143,34 @@ def test_a_superseded_record_of_the_same_seed_is_not_a_second_seed(tmp_path):
     b = board(s, recs + [old])
     row = b.rows.set_index("label").loc[recs[0]["label"]]
     assert row["n"] == 2 and "0" * 16 not in row["run_ids"]
+
+
+def test_index_lists_what_was_measured_at_the_documents_setting(tmp_path):
+    """The index's first table: every reference and claim measured at a document's own setting, with the
+    document's value, the measured mean ± std, n and the verdict; nothing measured at another setting."""
+    import json
+    import re
+
+    from bench.records import write_json_atomic
+    from bench.report.site import build_site
+
+    s = make_suite(tmp_path)
+    results, suites = tmp_path / "results", tmp_path / "suites"
+    suites.mkdir()
+    (suites / "ver.yaml").write_text((tmp_path / "ver.yaml").read_text())
+    for rec in records_for(s, ACC, {"epochs": 1}):
+        write_json_atomic(results / "ver" / f"{rec['label']}-{rec['spec']['seed']}-{rec['id']}.json", rec)
+    build_site(results, suites, tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text()
+    table = html[html.index('id="document-setting-table"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><th[^>]*>(.*?)</tr>", table[table.index("<tbody>"):], flags=re.S)
+    text = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r)) for r in rows]
+    assert len(text) == 3, text  # T1 BN 1, T1 ND 1, the 1-epoch claim; not T1 BN 20 (another epoch count)
+    bn = next(t for t in text if "T1 BN 1" in t)
+    assert "60" in bn and "56" in bn and "± 1.41" in bn and "not reproduced" in bn and "-4.00" in bn
+    assert any("T1 ND 1" in t and " reproduced" in t and "not reproduced" not in t for t in text)
+    assert any("claim better-1" in t for t in text)
+    items = json.loads((tmp_path / "site" / "data" / "verdicts.json").read_text())["items"]
+    measured = [i for i in items if i["setting"] == "document" and i["verdict"] in ("reproduced", "not reproduced")]
+    assert len(measured) == 3

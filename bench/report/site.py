@@ -227,7 +227,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for name, s in sorted(suites.items()):  # suites never run: their claims are shown, not yet run
         if name not in suite_views:
             all_claims += [dict(c, suite=name, group="", anchor="") for c in _unrun_claims(s)]
-    _export_verdicts(site, suites, suite_views)
+    document_setting = _export_verdicts(site, suites, suite_views)
     suites_summary = []
     for name in sorted(set(suite_views) | set(suites)):
         views = suite_views.get(name, [])
@@ -250,7 +250,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         summ["waiting"] = waiting_for(suites.get(summ["name"])) if not summ["boards"] else ""
     ctx = {"suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
            "benchmarks": benchmarks, "n_records": len(records), "summary": family_summary(suite_views),
-           "claims_board": claims_board(all_claims)}
+           "claims_board": claims_board(all_claims), "document_setting": document_setting}
     (site / "index.html").write_text(env.get_template("index.html").render(title="convbench leaderboard",
                                                                            depth="", **ctx))
     pages += 1
@@ -301,9 +301,10 @@ VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "b
                   "devices")
 
 
-def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> None:
+def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
     """``data/verdicts.json`` and ``.csv``: every reference and claim of every suite, once per leaderboard
-    it was checked on (or once, 'not yet run'), with its setting (document / shared / shortened) and tier."""
+    it was checked on (or once, 'not yet run'), with its setting (document / shared / shortened) and tier.
+    Returns the items measured at a document's own setting (for the index's first table)."""
     items = []
     for name in sorted(set(suites) | set(suite_views)):
         views, suite = suite_views.get(name, []), suites.get(name)
@@ -321,11 +322,17 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> None:
                 items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
                                   epochs=c["check"].get("epochs")))
     rows = [{k: item.get(k) for k in VERDICT_FIELDS} for item in items]
+    document_setting = [dict(row, link=f"suite-{_slug(row['suite'])}.html#{row['leaderboard']}",
+                             diff=(row["measured"] - row["value"]) if row.get("measured") is not None
+                             and row.get("value") is not None else None)
+                        for row in rows if row["setting"] == "document" and row["leaderboard"]
+                        and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)})
     pd.DataFrame([{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
                  columns=list(VERDICT_FIELDS)).to_csv(data_dir / "verdicts.csv", index=False)
+    return document_setting
 
 
 def _run_plot(rec: dict) -> str:
