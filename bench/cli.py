@@ -182,6 +182,8 @@ def cmd_run(args) -> int:
     ctx.extra["invocation"] = {"seeds": args.seeds, "device": args.device, "only": args.only or None,
                                "backbone": args.backbone or None, "threads": args.threads,
                                "data_root": args.data_root, "force": args.force}
+    if args.tier:
+        ctx.extra["invocation"]["tier"] = args.tier
     if args.refresh_data:
         os.environ["BENCH_REFRESH_DATA"] = "1"
     if args.jobs < 1:
