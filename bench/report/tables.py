@@ -24,8 +24,9 @@ SUBSET_KEYS = ("train_subset", "test_subset", "max_batches")
 KNOWN_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "mnist": 10}
 
 VERDICT_RULES = (
-    f"A verdict (reproduced / not reproduced) is given only when every row it compares (a) learned: its accuracy "
-    f"lies above chance (100 / classes) by at least {CHANCE_Z:g} binomial standard errors of its test-set size; "
+    f"A verdict (reproduced / not reproduced) is given only when every row it compares (a) learned: its mean "
+    f"accuracy over its seeds lies above chance (100 / classes) by at least {CHANCE_Z:g} binomial standard "
+    f"errors of its test-set size (a single diverged seed does not block a verdict on its own); "
     f"(b) has at least {MIN_SEEDS} seeds, so that a seed spread exists; and (c) ran a setting that can speak to "
     f"it: a document's number is compared only with runs at that document's own setting (setting 'document': its "
     f"protocol, its epochs, its data), a claim also with the harness's shared protocol on full data ('shared') or "
