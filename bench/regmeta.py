@@ -102,9 +102,13 @@ def fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def cache_root() -> Path:
+    """The harness's cache folder: ``$BENCH_CACHE``, default ``~/.cache/convbench`` (not created here)."""
+    return Path(os.environ.get("BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convbench"))
+
+
 def snapshot_path(fp: str | None = None) -> Path:
-    root = os.environ.get("BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convbench")
-    return Path(root) / f"registry-meta-{fp or fingerprint()}.json"
+    return cache_root() / f"registry-meta-{fp or fingerprint()}.json"
 
 
 def make_snapshot() -> dict:

@@ -76,8 +76,9 @@ class ImageData:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convbench")
-    path = Path(root)
+    from bench.regmeta import cache_root
+
+    path = cache_root()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

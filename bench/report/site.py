@@ -30,8 +30,9 @@ DOCUMENTS = {
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates cached in ``$BENCH_CACHE/jinja2`` (keyed by each template's source checksum, so an
     edited template recompiles): compiling them is a tenth of a report's wall time. None if not writable."""
-    root = os.environ.get("BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convbench")
-    folder = os.path.join(root, "jinja2")
+    from bench.regmeta import cache_root
+
+    folder = os.path.join(cache_root(), "jinja2")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:
