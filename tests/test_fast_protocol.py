@@ -167,7 +167,8 @@ def test_fast_suite_one_epoch_smoke(tmp_path, monkeypatch):
     (rec_path,) = (tmp_path / "results" / "fast-cifar").glob("*.json")
     rec = json.loads(rec_path.read_text())
     assert rec["status"] == "ok" and rec["data"]["train"] == 40
-    assert rec["spec"]["protocol"]["tta"] == "flip" and rec["spec"]["protocol"]["ema"]["decay"] == 0.99
+    assert rec["spec"]["protocol"]["tta"] == "flip" and rec["spec"]["protocol"]["ema"] == \
+        load_suite(ROOT / "suites" / "fast-cifar.yaml").protocol["ema"]
     assert rec["timing"]["speed_paths"] == {"channels_last": False, "threads": torch.get_num_threads(),
                                             "compile": False, "tuned": False}
     assert rec["timing"]["to_threshold"]["threshold"] == 90.0

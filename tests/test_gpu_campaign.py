@@ -54,6 +54,11 @@ def _run(tar, out, budget, reserve, **extra):
     return proc, time.monotonic() - t0
 
 
+def _suite_ema() -> dict:
+    from bench.suite import load_suite
+    return load_suite(Path(__file__).resolve().parents[1] / "suites" / "fast-cifar.yaml").protocol["ema"]
+
+
 def _members(archive: Path) -> dict:
     with tarfile.open(archive) as t:
         return {m.name: (t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()}
@@ -76,7 +81,7 @@ def test_campaign_smoke_fast_suite_packed(fake_cifar_tar, tmp_path):
         proc.stdout[-3000:]
     for r in records:
         assert r["status"] == "ok", r.get("error")
-        assert r["spec"]["protocol"]["ema"]["decay"] == 0.99 and r["spec"]["protocol"]["tta"] == "flip"
+        assert r["spec"]["protocol"]["ema"] == _suite_ema() and r["spec"]["protocol"]["tta"] == "flip"
         assert r["data"]["train"] == 30 and r["data"]["test"] == 20  # the whole (fake) data set
         assert r["invocation"]["jobs"] == 2
     summary = (out / "gpu-campaign-summary.txt").read_text()
