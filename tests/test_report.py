@@ -154,3 +154,38 @@ def test_claim_failing_within_seed_spread_is_inconclusive_and_beyond_it_not_repr
     assert claim_verdict(claim("sep-space", "conv", "above", 0.0), rows).status == "not reproduced"
     assert claim_verdict(claim("conv", "sep-chans", "above", 1.0), rows).status == "reproduced"
     assert claim_verdict(claim("sep-chans", "conv", "within", 1.0), rows).status == "inconclusive"
+
+
+def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
+    """The suite page's "To N % s" column: the mean training seconds over the seeds that reached the protocol's
+    threshold, marked "k of n" when some did not, "not reached" when none did; the CSV carries both numbers."""
+    import csv
+    import re
+
+    from bench.records import write_json_atomic
+    from bench.report.site import build_site
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "rep.yaml").write_text(SUITE.replace("protocol: {epochs: 2}", "protocol: {epochs: 2, threshold: 85.0}"))
+    s = load_suite(suites / "rep.yaml")
+    reached = {("conv", 0): 10.0, ("conv", 1): 20.0, ("conv", 2): 60.0, ("sep-chans", 0): 30.0}
+    for rec in fake_records(s):
+        sec = reached.get((rec["label"], rec["spec"]["seed"]))
+        rec["timing"]["to_threshold"] = {"threshold": 85.0, "seconds": sec, "epoch": 1 if sec else None}
+        write_json_atomic(tmp_path / "results" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json", rec)
+    build_site(tmp_path / "results", suites, tmp_path / "site")
+    html = (tmp_path / "site" / "suite-rep.html").read_text()
+    assert "To 85 % s" in html
+    cells = {}
+    for row in re.findall(r'<tr data-backbone=.*?</tr>', html, flags=re.S):
+        label = re.search(r"<b>(.*?)</b>", row).group(1)
+        cells[label] = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+                        for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+    assert "30.0" in cells["conv"]                       # (10 + 20 + 60) / 3, every seed reached it
+    assert "30.0 1 of 3" in cells["sep-chans"]           # only seed 0 reached it
+    assert "not reached" in cells["sep-space"]
+    (csv_path,) = (tmp_path / "site" / "data").glob("rep*.csv")
+    rows = {r["label"]: r for r in csv.DictReader(csv_path.open())}
+    assert float(rows["conv"]["to_threshold_s"]) == 30.0 and rows["conv"]["to_threshold_n"] == "3"
+    assert rows["sep-space"]["to_threshold_s"] == "" and rows["sep-space"]["to_threshold_n"] == "0"

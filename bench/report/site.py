@@ -171,8 +171,8 @@ def board_anchor(board) -> str:
 def _export(board, view: dict, site: Path, stem: str) -> dict:
     cols = ["backbone", "backbone_options", "label", "family", "n", "failed"]
     cols += [c for c in board.rows.columns if c.startswith("m:")]
-    cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "throughput", "latency_ms",
-             "noisy"]
+    cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
+             "throughput", "latency_ms", "noisy"]
     df = board.rows[[c for c in cols if c in board.rows.columns]].copy()
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

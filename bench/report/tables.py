@@ -343,6 +343,9 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
             for c in AGG_FIELDS:
                 k = int(counts.at[key, c]) if has and c in counts else 0
                 row[c] = float(means.at[key, c]) if k else None
+            # seeds whose test accuracy reached the protocol's threshold (to_threshold_s is their mean)
+            row["to_threshold_n"] = (int(counts.at[key, "to_threshold_s"])
+                                     if has and "to_threshold_s" in counts else 0)
             row["noisy"] = bool(any((good[c].dropna() > NOISY_SPREAD).any()
                                     for c in ("throughput_spread", "latency_spread") if c in good))
             agg_rows.append(row)
