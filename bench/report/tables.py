@@ -44,39 +44,41 @@ def protocol_key(spec: dict) -> str:
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run record, with the fields the leaderboard needs flattened."""
-    rows = []
-    for r in records:
-        spec = r["spec"]
-        timing = r.get("timing", {}) or {}
-        params = r.get("params", {}) or {}
-        row = {
-            "id": r["id"], "suite": r["suite"]["name"], "task": spec["task"]["name"],
-            "dataset": spec["dataset"]["name"], "backbone": spec["backbone"]["name"],
-            "backbone_options": json.dumps(spec["backbone"].get("options", {}), sort_keys=True),
-            "label": r["label"], "family": spec["layer"]["name"], "seed": spec["seed"],
-            "display": spec["layer"].get("display"),
-            "status": r["status"], "error": r.get("error"), "group": protocol_key(spec),
-            "protocol_name": spec["protocol"].get("name", ""), "overrides": json.dumps(spec.get("overrides", {}),
-                                                                                     sort_keys=True),
-            "params_learned": params.get("learned"), "params_fixed": params.get("fixed"),
-            "params_total": params.get("total"), "macs": r.get("macs"),
-            "train_s": timing.get("train_s"), "warmup_epoch_s": timing.get("warmup_epoch_s"),
-            "epoch_s": timing.get("epoch_s_median"),
-            "throughput": timing.get("throughput_img_s"), "throughput_spread": timing.get("throughput_spread"),
-            "latency_ms": timing.get("latency_ms"), "latency_spread": timing.get("latency_spread"),
-            "to_threshold_s": (timing.get("to_threshold") or {}).get("seconds"),
-            "to_threshold_macs": (timing.get("to_threshold") or {}).get("train_macs"),
-            "train_macs": timing.get("train_macs_estimate"),
-            "device": (r.get("env") or {}).get("device"), "path": r.get("_path"),
-            "classes": _classes(r), "test_images": (r.get("data") or {}).get("test"),
-            "finished": r.get("finished") or "",
-        }
-        for k, v in (r.get("metrics") or {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                row[f"m:{k}"] = v
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per run record, with the fields the leaderboard needs flattened (:func:`run_row`)."""
+    return pd.DataFrame([run_row(r) for r in records])
+
+
+def run_row(r: dict) -> dict:
+    """A run record's leaderboard fields, flattened; metrics as ``m:<name>`` (only those it has)."""
+    spec = r["spec"]
+    timing = r.get("timing", {}) or {}
+    params = r.get("params", {}) or {}
+    row = {
+        "id": r["id"], "suite": r["suite"]["name"], "task": spec["task"]["name"],
+        "dataset": spec["dataset"]["name"], "backbone": spec["backbone"]["name"],
+        "backbone_options": json.dumps(spec["backbone"].get("options", {}), sort_keys=True),
+        "label": r["label"], "family": spec["layer"]["name"], "seed": spec["seed"],
+        "display": spec["layer"].get("display"),
+        "status": r["status"], "error": r.get("error"), "group": protocol_key(spec),
+        "protocol_name": spec["protocol"].get("name", ""), "overrides": json.dumps(spec.get("overrides", {}),
+                                                                                 sort_keys=True),
+        "params_learned": params.get("learned"), "params_fixed": params.get("fixed"),
+        "params_total": params.get("total"), "macs": r.get("macs"),
+        "train_s": timing.get("train_s"), "warmup_epoch_s": timing.get("warmup_epoch_s"),
+        "epoch_s": timing.get("epoch_s_median"),
+        "throughput": timing.get("throughput_img_s"), "throughput_spread": timing.get("throughput_spread"),
+        "latency_ms": timing.get("latency_ms"), "latency_spread": timing.get("latency_spread"),
+        "to_threshold_s": (timing.get("to_threshold") or {}).get("seconds"),
+        "to_threshold_macs": (timing.get("to_threshold") or {}).get("train_macs"),
+        "train_macs": timing.get("train_macs_estimate"),
+        "device": (r.get("env") or {}).get("device"), "path": r.get("_path"),
+        "classes": _classes(r), "test_images": (r.get("data") or {}).get("test"),
+        "finished": r.get("finished") or "",
+    }
+    for k, v in (r.get("metrics") or {}).items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            row[f"m:{k}"] = v
+    return row
 
 
 def _classes(record: dict) -> int | None:
@@ -187,38 +189,47 @@ def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, 
     return Verdict("not reproduced", f"Δ {diff:+.2f} outside {tol:.2f}", tol_text)
 
 
-def _select(rows: pd.DataFrame, ident: str) -> pd.DataFrame:
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _select(rows: list[dict], ident: str) -> list[dict]:
     """Rows named ``ident``: a row label, or ``key=value[,key=value]`` matched against backbone options."""
     if "=" not in ident:
-        return rows[rows["label"] == ident]
+        return [r for r in rows if r["label"] == ident]
     conds = dict(kv.split("=", 1) for kv in ident.split(","))
-    match = rows["backbone_options"].map(
-        lambda o: all(str(json.loads(o).get(k.strip())).lower() == v.strip().lower() for k, v in conds.items()))
-    return rows[match]
+    return [r for r in rows if all(str(json.loads(r["backbone_options"]).get(k.strip())).lower() == v.strip().lower()
+                                   for k, v in conds.items())]
 
 
-def claim_verdict(claim: dict, rows: pd.DataFrame, setting: Setting | None = None) -> Verdict:
+def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting | None = None) -> Verdict:
     """Check a qualitative claim (a vs b: within / above / below by ``points``) on leaderboard rows, within
     each backbone that has both rows (or only ``check.backbone``); it holds when it holds for every one.
-    With a ``setting``, the verdict is given only when :func:`_gate` allows it for every compared row."""
+    With a ``setting``, the verdict is given only when :func:`_gate` allows it for every compared row.
+    ``rows``: the leaderboard's aggregated rows (a frame, or its ``to_dict("records")``)."""
     chk = claim["check"]
     col = f"m:{chk['metric']}"
-    if col + ":mean" not in rows.columns:
+    recs = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
+    if not any(col + ":mean" in r for r in recs):
         return Verdict("not yet run", f"no run measured {chk['metric']}")
     pts = chk["points"]
     results, rule = [], ""
     # rows are named by label, or by backbone options ("learn=chans,kernel=8") when the variants are backbones
     by_options = "=" in chk["a"] or "=" in chk["b"]
-    keys = ["backbone", "label"] if by_options else ["backbone", "backbone_options"]
-    for (backbone, _), sel in rows.groupby(keys, sort=True):
+    second = "label" if by_options else "backbone_options"
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:  # plain lists: a pandas call per claim, backbone and row was a tenth of a report
+        groups.setdefault((r["backbone"], r[second]), []).append(r)
+    for (backbone, _), sel in sorted(groups.items(), key=lambda kv: kv[0]):
         if chk.get("backbone") and backbone != chk["backbone"]:
             continue
         a, b = _select(sel, chk["a"]), _select(sel, chk["b"])
-        if len(a) != 1 or len(b) != 1 or pd.isna(a[col + ":mean"].iloc[0]) or pd.isna(b[col + ":mean"].iloc[0]):
+        if len(a) != 1 or len(b) != 1 or _missing(a[0].get(col + ":mean")) or _missing(b[0].get(col + ":mean")):
             continue
-        std = lambda r: float(r[col + ":std"].iloc[0]) if col + ":std" in r and pd.notna(r[col + ":std"].iloc[0]) else 0.0
+        a, b = a[0], b[0]
+        std = lambda r: 0.0 if _missing(r.get(col + ":std")) else float(r[col + ":std"])
         slack = SEED_STD_FACTOR * max(std(a), std(b))
-        diff = float(a[col + ":mean"].iloc[0]) - float(b[col + ":mean"].iloc[0])
+        diff = float(a[col + ":mean"]) - float(b[col + ":mean"])
         # margin > 0: the rule holds on the means; the verdict is only "not reproduced" when it fails by more
         # than the seed slack, and "inconclusive" in between
         if chk["op"] == "within":
@@ -232,7 +243,7 @@ def claim_verdict(claim: dict, rows: pd.DataFrame, setting: Setting | None = Non
             rule = f"{chk['b']} − {chk['a']} ≥ {pts}"
         status = "reproduced" if margin >= 0 else ("not reproduced" if margin < -slack else "inconclusive")
         if setting is not None:
-            blocked = _gate(setting, [a.iloc[0].to_dict(), b.iloc[0].to_dict()], chk["metric"],
+            blocked = _gate(setting, [a, b], chk["metric"],
                             ("document", "shared", "shortened") if setting.tier or setting.kind != "shortened"
                             else ("document", "shared"))
             if blocked:
@@ -278,6 +289,13 @@ AGG_FIELDS = ["params_learned", "params_fixed", "params_total", "macs", "train_s
               "to_threshold_macs", "train_macs"]
 
 
+def _by_key(frame: pd.DataFrame) -> dict:
+    """{index key: {column: value}} of a numeric frame via one ``to_numpy`` (``to_dict`` costs a pandas call per
+    column)."""
+    cols = list(frame.columns)
+    return {key: dict(zip(cols, vals)) for key, vals in zip(frame.index, frame.to_numpy().tolist())}
+
+
 def newest_per_seed(df: pd.DataFrame) -> pd.DataFrame:
     """One run per (backbone, options, row, seed) in a leaderboard: when a row's options changed (a new family
     option with its default changes the run id), the older record of the same seed is superseded, not averaged
@@ -318,52 +336,56 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
         if len(ok):
             values = ok[keys].join(ok[num_cols].apply(pd.to_numeric, errors="coerce").astype(float))
             grouped = values.groupby(keys, sort=False)
-            means, counts = grouped[num_cols].mean(), grouped[num_cols].count()
-            stds = grouped[metric_cols].std(ddof=1)
+            # plain dicts: a MultiIndex .at lookup per cell cost more than the grouping itself
+            means = _by_key(grouped[num_cols].mean())
+            counts = _by_key(grouped[num_cols].count())
+            stds = _by_key(grouped[metric_cols].std(ddof=1))
         else:
-            means = stds = counts = pd.DataFrame()
-        for (backbone, bopts, label), g in df.groupby(keys, sort=False):
-            good = g[g["status"] == "ok"]
-            key = (backbone, bopts, label)
-            has = key in means.index
-            titles = g["display"].dropna() if "display" in g else pd.Series(dtype=object)
-            row = {"backbone": backbone, "backbone_options": bopts, "label": label, "family": g["family"].iloc[0],
-                   "title": str(titles.iloc[-1]) if len(titles) else None,
-                   "n": len(good), "failed": int((g["status"] != "ok").sum()),
-                   "errors": [e for e in g["error"].dropna().tolist()][:3],
-                   "run_ids": g["id"].tolist(), "seeds": sorted(g["seed"].tolist()),
-                   "classes": good["classes"].dropna().iloc[0] if "classes" in good and good["classes"].notna().any()
-                   else None,
-                   "test_images": good["test_images"].dropna().min() if "test_images" in good and
-                   good["test_images"].notna().any() else None}
+            means, stds, counts = {}, {}, {}
+        members: dict[tuple, list[dict]] = {}  # runs per row, in order of first appearance (plain dicts)
+        for r in (run_row(by_id[i]) for i in df["id"]):  # DataFrame.to_dict costs a pandas call per column
+            members.setdefault((r["backbone"], r["backbone_options"], r["label"]), []).append(r)
+        for key, g in members.items():
+            backbone, bopts, label = key
+            good = [r for r in g if r["status"] == "ok"]
+            mean_k, count_k, std_k = means.get(key, {}), counts.get(key, {}), stds.get(key, {})
+            present = lambda rs, c: [r[c] for r in rs if not _missing(r.get(c))]
+            titles, classes, test_images = present(g, "display"), present(good, "classes"), present(good, "test_images")
+            row = {"backbone": backbone, "backbone_options": bopts, "label": label, "family": g[0]["family"],
+                   "title": str(titles[-1]) if titles else None,
+                   "n": len(good), "failed": len(g) - len(good),
+                   "errors": present(g, "error")[:3],
+                   "run_ids": [r["id"] for r in g], "seeds": sorted(r["seed"] for r in g),
+                   "classes": classes[0] if classes else None,
+                   "test_images": min(test_images) if test_images else None}
             for c in metric_cols:
-                k = int(counts.at[key, c]) if has else 0
-                row[c + ":mean"] = float(means.at[key, c]) if k else None
-                row[c + ":std"] = float(stds.at[key, c]) if k > 1 else None
+                k = int(count_k.get(c, 0))
+                row[c + ":mean"] = float(mean_k[c]) if k else None
+                row[c + ":std"] = float(std_k[c]) if k > 1 else None
             for c in AGG_FIELDS:
-                k = int(counts.at[key, c]) if has and c in counts else 0
-                row[c] = float(means.at[key, c]) if k else None
+                k = int(count_k.get(c, 0))
+                row[c] = float(mean_k[c]) if k else None
             # seeds whose test accuracy reached the protocol's threshold (to_threshold_s is their mean)
-            row["to_threshold_n"] = (int(counts.at[key, "to_threshold_s"])
-                                     if has and "to_threshold_s" in counts else 0)
-            row["noisy"] = bool(any((good[c].dropna() > NOISY_SPREAD).any()
-                                    for c in ("throughput_spread", "latency_spread") if c in good))
+            row["to_threshold_n"] = int(count_k.get("to_threshold_s", 0))
+            row["noisy"] = any(v > NOISY_SPREAD for c in ("throughput_spread", "latency_spread")
+                               for v in present(good, c))
             agg_rows.append(row)
         rows = pd.DataFrame(agg_rows)
         primary = f"m:{task.primary}" if task else (metric_cols[0] if metric_cols else None)
         comparable = True  # the setting gate (_gate, classify_setting) decides what may be compared
         refs, claims = [], []
         if suite_info is not None:
+            row_recs = agg_rows  # the same rows as plain dicts (every one has every column)
             for ref in suite_info.references:
-                match = rows[(rows["label"] == ref["row"]) &
-                             ((rows["backbone"] == ref["backbone"]) if ref["backbone"] else True)]
+                match = [r for r in row_recs
+                         if r["label"] == ref["row"] and (not ref["backbone"] or r["backbone"] == ref["backbone"])]
                 metric = f"m:{ref['metric']}"
                 mean = std = None
                 n = 0
-                if not match.empty and metric + ":mean" in match:
-                    best = match.iloc[0]
+                if match and metric + ":mean" in match[0]:
+                    best = match[0]
                     mean, std, n = best[metric + ":mean"], best.get(metric + ":std"), int(best["n"])
-                    if mean is not None and isinstance(mean, float) and math.isnan(mean):
+                    if _missing(mean):
                         mean = None
                 setting = classify_setting(suite_info, first["protocol"], ref.get("epochs"))
                 if setting.other_epochs:
@@ -372,8 +394,8 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                     mean = std = None
                     n = 0
                 else:
-                    blocked = (_gate(setting, [match.iloc[0].to_dict()], ref["metric"], ("document",))
-                               if mean is not None and not match.empty else None)
+                    blocked = (_gate(setting, [match[0]], ref["metric"], ("document",))
+                               if mean is not None and match else None)
                     v = reference_verdict(ref, mean, std, n, comparable, blocked)
                 refs.append({**ref, "setting_text": ref["setting"], "setting": setting.kind, "tier": setting.tier,
                              "setting_tag": setting.tag, "measured": mean, "measured_std": std, "n": n,
@@ -385,7 +407,7 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                     v = Verdict("not yet run", f"no run at the claim's {claim['check'].get('epochs') or 'protocol'} "
                                                f"epochs (this leaderboard: {setting.epochs})")
                 else:
-                    v = claim_verdict(claim, rows, setting)
+                    v = claim_verdict(claim, row_recs, setting)
                 claims.append({**claim, "verdict": v.status, "verdict_detail": v.detail, "rule": v.tolerance,
                                "comparable": setting.kind == "document", "setting": setting.kind,
                                "tier": setting.tier, "setting_tag": setting.tag})
