@@ -182,7 +182,7 @@ def _export(board, view: dict, site: Path, stem: str) -> dict:
                "overrides": board.overrides, "devices": board.devices, "rows": _clean(df.to_dict("records")),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
-    write_json_atomic(json_path, payload)
+    write_json_atomic(json_path, payload, durable=False)
     return {"csv": f"data/{csv_path.name}", "json": f"data/{json_path.name}"}
 
 
@@ -330,7 +330,7 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
                         and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)})
+    write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)}, durable=False)
     pd.DataFrame([{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
                  columns=list(VERDICT_FIELDS)).to_csv(data_dir / "verdicts.csv", index=False)
     return document_setting
