@@ -47,3 +47,17 @@ def test_fixed_costs_times_every_part(tmp_path):
     fixed = res["rows"][-1]
     assert fixed["seconds"] == sum(r["seconds"] for r in res["rows"][1:-1])
     assert res["ratio"] == fixed["share_of_training"]
+
+
+def test_batch_throughput_rates_every_size_against_the_fastest(tmp_path):
+    out = tmp_path / "b.json"
+    res = _load("batch_throughput").main(["--batches", "4,8", "--rounds", "2", "--seconds", "0.2",
+                                          "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["batch"] for r in rows] == [4, 8]
+    assert max(r["ratio_to_fastest"] for r in rows) == 1.0
+    for r in rows:
+        assert r["min_img_s"] <= r["img_s"] <= r["max_img_s"]
+        assert r["ratio_to_fastest"] == r["img_s"] / max(x["img_s"] for x in rows)
+        assert abs(r["epoch_min"] - 50000 / r["img_s"] / 60) < 1e-9
+    assert res["rows"] == rows
