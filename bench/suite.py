@@ -299,6 +299,35 @@ def _named(value: Any, registry, path: str, where: str) -> dict:
     return value
 
 
+def _parse_yaml(text: str) -> Any:
+    """Safe-load YAML (libyaml when present: ~10× faster), memoised in ``$BENCH_CACHE/yaml`` by the text's
+    checksum: ``bench report`` parses every suite, and building the Python objects was most of that. The memo
+    is marshal, so only plain data is memoised (anything else is parsed each time); an unwritable cache or a
+    bad memo falls back to parsing. Errors are never memoised."""
+    import marshal
+    import os
+    import sys
+
+    from bench.regmeta import cache_root
+
+    key = hashlib.sha256(f"{sys.version_info[:2]}|{marshal.version}|{text}".encode()).hexdigest()[:32]
+    memo = cache_root() / "yaml" / f"{key}.marshal"
+    try:
+        return marshal.loads(memo.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    try:
+        blob = marshal.dumps(raw)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, memo)
+    except (OSError, ValueError):
+        pass
+    return raw
+
+
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     try:
@@ -306,7 +335,7 @@ def load_suite(path: str | Path) -> Suite:
     except OSError as exc:
         raise SpecError(path, "", f"cannot read: {exc.strerror}") from None
     try:
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: ~10× faster
+        raw = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "yaml"

@@ -103,3 +103,22 @@ def test_snapshot_keeps_python_types_and_a_new_family_changes_the_fingerprint(tm
     finally:
         probe.unlink()
     assert regmeta.fingerprint() == before
+
+
+def test_an_installed_plugin_changes_the_fingerprint(tmp_path, monkeypatch):
+    """A distribution's entry_points.txt appearing on sys.path (a plug-in installed) or changing gives a new
+    fingerprint, so the snapshot is rebuilt with its families; a distribution without one does not."""
+    from bench import regmeta
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = regmeta.fingerprint()
+    (tmp_path / "plain-1.0.dist-info").mkdir()
+    (tmp_path / "plain-1.0.dist-info" / "METADATA").write_text("Name: plain\n")
+    assert regmeta.fingerprint() == before
+    dist = tmp_path / "myplugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text("[bench.layers]\nmine = myplugin.layers\n")
+    added = regmeta.fingerprint()
+    assert added != before
+    (dist / "entry_points.txt").write_text("[bench.layers]\nmine = myplugin.layers\nother = myplugin.other\n")
+    assert regmeta.fingerprint() not in (before, added)

@@ -123,3 +123,34 @@ def test_every_committed_suite_validates():
     for path in suites:
         s = load_suite(path)
         assert s.expand()
+
+
+
+def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_path, monkeypatch):
+    """load_suite's YAML memo ($BENCH_CACHE/yaml, keyed by the text's checksum): a second load reads the memo;
+    another text is parsed again; invalid YAML is an error every time; a bad memo falls back to parsing; data
+    marshal cannot hold (a date) is not memoised."""
+    import marshal
+
+    import yaml
+
+    from bench.suite import _parse_yaml
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    memo_dir = tmp_path / "cache" / "yaml"
+    assert _parse_yaml("when: 2024-01-02\n")["when"].year == 2024
+    assert not list(memo_dir.glob("*.marshal"))
+    text = "name: m\nlist: [1, 2.5, null, true]\nmap: {3: x, 'y': [a]}\n"
+    first = _parse_yaml(text)
+    (memo,) = memo_dir.glob("*.marshal")
+    assert marshal.loads(memo.read_bytes()) == first == {"name": "m", "list": [1, 2.5, None, True],
+                                                         "map": {3: "x", "y": ["a"]}}
+    memo.write_bytes(marshal.dumps({"name": "from the memo"}))
+    assert _parse_yaml(text) == {"name": "from the memo"}  # what a second load reads
+    assert _parse_yaml(text + "extra: 1\n")["extra"] == 1  # another text, another key
+    memo.write_bytes(b"\x00garbage")
+    assert _parse_yaml(text) == first  # a bad memo: parsed again
+    for _ in range(2):
+        with pytest.raises(yaml.YAMLError):
+            _parse_yaml("name: [unclosed\n")
+    assert len(list(memo_dir.glob("*.marshal"))) == 2  # the two valid texts; no error was memoised
