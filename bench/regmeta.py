@@ -150,10 +150,9 @@ def write_snapshot(path: str | None = None) -> None:
     """Entry point of the child process that builds the snapshot."""
     target = Path(path) if path else snapshot_path()
     data = make_snapshot()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, target)
+    from bench.records import write_bytes_atomic
+
+    write_bytes_atomic(target, json.dumps(data).encode(), durable=False)
     # keep the 10 newest snapshots (several checkouts may share one cache folder)
     try:
         old = sorted(target.parent.glob("registry-meta-*.json"), key=lambda q: q.stat().st_mtime, reverse=True)

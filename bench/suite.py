@@ -305,9 +305,9 @@ def _parse_yaml(text: str) -> Any:
     is marshal, so only plain data is memoised (anything else is parsed each time); an unwritable cache or a
     bad memo falls back to parsing. Errors are never memoised."""
     import marshal
-    import os
     import sys
 
+    from bench.records import write_bytes_atomic
     from bench.regmeta import cache_root
 
     key = hashlib.sha256(f"{sys.version_info[:2]}|{marshal.version}|{text}".encode()).hexdigest()[:32]
@@ -318,11 +318,7 @@ def _parse_yaml(text: str) -> Any:
         pass
     raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     try:
-        blob = marshal.dumps(raw)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, memo)
+        write_bytes_atomic(memo, marshal.dumps(raw), durable=False)
     except (OSError, ValueError):
         pass
     return raw
