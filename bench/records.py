@@ -102,7 +102,8 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue  # temporary files, .locks/
         try:
-            rec = json.loads(path.read_text())
+            text = path.read_text()
+            rec = json.loads(text)
         except (OSError, ValueError) as exc:
             problems.append((str(path), f"not valid JSON ({type(exc).__name__}: {str(exc)[:80]})"))
             continue
@@ -123,6 +124,7 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
             continue
         seen[rec["id"]] = str(path)
         rec["_path"] = str(path.relative_to(root))
+        rec["_digest"] = hashlib.sha256(text.encode()).hexdigest()[:32]  # the file's content (site page reuse)
         records.append(rec)
     return records, problems
 

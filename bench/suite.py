@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.backbones import BACKBONES
 from bench.datasets import DATASETS
 from bench.bindings import check_bindings, check_comment_truncation
@@ -299,6 +297,14 @@ def _named(value: Any, registry, path: str, where: str) -> dict:
     return value
 
 
+class _YamlProblem(Exception):
+    """A YAML syntax error, as (where, problem), raised without the caller importing yaml."""
+
+    def __init__(self, where: str, problem):
+        super().__init__(where, problem)
+        self.where, self.problem = where, problem
+
+
 def _parse_yaml(text: str) -> Any:
     """Safe-load YAML (libyaml when present: ~10× faster), memoised in ``$BENCH_CACHE/yaml`` by the text's
     checksum: ``bench report`` parses every suite, and building the Python objects was most of that. The memo
@@ -316,7 +322,13 @@ def _parse_yaml(text: str) -> Any:
         return marshal.loads(memo.read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    import yaml  # only when the memo misses: its import is a hundredth of a report
+
+    try:
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise _YamlProblem(f"line {mark.line + 1}" if mark else "yaml", getattr(exc, "problem", None) or exc) from None
     try:
         write_bytes_atomic(memo, marshal.dumps(raw), durable=False)
     except (OSError, ValueError):
@@ -332,10 +344,8 @@ def load_suite(path: str | Path) -> Suite:
         raise SpecError(path, "", f"cannot read: {exc.strerror}") from None
     try:
         raw = _parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "yaml"
-        raise SpecError(path, where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except _YamlProblem as exc:
+        raise SpecError(path, exc.where, f"invalid YAML: {exc.problem}") from None
     if not isinstance(raw, dict):
         raise SpecError(path, "", "a suite file must be a YAML mapping")
     data = validate_mapping(raw, SUITE, str(path))

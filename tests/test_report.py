@@ -189,3 +189,51 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     rows = {r["label"]: r for r in csv.DictReader(csv_path.open())}
     assert float(rows["conv"]["to_threshold_s"]) == 30.0 and rows["conv"]["to_threshold_n"] == "3"
     assert rows["sep-space"]["to_threshold_s"] == "" and rows["sep-space"]["to_threshold_n"] == "0"
+
+
+def test_rebuild_reuses_unchanged_run_pages_and_redraws_or_removes_the_rest(tmp_path):
+    """A report over an existing site keeps the run page of an unchanged record file (not even rewritten),
+    redraws the page of a record whose file changed, redraws a damaged page, and removes the page of a record
+    that is gone; every kept page is byte-identical to a fresh build's."""
+    import json
+    import os
+
+    from bench.records import write_json_atomic
+    from bench.report.site import build_site
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "rep.yaml").write_text(SUITE)
+    s = load_suite(suites / "rep.yaml")
+    paths = {}
+    for rec in fake_records(s):
+        paths[(rec["label"], rec["spec"]["seed"])] = p = tmp_path / "results" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json"
+        write_json_atomic(p, rec)
+    site, runs = tmp_path / "site", tmp_path / "site" / "runs"
+    build_site(tmp_path / "results", suites, site)
+    page_of = {k: runs / f"{json.loads(p.read_text())['id']}.html" for k, p in paths.items()}
+    before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in page_of.items()}
+    for pg in page_of.values():  # mtimes far in the past: a rewrite cannot keep them
+        os.utime(pg, ns=(1_000_000_000, 1_000_000_000))
+
+    changed = json.loads(paths[("conv", 0)].read_text())
+    changed["metrics"]["top1"] = 12.345
+    write_json_atomic(paths[("conv", 0)], changed)
+    damaged = page_of[("conv", 1)]
+    damaged.write_bytes(before[("conv", 1)][0][:-40])
+    os.utime(damaged, ns=(1_000_000_000, 1_000_000_000))
+    paths[("sep-space", 2)].unlink()
+    build_site(tmp_path / "results", suites, site)
+
+    assert b"12.35" in page_of[("conv", 0)].read_bytes() and page_of[("conv", 0)].stat().st_mtime_ns != 1_000_000_000
+    assert damaged.read_bytes() == before[("conv", 1)][0]
+    assert not page_of[("sep-space", 2)].exists()
+    untouched = [k for k in page_of if k not in {("conv", 0), ("conv", 1), ("sep-space", 2)}]
+    assert len(untouched) == 6
+    for k in untouched:
+        assert page_of[k].stat().st_mtime_ns == 1_000_000_000 and page_of[k].read_bytes() == before[k][0]
+    fresh = tmp_path / "fresh"
+    build_site(tmp_path / "results", suites, fresh)
+    assert sorted(p.name for p in (fresh / "runs").iterdir()) == sorted(p.name for p in runs.iterdir())
+    for p in (fresh / "runs").iterdir():
+        assert p.read_bytes() == (runs / p.name).read_bytes()

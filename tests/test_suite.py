@@ -134,7 +134,7 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
 
     import yaml
 
-    from bench.suite import _parse_yaml
+    from bench.suite import _parse_yaml, _YamlProblem
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     memo_dir = tmp_path / "cache" / "yaml"
@@ -151,6 +151,6 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
     memo.write_bytes(b"\x00garbage")
     assert _parse_yaml(text) == first  # a bad memo: parsed again
     for _ in range(2):
-        with pytest.raises(yaml.YAMLError):
+        with pytest.raises(_YamlProblem):
             _parse_yaml("name: [unclosed\n")
     assert len(list(memo_dir.glob("*.marshal"))) == 2  # the two valid texts; no error was memoised

@@ -201,7 +201,8 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     by_id = {r["id"]: r for r in records}
     env = _env()
     if site.exists():
-        for sub in ("runs", "data", "artifacts"):
+        # run pages stay: an unchanged one is reused (_run_page), a stale one is removed below
+        for sub in ("data", "artifacts"):
             shutil.rmtree(site / sub, ignore_errors=True)
         for old in site.glob("*.html"):
             old.unlink()
@@ -263,22 +264,65 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                                                      references_unmatched=_unmatched_refs(s, views))
         (site / summ["page"]).write_text(html)
         pages += 1
+    renderer = _renderer_key()
+    kept = set()
     for rec in records:
+        page = site / "runs" / f"{_slug(rec['id'])}.html"
         try:
             _copy_artifacts(rec, results, site)
-            html = env.get_template("run.html").render(title=f"run {rec['id']}", depth="../", rec=rec,
-                                                   spec_json=json.dumps(rec["spec"], indent=1, sort_keys=True,
-                                                                        default=str),
-                                                   env_json=json.dumps(rec.get("env", {}), indent=1,
-                                                                       sort_keys=True, default=str),
-                                                   plot=Markup(_run_plot(rec)),
-                                                   suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
+            _run_page(env, rec, page, renderer)
         except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
             problems.append((rec.get("_path", rec.get("id")), f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
             continue
-        (site / "runs" / f"{_slug(rec['id'])}.html").write_text(html)
+        kept.add(page.name)
         pages += 1
+    for old in (site / "runs").iterdir():  # pages of records that are gone (or failed to render) go too
+        if old.name not in kept:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards)}
+
+
+_KEY_LINE = "<!-- page key {} -->\n"
+
+
+def _renderer_key() -> str:
+    """Checksum of everything besides its record that a run page's bytes depend on: the report's code, its
+    templates, the record loader (upgrades), the jinja2 version and markupsafe's code. Contents, not mtimes, so a
+    fresh clone computes the same key as the checkout that built the committed site."""
+    import markupsafe
+
+    here = Path(__file__).resolve().parent
+    files = sorted(here.glob("*.py")) + sorted((here / "templates").glob("*.html")) + [here.parent / "records.py"]
+    h = hashlib.sha256(jinja2.__version__.encode())
+    for f in files + [Path(markupsafe.__file__)]:  # (markupsafe.__version__ is deprecated: its code instead)
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> None:
+    """Write one run's page, or keep the page already there when it was rendered from the same record file
+    (content checksum from load_records), the same copied artifacts and the same renderer: rendering the run
+    pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
+    line."""
+    arts = [a.get("site_path") for a in rec.get("artifacts") or []]
+    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts], default=str)
+    key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
+    if rec.get("_digest"):
+        try:
+            with open(page, "rb") as fh:
+                fh.seek(-len(key), os.SEEK_END)
+                if fh.read() == key.encode():
+                    return
+        except OSError:
+            pass
+    html = env.get_template("run.html").render(title=f"run {rec['id']}", depth="../", rec=rec,
+                                               spec_json=json.dumps(rec["spec"], indent=1, sort_keys=True,
+                                                                    default=str),
+                                               env_json=json.dumps(rec.get("env", {}), indent=1,
+                                                                   sort_keys=True, default=str),
+                                               plot=Markup(_run_plot(rec)),
+                                               suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
+    page.write_text(html.rstrip("\n") + "\n" + key)
 
 
 def _unmatched_refs(suite, views) -> list:
