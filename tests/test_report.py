@@ -185,6 +185,7 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     assert "30.0" in cells["conv"]                       # (10 + 20 + 60) / 3, every seed reached it
     assert "30.0 1 of 3" in cells["sep-chans"]           # only seed 0 reached it
     assert "not reached" in cells["sep-space"]
+    assert 'data-sort="nan"' not in html  # a missing value sorts as empty, never as the text "nan"
     (csv_path,) = (tmp_path / "site" / "data").glob("rep*.csv")
     rows = {r["label"]: r for r in csv.DictReader(csv_path.open())}
     assert float(rows["conv"]["to_threshold_s"]) == 30.0 and rows["conv"]["to_threshold_n"] == "3"

@@ -102,7 +102,7 @@ def _clean(v):
 
 def _board_view(board, records_by_id: dict) -> dict:
     """Everything a template needs for one leaderboard, with plots rendered."""
-    rows = board.rows.to_dict("records")
+    rows = [dict(r) for r in board.records]  # copies: the view adds display fields
     primary = next((c for c in board.columns), None)
     pkey = f"m:{primary[0]}" if primary else None
     refs_by_row: dict[tuple, list] = {}
@@ -173,13 +173,14 @@ def _export(board, view: dict, site: Path, stem: str) -> dict:
     cols += [c for c in board.rows.columns if c.startswith("m:")]
     cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
              "throughput", "latency_ms", "noisy"]
-    df = board.rows[[c for c in cols if c in board.rows.columns]].copy()
+    cols = [c for c in cols if c in board.rows.columns]
+    df = board.rows[cols]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = data_dir / f"{stem}.csv", data_dir / f"{stem}.json"
     df.to_csv(csv_path, index=False)
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
-               "overrides": board.overrides, "devices": board.devices, "rows": _clean(df.to_dict("records")),
+               "overrides": board.overrides, "devices": board.devices, "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
     write_json_atomic(json_path, payload, durable=False)

@@ -274,6 +274,7 @@ class Leaderboard:
     overrides: dict
     rows: pd.DataFrame
     columns: list = field(default_factory=list)
+    records: list = field(default_factory=list)  # the same rows, in the same order, as plain dicts (None: missing)
     references: list = field(default_factory=list)
     claims: list = field(default_factory=list)
     devices: list = field(default_factory=list)
@@ -413,6 +414,7 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                                "tier": setting.tier, "setting_tag": setting.tag})
         if primary and primary + ":mean" in rows:
             rows = rows.sort_values(primary + ":mean", ascending=False, na_position="last")
+        row_dicts = [agg_rows[i] for i in rows.index]  # pandas' to_dict costs a call per column and row
         smoke = bool(task and first["dataset"]["name"] in getattr(task, "smoke_datasets", ()))
         # the leaderboard's own setting: at epochs a reference or claim names (003 Table 1's 1-epoch column),
         # a run of fewer epochs than the suite protocol is that document setting, not a shortened one
@@ -422,6 +424,7 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
         board_setting = classify_setting(suite_info, first["protocol"], epochs if epochs in named else None)
         out.append(Leaderboard(suite=suite, task=task_name, dataset=first["dataset"]["name"], group=group,
                                protocol=first["protocol"], overrides=first.get("overrides", {}), rows=rows,
+                               records=row_dicts,
                                columns=list(task.columns) if task else [], references=refs, claims=claims,
                                devices=sorted(ok["device"].dropna().unique().tolist()), smoke=smoke,
                                device=device, device_split=n_devices.get((suite, group), 1) > 1,
