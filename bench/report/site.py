@@ -180,7 +180,8 @@ def _export(board, view: dict, site: Path, stem: str) -> dict:
     csv_path, json_path = data_dir / f"{stem}.csv", data_dir / f"{stem}.json"
     df.to_csv(csv_path, index=False)
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
-               "overrides": board.overrides, "devices": board.devices, "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
+               "overrides": board.overrides, "devices": board.devices,
+               "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
     write_json_atomic(json_path, payload, durable=False)
