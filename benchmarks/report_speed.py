@@ -55,7 +55,8 @@ def main(argv=None) -> dict:
     result = {
         "title": "bench report vs importing jinja2 and pandas",
         "description": (f"`bench report` on the committed results (~{n_records} record files) into a temporary "
-                        "site (over the previous repeat's site, whose unchanged run pages it keeps, and into a new folder), "
+                        "site (over the previous repeat's site, whose unchanged run pages it keeps, and into a new "
+                        "folder), "
                         f"versus `python -c \"import jinja2, pandas\"`, {args.repeats} alternating repeats "
                         f"each as a fresh process, medians of wall time. Report imported torch: {probe['torch']}. "
                         "Target: ratio ≤ 2."),
