@@ -127,7 +127,10 @@ def test_ctrl_c_is_one_line_exit_130_keeping_finished_records(tmp_path):
     cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--no-progress",
            "--device", "cpu", "--threads", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT back to its default in the child: a test runner started in the background by a non-interactive
+    # shell inherits it ignored, and Python then installs no KeyboardInterrupt handler
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
