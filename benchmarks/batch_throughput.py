@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,9 @@ import torch.nn.functional as F
 from bench.measure import Clock, device_name
 from bench.models import build_classifier
 from bench.records import write_json_atomic
+from bench.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> dict:
@@ -33,15 +37,19 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     sizes = [int(b) for b in args.batches.split(",")]
+    # the network, optimizer and loss of the suite itself, so the benchmark follows the protocol when it changes
+    suite = load_suite(ROOT / "suites" / "fast-cifar.yaml")
+    sgd, smoothing = suite.protocol["optimizer"], suite.protocol.get("label_smoothing", 0.0)
     torch.manual_seed(0)
-    model = build_classifier({"name": "preact-resnet", "options": {"n": 3, "width": 1}}, {"name": "conv"}, 3, 10,
-                             [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], torch.zeros(1, 3, 32, 32)).to(dev).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    model = build_classifier(suite.backbones[0], {"name": "conv"}, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26],
+                             torch.zeros(1, 3, 32, 32)).to(dev).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=sgd["momentum"], nesterov=sgd["nesterov"],
+                          weight_decay=sgd["weight_decay"])  # a small lr: throughput only, nothing diverges
     data = {b: (torch.rand(b, 3, 32, 32, device=dev), torch.randint(0, 10, (b,), device=dev)) for b in sizes}
 
     def step(b):
         x, y = data[b]
-        loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -108,7 +108,10 @@ def _board_view(board, records_by_id: dict) -> dict:
     refs_by_row: dict[tuple, list] = {}
     for ref in board.references:
         refs_by_row.setdefault(ref["row"], []).append(ref)
-    multi = board.rows.groupby("backbone")["backbone_options"].nunique().to_dict()
+    options_of: dict[str, set] = {}
+    for r in rows:
+        options_of.setdefault(r["backbone"], set()).add(r["backbone_options"])
+    multi = {b: len(o) for b, o in options_of.items()}  # backbones shown with several option sets
     for r in rows:
         opts = json.loads(r["backbone_options"])
         r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
