@@ -133,7 +133,7 @@ def inference_speed(model: nn.Module, example: torch.Tensor, batch_size: int, de
     if device.type == "cuda":
         x_big = x_big.to(memory_format=torch.channels_last)
         x_one = x_one.to(memory_format=torch.channels_last)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else _null()
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type in ("cuda", "cpu") else _null()
     with torch.no_grad(), ctx:
         thr = repeat_timing(lambda: model(x_big), clock, warmup, repeats, 1)
         lat = repeat_timing(lambda: model(x_one), clock, warmup, repeats, 3)

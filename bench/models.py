@@ -45,3 +45,26 @@ def materialise(model: nn.Module, example: torch.Tensor) -> None:
     model.eval()
     model(example[:1])
     model.train(was)
+
+
+#: how many training images a data-initialised layer (e.g. a patch-whitening stem) is fitted on
+DATA_INIT_IMAGES = 5000
+
+
+@torch.no_grad()
+def init_from_data(model: "ImageClassifier", train_x_u8: torch.Tensor, seed: int, device,
+                   images: int = DATA_INIT_IMAGES) -> int:
+    """Fit every module that defines ``init_from_data(x)`` on a seeded random sample of ``images`` training
+    images (uint8, converted and normalised as the network's input is). The sample is drawn with its own
+    generator, so the run's random stream is untouched, and at random (data loaded from class folders is
+    sorted by class: a prefix would see one class). Returns how many modules were fitted (0 for most
+    backbones, which then see no change at all)."""
+    targets = [m for m in model.modules() if callable(getattr(m, "init_from_data", None)) and m is not model]
+    if not targets:
+        return 0
+    gen = torch.Generator().manual_seed(10_007 + int(seed))
+    idx = torch.randperm(len(train_x_u8), generator=gen)[:images]
+    x = model.normalize(train_x_u8[idx].to(device).float().div_(255))
+    for m in targets:
+        m.init_from_data(x)
+    return len(targets)

@@ -26,8 +26,9 @@ from bench.schema import (ANY_MAPPING, REQUIRED, F, _option_range_error, _option
 from bench.tasks import TASKS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
-AUGMENTS = ("crop", "flip")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "triangle")
+AUGMENTS = ("crop", "flip", "flip-alternate")
+TTAS = (None, "flip", "flip-translate")
 
 
 def _one_of(choices):
@@ -36,6 +37,14 @@ def _one_of(choices):
 
 def _positive(v):
     return None if v is None or v > 0 else f"must be positive, got {v}"
+
+
+def _unit(v):
+    return None if v is None or 0 <= v <= 1 else f"must be in [0, 1], got {v}"
+
+
+def _open_unit(v):
+    return None if v is None or 0 < v < 1 else f"must be in (0, 1), got {v}"
 
 
 MAX_EPOCHS = 10_000  # a sane upper bound: more is a typo, not a protocol
@@ -68,12 +77,18 @@ PROTOCOL = {
         "nesterov": F((bool,), True),
         "weight_decay": F((float,), 5e-4),
         "betas": F((list,), None),
+        "norm_lr_scale": F((float, type(None)), None, check=_positive,
+                           doc="learning rate × s and weight decay ÷ s for normalisation layers' parameters"),
     }),
     "schedule": F((dict,), lambda: {"name": "cosine"}, schema={
         "name": F((str,), "cosine", check=_one_of(SCHEDULES)),
         "milestones": F((list,), list, items=F((int,))),
         "gamma": F((float,), 0.1),
         "warmup_epochs": F((float,), 0.0),
+        # triangle: lr factor from `start` up to 1 at fraction `peak` of the steps, then linearly to `end`
+        "start": F((float, type(None)), None, check=_unit),
+        "peak": F((float, type(None)), None, check=_open_unit),
+        "end": F((float, type(None)), None, check=_unit),
     }),
     "augment": F((list,), lambda: ["crop", "flip"], items=F((str,), check=_one_of(AUGMENTS))),
     "crop_padding": F((int,), 4),
@@ -87,12 +102,24 @@ PROTOCOL = {
         "decay": F((float,), 0.999, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
         "warmup": F((bool,), True, doc="effective decay min(decay, (1 + t) / (10 + t)) at step t"),
     }, doc="exponential moving average of the weights (and buffers), used for every evaluation"),
-    "tta": F((str, type(None)), None, check=_one_of((None, "flip")),
-             doc="test-time augmentation: 'flip' averages the logits of each image and its mirror"),
+    "tta": F((str, type(None)), None, check=_one_of(TTAS),
+             doc="test-time augmentation: 'flip' averages the logits of each image and its mirror; "
+                 "'flip-translate' also those of the image shifted by one pixel (six views)"),
+    "lookahead": F((dict, type(None)), None, schema={
+        "every": F((int,), 5, check=_positive),
+        "decay": F((float,), 0.95, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
+    }, doc="lookahead averaging of the live weights (bench.train.Lookahead)"),
+    "eval_epochs": F((list, type(None)), None, items=F((int,), check=_epochs),
+                     doc="epochs after which the test set is evaluated (the last always is); default every epoch"),
+    "precision": F((str, type(None)), None, check=_one_of((None, "fp32", "bf16")),
+                   doc="'bf16': bf16 autocast on CPU and CUDA; 'fp32': none; unset: bf16 on CUDA only"),
+    "channels_last": F((bool, type(None)), None, doc="channels_last memory format; unset: on CUDA only"),
 }
 
 #: protocol fields that are dropped while unset (None), so suites that do not use them keep their run ids
-OPTIONAL_PROTOCOL = ("ema", "tta")
+OPTIONAL_PROTOCOL = ("ema", "tta", "lookahead", "eval_epochs", "precision", "channels_last")
+#: the same for fields inside the protocol's optimizer and schedule mappings
+OPTIONAL_NESTED = {"optimizer": ("norm_lr_scale",), "schedule": ("start", "peak", "end")}
 
 LAYER_ITEM = {
     "name": F((str,), REQUIRED),
@@ -279,6 +306,16 @@ class Suite:
         return specs
 
 
+def _drop_unset(protocol: dict) -> dict:
+    """The protocol without its optional fields that are unset, so suites written before a field existed keep
+    their run ids."""
+    out = {k: v for k, v in protocol.items() if not (k in OPTIONAL_PROTOCOL and v is None)}
+    for key, names in OPTIONAL_NESTED.items():
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if not (k in names and v is None)}
+    return out
+
+
 def _named(value: Any, registry, path: str, where: str) -> dict:
     """Normalise ``name`` or ``{name, options}`` and check the name and options against a registry."""
     if isinstance(value, str):
@@ -416,7 +453,7 @@ def load_suite(path: str | Path) -> Suite:
                                                                 "give the suite a 'name:')"))
     return Suite(path=path, name=name, description=data["description"], task=task,
                  dataset=dataset, backbones=backbones, layers=layers,
-                 protocol={k: v for k, v in data["protocol"].items() if not (k in OPTIONAL_PROTOCOL and v is None)},
+                 protocol=_drop_unset(data["protocol"]),
                  seeds=list(data["seeds"]), references=data["references"], claims=data["claims"],
                  notes=data["notes"], sha256=hashlib.sha256(text.encode()).hexdigest(),
                  context=data["context"], setting=data["setting"], tiers=data["tiers"])

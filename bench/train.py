@@ -31,8 +31,28 @@ def random_crop_flip(x: torch.Tensor, padding: int, crop: bool, flip: bool, gene
     return x
 
 
-def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+
+def param_groups(model: nn.Module, cfg: dict) -> list[dict] | list[nn.Parameter]:
+    """The trained parameters; with ``norm_lr_scale`` s (optimizer option) the parameters of normalisation
+    layers form a group with learning rate × s and weight decay ÷ s (so their lr × wd product, the decay per
+    step, is unchanged), the scheme of airbench94's "bias_scaler"."""
     params = [p for p in model.parameters() if p.requires_grad]
+    scale = cfg.get("norm_lr_scale")
+    if not scale:
+        return params
+    norm_ids = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+    norm = [p for p in params if id(p) in norm_ids]
+    rest = [p for p in params if id(p) not in norm_ids]
+    groups = [{"params": rest}]
+    if norm:
+        groups.append({"params": norm, "lr": cfg["lr"] * scale, "weight_decay": cfg["weight_decay"] / scale})
+    return groups
+
+
+def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
+    params = param_groups(model, cfg)
     name = cfg["name"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
@@ -61,6 +81,11 @@ def lr_factor(cfg: dict, epochs: int, steps_per_epoch: int):
             return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
         if name == "onecycle":  # triangular: up for the first 20 %, then linearly down to 0
             return t / 0.2 if t < 0.2 else max(0.0, (1 - t) / 0.8)
+        if name == "triangle":  # linear from `start` up to 1 at fraction `peak` of the steps, then down to `end`
+            start, peak, end = cfg.get("start", 0.0), cfg.get("peak", 0.2), cfg.get("end", 0.0)
+            if t < peak:
+                return start + (1 - start) * t / peak
+            return 1 + (end - 1) * min(1.0, (t - peak) / max(1e-12, 1 - peak))
         raise ValueError(name)
 
     return f
@@ -111,6 +136,19 @@ def _flip_tta(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
     return 0.5 * (model(xb).float() + model(xb.flip(3)).float())
 
 
+def _flip_translate_tta(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    """``tta: flip-translate``: half the weight on the flip-averaged logits of the image, half on the mean of
+    the flip-averaged logits of the image shifted by one pixel up-left and down-right (reflect padding): six
+    views, weighted as airbench94's test-time augmentation."""
+    h, w = xb.shape[-2:]
+    padded = F.pad(xb, (1, 1, 1, 1), mode="reflect")
+    shifted = 0.5 * (_flip_tta(model, padded[..., :h, :w]) + _flip_tta(model, padded[..., 2:, 2:]))
+    return 0.5 * _flip_tta(model, xb) + 0.5 * shifted
+
+
+TTA = {None: lambda model, xb: model(xb), "flip": _flip_tta, "flip-translate": _flip_translate_tta}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int, amp: bool,
              tta: str | None = None, channels_last: bool | None = None) -> tuple[float, float]:
@@ -122,7 +160,7 @@ def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: 
     for i in range(0, len(y), batch_size):
         xb = prepare(x_u8[i:i + batch_size], channels_last)
         with _autocast(x_u8.device, amp):
-            out = _flip_tta(model, xb) if tta == "flip" else model(xb)
+            out = TTA[tta](model, xb)
         loss_sum += F.cross_entropy(out.float(), y[i:i + batch_size], reduction="sum")
         correct += (out.argmax(1) == y[i:i + batch_size]).sum()
     model.train()
@@ -141,9 +179,68 @@ def prepare(x_u8: torch.Tensor, channels_last: bool | None = None) -> torch.Tens
 
 
 def _autocast(device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on ``device`` (CUDA or CPU) when ``amp``; numerically sensitive code inside a family
+    (network deconvolution's covariance and inverse square root) turns it off locally."""
+    if amp and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)
+
+
+def uses_amp(protocol: dict, device: torch.device) -> bool:
+    """Whether a run computes under bf16 autocast: the protocol's ``precision`` ("bf16" / "fp32"), or when
+    it is unset the harness's old default (bf16 on CUDA, fp32 elsewhere), so older suites keep their numerics."""
+    precision = protocol.get("precision")
+    if precision is None:
+        return device.type == "cuda"
+    return precision == "bf16"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX-512 BF16 / AMX); without them CPU autocast still works, slowly."""
+    probe = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    is_bf16 = getattr(getattr(torch, "_C", None), "_cpu", None)
+    try:
+        if is_bf16 is not None and hasattr(is_bf16, "_is_avx512_bf16_supported"):
+            return bool(is_bf16._is_avx512_bf16_supported() or getattr(is_bf16, "_is_amx_tile_supported",
+                                                                        lambda: False)())
+    except Exception:  # pragma: no cover - private API moved
+        pass
+    return bool(probe and "AVX512" in probe())
+
+
+class Lookahead:
+    """Lookahead weight averaging as in airbench94 (protocol option ``lookahead: {every, decay}``): every
+    ``every`` steps the slow copy moves towards the live weights, ``slow ← slow + (1 − α)(live − slow)``, and
+    the live weights are reset to it; α = decay^every × (t / T)³ at step t of T, so the averaging is off early
+    and strongest at the end. After the last step the live weights are set to the slow copy. Floating-point
+    parameters and buffers (batch-norm statistics) take part; fixed tensors stay bit-identical."""
+
+    def __init__(self, model: nn.Module, total_steps: int, every: int = 5, decay: float = 0.95):
+        self.every, self.decay, self.total = int(every), float(decay), max(1, int(total_steps))
+        live = model.state_dict()
+        self._pairs = [(v.detach().clone(), v) for v in live.values() if v.is_floating_point()]
+        self.steps = 0
+
+    @torch.no_grad()
+    def _sync(self, alpha: float) -> None:
+        slow, live = [a for a, _ in self._pairs], [b for _, b in self._pairs]
+        if slow:
+            torch._foreach_lerp_(slow, live, 1.0 - alpha)
+            torch._foreach_copy_(live, slow)
+
+    def update(self) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self._sync(self.decay ** self.every * (min(self.steps, self.total) / self.total) ** 3)
+
+    def finish(self) -> None:
+        self._sync(1.0)
+
+
+def alternating_flip_bits(n: int, device, generator=None) -> torch.Tensor:
+    """One random flip bit per training image, drawn once (augment ``flip-alternate``: image i is mirrored in
+    epoch e when bit_i XOR (e odd), so every image is seen in both orientations in turn)."""
+    return torch.rand(n, device=device, generator=generator) < 0.5
 
 
 def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
@@ -164,7 +261,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     from bench.errors import RunFailed
     from bench.measure import Clock, epoch_timing
 
-    amp = device.type == "cuda"
+    amp = uses_amp(protocol, device)
     train_x, train_y = train_x.to(device), train_y.to(device)
     test_x, test_y = test_x.to(device), test_y.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -176,9 +273,12 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     opt = make_optimizer(model, protocol["optimizer"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(protocol["schedule"], epochs, steps))
     crop, flip = "crop" in protocol["augment"], "flip" in protocol["augment"]
+    alt_flip = alternating_flip_bits(n, device, gen) if "flip-alternate" in protocol["augment"] else None
     smoothing = protocol.get("label_smoothing", 0.0)
     tta = protocol.get("tta")
     ema = WeightEMA(model, **protocol["ema"]) if protocol.get("ema") else None
+    lookahead = Lookahead(model, epochs * steps, **protocol["lookahead"]) if protocol.get("lookahead") else None
+    eval_at = set(protocol.get("eval_epochs") or range(1, epochs + 1)) | {epochs}
     fwd = torch.compile(model) if compile else model
     clock = Clock(device)
     history, cum, seen = [], 0.0, 0
@@ -196,6 +296,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             xb = prepare(train_x[idx], channels_last)
             if crop or flip:
                 xb = random_crop_flip(xb, protocol["crop_padding"], crop, flip, gen)
+            if alt_flip is not None:
+                xb = torch.where((alt_flip[idx] ^ bool(epoch % 2 == 0))[:, None, None, None], xb.flip(3), xb)
             yb = train_y[idx]
             with _autocast(device, amp):
                 out = fwd(xb)
@@ -206,17 +308,23 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             sched.step()
             if ema is not None:
                 ema.update()
+            if lookahead is not None:
+                lookahead.update()
             loss_sum += loss.detach() * len(idx)
             correct += (out.detach().argmax(1) == yb).sum()
             count += len(idx)
+        if lookahead is not None and epoch == epochs:
+            lookahead.finish()
         epoch_s = clock.stop(t0)
         train_loss = float(loss_sum) / max(1, count)
         if not math.isfinite(train_loss):
             raise RunFailed(f"training loss became {train_loss} in epoch {epoch}")
         cum += epoch_s
         seen += count
-        test_loss, test_acc = evaluate(ema.model if ema is not None else fwd, test_x, test_y,
-                                       protocol["eval_batch_size"], amp, tta, channels_last)
+        test_loss = test_acc = None  # epochs outside ``eval_epochs`` are not evaluated (time-to-accuracy checkpoints)
+        if epoch in eval_at:
+            test_loss, test_acc = evaluate(ema.model if ema is not None else fwd, test_x, test_y,
+                                           protocol["eval_batch_size"], amp, tta, channels_last)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": 100.0 * float(correct) / max(1, count),
                "test_loss": test_loss, "test_acc": test_acc, "epoch_s": epoch_s, "train_s_cum": cum,
                "images_seen": seen, "lr": opt.param_groups[0]["lr"]}
@@ -224,7 +332,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         if on_epoch is not None:
             on_epoch(row)
         if bar is not None:
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{test_acc:.1f}")
+            bar.set_postfix(loss=f"{train_loss:.3f}", acc="-" if test_acc is None else f"{test_acc:.1f}")
             bar.update(1)
     if bar is not None:
         bar.close()

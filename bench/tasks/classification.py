@@ -5,10 +5,10 @@ import torch
 
 from bench.measure import (count_macs, count_parameters, count_training_macs, inference_speed, peak_memory,
                            reset_peak_memory)
-from bench.models import build_classifier
+from bench.models import build_classifier, init_from_data
 from bench.robustness import DEFAULT_EPS, adversarial_accuracy
 from bench.tasks import TASKS, RunContext
-from bench.train import fit_classifier, prepare
+from bench.train import fit_classifier, prepare, uses_amp
 
 COLUMNS = (
     ("top1", "Top-1 (%)", True, ".2f"),
@@ -27,7 +27,7 @@ def time_to_threshold(history: list[dict], threshold: float | None, macs: float 
     if threshold is None:
         return {}
     for h in history:
-        if h["test_acc"] >= threshold:
+        if h["test_acc"] is not None and h["test_acc"] >= threshold:
             return {"threshold": threshold, "seconds": h["train_s_cum"], "images": h["images_seen"],
                     "epoch": h["epoch"],
                     "train_macs": TRAIN_MACS_PER_IMAGE * macs * h["images_seen"] if macs else None}
@@ -62,8 +62,15 @@ def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
     (:func:`bench.speed.choose_speed_paths`); ``--compile`` compiles unless the family says it cannot."""
     from bench.layers import LAYERS
 
-    out = {"channels_last": device.type == "cuda", "threads": torch.get_num_threads(), "compile": False,
-           "tuned": False}
+    from bench.train import cpu_has_native_bf16, uses_amp
+
+    cl = spec.protocol.get("channels_last")
+    out = {"channels_last": device.type == "cuda" if cl is None else bool(cl), "threads": torch.get_num_threads(),
+           "compile": False, "tuned": False}
+    if spec.protocol.get("precision") is not None or device.type == "cpu" and uses_amp(spec.protocol, device):
+        out["autocast"] = "bf16" if uses_amp(spec.protocol, device) else "off"
+        if device.type == "cpu":
+            out["cpu_native_bf16"] = cpu_has_native_bf16()
     if ctx.extra.get("compile"):
         ok = LAYERS.get(spec.layer["name"]).compile
         out["compile"] = ok is True
@@ -97,6 +104,7 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
     example = data.test_x[:1].float().div(255)
     model = build_classifier(spec.backbone, spec.layer, data.shape[0], data.num_classes, mean, std, example)
     model = model.to(device)
+    init_from_data(model, data.train_x, spec.seed, device)
     speed_paths = _speed_paths(spec, ctx, model, data, device)
     channels_last = speed_paths["channels_last"]
     if channels_last:
@@ -114,11 +122,11 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
                          compile=speed_paths["compile"], channels_last=channels_last)
     memory = peak_memory(device)
     speed = inference_speed(model, example.to(device), min(throughput_batch, max(1, len(data.test_y))), device,
-                            repeats=timing_repeats, amp=device.type == "cuda")
+                            repeats=timing_repeats, amp=uses_amp(spec.protocol, device))
     hist = fit["history"]
     metrics = {
         "top1": hist[-1]["test_acc"],
-        "top1_best": max(h["test_acc"] for h in hist),
+        "top1_best": max(h["test_acc"] for h in hist if h["test_acc"] is not None),
         "test_loss": hist[-1]["test_loss"],
         "train_loss": hist[-1]["train_loss"],
         "param_ratio": param_ratio,

@@ -70,7 +70,7 @@ def draw(data: ImageData, classes: int, fraction: float, seed: int) -> tuple[Ima
 
 def epochs_to(history: list[dict], threshold: float):
     for h in history:
-        if h["test_acc"] >= threshold:
+        if h["test_acc"] is not None and h["test_acc"] >= threshold:
             return h["epoch"]
     return None
 
@@ -92,7 +92,7 @@ def fewshot(spec, ctx: RunContext, *, classes=10, split="60-40"):
                          spec.seed, progress=ctx.progress,
                          desc=f"{spec.backbone['name']}/{spec.label}/N{data.num_classes}/{split}/s{spec.seed}")
     hist = fit["history"]
-    accs = [h["test_acc"] for h in hist]
+    accs = [h["test_acc"] for h in hist if h["test_acc"] is not None]
     metrics = {
         "top1": accs[-1],
         "top1_best": max(accs),
