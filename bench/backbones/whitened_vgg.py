@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
-from bench.layers import fixed_buffer
+from bench.layers import default_conv_init, fixed_buffer
 
 BASE_WIDTHS = (64, 256, 256)
 
@@ -42,15 +42,17 @@ BASE_WIDTHS = (64, 256, 256)
 class PatchWhitening(nn.Module):
     """Fixed k×k filters that whiten the input's k×k patches (ZCA-like, in the eigenbasis), and their negatives.
 
-    Before :meth:`init_from_data` the filters are zero, so the layer is inert but has its final shape (MAC
-    counts and state dicts are the same before and after)."""
+    Before :meth:`init_from_data` the filters are PyTorch's default random convolution initialisation (a
+    frozen random stem), so a caller that never fits them still gets a working network; the shape, MAC count
+    and state-dict keys are the same before and after."""
 
     def __init__(self, in_channels: int, kernel_size: int = 2, eps: float = 5e-4):
         super().__init__()
         d = in_channels * kernel_size * kernel_size
         self.in_channels, self.kernel_size, self.eps = in_channels, kernel_size, eps
         self.out_channels = 2 * d
-        fixed_buffer(self, "weight", torch.zeros(2 * d, in_channels, kernel_size, kernel_size))
+        fixed_buffer(self, "weight", default_conv_init((2 * d, in_channels, kernel_size, kernel_size), fan_in=d))
+        self.fitted = False
         self.bias = nn.Parameter(torch.zeros(2 * d))
 
     @torch.no_grad()
@@ -66,6 +68,7 @@ class PatchWhitening(nn.Module):
         filters = (evecs.T / torch.sqrt(evals.clamp_min(0) + self.eps)[:, None])
         filters = filters.reshape(-1, self.in_channels, k, k)
         self.weight.copy_(torch.cat([filters, -filters]).to(self.weight))
+        self.fitted = True
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias)
