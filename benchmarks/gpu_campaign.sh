@@ -14,7 +14,7 @@
 # (only if fvcore or torchattacks is missing), unpack CIFAR-10 into a temporary folder, record the machine
 # (nvidia-smi, torch/CUDA versions, pip freeze), run benchmarks/harness_overhead.py, the layer-cost benchmark
 # (benchmarks/test_layer_cost.py + layer_cost_summary.py) and benchmarks/deconv_vs_bn.py on the device, then
-# suites/fast-cifar.yaml on full CIFAR-10 packed with `bench run --jobs`, seeds in order (every family's seed 0,
+# the fast suite (CAMPAIGN_SUITE, protocol v2) on full CIFAR-10 packed with `bench run --jobs`, seeds in order (every family's seed 0,
 # then seed 1, ...) until the budget runs out. A step that runs out of time is stopped (SIGTERM to its whole
 # process group, SIGKILL 5 s later): records are written atomically when a run finishes, so every finished run
 # is kept and an interrupted one leaves nothing. Finally everything is packed into ONE archive under $OUT
@@ -36,6 +36,7 @@
 #   CAMPAIGN_DATA_ROOT   an already unpacked data root instead of the archive
 #   CAMPAIGN_WHEELS      wheel folder (default .gpu-wheels)
 #   CAMPAIGN_COST_FILTER pytest -k expression for the layer-cost benchmark (default: the device)
+#   CAMPAIGN_SUITE       the fast suite to run (default suites/fast-cifar-v2.yaml, protocol v2)
 #   CAMPAIGN_STEPS       which parts to run: benchmarks, fast-cifar (default both; the machine is always recorded)
 set -u
 START=$(date +%s)
@@ -49,6 +50,8 @@ JOBS=${CAMPAIGN_JOBS:-4}
 SEEDS=${CAMPAIGN_SEEDS:-0,1,2,3,4,5,6,7}
 SMOKE=${CAMPAIGN_SMOKE:-0}
 STEPS=",${CAMPAIGN_STEPS:-benchmarks,fast-cifar},"
+# the shared fast protocol the campaign runs (protocol v2 since issue 22; v1 was suites/fast-cifar.yaml)
+SUITE=${CAMPAIGN_SUITE:-suites/fast-cifar-v2.yaml}
 OUT=${OUT:-$REPO/gpu-campaign-out}
 WHEELS=${CAMPAIGN_WHEELS:-$REPO/.gpu-wheels}
 DATA_TAR=${CAMPAIGN_DATA_TAR:-$REPO/.gpu-data/cifar10-jpeg.tar.gz}
@@ -156,7 +159,7 @@ fi
 
 if [ -z "${NOIMPORT:-}" ] && [[ $STEPS == *,fast-cifar,* ]]; then
     # -- the fast protocol, every family, packed, seeds in order until the budget runs out ---------------------------
-    RUN_ARGS=(run suites/fast-cifar.yaml --device "$DEVICE" --jobs "$JOBS" --seeds "$SEEDS"
+    RUN_ARGS=(run "$SUITE" --device "$DEVICE" --jobs "$JOBS" --seeds "$SEEDS"
               --results "$STAGE/results" --no-progress)
     [ -n "${CAMPAIGN_EPOCHS:-}" ] && RUN_ARGS+=(--epochs "$CAMPAIGN_EPOCHS")
     [ -n "${CAMPAIGN_TRAIN_SUBSET:-}" ] && RUN_ARGS+=(--train-subset "$CAMPAIGN_TRAIN_SUBSET")
@@ -175,7 +178,7 @@ fi
 n_records=$(find "$STAGE/results" -name '*.json' -not -path '*/.*' | wc -l)
 {
     echo "GPU campaign, $(date -u +%Y-%m-%dT%H:%M:%SZ), device $DEVICE, budget ${BUDGET} s, used $(elapsed) s"
-    echo "records: $n_records (results/fast-cifar/)"
+    echo "records: $n_records (results/, suite $SUITE)"
     echo "steps (name, exit code, seconds):"
     cat "$STAGE/steps.tsv" 2>/dev/null
     grep -h "^suite \|stopped by" "$LOG" "$STAGE/logs/fast-cifar.log" 2>/dev/null

