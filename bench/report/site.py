@@ -16,6 +16,7 @@ from markupsafe import Markup
 from bench.errors import BenchError
 from bench.records import load_records, write_json_atomic
 from bench.report import svg
+from bench.report.headline import headline, overview_points, step_ratios_from
 from bench.report.tables import NOISY_SPREAD, VERDICT_RULES, fmt_pm, leaderboards, runs_frame
 
 DOCUMENTS = {
@@ -255,7 +256,11 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                     for views in suite_views.values() for v in views]
     for summ in suites_summary:
         summ["waiting"] = waiting_for(suites.get(summ["name"])) if not summ["boards"] else ""
-    ctx = {"suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
+    head = headline(suite_views, suites, step_ratios_from(benchmarks))
+    if head:
+        head["plot"] = Markup(svg.scatter(overview_points(head), "training time × conv", "Δ top-1 vs conv (points)",
+                                      "Δ top-1 against conv by training-time ratio", logx=True))
+    ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
            "benchmarks": benchmarks, "n_records": len(records), "summary": family_summary(suite_views),
            "claims_board": claims_board(all_claims), "document_setting": document_setting}
     (site / "index.html").write_text(env.get_template("index.html").render(title="convbench leaderboard",

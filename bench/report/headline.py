@@ -1,0 +1,132 @@
+"""The headline comparison: every layer family against the plain convolution under the harness's shared fast
+protocol (suites/fast-cifar-v2.yaml, issue 22). For each family: its top-1 and Δ top-1 against the conv row with
+the 95 % Welch interval of the difference of means, MAC and training-time ratios to conv, FGSM accuracy at
+ε = 8/255, how many seeds are done, and what the rest would cost (measured time per run × seeds left; a family
+with no run yet is estimated from the conv run's time × the family's step-time ratio in
+results/benchmarks/precision_step.json when that benchmark exists). Pure functions on the report's leaderboard
+views; no torch.
+"""
+from __future__ import annotations
+
+import math
+
+#: the suite whose leaderboard is the site's headline comparison (the first column of "Which family wins where")
+HEADLINE_SUITE = "fast-cifar-v2"
+LEVEL = 0.95
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The p-quantile of Student's t with ``df`` degrees of freedom (scipy, which scikit-learn brings)."""
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def welch_interval(m1, s1, n1, m2, s2, n2, level: float = LEVEL):
+    """(Δ, low, high) for mean1 − mean2 with the Welch–Satterthwaite interval at ``level``; None without two
+    seeds on each side (no spread to build an interval from)."""
+    if not all(_num(v) for v in (m1, s1, m2, s2)) or n1 < 2 or n2 < 2:
+        return None
+    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
+    delta = m1 - m2
+    if v1 + v2 == 0:
+        return delta, delta, delta
+    df = (v1 + v2) ** 2 / ((v1 * v1 / (n1 - 1) if v1 else 0) + (v2 * v2 / (n2 - 1) if v2 else 0))
+    half = t_quantile(0.5 + level / 2, df) * math.sqrt(v1 + v2)
+    return delta, delta - half, delta + half
+
+
+def _mean(row: dict, key: str):
+    m = row.get(f"m:{key}:mean")
+    s = row.get(f"m:{key}:std")
+    return (m if _num(m) else None), (s if _num(s) else None)
+
+
+def _ratio(a, b):
+    return a / b if _num(a) and _num(b) and b > 0 else None
+
+
+def verdict(interval) -> str:
+    """'better' / 'worse' when the 95 % interval of Δ excludes 0, 'no difference shown' when it straddles it,
+    'needs 2 seeds' without an interval."""
+    if interval is None:
+        return "needs 2 seeds"
+    _, lo, hi = interval
+    if lo > 0:
+        return "better"
+    if hi < 0:
+        return "worse"
+    return "no difference shown"
+
+
+def headline(suite_views: dict, suites: dict, step_ratios: dict | None = None,
+             suite_name: str = HEADLINE_SUITE) -> dict | None:
+    """The headline table for ``suite_name`` (None when the suite has no leaderboard yet)."""
+    views = suite_views.get(suite_name) or []
+    view = next((v for v in views if v["metric_cols"]), None)
+    suite = suites.get(suite_name)
+    if view is None or suite is None:
+        return None
+    rows = [r for r in view["rows"]]
+    conv = next((r for r in rows if r["label"] == "conv" and _mean(r, "top1")[0] is not None), None)
+    seeds = len(suite.seeds)
+    by_label = {r["label"]: r for r in rows}
+    cm, cs = _mean(conv, "top1") if conv else (None, None)
+    cn = int(conv["n"] or 0) if conv else 0
+    conv_time = conv.get("train_s") if conv else None
+    out, done_s, left_s, estimated = [], 0.0, 0.0, False
+    for layer in suite.layers:
+        label = layer["label"]
+        r = by_label.get(label)
+        n = int(r["n"] or 0) if r else 0
+        m, s = _mean(r, "top1") if r else (None, None)
+        train_s = r.get("train_s") if r else None
+        interval = None
+        if r is not None and r is not conv and m is not None:
+            interval = welch_interval(m, s, n, cm, cs, cn)
+        per_run, est = (train_s, False) if _num(train_s) else (None, False)
+        if per_run is None and _num(conv_time) and step_ratios and _num(step_ratios.get(label)):
+            per_run, est = conv_time * step_ratios[label], True
+        if _num(train_s):
+            done_s += train_s * n
+        if per_run is not None:
+            left_s += per_run * max(0, seeds - n)
+            estimated |= est and seeds > n
+        fg = _mean(r, "fgsm8")[0] if r else None
+        out.append({"label": label, "family": layer["name"], "n": n, "seeds": seeds, "mean": m, "std": s,
+                    "delta": interval[0] if interval else (m - cm if m is not None and cm is not None and
+                                                           r is not conv else None),
+                    "lo": interval[1] if interval else None, "hi": interval[2] if interval else None,
+                    "verdict": "baseline" if r is conv and r is not None else ("not yet run" if not n else
+                                                                               verdict(interval)),
+                    "macs": _ratio(r.get("macs"), conv.get("macs")) if r and conv else None,
+                    "time": _ratio(train_s, conv_time) if r and conv else None,
+                    "fgsm8": fg, "train_s": train_s, "per_run_s": per_run, "estimated": est,
+                    "run_ids": list(r.get("run_ids") or []) if r else []})
+    out.sort(key=lambda x: (x["label"] != "conv", x["mean"] is None, -(x["mean"] or 0), x["label"]))
+    return {"suite": suite_name, "link": f"suite-{suite_name}.html#{view['anchor']}", "rows": out,
+            "device": view["board"].device, "conv_mean": cm, "conv_std": cs, "conv_n": cn,
+            "protocol": view["board"].protocol.get("name", ""), "level": LEVEL,
+            "cpu_hours_done": done_s / 3600, "cpu_hours_left": left_s / 3600, "left_estimated": estimated,
+            "families_done": sum(1 for x in out if x["n"] >= 2), "families": len(out)}
+
+
+def step_ratios_from(benchmarks: list[dict]) -> dict:
+    """Per row label: the family's bf16 step time over conv's, from the precision_step benchmark (if any)."""
+    bench = next((b for b in benchmarks if b.get("source") == "benchmarks/precision_step.py"), None)
+    if not bench:
+        return {}
+    times = {r.get("family"): r.get("bf16-cl_s") for r in bench.get("rows", []) if isinstance(r, dict)}
+    base = times.get("conv")
+    return {k: v / base for k, v in times.items() if _num(v) and _num(base) and base > 0}
+
+
+def overview_points(head: dict) -> list[dict]:
+    """Points for the overview plot: Δ top-1 against the training-time ratio, one per measured family."""
+    return [{"x": r["time"], "y": r["delta"], "label": r["label"], "key": r["label"],
+             "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None}
+            for r in head["rows"] if r["delta"] is not None and _num(r["time"])]

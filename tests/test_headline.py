@@ -1,0 +1,63 @@
+"""The headline comparison (bench/report/headline.py): Welch intervals, verdicts, remaining cost."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bench.report.headline import headline, overview_points, step_ratios_from, verdict, welch_interval
+
+
+def test_welch_interval_matches_scipys_welch_t_test():
+    a, b = np.array([90.1, 89.7, 90.4]), np.array([88.0, 88.9, 87.6, 88.4])
+    delta, lo, hi = welch_interval(a.mean(), a.std(ddof=1), 3, b.mean(), b.std(ddof=1), 4)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert delta == pytest.approx(a.mean() - b.mean())
+    assert (lo, hi) == pytest.approx((ci.low, ci.high))
+    assert welch_interval(90.0, 0.3, 1, 89.0, 0.2, 3) is None       # one seed: no interval
+
+
+def test_verdict_speaks_only_when_the_interval_excludes_zero():
+    assert verdict((1.0, 0.2, 1.8)) == "better"
+    assert verdict((-1.0, -1.8, -0.1)) == "worse"
+    assert verdict((0.5, -0.3, 1.3)) == "no difference shown"
+    assert verdict(None) == "needs 2 seeds"
+
+
+def _row(label, family, mean, std, n, train_s, macs=1e6, fgsm=None):
+    r = {"label": label, "family": family, "m:top1:mean": mean, "m:top1:std": std, "n": n, "train_s": train_s,
+         "macs": macs, "run_ids": [f"{label}{i}" for i in range(n)]}
+    if fgsm is not None:
+        r["m:fgsm8:mean"] = fgsm
+    return r
+
+
+def test_headline_gives_delta_interval_ratios_and_remaining_cost():
+    rows = [_row("conv", "conv", 90.0, 0.2, 3, 800.0, 1e6, 20.0), _row("pnn", "pnn", 87.0, 0.3, 2, 1600.0, 2e6)]
+    view = {"rows": rows, "metric_cols": [("top1", "Top-1", True, ".2f")], "anchor": "b0",
+            "board": SimpleNamespace(device="cpu: test", protocol={"name": "p"})}
+    suite = SimpleNamespace(seeds=[0, 1, 2], layers=[{"label": "conv", "name": "conv"},
+                                                     {"label": "pnn", "name": "pnn"},
+                                                     {"label": "rfnn", "name": "rfnn"}])
+    bench = [{"source": "benchmarks/precision_step.py",
+              "rows": [{"family": "conv", "bf16-cl_s": 0.5}, {"family": "rfnn", "bf16-cl_s": 1.5}]}]
+    head = headline({"s": [view]}, {"s": suite}, step_ratios_from(bench), suite_name="s")
+    by = {r["label"]: r for r in head["rows"]}
+    assert by["conv"]["verdict"] == "baseline"
+    pnn = by["pnn"]
+    assert pnn["delta"] == pytest.approx(-3.0) and pnn["hi"] < 0 and pnn["verdict"] == "worse"
+    assert pnn["macs"] == pytest.approx(2.0) and pnn["time"] == pytest.approx(2.0)
+    assert by["rfnn"]["verdict"] == "not yet run" and by["rfnn"]["estimated"]
+    assert by["rfnn"]["per_run_s"] == pytest.approx(800.0 * 3)
+    # done: 3 × 800 + 2 × 1600; left: pnn 1 × 1600, rfnn 3 × 2400 (estimated)
+    assert head["cpu_hours_done"] == pytest.approx((2400 + 3200) / 3600)
+    assert head["cpu_hours_left"] == pytest.approx((1600 + 7200) / 3600) and head["left_estimated"]
+    assert head["families_done"] == 2
+    pts = overview_points(head)
+    assert [p["label"] for p in pts] == ["pnn"] and pts[0]["x"] == pytest.approx(2.0)
+
+
+def test_headline_is_none_without_the_suite_or_its_board():
+    assert headline({}, {}) is None
