@@ -59,5 +59,17 @@ def test_headline_gives_delta_interval_ratios_and_remaining_cost():
     assert [p["label"] for p in pts] == ["pnn"] and pts[0]["x"] == pytest.approx(2.0)
 
 
+def test_a_family_over_three_hours_a_run_is_planned_for_one_seed():
+    rows = [_row("conv", "conv", 90.0, 0.2, 3, 1000.0)]
+    view = {"rows": rows, "metric_cols": [("top1", "Top-1", True, ".2f")], "anchor": "b0",
+            "board": SimpleNamespace(device="cpu", protocol={})}
+    suite = SimpleNamespace(seeds=[0, 1, 2], layers=[{"label": "conv", "name": "conv"},
+                                                     {"label": "slow", "name": "slow"}])
+    head = headline({"s": [view]}, {"s": suite}, {"slow": 12.0}, suite_name="s")
+    slow = next(r for r in head["rows"] if r["label"] == "slow")
+    assert slow["seeds"] == 1 and slow["capped"]
+    assert head["cpu_hours_left"] == pytest.approx(12000 / 3600)
+
+
 def test_headline_is_none_without_the_suite_or_its_board():
     assert headline({}, {}) is None

@@ -1,7 +1,8 @@
 """The headline comparison: every layer family against the plain convolution under the harness's shared fast
 protocol (suites/fast-cifar-v2.yaml, issue 22). For each family: its top-1 and Δ top-1 against the conv row with
 the 95 % Welch interval of the difference of means, MAC and training-time ratios to conv, FGSM accuracy at
-ε = 8/255, how many seeds are done, and what the rest would cost (measured time per run × seeds left; a family
+ε = 8/255, how many seeds are done (a family whose run would take over 3 hours here is planned for seed 0
+only), and what the rest would cost (measured time per run × seeds left; a family
 with no run yet is estimated from the conv run's time × the family's step-time ratio in
 results/benchmarks/precision_step.json when that benchmark exists). Pure functions on the report's leaderboard
 views; no torch.
@@ -13,6 +14,8 @@ import math
 #: the suite whose leaderboard is the site's headline comparison (the first column of "Which family wins where")
 HEADLINE_SUITE = "fast-cifar-v2"
 LEVEL = 0.95
+#: a family whose run would take longer than this (training seconds) is planned for seed 0 only (issue 22)
+SEED_CAP_S = 3 * 3600
 
 
 def _num(v) -> bool:
@@ -91,13 +94,15 @@ def headline(suite_views: dict, suites: dict, step_ratios: dict | None = None,
         per_run, est = (train_s, False) if _num(train_s) else (None, False)
         if per_run is None and _num(conv_time) and step_ratios and _num(step_ratios.get(label)):
             per_run, est = conv_time * step_ratios[label], True
+        planned = 1 if per_run is not None and per_run > SEED_CAP_S else seeds
         if _num(train_s):
             done_s += train_s * n
         if per_run is not None:
-            left_s += per_run * max(0, seeds - n)
-            estimated |= est and seeds > n
+            left_s += per_run * max(0, planned - n)
+            estimated |= est and planned > n
         fg = _mean(r, "fgsm8")[0] if r else None
-        out.append({"label": label, "family": layer["name"], "n": n, "seeds": seeds, "mean": m, "std": s,
+        out.append({"label": label, "family": layer["name"], "n": n, "seeds": planned, "capped": planned < seeds,
+                    "mean": m, "std": s,
                     "delta": interval[0] if interval else (m - cm if m is not None and cm is not None and
                                                            r is not conv else None),
                     "lo": interval[1] if interval else None, "hi": interval[2] if interval else None,

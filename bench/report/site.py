@@ -16,7 +16,7 @@ from markupsafe import Markup
 from bench.errors import BenchError
 from bench.records import load_records, write_json_atomic
 from bench.report import svg
-from bench.report.headline import headline, overview_points, step_ratios_from
+from bench.report.headline import HEADLINE_SUITE, headline, overview_points, step_ratios_from
 from bench.report.tables import NOISY_SPREAD, VERDICT_RULES, fmt_pm, leaderboards, runs_frame
 
 DOCUMENTS = {
@@ -445,7 +445,7 @@ def family_summary(suite_views: dict) -> dict:
     ratios to that conv row. A family with several rows shows its best one (named). Leaderboards without a
     measured conv row are listed apart: nothing to be relative to."""
     columns, cells, families, no_conv = [], {}, set(), []
-    for suite in sorted(suite_views):
+    for suite in sorted(suite_views, key=lambda name: (name != HEADLINE_SUITE, name)):  # the headline first
         for v in suite_views[suite]:
             b = v["board"]
             if not v["metric_cols"]:
