@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done; run nothing")
     r.add_argument("--report", metavar="SITE", default=None, help="build the site into SITE afterwards")
+    r.add_argument("--compare-with", metavar="DIR", default=None,
+                   help="afterwards, set each record beside the record of the same run in DIR (e.g. the committed "
+                        "results/) and say whether they agree (bitwise on the same device class, else within "
+                        "the seed-noise band)")
     many = r.add_argument_group("many runners (see README: Many runners)")
     many.add_argument("--shard", metavar="I/N", default=None,
                       help="run only share I of N (0 ≤ I < N) of the suite's runs; N shards make one serial run")
@@ -228,6 +232,8 @@ def cmd_run(args) -> int:
     elsewhere = f", {counts['elsewhere']} running elsewhere" if counts.get("elsewhere") else ""
     print(f"suite {suite.name}: {counts['ran']} ran, {counts['skipped']} already done, {counts['failed']} failed"
           f"{elsewhere} → {Path(args.results) / suite.name}")
+    if args.compare_with:
+        _print_agreement(args.results, args.compare_with, suite.name, {s.id for s in specs})
     if args.report:
         from bench.report.site import build_site
         build_site(args.results, str(Path(args.suite).parent), args.report)
@@ -235,6 +241,18 @@ def cmd_run(args) -> int:
     if args.max_failures is not None and counts["failed"] >= args.max_failures:
         return 1
     return 0
+
+
+def _print_agreement(results: str, committed: str, suite: str, ids: set) -> None:
+    """The fresh records of this invocation's runs against the committed ones of the same run ids."""
+    from bench.agreement import compare, format_table
+    from bench.records import load_records
+
+    if Path(results).resolve() == Path(committed).resolve():
+        raise SpecError("command line", "--compare-with", "must name another folder than --results")
+    fresh, _ = load_records(Path(results) / suite)
+    old, _ = load_records(Path(committed) / suite) if (Path(committed) / suite).is_dir() else ([], [])
+    print(format_table(compare([r for r in fresh if r.get("id") in ids], old)))
 
 
 def _say_replaced(results, specs) -> None:
