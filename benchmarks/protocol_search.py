@@ -24,14 +24,22 @@ def _records(paths: list[str]) -> list[dict]:
             out += [json.loads(f.read_text()) for f in sorted(p.glob("*.json"))]
         else:
             out += [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-    return [r for r in out if r.get("status") == "ok"]
+    return [r for r in out if r.get("status") == "ok" and r.get("label") == "conv"]
 
 
 def recipe(r: dict) -> str:
     spec, proto = r["spec"], r["spec"]["protocol"]
     opts = ", ".join(f"{k}={v}" for k, v in sorted(spec["backbone"].get("options", {}).items()))
-    return (f"{r['suite']}: {spec['backbone']['name']}({opts}), {proto['epochs']} ep, batch {proto['batch_size']}, "
+    suite = r["suite"]["name"] if isinstance(r.get("suite"), dict) else r.get("suite")
+    return (f"{suite}: {spec['backbone']['name']}({opts}), {proto['epochs']} ep, batch {proto['batch_size']}, "
             f"lr {proto['optimizer']['lr']:g}")
+
+
+def short(r: dict) -> str:
+    """A plot label: network, width, epochs, batch."""
+    spec, proto = r["spec"], r["spec"]["protocol"]
+    width = spec["backbone"].get("options", {}).get("width")
+    return f"{spec['backbone']['name']} w{width} {proto['epochs']}ep b{proto['batch_size']}"
 
 
 def pareto(points: list[dict]) -> None:
@@ -49,7 +57,7 @@ def main(argv=None) -> dict:
     rows = []
     for r in _records(args.sources):
         t = r["timing"]
-        rows.append({"recipe": recipe(r), "seed": r["spec"]["seed"], "top1": r["metrics"]["top1"],
+        rows.append({"recipe": recipe(r), "short": short(r), "seed": r["spec"]["seed"], "top1": r["metrics"]["top1"],
                      "train_min": t["train_s"] / 60, "fits_15_min": t["train_s"] <= BUDGET_S,
                      "paths": t.get("speed_paths", {}).get("autocast", "fp32"), "run_id": r["id"]})
     pareto(rows)
@@ -61,7 +69,7 @@ def main(argv=None) -> dict:
                         "accurate; fits: at most 15 minutes (900 s) of training."),
         "source": "benchmarks/protocol_search.py",
         "device": _device(args.sources),
-        "columns": ["recipe", "seed", "top1", "train_min", "fits_15_min", "pareto", "paths"],
+        "columns": ["short", "seed", "top1", "train_min", "fits_15_min", "pareto", "paths", "recipe"],
         "formats": {"top1": ".2f", "train_min": ".1f"},
         "rows": rows,
     }

@@ -269,8 +269,11 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for summ in suites_summary:
         views = suite_views.get(summ["name"], [])
         s = suites.get(summ["name"])
+        extra = {}
+        if summ["name"] == HEADLINE_SUITE:
+            extra = {"headline": head, "search": _search_plot(benchmarks)}
         html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
-                                                     summary=summ, views=views,
+                                                     summary=summ, views=views, **extra,
                                                      references_unmatched=_unmatched_refs(s, views))
         (site / summ["page"]).write_text(html)
         pages += 1
@@ -413,6 +416,22 @@ def _copy_artifacts(rec: dict, results: Path, site: Path) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             art["site_path"] = f"artifacts/{art['path']}"
+
+
+def _search_plot(benchmarks: list[dict]) -> dict | None:
+    """The protocol search (benchmarks/protocol_search.py) as a scatter of top-1 against training minutes."""
+    bench = next((b for b in benchmarks if b.get("source") == "benchmarks/protocol_search.py"), None)
+    if not bench:
+        return None
+    points = []
+    for r in bench.get("rows", []):
+        if isinstance(r, dict) and _isnum(r.get("train_min")) and _isnum(r.get("top1")):
+            short = r.get("short") or str(r.get("recipe", ""))[:40]
+            points.append({"x": r["train_min"], "y": r["top1"], "label": short, "key": short})
+    plot = svg.scatter(points, "training minutes (one CPU thread)", "top-1 (%)", "recipes tried", logx=True,
+                       frontier=True)
+    return {"plot": Markup(plot), "description": bench.get("description", ""), "source": bench.get("source"),
+            "device": bench.get("device", "")} if plot else None
 
 
 def _benchmarks(results: Path) -> list[dict]:
