@@ -58,7 +58,6 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from bench.datasets import ImageData, load_dataset
-    from bench.layers import LAYERS
     from bench.measure import (Clock, count_macs, count_training_macs, device_name, inference_speed)
     from bench.models import build_classifier
     from bench.records import write_json_atomic

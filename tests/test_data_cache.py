@@ -3,7 +3,6 @@ decode can use several processes and gives the same tensors."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 

@@ -132,7 +132,6 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
     marshal cannot hold (a date) is not memoised."""
     import marshal
 
-    import yaml
 
     from bench.suite import _parse_yaml, _YamlProblem
 
