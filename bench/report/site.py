@@ -16,7 +16,8 @@ from markupsafe import Markup
 from bench.errors import BenchError
 from bench.records import load_records, write_json_atomic
 from bench.report import svg
-from bench.report.tables import NOISY_SPREAD, VERDICT_RULES, fmt_pm, leaderboards, runs_frame
+from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
+from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
 
 DOCUMENTS = {
     "000": "Perturbative Neural Networks (PNN) + supplement",
@@ -47,9 +48,12 @@ def _env() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["si"] = _si
     env.filters["pm"] = lambda pair, fmt=".2f": fmt_pm(pair[0], pair[1], fmt)
+    env.filters["chips"] = deviation_chips
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.globals["DOCUMENTS"] = DOCUMENTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES
+    env.globals["DEVIATIONS"] = DEVIATIONS
+    env.globals["MIN_SEEDS"] = MIN_SEEDS
     return env
 
 
@@ -202,7 +206,10 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     suites, suite_problems = load_suites(suites_dir)
     problems += suite_problems
     runs = runs_frame(records)
-    boards = leaderboards(runs, records, suites, TASKS)
+    stale = stale_records(records, suites)  # superseded by the current suite files: flagged, never aggregated
+    for rec in records:
+        rec["_stale"] = rec["id"] in stale
+    boards = leaderboards(runs, records, suites, TASKS, stale=stale)
     by_id = {r["id"]: r for r in records}
     env = _env()
     if site.exists():
@@ -266,6 +273,9 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         s = suites.get(summ["name"])
         html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
                                                      summary=summ, views=views,
+                                                     stale=[dict(id=i, line=line, page=f"runs/{_slug(i)}.html")
+                                                            for i, line in sorted(stale.items())
+                                                            if by_id[i]["suite"]["name"] == summ["name"]],
                                                      references_unmatched=_unmatched_refs(s, views))
         (site / summ["page"]).write_text(html)
         pages += 1
@@ -284,7 +294,8 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for old in (site / "runs").iterdir():  # pages of records that are gone (or failed to render) go too
         if old.name not in kept:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
-    return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards)}
+    return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
+            "stale": [stale[i] for i in sorted(stale)]}
 
 
 _KEY_LINE = "<!-- page key {} -->\n"
@@ -310,7 +321,7 @@ def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> 
     pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
     line."""
     arts = [a.get("site_path") for a in rec.get("artifacts") or []]
-    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts], default=str)
+    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale"))], default=str)
     key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
     if rec.get("_digest"):
         try:
@@ -337,18 +348,40 @@ def _unmatched_refs(suite, views) -> list:
     if views:
         return []
     return [dict(r, setting_text=r["setting"], setting=suite.setting, tier=None, setting_tag=suite.setting,
-                 verdict="not yet run", verdict_detail="no run of this suite yet") for r in suite.references]
+                 verdict="not yet run", verdict_detail="no run of this suite yet",
+                 deviations=deviation_chips(list(suite.deviations) + list(r.get("deviations") or [])))
+            for r in suite.references]
 
 
 def _unrun_claims(suite) -> list:
     """Claims of a suite that no leaderboard has run yet (shown as 'not yet run')."""
     return [dict(c, verdict="not yet run", verdict_detail="no run of this suite yet", rule="", comparable=True,
-                 setting=suite.setting, tier=None, setting_tag=suite.setting) for c in suite.claims]
+                 setting=suite.setting, tier=None, setting_tag=suite.setting,
+                 deviations=deviation_chips(list(suite.deviations) + list(c.get("deviations") or [])))
+            for c in suite.claims]
 
 
 VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "backbone", "metric", "epochs", "value",
-                  "measured", "measured_std", "n", "setting", "tier", "verdict", "verdict_detail", "id", "text",
-                  "devices")
+                  "std", "runs", "tolerance", "measured", "measured_std", "n", "interval_half", "interval_lo",
+                  "interval_hi", "interval_df", "setting", "tier", "verdict", "verdict_detail", "deviations", "id",
+                  "text", "devices")
+
+
+def _verdict_row(item: dict) -> dict:
+    """One reference or claim as a flat row of the verdict downloads (interval and deviations included)."""
+    iv = item.get("interval") or {}
+    row = {k: item.get(k) for k in VERDICT_FIELDS}
+    row.update(interval_half=iv.get("half"), interval_lo=iv.get("lo"), interval_hi=iv.get("hi"),
+               interval_df=iv.get("df"))
+    if item.get("kind") == "claim":
+        row["value"] = item.get("check", {}).get("points")
+        if iv:
+            row["measured"] = iv.get("centre")
+            n = iv.get("n")
+            row["n"] = "/".join(map(str, n)) if isinstance(n, list) else n
+    row["deviations"] = [d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
+                         for d in item.get("deviations") or []]
+    return row
 
 
 def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
@@ -371,11 +404,12 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
             for c in _unrun_claims(suite):
                 items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
                                   epochs=c["check"].get("epochs")))
-    rows = [{k: item.get(k) for k in VERDICT_FIELDS} for item in items]
+    rows = [_verdict_row(item) for item in items]
     document_setting = [dict(row, link=f"suite-{_slug(row['suite'])}.html#{row['leaderboard']}",
+                             deviation_chips=item.get("deviations") or [],
                              diff=(row["measured"] - row["value"]) if row.get("measured") is not None
                              and row.get("value") is not None else None)
-                        for row in rows if row["setting"] == "document" and row["leaderboard"]
+                        for item, row in zip(items, rows) if row["setting"] == "document" and row["leaderboard"]
                         and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
