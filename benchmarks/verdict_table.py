@@ -55,7 +55,7 @@ def rows(results: str, suites_dir: str) -> list[dict]:
         for c in b.claims:
             chk = c["check"]
             boundary = {"above": f"≥ {chk['points']:g}", "below": f"≤ −{chk['points']:g}",
-                        "within": f"|·| ≤ {chk['points']:g}"}[chk["op"]]
+                        "within": f"within ±{chk['points']:g}"}[chk["op"]]
             per = []
             if c.get("compared"):
                 per = [(x["backbone"], x["centre"], f"± {_f(x['half'])} (95 % Welch)" if x.get("half") is not None
@@ -80,13 +80,43 @@ def main(argv=None) -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--suites", default="suites")
     p.add_argument("--all", action="store_true", help="also the items with no measured run")
+    p.add_argument("--before", metavar="TABLE.md", help="this script's output under the old code: print both, joined")
     a = p.parse_args(argv)
     table = [r for r in rows(a.results, a.suites) if a.all or r["measured"] or r["verdict"] != "not yet run"]
+    if a.before:
+        return _joined(table, a.before)
     print("| suite | kind | reference / claim | setting | document | mean | interval | n | verdict |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
         print(f"| {r['suite']} | {r['kind']} | {r['what']} | {r['setting']} | {r['document']} | {r['mean']} | "
               f"{r['interval']} | {r['n']} | {r['verdict']} |")
+    return 0
+
+
+def _joined(after: list[dict], before_md: str) -> int:
+    """Before and after side by side, matched on (suite, kind, item, setting); an item only on one side says so."""
+    before = {}
+    for line in open(before_md):
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) == 9 and cells[0] not in ("suite", "---|---|---|---|---|---|---|---|---"):
+            before.setdefault(tuple(cells[:4]), []).append(cells)
+    print("| suite | kind | reference / claim | setting | document | before: mean, spread, n → verdict | "
+          "after: mean ± 95 % half-width, n → verdict |")
+    print("|---|---|---|---|---|---|---|")
+    seen = set()
+    for r in after:
+        key = (r["suite"], r["kind"], r["what"], r["setting"])
+        olds = before.get(key) or []
+        old = olds.pop(0) if olds else None
+        seen.add(key)
+        b = f"{old[5]} {old[6]}, n={old[7] or '–'} → **{old[8]}**" if old else "(not listed)"
+        doc = r["document"] if not old or old[4] == r["document"] else f"{old[4]} → {r['document']}"
+        print(f"| {r['suite']} | {r['kind']} | {r['what']} | {r['setting']} | {doc} | {b} | "
+              f"{r['mean']} {r['interval']}, n={r['n'] or '–'} → **{r['verdict']}** |")
+    for key, olds in before.items():
+        for old in olds:
+            print(f"| {old[0]} | {old[1]} | {old[2]} | {old[3]} | {old[4]} | {old[5]} {old[6]}, n={old[7] or '–'} → "
+                  f"**{old[8]}** | moved to context (no verdict) or no longer aggregated |")
     return 0
 
 

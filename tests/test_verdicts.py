@@ -235,3 +235,63 @@ def test_index_lists_what_was_measured_at_the_documents_setting(tmp_path):
     items = json.loads((tmp_path / "site" / "data" / "verdicts.json").read_text())["items"]
     measured = [i for i in items if i["setting"] == "document" and i["verdict"] in ("reproduced", "not reproduced")]
     assert len(measured) == 3
+
+
+def test_readme_prints_the_one_rule_text():
+    from pathlib import Path
+
+    from bench.report.verdicts import VERDICT_RULES, readme_block
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert readme_block() in readme, "README's verdict rules are stale: python -m bench.report.verdicts --readme README.md"
+    assert readme.count(VERDICT_RULES) == 1
+
+
+def test_stale_records_are_flagged_listed_and_left_out_and_downloads_carry_intervals_and_deviations(tmp_path, capsys):
+    """A record whose run id the current suite no longer produces: out of the aggregates, flagged on its run page,
+    listed on the suite page and printed by `bench report` one line each. The verdict downloads carry the
+    interval, the tolerance and the deviations, which the pages show as chips."""
+    import csv
+    import json
+
+    from bench.cli import main
+    from bench.records import write_json_atomic
+
+    s = make_suite(tmp_path)
+    results, suites = tmp_path / "results", tmp_path / "suites"
+    suites.mkdir()
+    text = (tmp_path / "ver.yaml").read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2]\ndeviations: [data-reencoded]")
+    text = text.replace('where: "T1 ND 1", setting: "1 epoch"}', 'where: "T1 ND 1", setting: "1 epoch", '
+                        'deviations: [{kind: other, text: "one-epoch cosine"}]}')
+    (suites / "ver.yaml").write_text(text)
+    recs = records_for(s, ACC, {"epochs": 1})
+    old = json.loads(json.dumps(recs[0]))
+    from bench.records import spec_id
+
+    old["spec"]["layer"]["options"] = {"retired_option": 1}  # an option the suite no longer gives: another id
+    old["id"] = stale_id = spec_id(old["spec"])
+    old["metrics"] = {"top1": 11.0, "top1_best": 11.0}
+    for rec in recs + [old]:
+        write_json_atomic(results / "ver" / f"{rec['label']}-{rec['spec']['seed']}-{rec['id']}.json", rec)
+    site = tmp_path / "site"
+    assert main(["report", "--results", str(results), "--suites", str(suites), "--site", str(site)]) == 0
+    out = capsys.readouterr().out
+    stale_lines = [line for line in out.splitlines() if line.startswith("stale ")]
+    assert len(stale_lines) == 1 and stale_id in stale_lines[0] and "superseded by the current suite" in stale_lines[0]
+    assert "superseded by the current suite" in (site / "runs" / f"{stale_id}.html").read_text()
+    page = (site / "suite-ver.html").read_text()
+    assert "Superseded records" in page and stale_id in page
+    assert 'class="badge dev"' in page and "data-reencoded" in page and "one-epoch cosine" in page
+    items = json.loads((site / "data" / "verdicts.json").read_text())["items"]
+    bn = next(i for i in items if i.get("where") == "T1 BN 1")
+    assert bn["n"] == 3 and bn["measured"] == pytest.approx(56.0)  # the stale 11.0 is not a fourth seed
+    assert bn["interval_half"] == pytest.approx(2.484, abs=1e-3) and bn["tolerance"] == 1.0
+    assert bn["deviations"] == ["data-reencoded"]
+    rows = list(csv.DictReader(open(site / "data" / "verdicts.csv")))
+    nd = next(r for r in rows if r["where"] == "T1 ND 1")
+    assert nd["deviations"] == "data-reencoded; other: one-epoch cosine" and float(nd["interval_half"]) > 0
+    claim = next(r for r in rows if r["kind"] == "claim")
+    assert float(claim["interval_lo"]) > 0 and claim["n"] == "3/3"
+    board_json = next(p for p in (site / "data").glob("ver-*.json"))
+    refs = json.loads(board_json.read_text())["references"]
+    assert all("interval" in r and "deviations" in r for r in refs)

@@ -295,7 +295,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         if old.name not in kept:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
-            "stale": [stale[i] for i in sorted(stale)]}
+            "stale": sorted(stale.values())}
 
 
 _KEY_LINE = "<!-- page key {} -->\n"
@@ -363,7 +363,7 @@ def _unrun_claims(suite) -> list:
 
 VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "backbone", "metric", "epochs", "value",
                   "std", "runs", "tolerance", "measured", "measured_std", "n", "interval_half", "interval_lo",
-                  "interval_hi", "interval_df", "setting", "tier", "verdict", "verdict_detail", "deviations", "id",
+                  "interval_hi", "interval_df", "setting", "tier", "verdict", "verdict_detail", "deviations", "id", "op",
                   "text", "devices")
 
 
@@ -375,6 +375,7 @@ def _verdict_row(item: dict) -> dict:
                interval_df=iv.get("df"))
     if item.get("kind") == "claim":
         row["value"] = item.get("check", {}).get("points")
+        row["op"] = item.get("check", {}).get("op")
         if iv:
             row["measured"] = iv.get("centre")
             n = iv.get("n")
