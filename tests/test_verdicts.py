@@ -292,6 +292,10 @@ def test_stale_records_are_flagged_listed_and_left_out_and_downloads_carry_inter
     assert nd["deviations"] == "data-reencoded; other: one-epoch cosine" and float(nd["interval_half"]) > 0
     claim = next(r for r in rows if r["kind"] == "claim")
     assert float(claim["interval_lo"]) > 0 and claim["n"] == "3/3"
+    board_csv = next(p for p in (site / "data").glob("ver-*.csv"))
+    lb = {r["label"]: r for r in csv.DictReader(open(board_csv))}
+    assert "T1 BN 1 60: not reproduced (56.00 ± 2.48, n=3)" in lb["conv"]["verdicts"]
+    assert lb["sep-chans"]["deviations"] == "data-reencoded; other: one-epoch cosine"
     board_json = next(p for p in (site / "data").glob("ver-*.json"))
     refs = json.loads(board_json.read_text())["references"]
     assert all("interval" in r and "deviations" in r for r in refs)

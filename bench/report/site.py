@@ -181,7 +181,16 @@ def _export(board, view: dict, site: Path, stem: str) -> dict:
     cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
              "throughput", "latency_ms", "noisy"]
     cols = [c for c in cols if c in board.rows.columns]
-    df = board.rows[cols]
+    df = board.rows[cols].copy()
+    # each row's document numbers, verdicts (mean ± 95 % half-width) and deviations, one cell each
+    refs = {(r["backbone"], r["backbone_options"], r["label"]): r.get("refs") or [] for r in view["rows"]}
+    keys = list(zip(board.rows["backbone"], board.rows["backbone_options"], board.rows["label"]))
+    df["verdicts"] = ["; ".join(f"{x['document']} {x['where']} {x['value']:g}: {x['verdict']}"
+                                + (f" ({x['interval']['text']}, n={x['n']})" if x.get("interval") else "")
+                                for x in refs.get(k, [])) for k in keys]
+    df["deviations"] = ["; ".join(sorted({d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
+                                          for x in refs.get(k, []) for d in x.get("deviations") or []}))
+                        for k in keys]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = data_dir / f"{stem}.csv", data_dir / f"{stem}.json"
