@@ -333,11 +333,15 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
             except (BenchError, KeyError, TypeError):
                 continue
         produced[(name, ov_json)] = ids
+    from bench.layers import LAYERS
+
     out = {}
     for r in records:
         spec = r.get("spec") or {}
         name = (r.get("suite") or {}).get("name")
         key = (name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
+        if (spec.get("layer") or {}).get("name") not in LAYERS:
+            continue  # a plug-in family not loaded for this report (bench report --layers FILE): unknown, not stale
         if key in produced and r["id"] not in produced[key]:
             out[r["id"]] = (f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
                             f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
