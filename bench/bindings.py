@@ -45,8 +45,18 @@ def check_bindings(path: str, *, references: list[dict], claims: list[dict], lab
     def metric_ok(metric: str) -> bool:
         return task is None or task.emits(metric)
 
+    bound: dict[tuple, tuple] = {}
     for i, ref in enumerate(references):
         where = f"references[{i}]"
+        # one document value, one row: the same table cell bound to two rows would get two verdicts
+        cell = (ref["document"], ref["where"], ref["metric"], ref["value"], ref.get("epochs"))
+        target = (ref["row"], ref["backbone"])
+        if cell in bound and bound[cell][1] != target:
+            raise SpecError(path, f"{where}.row", f"document {ref['document']} value {ref['value']:g} "
+                            f"({ref['where']}) is already bound to row {bound[cell][1][0]!r} "
+                            f"(references[{bound[cell][0]}]): one document value binds to one row; say the other "
+                            "reading in its note")
+        bound.setdefault(cell, (i, target))
         if ref["row"] not in labels:
             raise SpecError(path, f"{where}.row", f"no layer row labelled {ref['row']!r} in this suite "
                             f"(rows: {', '.join(sorted(labels))}); add the row, bind to the nearest runnable row "

@@ -285,6 +285,8 @@ def cmd_report(args) -> int:
     summary = build_site(args.results, args.suites, args.site)
     for path, reason in summary["problems"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    for line in summary.get("stale", []):  # one line each; left out of every aggregate, flagged on the site
+        print(f"stale {line}")
     print(f"site → {Path(args.site) / 'index.html'} ({summary['records']} records, {summary['pages']} pages)")
     return 0
 

@@ -21,6 +21,7 @@ from bench.bindings import check_bindings, check_comment_truncation
 from bench.errors import SpecError
 from bench.layers import LAYERS
 from bench.records import SAFE_NAME
+from bench.report.verdicts import DEFAULT_TOLERANCE, DEVIATIONS, check_deviation
 from bench.schema import (ANY_MAPPING, REQUIRED, F, _option_range_error, _option_type_error, check_options,
                           validate_mapping)
 from bench.tasks import TASKS
@@ -143,6 +144,13 @@ REFERENCE = {
     "note": F((str,), ""),
     "epochs": F((int, type(None)), None, check=_positive,
                 doc="epochs of the document's setting for this number (default: the suite protocol's)"),
+    # verdict fields (bench.report.verdicts): not part of any run id (references never are)
+    "tolerance": F((float,), DEFAULT_TOLERANCE, check=lambda v: None if v >= 0 else f"must be >= 0, got {v}",
+                   doc="points the measured 95 % interval is widened by before the verdict; fixed before the runs"),
+    "runs": F((int, type(None)), None, check=_positive,
+              doc="how many runs the document's std is over (its standard error is std / sqrt(runs))"),
+    "deviations": F((list,), list, items=F((str, dict), check=check_deviation),
+                    doc="deviations from the document: " + ", ".join(DEVIATIONS) + " ({kind: other, text: ...})"),
 }
 
 # A number a document quotes that no row of the suite can produce (another method's result, a network or
@@ -180,6 +188,8 @@ CLAIM = {
         "backbone": F((str, type(None)), None),
         "epochs": F((int, type(None)), None, check=_positive),
     }),
+    "deviations": F((list,), list, items=F((str, dict), check=check_deviation),
+                    doc="deviations from the document: " + ", ".join(DEVIATIONS) + " ({kind: other, text: ...})"),
 }
 
 SUITE = {
@@ -204,6 +214,9 @@ SUITE = {
     "setting": F((str,), "shared", check=_one_of(("document", "shared"))),
     # declared shortened tiers (e.g. CPU-sized overrides): verdicts from them carry the tier's tag
     "tiers": F((list,), list, items=F((dict,), schema=TIER)),
+    # deviations from the documents that hold for every reference and claim of the suite (each adds its own)
+    "deviations": F((list,), list, items=F((str, dict), check=check_deviation),
+                    doc="deviations of every reference and claim: " + ", ".join(DEVIATIONS)),
 }
 
 # Fields the command line may override; the record keeps what was overridden.
@@ -266,6 +279,7 @@ class Suite:
     context: list[dict] = field(default_factory=list)
     setting: str = "shared"
     tiers: list[dict] = field(default_factory=list)
+    deviations: list = field(default_factory=list)
 
     def tier(self, name: str) -> dict:
         """The declared tier ``name`` (SpecError naming the suite file and ``tiers`` if there is none)."""
@@ -456,4 +470,5 @@ def load_suite(path: str | Path) -> Suite:
                  protocol=_drop_unset(data["protocol"]),
                  seeds=list(data["seeds"]), references=data["references"], claims=data["claims"],
                  notes=data["notes"], sha256=hashlib.sha256(text.encode()).hexdigest(),
-                 context=data["context"], setting=data["setting"], tiers=data["tiers"])
+                 context=data["context"], setting=data["setting"], tiers=data["tiers"],
+                 deviations=data["deviations"])

@@ -23,7 +23,8 @@ def test_verdict_speaks_only_when_the_interval_excludes_zero():
     assert verdict((1.0, 0.2, 1.8)) == "better"
     assert verdict((-1.0, -1.8, -0.1)) == "worse"
     assert verdict((0.5, -0.3, 1.3)) == "no difference shown"
-    assert verdict(None) == "needs 2 seeds"
+    assert verdict(None) == "needs 3 seeds"
+    assert verdict((-1.0, -1.8, -0.1), n=2) == "needs 3 seeds"   # an interval from 2 seeds, but no verdict
 
 
 def _row(label, family, mean, std, n, train_s, macs=1e6, fgsm=None):
@@ -47,7 +48,7 @@ def test_headline_gives_delta_interval_ratios_and_remaining_cost():
     by = {r["label"]: r for r in head["rows"]}
     assert by["conv"]["verdict"] == "baseline"
     pnn = by["pnn"]
-    assert pnn["delta"] == pytest.approx(-3.0) and pnn["hi"] < 0 and pnn["verdict"] == "worse"
+    assert pnn["delta"] == pytest.approx(-3.0) and pnn["hi"] < 0 and pnn["verdict"] == "needs 3 seeds"
     assert pnn["macs"] == pytest.approx(2.0) and pnn["time"] == pytest.approx(2.0)
     assert by["rfnn"]["verdict"] == "not yet run" and by["rfnn"]["estimated"]
     assert by["rfnn"]["per_run_s"] == pytest.approx(800.0 * 3)

@@ -71,12 +71,13 @@ def test_mean_std_references_and_claims(suite):
     assert bool(rows.loc["conv", "noisy"]) and not bool(rows.loc["sep-space", "noisy"])
     refs = {(r["row"], r["epochs"]): r for r in b.references}
     assert refs["conv", None]["verdict"] == "reproduced" and refs["conv", None]["diff"] == pytest.approx(0.0)
-    assert refs["sep-chans", None]["verdict"] == "not reproduced"      # 88.67 vs 80: far outside max(1, 2·std)
+    assert refs["sep-chans", None]["verdict"] == "not reproduced"      # 88.67 ± 1.90 (+1 tolerance) vs 80
     assert refs["conv", 1]["verdict"] == "not yet run"  # a 1-epoch number: these runs trained 2 epochs
     assert all(r["setting"] == "document" for r in b.references)
     claims = {c["id"]: c for c in b.claims}
-    assert claims["near"]["verdict"] == "reproduced"   # |88.67 − 90| = 1.33 ≤ 3
-    assert claims["far"]["verdict"] == "reproduced"    # 88.67 − 70 ≥ 5
+    # −1.33 ± 2.07 (95 % Welch): [−3.40, 0.74] straddles −3, so "within 3" cannot be decided on 3 seeds
+    assert claims["near"]["verdict"] == "inconclusive"
+    assert claims["far"]["verdict"] == "reproduced"    # 70 − 88.67 = −18.67 ± 2.2, wholly ≤ −5
 
 
 def test_shortened_runs_give_no_verdict(suite):
@@ -87,10 +88,12 @@ def test_shortened_runs_give_no_verdict(suite):
     assert all(c["verdict"] == "inconclusive" and c["setting"] == "shortened" for c in b.claims)
 
 
-def test_reference_verdict_tolerance_uses_seed_spread():
+def test_reference_verdict_is_the_t_interval_widened_by_the_tolerance():
     ref = {"value": 90.0}
-    assert reference_verdict(ref, 92.5, 0.2, 3, True).status == "not reproduced"   # tol = 1.0
-    assert reference_verdict(ref, 92.5, 1.5, 3, True).status == "reproduced"       # tol = 3.0
+    assert reference_verdict(ref, 92.5, 0.2, 3, True).status == "not reproduced"   # 92.5 ± 0.50 (+1)
+    assert reference_verdict(ref, 92.5, 1.5, 3, True).status == "reproduced"       # 92.5 ± 3.73 (+1)
+    assert reference_verdict({"value": 90.0, "tolerance": 2.5}, 92.5, 0.2, 3, True).status == "reproduced"
+    assert reference_verdict(ref, 92.5, None, 1, True).status == "inconclusive"     # no interval on one seed
     assert reference_verdict(ref, None, None, 0, True).status == "not yet run"
 
 
@@ -124,7 +127,7 @@ backbones:
   - {name: preact-resnet, options: {n: 1, width: 1}}
   - {name: preact-resnet, options: {n: 1, width: 2}}
 layers: [conv]
-seeds: [0, 1]
+seeds: [0, 1, 2]
 claims:
   - id: wide
     text: wider is better
@@ -143,16 +146,17 @@ claims:
     assert b.claims[0]["verdict"] == "reproduced" and "+10.00" in b.claims[0]["verdict_detail"]
 
 
-def test_claim_failing_within_seed_spread_is_inconclusive_and_beyond_it_not_reproduced(suite):
+def test_claim_straddling_its_boundary_is_inconclusive_and_wholly_beyond_it_not_reproduced(suite):
     records = fake_records(suite)
     rows = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0].rows
     from bench.report.tables import claim_verdict
     claim = lambda a, b, op, pts: {"check": {"metric": "top1", "a": a, "b": b, "op": op, "points": pts,
                                              "backbone": None}}
-    # sep-chans − conv = −1.33; slack = 2 × max(std) = 2.0
+    # sep-chans − conv = −1.33 ± 2.07 (95 % Welch, 3 seeds each); sep-space − conv = −20 ± 2.27
     assert claim_verdict(claim("sep-chans", "conv", "above", 0.0), rows).status == "inconclusive"
     assert claim_verdict(claim("sep-space", "conv", "above", 0.0), rows).status == "not reproduced"
-    assert claim_verdict(claim("conv", "sep-chans", "above", 1.0), rows).status == "reproduced"
+    assert claim_verdict(claim("conv", "sep-chans", "above", 1.0), rows).status == "inconclusive"
+    assert claim_verdict(claim("conv", "sep-space", "above", 15.0), rows).status == "reproduced"
     assert claim_verdict(claim("sep-chans", "conv", "within", 1.0), rows).status == "inconclusive"
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from bench.report.verdicts import MIN_SEEDS
+
 #: the suite whose leaderboard is the site's headline comparison (the first column of "Which family wins where")
 HEADLINE_SUITE = "fast-cifar-v2"
 LEVEL = 0.95
@@ -53,11 +55,11 @@ def _ratio(a, b):
     return a / b if _num(a) and _num(b) and b > 0 else None
 
 
-def verdict(interval) -> str:
-    """'better' / 'worse' when the 95 % interval of Δ excludes 0, 'no difference shown' when it straddles it,
-    'needs 2 seeds' without an interval."""
-    if interval is None:
-        return "needs 2 seeds"
+def verdict(interval, n: int = MIN_SEEDS, n_conv: int = MIN_SEEDS) -> str:
+    """'better' / 'worse' when the 95 % interval of Δ excludes 0, 'no difference shown' when it straddles it;
+    like every verdict on the site it needs ``MIN_SEEDS`` seeds on each side (the interval is shown from two)."""
+    if interval is None or min(n, n_conv) < MIN_SEEDS:
+        return f"needs {MIN_SEEDS} seeds"
     _, lo, hi = interval
     if lo > 0:
         return "better"
@@ -107,7 +109,7 @@ def headline(suite_views: dict, suites: dict, step_ratios: dict | None = None,
                                                            r is not conv else None),
                     "lo": interval[1] if interval else None, "hi": interval[2] if interval else None,
                     "verdict": "baseline" if r is conv and r is not None else ("not yet run" if not n else
-                                                                               verdict(interval)),
+                                                                               verdict(interval, n, cn)),
                     "macs": _ratio(r.get("macs"), conv.get("macs")) if r and conv else None,
                     "time": _ratio(train_s, conv_time) if r and conv else None,
                     "fgsm8": fg, "train_s": train_s, "per_run_s": per_run, "estimated": est,

@@ -17,7 +17,8 @@ from bench.errors import BenchError
 from bench.records import load_records, write_json_atomic
 from bench.report import svg
 from bench.report.headline import HEADLINE_SUITE, headline, overview_points, step_ratios_from
-from bench.report.tables import NOISY_SPREAD, VERDICT_RULES, fmt_pm, leaderboards, runs_frame
+from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
+from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
 
 DOCUMENTS = {
     "000": "Perturbative Neural Networks (PNN) + supplement",
@@ -48,9 +49,12 @@ def _env() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["si"] = _si
     env.filters["pm"] = lambda pair, fmt=".2f": fmt_pm(pair[0], pair[1], fmt)
+    env.filters["chips"] = deviation_chips
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.globals["DOCUMENTS"] = DOCUMENTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES
+    env.globals["DEVIATIONS"] = DEVIATIONS
+    env.globals["MIN_SEEDS"] = MIN_SEEDS
     return env
 
 
@@ -178,7 +182,16 @@ def _export(board, view: dict, site: Path, stem: str) -> dict:
     cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
              "throughput", "latency_ms", "noisy"]
     cols = [c for c in cols if c in board.rows.columns]
-    df = board.rows[cols]
+    df = board.rows[cols].copy()
+    # each row's document numbers, verdicts (mean ± 95 % half-width) and deviations, one cell each
+    refs = {(r["backbone"], r["backbone_options"], r["label"]): r.get("refs") or [] for r in view["rows"]}
+    keys = list(zip(board.rows["backbone"], board.rows["backbone_options"], board.rows["label"]))
+    df["verdicts"] = ["; ".join(f"{x['document']} {x['where']} {x['value']:g}: {x['verdict']}"
+                                + (f" ({x['interval']['text']}, n={x['n']})" if x.get("interval") else "")
+                                for x in refs.get(k, [])) for k in keys]
+    df["deviations"] = ["; ".join(sorted({d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
+                                          for x in refs.get(k, []) for d in x.get("deviations") or []}))
+                        for k in keys]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = data_dir / f"{stem}.csv", data_dir / f"{stem}.json"
@@ -203,7 +216,10 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     suites, suite_problems = load_suites(suites_dir)
     problems += suite_problems
     runs = runs_frame(records)
-    boards = leaderboards(runs, records, suites, TASKS)
+    stale = stale_records(records, suites)  # superseded by the current suite files: flagged, never aggregated
+    for rec in records:
+        rec["_stale"] = rec["id"] in stale
+    boards = leaderboards(runs, records, suites, TASKS, stale=stale)
     by_id = {r["id"]: r for r in records}
     env = _env()
     if site.exists():
@@ -274,6 +290,9 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
             extra = {"headline": head, "search": _search_plot(benchmarks)}
         html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
                                                      summary=summ, views=views, **extra,
+                                                     stale=[dict(id=i, line=line, page=f"runs/{_slug(i)}.html")
+                                                            for i, line in sorted(stale.items())
+                                                            if by_id[i]["suite"]["name"] == summ["name"]],
                                                      references_unmatched=_unmatched_refs(s, views))
         (site / summ["page"]).write_text(html)
         pages += 1
@@ -292,7 +311,8 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for old in (site / "runs").iterdir():  # pages of records that are gone (or failed to render) go too
         if old.name not in kept:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
-    return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards)}
+    return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
+            "stale": sorted(stale.values())}
 
 
 _KEY_LINE = "<!-- page key {} -->\n"
@@ -318,7 +338,7 @@ def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> 
     pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
     line."""
     arts = [a.get("site_path") for a in rec.get("artifacts") or []]
-    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts], default=str)
+    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale"))], default=str)
     key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
     if rec.get("_digest"):
         try:
@@ -345,18 +365,41 @@ def _unmatched_refs(suite, views) -> list:
     if views:
         return []
     return [dict(r, setting_text=r["setting"], setting=suite.setting, tier=None, setting_tag=suite.setting,
-                 verdict="not yet run", verdict_detail="no run of this suite yet") for r in suite.references]
+                 verdict="not yet run", verdict_detail="no run of this suite yet",
+                 deviations=deviation_chips(list(suite.deviations) + list(r.get("deviations") or [])))
+            for r in suite.references]
 
 
 def _unrun_claims(suite) -> list:
     """Claims of a suite that no leaderboard has run yet (shown as 'not yet run')."""
     return [dict(c, verdict="not yet run", verdict_detail="no run of this suite yet", rule="", comparable=True,
-                 setting=suite.setting, tier=None, setting_tag=suite.setting) for c in suite.claims]
+                 setting=suite.setting, tier=None, setting_tag=suite.setting,
+                 deviations=deviation_chips(list(suite.deviations) + list(c.get("deviations") or [])))
+            for c in suite.claims]
 
 
 VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "backbone", "metric", "epochs", "value",
-                  "measured", "measured_std", "n", "setting", "tier", "verdict", "verdict_detail", "id", "text",
-                  "devices")
+                  "std", "runs", "tolerance", "measured", "measured_std", "n", "interval_half", "interval_lo",
+                  "interval_hi", "interval_df", "setting", "tier", "verdict", "verdict_detail", "deviations", "id", "op",
+                  "text", "devices")
+
+
+def _verdict_row(item: dict) -> dict:
+    """One reference or claim as a flat row of the verdict downloads (interval and deviations included)."""
+    iv = item.get("interval") or {}
+    row = {k: item.get(k) for k in VERDICT_FIELDS}
+    row.update(interval_half=iv.get("half"), interval_lo=iv.get("lo"), interval_hi=iv.get("hi"),
+               interval_df=iv.get("df"))
+    if item.get("kind") == "claim":
+        row["value"] = item.get("check", {}).get("points")
+        row["op"] = item.get("check", {}).get("op")
+        if iv:
+            row["measured"] = iv.get("centre")
+            n = iv.get("n")
+            row["n"] = "/".join(map(str, n)) if isinstance(n, list) else n
+    row["deviations"] = [d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
+                         for d in item.get("deviations") or []]
+    return row
 
 
 def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
@@ -379,11 +422,12 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
             for c in _unrun_claims(suite):
                 items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
                                   epochs=c["check"].get("epochs")))
-    rows = [{k: item.get(k) for k in VERDICT_FIELDS} for item in items]
+    rows = [_verdict_row(item) for item in items]
     document_setting = [dict(row, link=f"suite-{_slug(row['suite'])}.html#{row['leaderboard']}",
+                             deviation_chips=item.get("deviations") or [],
                              diff=(row["measured"] - row["value"]) if row.get("measured") is not None
                              and row.get("value") is not None else None)
-                        for row in rows if row["setting"] == "document" and row["leaderboard"]
+                        for item, row in zip(items, rows) if row["setting"] == "document" and row["leaderboard"]
                         and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
     data_dir = site / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

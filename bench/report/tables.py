@@ -9,32 +9,18 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-# Tolerance used for verdicts: a document's number is "reproduced" when the measured mean is within
-# max(ABS_TOL points, SEED_STD_FACTOR × the std over seeds) of it.
-ABS_TOL = 1.0
-SEED_STD_FACTOR = 2.0
+from bench.report.verdicts import (DEFAULT_TOLERANCE, MIN_SEEDS, VERDICT_RULES, claim_rule_text, decide_claim,
+                                   decide_reference, deviation_chips, difference_interval, mean_interval)
+
 NOISY_SPREAD = 0.05  # a timing whose repeats spread more than 5 % is flagged as noisy
 
-# Verdicts speak only when the runs can support them (stated on the site, VERDICT_RULES):
-MIN_SEEDS = 2        # a seed std needs two seeds; fewer → inconclusive ("too few seeds")
+# Verdicts speak only when the runs can support them; the rule's one source is bench.report.verdicts
+# (VERDICT_RULES, printed on the site and in the README).
 CHANCE_Z = 3.0       # "learned": accuracy above chance by 3 binomial standard errors of the test-set size
 CHANCE_METRICS = ("top1", "top1_best", "top1_auc")  # accuracies, whose chance level is 100 / classes
 SUBSET_KEYS = ("train_subset", "test_subset", "max_batches")
 # number of classes of the data sets whose records do not carry it (the report does not import the data sets)
 KNOWN_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "mnist": 10}
-
-VERDICT_RULES = (
-    f"A verdict (reproduced / not reproduced) is given only when every row it compares (a) learned: its mean "
-    f"accuracy over its seeds lies above chance (100 / classes) by at least {CHANCE_Z:g} binomial standard "
-    f"errors of its test-set size (a single diverged seed does not block a verdict on its own); "
-    f"(b) has at least {MIN_SEEDS} seeds, so that a seed spread exists; and (c) ran a setting that can speak to "
-    f"it: a document's number is compared only with runs at that document's own setting (setting 'document': its "
-    f"protocol, its epochs, its data), a claim also with the harness's shared protocol on full data ('shared') or "
-    f"a shortened tier the suite declares, whose tag then stands on the verdict. Otherwise the verdict reads "
-    f"'inconclusive' with its reason (at chance, too few seeds, shortened, shared protocol). A number is "
-    f"reproduced when the measured mean lies within max({ABS_TOL:g} point, {SEED_STD_FACTOR:g} × the seed std) "
-    f"of it; a claim is reproduced when its rule holds on the means, not reproduced when it fails by more than "
-    f"{SEED_STD_FACTOR:g} × the larger seed std, inconclusive in between.")
 
 
 def protocol_key(spec: dict) -> str:
@@ -103,6 +89,14 @@ class Verdict:
     status: str   # reproduced | not reproduced | inconclusive | not yet run
     detail: str
     tolerance: str = ""
+    interval: dict | None = None  # the compared 95 % interval: {centre, half, lo, hi, df, n, text}
+    compared: list = field(default_factory=list)  # claims: one interval per backbone compared
+
+
+def _interval_dict(iv) -> dict:
+    return {"centre": iv.centre, "half": iv.half, "lo": iv.lo if iv.half is not None else None,
+            "hi": iv.hi if iv.half is not None else None, "df": iv.df,
+            "n": list(iv.n) if isinstance(iv.n, tuple) else iv.n, "text": iv.text()}
 
 
 @dataclass
@@ -167,26 +161,36 @@ def _gate(setting: Setting, rows: list, metric: str, allow: tuple) -> str | None
             return reason
     low = [r for r in rows if int(r.get("n") or 0) < MIN_SEEDS]
     if low:
-        return "too few seeds: " + ", ".join(f"{r['label']} n={int(r.get('n') or 0)}" for r in low) + \
-            f" (< {MIN_SEEDS})"
+        return f"needs {MIN_SEEDS} seeds: " + ", ".join(f"{r['label']} n={int(r.get('n') or 0)}" for r in low)
     return None
 
 
 def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, comparable: bool,
                       blocked: str | None = None) -> Verdict:
-    tol = max(ABS_TOL, SEED_STD_FACTOR * (std or 0.0))
-    tol_text = f"±{tol:.2f} (max of {ABS_TOL} points and {SEED_STD_FACTOR}× seed std)"
+    """The document's ``ref['value']`` against the measured mean's 95 % t-interval (with the document's own
+    standard error in quadrature when it reports a std) widened by ``ref['tolerance']`` (bench.report.verdicts)."""
+    tol = float(ref.get("tolerance", DEFAULT_TOLERANCE) if ref.get("tolerance") is not None else DEFAULT_TOLERANCE)
+    tol_text = f"±{tol:g} declared tolerance"
+    if ref.get("std"):
+        tol_text += f"; document std {ref['std']:g}" + (f" over {ref['runs']} runs" if ref.get("runs") else
+                                                        " (runs not stated: used as its standard error)")
     if mean is None or n == 0:
         return Verdict("not yet run", "no measured run for this row", tol_text)
+    iv = mean_interval(mean, std, n, ref.get("std"), ref.get("runs"))
     diff = mean - ref["value"]
+    ivd = _interval_dict(iv)
+    head = f"Δ {diff:+.2f}; 95 % interval {iv.text()} (n={n})"
     if blocked:
-        return Verdict("inconclusive", f"Δ {diff:+.2f}; {blocked}", tol_text)
+        return Verdict("inconclusive", f"{head}; {blocked}", tol_text, ivd)
     if not comparable:
-        return Verdict("inconclusive", f"Δ {diff:+.2f}: shortened or different protocol, not the document's "
-                                       f"setting", tol_text)
-    if abs(diff) <= tol:
-        return Verdict("reproduced", f"Δ {diff:+.2f} within {tol:.2f}", tol_text)
-    return Verdict("not reproduced", f"Δ {diff:+.2f} outside {tol:.2f}", tol_text)
+        return Verdict("inconclusive", f"{head}: shortened or different protocol, not the document's setting",
+                       tol_text, ivd)
+    if iv.half is None:
+        return Verdict("inconclusive", f"{head}; needs {MIN_SEEDS} seeds", tol_text, ivd)
+    status = decide_reference(ref["value"], iv, tol)
+    where = "inside" if status == "reproduced" else "outside"
+    return Verdict(status, f"{head}: {ref['value']:g} {where} [{iv.lo - tol:.2f}, {iv.hi + tol:.2f}] "
+                           f"(interval ± tolerance {tol:g})", tol_text, ivd)
 
 
 def _missing(v) -> bool:
@@ -204,8 +208,9 @@ def _select(rows: list[dict], ident: str) -> list[dict]:
 
 def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting | None = None) -> Verdict:
     """Check a qualitative claim (a vs b: within / above / below by ``points``) on leaderboard rows, within
-    each backbone that has both rows (or only ``check.backbone``); it holds when it holds for every one.
-    With a ``setting``, the verdict is given only when :func:`_gate` allows it for every compared row.
+    each backbone that has both rows (or only ``check.backbone``), by the 95 % Welch interval of the difference
+    of means; it holds when it holds for every backbone. With a ``setting``, the verdict is given only when
+    :func:`_gate` allows it for every compared row.
     ``rows``: the leaderboard's aggregated rows (a frame, or its ``to_dict("records")``)."""
     chk = claim["check"]
     col = f"m:{chk['metric']}"
@@ -213,7 +218,8 @@ def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting
     if not any(col + ":mean" in r for r in recs):
         return Verdict("not yet run", f"no run measured {chk['metric']}")
     pts = chk["points"]
-    results, rule = [], ""
+    rule = claim_rule_text(chk["a"], chk["b"], chk["op"], pts)
+    results = []
     # rows are named by label, or by backbone options ("learn=chans,kernel=8") when the variants are backbones
     by_options = "=" in chk["a"] or "=" in chk["b"]
     second = "label" if by_options else "backbone_options"
@@ -227,32 +233,22 @@ def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting
         if len(a) != 1 or len(b) != 1 or _missing(a[0].get(col + ":mean")) or _missing(b[0].get(col + ":mean")):
             continue
         a, b = a[0], b[0]
-        std = lambda r: 0.0 if _missing(r.get(col + ":std")) else float(r[col + ":std"])
-        slack = SEED_STD_FACTOR * max(std(a), std(b))
-        diff = float(a[col + ":mean"]) - float(b[col + ":mean"])
-        # margin > 0: the rule holds on the means; the verdict is only "not reproduced" when it fails by more
-        # than the seed slack, and "inconclusive" in between
-        if chk["op"] == "within":
-            margin = pts - abs(diff)
-            rule = f"|{chk['a']} − {chk['b']}| ≤ {pts}"
-        elif chk["op"] == "above":
-            margin = diff - pts
-            rule = f"{chk['a']} − {chk['b']} ≥ {pts}"
-        else:
-            margin = -diff - pts
-            rule = f"{chk['b']} − {chk['a']} ≥ {pts}"
-        status = "reproduced" if margin >= 0 else ("not reproduced" if margin < -slack else "inconclusive")
+        std = lambda r: None if _missing(r.get(col + ":std")) else float(r[col + ":std"])
+        na, nb = int(a.get("n") or 0), int(b.get("n") or 0)
+        iv = difference_interval(float(a[col + ":mean"]), std(a), na, float(b[col + ":mean"]), std(b), nb)
+        status = decide_claim(chk["op"], pts, iv) if iv.half is not None else f"inconclusive: needs {MIN_SEEDS} seeds"
         if setting is not None:
             blocked = _gate(setting, [a, b], chk["metric"],
                             ("document", "shared", "shortened") if setting.tier or setting.kind != "shortened"
                             else ("document", "shared"))
             if blocked:
                 status = "inconclusive: " + blocked
-        results.append((backbone, status, diff, slack))
+        results.append((backbone, status, iv))
     if not results:
         return Verdict("not yet run", f"needs measured rows {chk['a']!r} and {chk['b']!r} on one backbone")
-    detail = "; ".join(f"{bb}: {chk['a']} − {chk['b']} = {d:+.2f} (seed slack {s:.2f})" for bb, _, d, s in results)
-    statuses = {st for _, st, _, _ in results}
+    detail = "; ".join(f"{bb}: {chk['a']} − {chk['b']} = {iv.text(signed=True)} (95 % Welch, n={iv.n[0]}/{iv.n[1]})"
+                       for bb, _, iv in results)
+    statuses = {st for _, st, _ in results}
     reasons = sorted({st.split(": ", 1)[1] for st in statuses if st.startswith("inconclusive: ")})
     if reasons:  # a verdict needs every compared backbone to support one
         overall = "inconclusive"
@@ -260,8 +256,10 @@ def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting
     else:
         overall = ("not reproduced" if "not reproduced" in statuses else
                    "inconclusive" if "inconclusive" in statuses else "reproduced")
-    return Verdict(overall, detail, rule + f"; failing by more than {SEED_STD_FACTOR:g}× the seed std = not reproduced, "
-                                        "by less = inconclusive")
+    compared = [dict(_interval_dict(iv), backbone=bb, verdict=st.split(":")[0]) for bb, st, iv in results]
+    return Verdict(overall, detail, rule + "; decided by the 95 % Welch interval of the difference (straddling the "
+                                           "boundary = inconclusive)",
+                   compared[0] if len(compared) == 1 else None, compared)
 
 
 @dataclass
@@ -311,11 +309,59 @@ def newest_per_seed(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -> list[Leaderboard]:
-    """Group runs into leaderboards (suite × task × data set × protocol) with per-row aggregates."""
+def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
+    """{record id: one line} for records whose run id the current suite file no longer produces (a family
+    option added with a default, a row relabelled, a protocol changed): expanded again with the record's own
+    seed and overrides, plain or under each declared tier. Records of suites that are not loaded are left
+    alone (nothing to compare with)."""
+    from bench.errors import BenchError
+
+    wanted: dict[tuple, set] = {}
+    for r in records:
+        spec = r.get("spec") or {}
+        name = (r.get("suite") or {}).get("name")
+        if name in suites:
+            key = (name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
+            wanted.setdefault(key, set()).add(int(spec.get("seed", 0)))
+    produced: dict[tuple, set] = {}
+    for (name, ov_json), seeds in wanted.items():
+        suite, ov = suites[name], json.loads(ov_json)
+        ids: set = set()
+        for tier in [None] + [t["name"] for t in getattr(suite, "tiers", None) or []]:
+            try:
+                ids |= {s.id for s in suite.expand(overrides=ov, seeds=sorted(seeds), tier=tier)}
+            except (BenchError, KeyError, TypeError):
+                continue
+        produced[(name, ov_json)] = ids
+    from bench.layers import LAYERS
+
+    out = {}
+    for r in records:
+        spec = r.get("spec") or {}
+        name = (r.get("suite") or {}).get("name")
+        key = (name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
+        if (spec.get("layer") or {}).get("name") not in LAYERS:
+            continue  # a plug-in family not loaded for this report (bench report --layers FILE): unknown, not stale
+        if key in produced and r["id"] not in produced[key]:
+            out[r["id"]] = (f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
+                            f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
+                            f"run another id)")
+    return out
+
+
+def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
+                 stale: dict | set | None = None) -> list[Leaderboard]:
+    """Group runs into leaderboards (suite × task × data set × protocol) with per-row aggregates. Records in
+    ``stale`` (default: :func:`stale_records`) are left out of every aggregate."""
     out = []
     if runs.empty:
         return out
+    if stale is None:
+        stale = stale_records(records, suites)
+    if stale:
+        runs = runs[~runs["id"].isin(list(stale))]
+        if runs.empty:
+            return out
     by_id = {r["id"]: r for r in records}
     # one device per table: records measured on different devices (env.device) never share a leaderboard
     runs = runs.assign(device_key=runs["device"].fillna("unknown device") if "device" in runs
@@ -401,7 +447,11 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                 refs.append({**ref, "setting_text": ref["setting"], "setting": setting.kind, "tier": setting.tier,
                              "setting_tag": setting.tag, "measured": mean, "measured_std": std, "n": n,
                              "diff": (mean - ref["value"]) if mean is not None else None,
-                             "verdict": v.status, "verdict_detail": v.detail, "tolerance": v.tolerance})
+                             "verdict": v.status, "verdict_detail": v.detail, "tolerance_text": v.tolerance,
+                             "interval": v.interval,
+                             "interval_half": (v.interval or {}).get("half"),
+                             "deviations": deviation_chips(list(getattr(suite_info, "deviations", []) or [])
+                                                           + list(ref.get("deviations") or []))})
             for claim in suite_info.claims:
                 setting = classify_setting(suite_info, first["protocol"], claim["check"].get("epochs"))
                 if setting.other_epochs:
@@ -411,7 +461,10 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks) -
                     v = claim_verdict(claim, row_recs, setting)
                 claims.append({**claim, "verdict": v.status, "verdict_detail": v.detail, "rule": v.tolerance,
                                "comparable": setting.kind == "document", "setting": setting.kind,
-                               "tier": setting.tier, "setting_tag": setting.tag})
+                               "tier": setting.tier, "setting_tag": setting.tag,
+                               "interval": v.interval, "compared": v.compared,
+                               "deviations": deviation_chips(list(getattr(suite_info, "deviations", []) or [])
+                                                             + list(claim.get("deviations") or []))})
         if primary and primary + ":mean" in rows:
             rows = rows.sort_values(primary + ":mean", ascending=False, na_position="last")
         row_dicts = [agg_rows[i] for i in rows.index]  # pandas' to_dict costs a call per column and row
