@@ -57,7 +57,8 @@ def test_headline_gives_delta_interval_ratios_and_remaining_cost():
     assert head["cpu_hours_left"] == pytest.approx((1600 + 7200) / 3600) and head["left_estimated"]
     assert head["families_done"] == 2
     pts = overview_points(head)
-    assert [p["label"] for p in pts] == ["pnn"] and pts[0]["x"] == pytest.approx(2.0)
+    assert [p["label"] for p in pts] == ["conv (baseline)", "pnn"] and pts[1]["x"] == pytest.approx(2.0)
+    assert (pts[0]["x"], pts[0]["y"]) == (1.0, 0.0)
 
 
 def test_a_family_over_three_hours_a_run_is_planned_for_one_seed():

@@ -134,6 +134,9 @@ def step_ratios_from(benchmarks: list[dict]) -> dict:
 
 def overview_points(head: dict) -> list[dict]:
     """Points for the overview plot: Δ top-1 against the training-time ratio, one per measured family."""
-    return [{"x": r["time"], "y": r["delta"], "label": r["label"], "key": r["label"],
-             "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None}
-            for r in head["rows"] if r["delta"] is not None and _num(r["time"])]
+    points = [{"x": r["time"], "y": r["delta"], "label": r["label"], "key": r["label"],
+               "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None}
+              for r in head["rows"] if r["delta"] is not None and _num(r["time"])]
+    if points:  # the baseline itself, at Δ 0 and time × 1, as the reference every other point is read against
+        points.insert(0, {"x": 1.0, "y": 0.0, "label": "conv (baseline)", "key": "conv", "yerr": None})
+    return points
