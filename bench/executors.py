@@ -130,7 +130,7 @@ def _ray_task(spec, suite, results: str, setup: dict, policy: Policy, wait: bool
     import torch
 
     from bench.layers import LAYERS
-    from bench.runner import execute
+    from bench.execute import execute
     from bench.tasks import RunContext
 
     for f in setup.get("layer_files") or []:

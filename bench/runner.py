@@ -1,53 +1,14 @@
 """Runs: execute run specs one by one, write one record per run, skip what is already done."""
 from __future__ import annotations
 
-import datetime as dt
-import time
-import traceback
 from pathlib import Path
 
-import torch
 
-from bench import RECORD_SCHEMA
-from bench.errors import BenchError, RunFailed
-from bench.measure import environment
+from bench.execute import execute  # noqa: F401  (bench.runner.execute: the single-run path, re-exported)
 from bench.executors import Policy, claim_and_run
 from bench.locks import describe
 from bench.suite import RunSpec, Suite
-from bench.tasks import TASKS, RunContext
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
-    """Run one spec; always returns a record (status ``ok`` or ``failed``). Missing data is not a run
-    failure: it raises BenchError so the whole suite stops with a clear message."""
-    task = TASKS.get(spec.task["name"])
-    started, t0 = _now(), time.monotonic()
-    record = {
-        "schema": RECORD_SCHEMA, "id": spec.id, "label": spec.label, "task": spec.task["name"],
-        "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
-        "spec": spec.to_dict(), "env": environment(ctx.device), "started": started,
-        "invocation": {k: v for k, v in ctx.extra.get("invocation", {}).items() if v not in (None, False)},
-    }
-    try:
-        result = task.obj(spec, ctx, **spec.task.get("options", {}))
-        record.update(result)
-        record["status"] = "ok"
-    except BenchError:
-        raise
-    except RunFailed as exc:
-        record.update(status="failed", error=str(exc))
-    except torch.OutOfMemoryError as exc:
-        record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0][:200]}")
-    except Exception as exc:  # a broken family must not stop the suite; the record says what happened
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8))
-    record["finished"] = _now()
-    record["duration_s"] = time.monotonic() - t0
-    return record
+from bench.tasks import RunContext
 
 
 def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunContext, force: bool = False,

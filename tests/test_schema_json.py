@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.schema import suite_json_schema
+from bench.suite_schema import suite_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "suites" / "schema.json"
@@ -16,7 +16,7 @@ SCHEMA = ROOT / "suites" / "schema.json"
 
 def test_committed_schema_is_the_generated_one():
     assert json.loads(SCHEMA.read_text()) == suite_json_schema(), \
-        "suites/schema.json is stale: run `python -m bench.schema suites/schema.json`"
+        "suites/schema.json is stale: run `python -m bench.suite_schema suites/schema.json`"
 
 
 def test_schema_describes_the_fields():

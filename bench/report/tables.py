@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.report.verdicts import (DEFAULT_TOLERANCE, MIN_SEEDS, VERDICT_RULES, claim_rule_text, decide_claim,
+from bench.report.verdicts import (DEFAULT_TOLERANCE, MIN_SEEDS, claim_rule_text, decide_claim,
                                    decide_reference, deviation_chips, difference_interval, mean_interval)
 
 NOISY_SPREAD = 0.05  # a timing whose repeats spread more than 5 % is flagged as noisy

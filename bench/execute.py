@@ -1,0 +1,51 @@
+"""One run: execute a run spec through its task and build its record (status ``ok`` or ``failed``).
+
+The single-run path every executor shares (serial :mod:`bench.runner`, ``--jobs`` workers, Ray tasks); it imports
+no executor, so :mod:`bench.executors` and :mod:`bench.runner` can both import it without a cycle.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+
+import torch
+
+from bench import RECORD_SCHEMA
+from bench.errors import BenchError, RunFailed
+from bench.measure import environment
+from bench.suite import RunSpec, Suite
+from bench.tasks import TASKS, RunContext
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
+    """Run one spec; always returns a record (status ``ok`` or ``failed``). Missing data is not a run
+    failure: it raises BenchError so the whole suite stops with a clear message."""
+    task = TASKS.get(spec.task["name"])
+    started, t0 = _now(), time.monotonic()
+    record = {
+        "schema": RECORD_SCHEMA, "id": spec.id, "label": spec.label, "task": spec.task["name"],
+        "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
+        "spec": spec.to_dict(), "env": environment(ctx.device), "started": started,
+        "invocation": {k: v for k, v in ctx.extra.get("invocation", {}).items() if v not in (None, False)},
+    }
+    try:
+        result = task.obj(spec, ctx, **spec.task.get("options", {}))
+        record.update(result)
+        record["status"] = "ok"
+    except BenchError:
+        raise
+    except RunFailed as exc:
+        record.update(status="failed", error=str(exc))
+    except torch.OutOfMemoryError as exc:
+        record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0][:200]}")
+    except Exception as exc:  # a broken family must not stop the suite; the record says what happened
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8))
+    record["finished"] = _now()
+    record["duration_s"] = time.monotonic() - t0
+    return record
