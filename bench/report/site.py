@@ -58,7 +58,12 @@ def _isnum(v) -> bool:
 
 
 def _num(v, fmt=".2f"):
-    return format(v, fmt) if _isnum(v) else "—"
+    if not _isnum(v):
+        return "—"
+    try:
+        return format(v, fmt)
+    except (ValueError, TypeError):  # a format string from a data file that is not one
+        return format(v, ".3g")
 
 
 def _si(v):
@@ -413,14 +418,25 @@ def _copy_artifacts(rec: dict, results: Path, site: Path) -> None:
 def _benchmarks(results: Path) -> list[dict]:
     """Benchmark outputs (results/benchmarks/*.json): harness overhead, layer costs, deconv vs BN…"""
     out = []
+    from bench.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+
     for path in sorted((results / "benchmarks").glob("*.json")):
         try:
-            data = json.loads(path.read_text())
-        except ValueError:
+            data = parse_json(read_regular(path, RECORD_MAX_BYTES))
+        except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and "title" in data and "rows" in data:
+        if _benchmark_ok(data):
             out.append(data)
     return out
+
+
+def _benchmark_ok(data) -> bool:
+    """A benchmark output the index can show: a title, rows that are mappings, columns and formats of text."""
+    return (isinstance(data, dict) and isinstance(data.get("title"), str) and isinstance(data.get("rows"), list)
+            and all(isinstance(r, dict) for r in data["rows"])
+            and isinstance(data.get("columns", []), list) and all(isinstance(c, str) for c in data.get("columns", []))
+            and isinstance(data.get("formats", {}), dict)
+            and all(isinstance(f, str) for f in data.get("formats", {}).values()))
 
 
 # -- the index at a glance ---------------------------------------------------------------------------------
