@@ -44,7 +44,7 @@ def test_a_closed_pipe_ends_quietly():
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "layers"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd=ROOT)
     proc.stdout.close()  # `| head` that has had its lines: closed before bench writes (a pipe buffers 64 kB)
-    with within(120, "bench layers"):
+    with within(300, "bench layers"):  # a hang guard on a busy machine, not a speed check
         err = proc.stderr.read().decode()
         proc.wait()
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
