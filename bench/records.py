@@ -53,10 +53,14 @@ def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> N
         raise
 
 
+def json_bytes(data: Any) -> bytes:
+    """``data`` as the harness writes JSON: sorted keys, one-space indent, no NaN (None instead)."""
+    return (json.dumps(_clean(data), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
 def write_json_atomic(path: str | Path, data: Any, durable: bool = True) -> None:
     """``data`` as JSON (sorted keys, no NaN), written by :func:`write_bytes_atomic`."""
-    text = json.dumps(_clean(data), indent=1, sort_keys=True, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode(), durable)
+    write_bytes_atomic(path, json_bytes(data), durable)
 
 
 def record_path(results: str | Path, spec) -> Path:

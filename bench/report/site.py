@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import math
-import shutil
 from pathlib import Path
 
 import jinja2
@@ -14,8 +13,9 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench.errors import BenchError
-from bench.records import load_records, write_json_atomic
+from bench.records import json_bytes, load_records
 from bench.report import svg
+from bench.report.owned import Site
 from bench.report.tables import NOISY_SPREAD, VERDICT_RULES, fmt_pm, leaderboards, runs_frame
 
 DOCUMENTS = {
@@ -176,31 +176,30 @@ def board_anchor(board) -> str:
     return _slug(base)
 
 
-def _export(board, view: dict, site: Path, stem: str) -> dict:
+def _export(board, view: dict, site: Site, stem: str) -> dict:
     cols = ["backbone", "backbone_options", "label", "family", "n", "failed"]
     cols += [c for c in board.rows.columns if c.startswith("m:")]
     cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
              "throughput", "latency_ms", "noisy"]
     cols = [c for c in cols if c in board.rows.columns]
     df = board.rows[cols]
-    data_dir = site / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = data_dir / f"{stem}.csv", data_dir / f"{stem}.json"
-    df.to_csv(csv_path, index=False)
+    csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
+    site.write(csv_rel, df.to_csv(index=False))
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
                "overrides": board.overrides, "devices": board.devices,
                "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
-    write_json_atomic(json_path, payload, durable=False)
-    return {"csv": f"data/{csv_path.name}", "json": f"data/{json_path.name}"}
+    site.write(json_rel, json_bytes(payload))
+    return {"csv": csv_rel, "json": json_rel}
 
 
 def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path) -> dict:
     from bench.layers import LAYERS
     from bench.tasks import TASKS
 
-    results, site = Path(results), Path(site_dir)
+    results = Path(results)
+    site = Site(site_dir)  # refuses a foreign folder before anything is read or written
     records, problems = load_records(results)
     # benchmark outputs live in results/benchmarks/ and are not run records
     problems = [p for p in problems if "/benchmarks/" not in p[0].replace("\\", "/")]
@@ -210,14 +209,6 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     boards = leaderboards(runs, records, suites, TASKS)
     by_id = {r["id"]: r for r in records}
     env = _env()
-    if site.exists():
-        # run pages stay: an unchanged one is reused (_run_page), a stale one is removed below
-        for sub in ("data", "artifacts"):
-            shutil.rmtree(site / sub, ignore_errors=True)
-        for old in site.glob("*.html"):
-            old.unlink()
-    site.mkdir(parents=True, exist_ok=True)
-    (site / "runs").mkdir(exist_ok=True)
 
     suite_views: dict[str, list] = {}
     for board in boards:
@@ -263,8 +254,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     ctx = {"suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
            "benchmarks": benchmarks, "n_records": len(records), "summary": family_summary(suite_views),
            "claims_board": claims_board(all_claims), "document_setting": document_setting}
-    (site / "index.html").write_text(env.get_template("index.html").render(title="convbench leaderboard",
-                                                                           depth="", **ctx))
+    site.write("index.html", env.get_template("index.html").render(title="convbench leaderboard", depth="", **ctx))
     pages += 1
     for summ in suites_summary:
         views = suite_views.get(summ["name"], [])
@@ -272,23 +262,20 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
                                                      summary=summ, views=views,
                                                      references_unmatched=_unmatched_refs(s, views))
-        (site / summ["page"]).write_text(html)
+        site.write(summ["page"], html)
         pages += 1
     renderer = _renderer_key()
-    kept = set()
     for rec in records:
-        page = site / "runs" / f"{_slug(rec['id'])}.html"
         try:
             _copy_artifacts(rec, results, site)
-            _run_page(env, rec, page, renderer)
+            _run_page(env, rec, site, f"runs/{_slug(rec['id'])}.html", renderer)
+        except BenchError:
+            raise  # the site itself refuses (a link inside it): not one record's problem
         except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
             problems.append((rec.get("_path", rec.get("id")), f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
             continue
-        kept.add(page.name)
         pages += 1
-    for old in (site / "runs").iterdir():  # pages of records that are gone (or failed to render) go too
-        if old.name not in kept:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    site.finish()  # files of the last build not written now (pages of records that are gone) go; nothing else
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards)}
 
 
@@ -309,7 +296,7 @@ def _renderer_key() -> str:
     return h.hexdigest()[:32]
 
 
-def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> None:
+def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer: str) -> None:
     """Write one run's page, or keep the page already there when it was rendered from the same record file
     (content checksum from load_records), the same copied artifacts and the same renderer: rendering the run
     pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
@@ -317,11 +304,12 @@ def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> 
     arts = [a.get("site_path") for a in rec.get("artifacts") or []]
     blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts], default=str)
     key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
-    if rec.get("_digest"):
+    page = site.path(rel)
+    if rec.get("_digest") and not page.is_symlink():
         try:
             with open(page, "rb") as fh:
                 fh.seek(-len(key), os.SEEK_END)
-                if fh.read() == key.encode():
+                if fh.read() == key.encode() and site.keep(rel):
                     return
         except OSError:
             pass
@@ -332,7 +320,7 @@ def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> 
                                                                    sort_keys=True, default=str),
                                                plot=Markup(_run_plot(rec)),
                                                suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
-    page.write_text(html.rstrip("\n") + "\n" + key)
+    site.write(rel, html.rstrip("\n") + "\n" + key)
 
 
 def _unmatched_refs(suite, views) -> list:
@@ -356,7 +344,7 @@ VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "b
                   "devices")
 
 
-def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
+def _export_verdicts(site: Site, suites: dict, suite_views: dict) -> list[dict]:
     """``data/verdicts.json`` and ``.csv``: every reference and claim of every suite, once per leaderboard
     it was checked on (or once, 'not yet run'), with its setting (document / shared / shortened) and tier.
     Returns the items measured at a document's own setting (for the index's first table)."""
@@ -382,11 +370,10 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
                              and row.get("value") is not None else None)
                         for row in rows if row["setting"] == "document" and row["leaderboard"]
                         and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
-    data_dir = site / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)}, durable=False)
-    pd.DataFrame([{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
-                 columns=list(VERDICT_FIELDS)).to_csv(data_dir / "verdicts.csv", index=False)
+    site.write("data/verdicts.json", json_bytes({"rules": VERDICT_RULES, "items": _clean(rows)}))
+    site.write("data/verdicts.csv", pd.DataFrame(
+        [{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
+        columns=list(VERDICT_FIELDS)).to_csv(index=False))
     return document_setting
 
 
@@ -402,17 +389,24 @@ def _run_plot(rec: dict) -> str:
     return svg.lines(series, "epoch", "accuracy (%)")
 
 
-def _copy_artifacts(rec: dict, results: Path, site: Path) -> None:
+ARTIFACT_MAX_BYTES = 64 << 20
+
+
+def _copy_artifacts(rec: dict, results: Path, site: Site) -> None:
+    """Copy a record's artifacts (regular files inside the results folder, under a size cap) into the site."""
+    from bench.safeio import read_regular
+
     base = Path(results).resolve()
     for art in rec.get("artifacts") or []:
         src = (base / art.get("path", "")).resolve()
         if base not in src.parents:  # load_records refuses such records; never copy from outside the results
             continue
-        if src.is_file():
-            dst = site / "artifacts" / art["path"]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-            art["site_path"] = f"artifacts/{art['path']}"
+        try:
+            blob = read_regular(src, ARTIFACT_MAX_BYTES)
+        except (OSError, ValueError):
+            continue  # missing, special or too large: the page shows no image
+        site.write(f"artifacts/{art['path']}", blob)
+        art["site_path"] = f"artifacts/{art['path']}"
 
 
 def _benchmarks(results: Path) -> list[dict]:
