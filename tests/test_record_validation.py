@@ -12,7 +12,6 @@ import pytest
 
 from bench.cli import main
 from bench.records import existing_record, load_records, write_json_atomic
-from bench.report.site import build_site
 from bench.suite import load_suite
 from tests._guard import within
 from tests.test_report import SUITE, fake_records
