@@ -27,6 +27,7 @@ class Site:
         self.root = Path(root)
         self.previous = claim(self.root)
         self.written: set[str] = set()
+        self._mark(self.previous)  # owned from now on: a build that stops half-way leaves a folder it may reuse
 
     def path(self, rel: str) -> Path:
         """``root/rel`` with every folder on the way created, none of them a link (SpecError otherwise)."""
@@ -80,9 +81,13 @@ class Site:
                 removed.append(rel)
             except (OSError, SpecError):
                 continue  # gone already, or behind a link: left alone
-        blob = json.dumps({"tool": "convbench", "format": MARKER_FORMAT, "files": sorted(self.written)}, indent=0)
-        write_bytes_atomic(self.root / MARKER, (blob + "\n").encode(), durable=False)
+        self._mark(self.written)
         return removed
+
+    def _mark(self, files: set[str]) -> None:
+        """Write the marker listing ``files``."""
+        blob = json.dumps({"tool": "convbench", "format": MARKER_FORMAT, "files": sorted(files)}, indent=0)
+        write_bytes_atomic(self.root / MARKER, (blob + "\n").encode(), durable=False)
 
 
 def claim(root: Path) -> set[str]:
