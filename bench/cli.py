@@ -132,6 +132,47 @@ def cmd_list(args) -> int:
     return 0
 
 
+MAX_THREADS = 4096
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_run_flags(args) -> None:
+    """Flags whose values no suite decides, checked before anything is loaded: one SpecError each."""
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise SpecError("command line", "--threads", f"must be between 1 and {MAX_THREADS}, got {args.threads}")
+    if args.max_failures is not None and args.max_failures < 1:
+        raise SpecError("command line", "--max-failures", f"must be at least 1 (the suite stops once that many "
+                        f"runs failed; leave it out for no limit), got {args.max_failures}")
+    if args.jobs < 1:
+        raise SpecError("command line", "--jobs", f"must be positive, got {args.jobs}")
+    parse_device(args.device, available=False)
+
+
+def parse_device(text: str | None, available: bool = True):
+    """``--device`` as a torch.device (default: cuda if available), or a SpecError naming the flag. With
+    ``available`` False only the name is checked (a dry run may plan a GPU run on a machine without one)."""
+    import torch
+
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise SpecError("command line", "--device", f"unknown device {text!r} (cpu, cuda, cuda:N or mps)")
+    if not available:
+        return device
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError("command line", "--device", "CUDA requested but not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SpecError("command line", "--device", f"no CUDA device {device.index} "
+                        f"({torch.cuda.device_count()} available)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SpecError("command line", "--device", "MPS requested but not available")
+    return device
+
+
 def cmd_run(args) -> int:
     import torch
 
@@ -141,6 +182,7 @@ def cmd_run(args) -> int:
     from bench.suite import load_suite
     from bench.tasks import RunContext
 
+    check_run_flags(args)
     for f in args.layers:
         LAYERS.load_file(f)
     suite = load_suite(args.suite)
@@ -176,9 +218,7 @@ def cmd_run(args) -> int:
             state = "done" if done and done.get("status") == "ok" else ("failed" if done else "todo")
             print(f"{state:<6} {s.id} {s.backbone['name']}/{s.label}/seed {s.seed}")
         return 0
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError("command line", "--device", "CUDA requested but not available")
+    device = parse_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = RunContext(device=device, allow_download=args.allow_download, progress=not args.no_progress)
@@ -190,8 +230,6 @@ def cmd_run(args) -> int:
         ctx.extra["invocation"]["tier"] = args.tier
     if args.refresh_data:
         os.environ["BENCH_REFRESH_DATA"] = "1"
-    if args.jobs < 1:
-        raise SpecError("command line", "--jobs", f"must be positive, got {args.jobs}")
     if args.jobs > 1:
         ctx.extra["invocation"]["jobs"] = args.jobs
     if args.compile:
@@ -299,8 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         # registry metadata from a snapshot: no torch (bench.regmeta); plug-in files need the real registries
         if args.command in ("report", "layers") and not getattr(args, "layers", None):
             from bench.regmeta import run_torchless
-            return run_torchless(cmd, args)
-        return cmd(args)
+            rc = run_torchless(cmd, args)
+        else:
+            rc = cmd(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return rc
+    except BrokenPipeError:  # `bench layers | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush into the closed pipe at exit
+        return 141  # 128 + SIGPIPE, as a tool killed by the signal would end
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2

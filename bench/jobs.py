@@ -59,7 +59,7 @@ def _fast_exit() -> None:
 
 def _run_one(suite, spec, results: str, force: bool, retry_failed: bool) -> dict:
     """Worker side: one spec through the runner's path; returns counts, log lines and a short summary."""
-    from bench.records import record_path
+    from bench.records import read_record, record_path
     from bench.runner import run_specs
 
     lines: list[str] = []
@@ -70,8 +70,8 @@ def _run_one(suite, spec, results: str, force: bool, retry_failed: bool) -> dict
     path = record_path(results, spec)
     if path.exists():
         try:
-            rec = json.loads(path.read_text())
-            m = rec.get("metrics", {})
+            rec, _ = read_record(path)
+            m = rec.get("metrics") or {}
             summary = ", ".join(f"{k}={v:.2f}" for k, v in list(m.items())[:2] if isinstance(v, (int, float)))
             if rec.get("status") != "ok":
                 summary = f"failed: {rec.get('error', '')}"[:200]

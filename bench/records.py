@@ -53,10 +53,14 @@ def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> N
         raise
 
 
+def json_bytes(data: Any) -> bytes:
+    """``data`` as the harness writes JSON: sorted keys, one-space indent, no NaN (None instead)."""
+    return (json.dumps(_clean(data), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
 def write_json_atomic(path: str | Path, data: Any, durable: bool = True) -> None:
     """``data`` as JSON (sorted keys, no NaN), written by :func:`write_bytes_atomic`."""
-    text = json.dumps(_clean(data), indent=1, sort_keys=True, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode(), durable)
+    write_bytes_atomic(path, json_bytes(data), durable)
 
 
 def record_path(results: str | Path, spec) -> Path:
@@ -67,15 +71,39 @@ def record_path(results: str | Path, spec) -> Path:
     return Path(results) / spec.suite / spec.filename
 
 
+def read_record(path: str | Path) -> tuple[dict, bytes]:
+    """The record in ``path`` and its bytes, validated as data: a regular file under the size cap, strict JSON
+    (finite numbers, bounded nesting), a mapping with the required keys, of the current schema, with every
+    field of its declared type (:mod:`bench.recordschema`). ValueError (one line, naming the field) or OSError
+    otherwise. :func:`check_record` adds the checks that need the results folder."""
+    from bench.recordschema import range_error, type_error
+    from bench.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+
+    blob = read_regular(path, RECORD_MAX_BYTES)
+    rec = parse_json(blob)
+    if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(rec, dict) or k not in rec]
+        raise NotARecord(f"not a run record (missing {', '.join(missing)})")
+    rec = upgrade(rec)
+    reason = type_error(rec) or range_error(rec)
+    if reason:
+        raise ValueError(reason)
+    return rec, blob
+
+
+class NotARecord(ValueError):
+    """A JSON file that is not a run record at all (another tool's file)."""
+
+
 def existing_record(results: str | Path, spec) -> dict | None:
+    """The record of ``spec`` under ``results``, or None when there is none or it cannot be trusted (damaged,
+    wrong-typed, not a regular file, another run's): such a record counts as missing and the run is redone."""
     path = record_path(results, spec)
-    if not path.exists():
-        return None
     try:
-        rec = json.loads(path.read_text())
+        rec, _ = read_record(path)
     except (OSError, ValueError):
-        return None  # a damaged record counts as missing: the run is redone
-    return rec if isinstance(rec, dict) and rec.get("id") == spec.id else None
+        return None
+    return rec if rec.get("id") == spec.id else None
 
 
 def upgrade(record: dict) -> dict:
@@ -102,17 +130,10 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue  # temporary files, .locks/
         try:
-            text = path.read_text()
-            rec = json.loads(text)
-        except (OSError, ValueError) as exc:
-            problems.append((str(path), f"not valid JSON ({type(exc).__name__}: {str(exc)[:80]})"))
+            rec, blob = read_record(path)
+        except OSError as exc:
+            problems.append((str(path), f"cannot read ({exc.strerror or type(exc).__name__})"))
             continue
-        if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
-            missing = [k for k in REQUIRED_KEYS if not isinstance(rec, dict) or k not in rec]
-            problems.append((str(path), f"not a run record (missing {', '.join(missing)})"))
-            continue
-        try:
-            rec = upgrade(rec)
         except ValueError as exc:
             problems.append((str(path), str(exc)))
             continue
@@ -124,7 +145,7 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
             continue
         seen[rec["id"]] = str(path)
         rec["_path"] = str(path.relative_to(root))
-        rec["_digest"] = hashlib.sha256(text.encode()).hexdigest()[:32]  # the file's content (site page reuse)
+        rec["_digest"] = hashlib.sha256(blob).hexdigest()[:32]  # the file's content (site page reuse)
         records.append(rec)
     return records, problems
 

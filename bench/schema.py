@@ -45,6 +45,8 @@ def validate(value: Any, field: F, path: str, where: str) -> Any:
     """Validate ``value`` against ``field``; returns the value with defaults filled in."""
     if not _is(value, field.types):
         raise SpecError(path, where, f"expected {_type_name(field.types)}, got {type(value).__name__} {value!r:.60}")
+    if isinstance(value, float) and not math.isfinite(value):  # .nan, .inf: never a setting, a reference or a bound
+        raise SpecError(path, where, f"must be a finite number, got {value!r}")
     if isinstance(value, dict) and field.schema is not None:
         value = validate_mapping(value, field.schema, path, where)
     if isinstance(value, list) and field.items is not None:
@@ -95,6 +97,9 @@ _FRACTION = re.compile(r"^(dropout|sparsity|[a-z_]*fraction)$", re.I)
 _NON_NEGATIVE = re.compile(r"^(noise_level|eps|scale|truncate|pixel_scale|momentum|[a-z_]*_seed|seed)$", re.I)
 
 
+OPTION_MAX = 100_000  # sizes and counts (names matching _POSITIVE): the largest default is 4096 (tv-vgg16 fc_dim)
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -128,14 +133,16 @@ def _option_range_error(name: str, value: Any) -> str | None:
     nums = [v for v in values if _is_number(v)]
     if not nums:
         return None
+    if any(isinstance(v, float) and not math.isfinite(v) for v in nums):
+        return f"must be finite, got {value!r:.60}"
     if _POSITIVE.match(name) and any(v <= 0 for v in nums):
         return f"must be positive, got {value!r:.60}"
+    if _POSITIVE.match(name) and any(v > OPTION_MAX for v in nums):
+        return f"must be at most {OPTION_MAX} (a sane cap on sizes and counts: more is a typo), got {value!r:.60}"
     if _FRACTION.match(name) and any(not 0 <= v <= 1 for v in nums):
         return f"must lie in [0, 1], got {value!r:.60}"
     if _NON_NEGATIVE.match(name) and any(v < 0 for v in nums):
         return f"must be non-negative, got {value!r:.60}"
-    if any(isinstance(v, float) and not math.isfinite(v) for v in nums):
-        return f"must be finite, got {value!r:.60}"
     return None
 
 

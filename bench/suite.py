@@ -23,7 +23,7 @@ from bench.layers import LAYERS
 from bench.records import SAFE_NAME
 from bench.report.verdicts import DEFAULT_TOLERANCE, DEVIATIONS, check_deviation
 from bench.schema import (ANY_MAPPING, REQUIRED, F, _option_range_error, _option_type_error, check_options,
-                          validate_mapping)
+                          validate, validate_mapping)
 from bench.tasks import TASKS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -49,6 +49,27 @@ def _open_unit(v):
 
 
 MAX_EPOCHS = 10_000  # a sane upper bound: more is a typo, not a protocol
+MAX_BATCH = 1 << 20  # images per batch
+MAX_IMAGES = 10 ** 9  # subsets and batches per epoch
+MAX_PADDING = 256    # pixels of crop padding
+
+
+def _between(lo, hi, lo_open: bool = False, hi_open: bool = False):
+    """A check that a number (or None) lies in [lo, hi] (open ends as asked)."""
+    def check(v):
+        if v is None:
+            return None
+        below = v <= lo if lo_open else v < lo
+        above = v >= hi if hi_open else v > hi
+        if below or above:
+            return f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}, got {v}"
+        return None
+    return check
+
+
+def _at_most(limit):
+    """Positive and at most ``limit`` (None passes)."""
+    return lambda v: _positive(v) or (None if v is None or v <= limit else f"must be at most {limit}, got {v}")
 
 
 def _epochs(v):
@@ -69,35 +90,38 @@ PROTOCOL = {
     "name": F((str,), "default", doc="name of the protocol, shown on the site"),
     "description": F((str,), ""),
     "epochs": F((int,), REQUIRED, check=_epochs),
-    "batch_size": F((int,), 128, check=_positive),
-    "eval_batch_size": F((int,), 1000, check=_positive),
+    "batch_size": F((int,), 128, check=_at_most(MAX_BATCH)),
+    "eval_batch_size": F((int,), 1000, check=_at_most(MAX_BATCH)),
     "optimizer": F((dict,), lambda: {"name": "sgd"}, schema={
         "name": F((str,), "sgd", check=_one_of(OPTIMIZERS)),
-        "lr": F((float,), 0.1, check=_positive),
-        "momentum": F((float,), 0.9),
+        "lr": F((float,), 0.1, check=_between(0, 1e3, lo_open=True)),
+        "momentum": F((float,), 0.9, check=_between(0, 1)),
         "nesterov": F((bool,), True),
-        "weight_decay": F((float,), 5e-4),
-        "betas": F((list,), None),
-        "norm_lr_scale": F((float, type(None)), None, check=_positive,
+        "weight_decay": F((float,), 5e-4, check=_between(0, 1)),
+        "betas": F((list,), None, items=F((float,), check=_between(0, 1, hi_open=True)),
+                   check=lambda v: None if v is None or len(v) == 2 else f"must be two numbers, got {len(v)}"),
+        "norm_lr_scale": F((float, type(None)), None, check=_between(0, 1e6, lo_open=True),
                            doc="learning rate × s and weight decay ÷ s for normalisation layers' parameters"),
     }),
     "schedule": F((dict,), lambda: {"name": "cosine"}, schema={
         "name": F((str,), "cosine", check=_one_of(SCHEDULES)),
-        "milestones": F((list,), list, items=F((int,))),
-        "gamma": F((float,), 0.1),
-        "warmup_epochs": F((float,), 0.0),
+        "milestones": F((list,), list, items=F((int,), check=_epochs)),
+        "gamma": F((float,), 0.1, check=_between(0, 1e3, lo_open=True)),
+        "warmup_epochs": F((float,), 0.0, check=_between(0, MAX_EPOCHS)),
         # triangle: lr factor from `start` up to 1 at fraction `peak` of the steps, then linearly to `end`
         "start": F((float, type(None)), None, check=_unit),
         "peak": F((float, type(None)), None, check=_open_unit),
         "end": F((float, type(None)), None, check=_unit),
     }),
     "augment": F((list,), lambda: ["crop", "flip"], items=F((str,), check=_one_of(AUGMENTS))),
-    "crop_padding": F((int,), 4),
-    "label_smoothing": F((float,), 0.0),
-    "train_subset": F((int, type(None)), None, check=_positive),
-    "test_subset": F((int, type(None)), None, check=_positive),
-    "max_batches": F((int, type(None)), None, check=_positive, doc="cap on training batches per epoch (smoke runs)"),
-    "threshold": F((float, type(None)), None, doc="accuracy (%) whose time-to-reach is recorded"),
+    "crop_padding": F((int,), 4, check=_between(0, MAX_PADDING)),
+    "label_smoothing": F((float,), 0.0, check=_between(0, 1, hi_open=True)),
+    "train_subset": F((int, type(None)), None, check=_at_most(MAX_IMAGES)),
+    "test_subset": F((int, type(None)), None, check=_at_most(MAX_IMAGES)),
+    "max_batches": F((int, type(None)), None, check=_at_most(MAX_IMAGES),
+                     doc="cap on training batches per epoch (smoke runs)"),
+    "threshold": F((float, type(None)), None, check=_between(0, 100),
+                   doc="accuracy (%) whose time-to-reach is recorded"),
     # options added later: left out of the protocol (so out of every run id) while unset, see OPTIONAL_PROTOCOL
     "ema": F((dict, type(None)), None, schema={
         "decay": F((float,), 0.999, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
@@ -223,6 +247,19 @@ SUITE = {
 OVERRIDABLE = ("epochs", "train_subset", "test_subset", "max_batches", "batch_size")
 
 
+def check_overrides(overrides: dict, path: str, where: str) -> dict:
+    """``overrides`` validated field by field through the protocol's own schema (types, finiteness, ranges):
+    a tier's ``epochs: -5`` or ``max_batches: 0`` is refused as the protocol would refuse it. One SpecError
+    naming ``where.key``; unknown or not overridable keys are refused too."""
+    for key in overrides:
+        if key not in OVERRIDABLE:
+            raise SpecError(path, f"{where}.{key}" if where else key,
+                            f"not an overridable field (allowed: {', '.join(OVERRIDABLE)})")
+    schema = {k: F(tuple(t for t in PROTOCOL[k].types if t is not type(None)), None, check=PROTOCOL[k].check)
+              for k in OVERRIDABLE}
+    return {k: validate(v, schema[k], path, f"{where}.{k}" if where else k) for k, v in overrides.items()}
+
+
 @dataclass
 class RunSpec:
     """Everything that determines a run's result. ``id`` is the hash of ``identity()``."""
@@ -297,6 +334,7 @@ class Suite:
         for key in overrides:
             if key not in OVERRIDABLE:
                 raise SpecError("command line", key, f"cannot be overridden (allowed: {', '.join(OVERRIDABLE)})")
+        check_overrides(overrides, "command line", "")
         task = copy.deepcopy(self.task)
         if tier is not None:
             declared = self.tier(tier)
@@ -334,7 +372,7 @@ def _named(value: Any, registry, path: str, where: str) -> dict:
     """Normalise ``name`` or ``{name, options}`` and check the name and options against a registry."""
     if isinstance(value, str):
         value = {"name": value}
-    extra = {k: F((object,)) for k in ("root",)} if registry is DATASETS else {}
+    extra = {"root": F((str, type(None)), None)} if registry is DATASETS else {}
     value = validate_mapping(value, {**NAMED, **extra}, path, where)
     if value["name"] not in registry:
         raise SpecError(path, f"{where}.name", f"unknown {registry.kind} {value['name']!r} "
@@ -356,30 +394,88 @@ class _YamlProblem(Exception):
         self.where, self.problem = where, problem
 
 
+#: values a suite may hold once its aliases are expanded (the largest committed suite has about 3,000)
+MAX_YAML_NODES = 200_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\ufffe\uffff]")
+
+
+def _control_character(text: str) -> str | None:
+    """``line N: message`` for the first control character in ``text`` (tab, newline and CR are text), or None."""
+    m = _CONTROL.search(text)
+    if m is None:
+        return None
+    line = text.count("\n", 0, m.start()) + 1
+    return f"line {line}: control character U+{ord(m.group()):04X} is not allowed"
+
+
+def _yaml_loader():
+    """A safe loader (libyaml when present) that refuses duplicate keys in a mapping: with the last one winning,
+    a second ``seeds:`` silently replaced the first. Merge keys (``<<``) may still be overridden explicitly."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: the constructor reports it
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r:.40} (first on line {first.start_mark.line + 1})",
+                        key_node.start_mark)
+            return super().construct_mapping(node, deep)
+
+    return Loader
+
+
+def _check_shape(raw: Any) -> None:
+    """Refuse (as _YamlProblem) data that expands past the node budget (an alias bomb), refers to itself (a
+    recursive alias) or nests too deep, before anything walks it recursively (validation, json.dumps)."""
+    from bench.safeio import MAX_DEPTH, depth_error, size_error
+
+    reason = size_error(raw, MAX_YAML_NODES) or depth_error(raw, MAX_DEPTH)
+    if reason:
+        raise _YamlProblem("yaml", reason)
+
+
 def _parse_yaml(text: str) -> Any:
     """Safe-load YAML (libyaml when present: ~10× faster), memoised in ``$BENCH_CACHE/yaml`` by the text's
     checksum: ``bench report`` parses every suite, and building the Python objects was most of that. The memo
     is marshal, so only plain data is memoised (anything else is parsed each time); an unwritable cache or a
-    bad memo falls back to parsing. Errors are never memoised."""
+    bad memo falls back to parsing. Errors are never memoised; a memo is checked as the parse would be.
+    Duplicate keys, alias bombs, recursive aliases and deep nesting are YAML problems (:func:`_check_shape`)."""
     import marshal
     import sys
 
     from bench.records import write_bytes_atomic
     from bench.regmeta import cache_root
 
-    key = hashlib.sha256(f"{sys.version_info[:2]}|{marshal.version}|{text}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{sys.version_info[:2]}|{marshal.version}|dupkeys|{text}".encode()).hexdigest()[:32]
     memo = cache_root() / "yaml" / f"{key}.marshal"
     try:
-        return marshal.loads(memo.read_bytes())
+        raw = marshal.loads(memo.read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
         pass
+    else:
+        _check_shape(raw)
+        return raw
     import yaml  # only when the memo misses: its import is a hundredth of a report
 
     try:
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        raw = yaml.load(text, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise _YamlProblem(f"line {mark.line + 1}" if mark else "yaml", getattr(exc, "problem", None) or exc) from None
+    except RecursionError:
+        raise _YamlProblem("yaml", "nested too deeply") from None
+    _check_shape(raw)
     try:
         write_bytes_atomic(memo, marshal.dumps(raw), durable=False)
     except (OSError, ValueError):
@@ -387,16 +483,42 @@ def _parse_yaml(text: str) -> Any:
     return raw
 
 
+def _one_line(message: Any) -> str:
+    """A message on one line (PyYAML's span several)."""
+    return " ".join(str(message).split())[:300]
+
+
+def _read_text(path: Path) -> str:
+    """A suite file's text: a regular file under the size cap (a FIFO or /dev/zero is refused at once), UTF-8
+    (a BOM allowed), without control characters. One SpecError otherwise."""
+    from bench.safeio import SUITE_MAX_BYTES, Refused, read_regular
+
+    try:
+        blob = read_regular(path, SUITE_MAX_BYTES)
+    except OSError as exc:
+        raise SpecError(path, "", f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    except Refused as exc:
+        raise SpecError(path, "", f"cannot read: {exc}") from None
+    try:
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, "", f"not UTF-8 text (byte {exc.start}: {blob[exc.start:exc.start + 1]!r}); "
+                                  f"save the suite as UTF-8") from None
+    text = text.replace("\r\n", "\n")
+    bad = _control_character(text)
+    if bad:
+        where, message = bad.split(": ", 1)
+        raise SpecError(path, where, message)
+    return text
+
+
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(path, "", f"cannot read: {exc.strerror}") from None
+    text = _read_text(path)
     try:
         raw = _parse_yaml(text)
     except _YamlProblem as exc:
-        raise SpecError(path, exc.where, f"invalid YAML: {exc.problem}") from None
+        raise SpecError(path, exc.where, f"invalid YAML: {_one_line(exc.problem)}") from None
     if not isinstance(raw, dict):
         raise SpecError(path, "", "a suite file must be a YAML mapping")
     data = validate_mapping(raw, SUITE, str(path))
@@ -448,10 +570,7 @@ def load_suite(path: str | Path) -> Suite:
     check_bindings(p, references=data["references"], claims=data["claims"], labels=labels,
                    backbones=backbones, task=TASKS.get(task["name"]))
     for i, tier in enumerate(data["tiers"]):
-        for key in tier["overrides"]:
-            if key not in OVERRIDABLE:
-                raise SpecError(p, f"tiers[{i}].overrides.{key}", f"not an overridable field "
-                                f"(allowed: {', '.join(OVERRIDABLE)})")
+        check_overrides(tier["overrides"], p, f"tiers[{i}].overrides")
         defaults = TASKS.get(task["name"]).defaults
         for key, value in tier["task_options"].items():
             if key not in defaults:

@@ -98,7 +98,9 @@ def test_force_says_whose_records_it_replaces(tmp_path, capsys):
     spec = suite.expand()[0]
     path = record_path(tmp_path, spec)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"id": spec.id, "status": "ok", "finished": "2025-03-04T05:06:07",
+    # a complete record: one missing its schema, suite, spec or label is not trusted and counts as missing
+    path.write_text(json.dumps({"schema": 1, "id": spec.id, "status": "ok", "suite": {"name": suite.name},
+                                "spec": spec.to_dict(), "label": spec.label, "finished": "2025-03-04T05:06:07",
                                 "env": {"device": "CPU: AMD EPYC (2 threads)"}}))
     assert main(["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--force",
                  "--dry-run"]) == 0

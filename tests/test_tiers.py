@@ -62,8 +62,11 @@ def test_dry_run_at_a_tier_lists_the_tier_runs(tmp_path, capsys):
     ("{name: t, overrides: {lr: 1}}", "tiers[0].overrides.lr"),
 ])
 def test_bad_tier_is_rejected_naming_the_field(tmp_path, bad, field):
-    text = (ROOT / "suites" / "quick.yaml").read_text() + f"\ntiers:\n  - {bad}\n"
-    (tmp_path / "q.yaml").write_text(text)
+    import yaml
+
+    data = yaml.safe_load((ROOT / "suites" / "quick.yaml").read_text())
+    data["tiers"] = [yaml.safe_load(bad)]  # replaced: a second `tiers:` key is itself an error (duplicate key)
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError) as exc:
         load_suite(tmp_path / "q.yaml")
     assert field in str(exc.value) and "q.yaml" in str(exc.value)

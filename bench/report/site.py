@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import math
-import shutil
 from pathlib import Path
 
 import jinja2
@@ -14,9 +13,10 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench.errors import BenchError
-from bench.records import load_records, write_json_atomic
+from bench.records import json_bytes, load_records
 from bench.report import svg
 from bench.report.headline import HEADLINE_SUITE, headline, overview_points, step_ratios_from
+from bench.report.owned import Site
 from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
 from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
 
@@ -63,7 +63,12 @@ def _isnum(v) -> bool:
 
 
 def _num(v, fmt=".2f"):
-    return format(v, fmt) if _isnum(v) else "—"
+    if not _isnum(v):
+        return "—"
+    try:
+        return format(v, fmt)
+    except (ValueError, TypeError):  # a format string from a data file that is not one
+        return format(v, ".3g")
 
 
 def _si(v):
@@ -176,7 +181,7 @@ def board_anchor(board) -> str:
     return _slug(base)
 
 
-def _export(board, view: dict, site: Path, stem: str) -> dict:
+def _export(board, view: dict, site: Site, stem: str) -> dict:
     cols = ["backbone", "backbone_options", "label", "family", "n", "failed"]
     cols += [c for c in board.rows.columns if c.startswith("m:")]
     cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
@@ -192,24 +197,23 @@ def _export(board, view: dict, site: Path, stem: str) -> dict:
     df["deviations"] = ["; ".join(sorted({d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
                                           for x in refs.get(k, []) for d in x.get("deviations") or []}))
                         for k in keys]
-    data_dir = site / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = data_dir / f"{stem}.csv", data_dir / f"{stem}.json"
-    df.to_csv(csv_path, index=False)
+    csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
+    site.write(csv_rel, df.to_csv(index=False))
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
                "overrides": board.overrides, "devices": board.devices,
                "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
-    write_json_atomic(json_path, payload, durable=False)
-    return {"csv": f"data/{csv_path.name}", "json": f"data/{json_path.name}"}
+    site.write(json_rel, json_bytes(payload))
+    return {"csv": csv_rel, "json": json_rel}
 
 
 def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path) -> dict:
     from bench.layers import LAYERS
     from bench.tasks import TASKS
 
-    results, site = Path(results), Path(site_dir)
+    results = Path(results)
+    site = Site(site_dir)  # refuses a foreign folder before anything is read or written
     records, problems = load_records(results)
     # benchmark outputs live in results/benchmarks/ and are not run records
     problems = [p for p in problems if "/benchmarks/" not in p[0].replace("\\", "/")]
@@ -222,14 +226,6 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     boards = leaderboards(runs, records, suites, TASKS, stale=stale)
     by_id = {r["id"]: r for r in records}
     env = _env()
-    if site.exists():
-        # run pages stay: an unchanged one is reused (_run_page), a stale one is removed below
-        for sub in ("data", "artifacts"):
-            shutil.rmtree(site / sub, ignore_errors=True)
-        for old in site.glob("*.html"):
-            old.unlink()
-    site.mkdir(parents=True, exist_ok=True)
-    (site / "runs").mkdir(exist_ok=True)
 
     suite_views: dict[str, list] = {}
     for board in boards:
@@ -279,8 +275,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
            "benchmarks": benchmarks, "n_records": len(records), "summary": family_summary(suite_views),
            "claims_board": claims_board(all_claims), "document_setting": document_setting}
-    (site / "index.html").write_text(env.get_template("index.html").render(title="convbench leaderboard",
-                                                                           depth="", **ctx))
+    site.write("index.html", env.get_template("index.html").render(title="convbench leaderboard", depth="", **ctx))
     pages += 1
     for summ in suites_summary:
         views = suite_views.get(summ["name"], [])
@@ -294,23 +289,20 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
                                                             for i, line in sorted(stale.items())
                                                             if by_id[i]["suite"]["name"] == summ["name"]],
                                                      references_unmatched=_unmatched_refs(s, views))
-        (site / summ["page"]).write_text(html)
+        site.write(summ["page"], html)
         pages += 1
     renderer = _renderer_key()
-    kept = set()
     for rec in records:
-        page = site / "runs" / f"{_slug(rec['id'])}.html"
         try:
             _copy_artifacts(rec, results, site)
-            _run_page(env, rec, page, renderer)
+            _run_page(env, rec, site, f"runs/{_slug(rec['id'])}.html", renderer)
+        except BenchError:
+            raise  # the site itself refuses (a link inside it): not one record's problem
         except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
             problems.append((rec.get("_path", rec.get("id")), f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
             continue
-        kept.add(page.name)
         pages += 1
-    for old in (site / "runs").iterdir():  # pages of records that are gone (or failed to render) go too
-        if old.name not in kept:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    site.finish()  # files of the last build not written now (pages of records that are gone) go; nothing else
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
             "stale": sorted(stale.values())}
 
@@ -332,7 +324,7 @@ def _renderer_key() -> str:
     return h.hexdigest()[:32]
 
 
-def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> None:
+def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer: str) -> None:
     """Write one run's page, or keep the page already there when it was rendered from the same record file
     (content checksum from load_records), the same copied artifacts and the same renderer: rendering the run
     pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
@@ -340,11 +332,12 @@ def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> 
     arts = [a.get("site_path") for a in rec.get("artifacts") or []]
     blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale"))], default=str)
     key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
-    if rec.get("_digest"):
+    page = site.path(rel)
+    if rec.get("_digest") and not page.is_symlink():
         try:
             with open(page, "rb") as fh:
                 fh.seek(-len(key), os.SEEK_END)
-                if fh.read() == key.encode():
+                if fh.read() == key.encode() and site.keep(rel):
                     return
         except OSError:
             pass
@@ -355,7 +348,7 @@ def _run_page(env: jinja2.Environment, rec: dict, page: Path, renderer: str) -> 
                                                                    sort_keys=True, default=str),
                                                plot=Markup(_run_plot(rec)),
                                                suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
-    page.write_text(html.rstrip("\n") + "\n" + key)
+    site.write(rel, html.rstrip("\n") + "\n" + key)
 
 
 def _unmatched_refs(suite, views) -> list:
@@ -402,7 +395,7 @@ def _verdict_row(item: dict) -> dict:
     return row
 
 
-def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
+def _export_verdicts(site: Site, suites: dict, suite_views: dict) -> list[dict]:
     """``data/verdicts.json`` and ``.csv``: every reference and claim of every suite, once per leaderboard
     it was checked on (or once, 'not yet run'), with its setting (document / shared / shortened) and tier.
     Returns the items measured at a document's own setting (for the index's first table)."""
@@ -429,11 +422,10 @@ def _export_verdicts(site: Path, suites: dict, suite_views: dict) -> list[dict]:
                              and row.get("value") is not None else None)
                         for item, row in zip(items, rows) if row["setting"] == "document" and row["leaderboard"]
                         and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
-    data_dir = site / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(data_dir / "verdicts.json", {"rules": VERDICT_RULES, "items": _clean(rows)}, durable=False)
-    pd.DataFrame([{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
-                 columns=list(VERDICT_FIELDS)).to_csv(data_dir / "verdicts.csv", index=False)
+    site.write("data/verdicts.json", json_bytes({"rules": VERDICT_RULES, "items": _clean(rows)}))
+    site.write("data/verdicts.csv", pd.DataFrame(
+        [{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
+        columns=list(VERDICT_FIELDS)).to_csv(index=False))
     return document_setting
 
 
@@ -449,17 +441,24 @@ def _run_plot(rec: dict) -> str:
     return svg.lines(series, "epoch", "accuracy (%)")
 
 
-def _copy_artifacts(rec: dict, results: Path, site: Path) -> None:
+ARTIFACT_MAX_BYTES = 64 << 20
+
+
+def _copy_artifacts(rec: dict, results: Path, site: Site) -> None:
+    """Copy a record's artifacts (regular files inside the results folder, under a size cap) into the site."""
+    from bench.safeio import read_regular
+
     base = Path(results).resolve()
     for art in rec.get("artifacts") or []:
         src = (base / art.get("path", "")).resolve()
         if base not in src.parents:  # load_records refuses such records; never copy from outside the results
             continue
-        if src.is_file():
-            dst = site / "artifacts" / art["path"]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-            art["site_path"] = f"artifacts/{art['path']}"
+        try:
+            blob = read_regular(src, ARTIFACT_MAX_BYTES)
+        except (OSError, ValueError):
+            continue  # missing, special or too large: the page shows no image
+        site.write(f"artifacts/{art['path']}", blob)
+        art["site_path"] = f"artifacts/{art['path']}"
 
 
 def _search_plot(benchmarks: list[dict]) -> dict | None:
@@ -481,14 +480,25 @@ def _search_plot(benchmarks: list[dict]) -> dict | None:
 def _benchmarks(results: Path) -> list[dict]:
     """Benchmark outputs (results/benchmarks/*.json): harness overhead, layer costs, deconv vs BN…"""
     out = []
+    from bench.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+
     for path in sorted((results / "benchmarks").glob("*.json")):
         try:
-            data = json.loads(path.read_text())
-        except ValueError:
+            data = parse_json(read_regular(path, RECORD_MAX_BYTES))
+        except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and "title" in data and "rows" in data:
+        if _benchmark_ok(data):
             out.append(data)
     return out
+
+
+def _benchmark_ok(data) -> bool:
+    """A benchmark output the index can show: a title, rows that are mappings, columns and formats of text."""
+    return (isinstance(data, dict) and isinstance(data.get("title"), str) and isinstance(data.get("rows"), list)
+            and all(isinstance(r, dict) for r in data["rows"])
+            and isinstance(data.get("columns", []), list) and all(isinstance(c, str) for c in data.get("columns", []))
+            and isinstance(data.get("formats", {}), dict)
+            and all(isinstance(f, str) for f in data.get("formats", {}).values()))
 
 
 # -- the index at a glance ---------------------------------------------------------------------------------

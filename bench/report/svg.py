@@ -14,32 +14,69 @@ def color_for(name: str) -> str:
     return PALETTE[int(hashlib.md5(name.encode()).hexdigest(), 16) % len(PALETTE)]
 
 
+MAX_TICKS = 12          # a tick loop never yields more (nor loops longer) than this
+REL_SPAN = 1e-9         # a range narrower than this × its magnitude is drawn as one value (no ulp-sized steps)
+
+
 def _ticks(lo: float, hi: float, log: bool, n: int = 5) -> list[float]:
+    """Round tick values in [lo, hi]: 1/2/2.5/5 × 10^k steps (linear) or powers of ten with 1-3 or 1-2-5
+    multiples (log). Terminates for any finite input: the ticks are counted from integers, never accumulated,
+    and a range within a few ulp of one value gets that value alone. Non-finite bounds are a ValueError."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"tick range must be finite, got [{lo!r}, {hi!r}]")
+    if lo > hi:
+        lo, hi = hi, lo
     if log:
-        a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-        for mults in ((1,), (1, 3), (1, 2, 5)):  # at least two ticks inside the range
-            ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in mults]
-            ticks = [t for t in ticks if lo <= t <= hi]
-            if len(ticks) >= 2:
-                return ticks
-        return ticks or [lo, hi]
-    if hi == lo:
-        return [lo]
+        return _log_ticks(lo, hi)
+    if hi - lo <= REL_SPAN * max(abs(lo), abs(hi)) or hi == lo:
+        return [_round_number((lo + hi) / 2)]
     raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
+    mag = 10.0 ** math.floor(math.log10(raw))
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
-    start = math.ceil(lo / step) * step
-    out, t = [], start
-    while t <= hi + 1e-9 * step:
-        out.append(round(t, 10))
-        t += step
-    return out
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    if last - first + 1 > MAX_TICKS:  # cannot happen with step ≥ span / n; a guard, not a path
+        last = first + MAX_TICKS - 1
+    return [_round_number(k * step, step) for k in range(first, last + 1)]
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Powers of ten (with 1-3 or 1-2-5 multiples when needed) inside [lo, hi]; both must be positive."""
+    if lo <= 0:
+        raise ValueError(f"a log axis needs positive bounds, got [{lo!r}, {hi!r}]")
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks: list[float] = []
+    for mults in ((1,), (1, 3), (1, 2, 5)):  # at least two ticks inside the range
+        ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in mults]
+        ticks = [t for t in ticks if lo <= t <= hi]
+        if len(ticks) >= 2:
+            break
+    if len(ticks) < 2:  # less than a decade apart: round linear ticks inside the range
+        return _ticks(lo, hi, False)
+    if len(ticks) > MAX_TICKS:  # many decades: the powers of ten whose exponent is a multiple of k
+        every = -(-(b - a + 1) // MAX_TICKS)
+        ticks = [10.0 ** e for e in range(a, b + 1) if e % every == 0 and lo <= 10.0 ** e <= hi]
+    return ticks
+
+
+def _round_number(v: float, step: float | None = None) -> float:
+    """``v`` without float noise (0.30000000000000004 → 0.3): 12 significant digits, or the step's decimals."""
+    if v == 0:
+        return 0.0
+    if step:
+        digits = max(0, -math.floor(math.log10(step)) + 2)
+        if digits < 300:
+            v = round(v, digits)
+    return float(f"{v:.12g}")
 
 
 def _fmt_tick(v: float, step: float | None = None) -> str:
-    """Compact tick text: SI suffix for large values, at most 3 significant digits (or the step's precision)."""
+    """Compact tick text: SI suffix for large values, at most 3 significant digits (or the step's precision);
+    scientific notation beyond the SI range (≥ 10^15) and for magnitudes below 10^-3."""
     if v == 0:
         return "0"
+    if abs(v) >= 1e15 or abs(v) < 1e-3:
+        digits = 3 if not step else max(1, min(15, math.floor(math.log10(abs(v))) - math.floor(math.log10(step)) + 2))
+        return f"{v:.{digits}g}"
     for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(v) >= div:
             return f"{v / div:.3g}{suf}"
@@ -60,16 +97,16 @@ class _Frame:
     def __init__(self, xs, ys, logx, logy, w, h, pad=(56, 16, 18, 44)):
         self.logx, self.logy, self.w, self.h = logx, logy, w, h
         self.l, self.r, self.t, self.b = pad
-        xs = [x for x in xs if _finite(x) and (x > 0 or not logx)]
-        ys = [y for y in ys if _finite(y) and (y > 0 or not logy)]
+        xs = [x for x in xs if (_positive(x) if logx else _finite(x))]
+        ys = [y for y in ys if (_positive(y) if logy else _finite(y))]
         self.x0, self.x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
         self.y0, self.y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
         for attr, log in (("x", logx), ("y", logy)):
             lo, hi = getattr(self, attr + "0"), getattr(self, attr + "1")
             if log:
                 lo, hi = lo / 1.3, hi * 1.3
-            else:
-                span = (hi - lo) or max(abs(hi), 1.0)
+            else:  # equal or ulp-apart values: a span of their magnitude (the ticks cannot step by ulps)
+                span = hi - lo if hi - lo > REL_SPAN * max(abs(lo), abs(hi)) else max(abs(hi), 1.0)
                 lo, hi = lo - 0.08 * span, hi + 0.08 * span
             setattr(self, attr + "0", lo)
             setattr(self, attr + "1", hi)
@@ -122,9 +159,19 @@ class _Frame:
         return s
 
 
+PLOT_MAX = 1e300  # larger magnitudes cannot be plotted: padding the axis or its span would overflow
+
+
 def _finite(v) -> bool:
-    """A number that can be plotted (None, NaN and ±inf cannot: a leaderboard cell with no value is NaN)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A number that can be plotted (None, NaN and ±inf cannot: a leaderboard cell with no value is NaN; nor
+    can magnitudes beyond :data:`PLOT_MAX` or, on a log axis, below its reciprocal)."""
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and abs(v) <= PLOT_MAX)
+
+
+def _positive(v) -> bool:
+    """Plottable on a log axis."""
+    return _finite(v) and v >= 1 / PLOT_MAX
 
 
 def _svg(parts: list[str], w: int, h: int, title: str) -> str:
@@ -137,7 +184,7 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx:
             w: int = 640, h: int = 360, frontier: bool = False) -> str:
     """points: {x, y, label, yerr?, key?}. With ``frontier``, the Pareto front (higher y, lower x) is drawn."""
     pts = [dict(p, yerr=p.get("yerr") if _finite(p.get("yerr")) else None) for p in points
-           if _finite(p.get("x")) and _finite(p.get("y")) and (p["x"] > 0 or not logx)]
+           if (_positive(p.get("x")) if logx else _finite(p.get("x"))) and _finite(p.get("y"))]
     if not pts:
         return ""
     fr = _Frame([p["x"] for p in pts], [p["y"] - (p.get("yerr") or 0) for p in pts] +
@@ -214,9 +261,10 @@ def place_labels(points: list[tuple], box: tuple) -> list:
 def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = False,
           w: int = 640, h: int = 320) -> str:
     """series: {label, x: [...], y: [...], key?}. A legend lists the series."""
-    series = [dict(s, x=[x for x, y in zip(s["x"], s["y"]) if _finite(x) and _finite(y)],
-                   y=[y for x, y in zip(s["x"], s["y"]) if _finite(x) and _finite(y)])
-              for s in series if s.get("x") and s.get("y")]
+    okx = _positive if logx else _finite
+    series = [dict(s, x=[x for x, y in zip(s["x"], s["y"]) if okx(x) and _finite(y)],
+                   y=[y for x, y in zip(s["x"], s["y"]) if okx(x) and _finite(y)])
+              for s in series if isinstance(s.get("x"), list) and isinstance(s.get("y"), list)]
     series = [s for s in series if s["x"]]
     if not series:
         return ""
