@@ -177,7 +177,7 @@ def test_linear_fit_trains_each_row_and_records_loss_curves(tmp_path):
         assert rec["params"]["learned"] == 7850 + (2 * 784 if label == "bn" else 0)
     # the same untrained model (same seed) gives the same epoch-0 loss on every row of a backbone
     l0 = {k: r["history"][0]["loss"] for k, r in recs.items()}
-    assert l0[("linear-regression", "sgd")] == pytest.approx(l0[("linear-regression", "bn")])
+    assert l0[("linear-regression", "sgd")] == pytest.approx(l0[("linear-regression", "bn")], rel=1e-4)  # BN: ε
 
 
 def test_the_committed_suite_binds_its_claims_to_emitted_metrics():
