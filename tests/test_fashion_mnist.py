@@ -185,7 +185,7 @@ def test_the_committed_suite_binds_its_claims_to_emitted_metrics():
     assert suite.setting == "document" and suite.seeds == [0, 1, 2] and suite.dataset["name"] == "fashion-mnist"
     specs = suite.expand()
     assert len(specs) == 2 * 4 * 3 and len({s.id for s in specs}) == len(specs)
-    assert {c["check"]["metric"] for c in suite.claims} == {"loss", "loss_e1"}
+    assert {c["check"]["metric"] for c in suite.claims} == {"loss", "loss_e1"} and len(suite.claims) == 8
     assert {c["check"]["backbone"] for c in suite.claims} == {"linear-regression", "logistic-regression"}
 
 
