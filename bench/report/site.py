@@ -147,17 +147,23 @@ def _board_view(board, records_by_id: dict) -> dict:
     # per-epoch curves (first ok seed of each row) and any task curves
     curves: dict[str, list] = {}
     epoch_series = []
+    # a curve's colour follows its family, or its row label where rows of one backbone share a family
+    per_family: dict[tuple, int] = {}
     for r in rows:
+        fk = (r["backbone"], r["backbone_options"], r["family"])
+        per_family[fk] = per_family.get(fk, 0) + 1
+    for r in rows:
+        key = r["label"] if per_family[(r["backbone"], r["backbone_options"], r["family"])] > 1 else r["family"]
         recs = [records_by_id[i] for i in r["run_ids"] if records_by_id[i].get("status") == "ok"]
         if not recs:
             continue
         rec = min(recs, key=lambda x: x["spec"]["seed"])
         hist = rec.get("history") or []
         if hist and "test_acc" in hist[0]:
-            epoch_series.append({"label": r["display"], "key": r["family"],
+            epoch_series.append({"label": r["display"], "key": key,
                                  "x": [h["epoch"] for h in hist], "y": [h.get("test_acc") for h in hist]})
         for name, c in (rec.get("curves") or {}).items():
-            curves.setdefault(name, []).append({"label": r["display"], "key": r["family"],
+            curves.setdefault(name, []).append({"label": r["display"], "key": key,
                                                 "x": c.get("x", []), "y": c.get("y", []),
                                                 "xlabel": c.get("xlabel", ""), "ylabel": c.get("ylabel", ""),
                                                 "logx": c.get("logx", False)})
