@@ -17,6 +17,9 @@ PROTOCOL = {"epochs": 3, "batch_size": 64, "eval_batch_size": 512,
             "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
             "schedule": {"name": "cosine"}, "augment": [], "crop_padding": 0, "label_smoothing": 0.0}
 FLOOR = 3.0
+#: fewer epochs where a family is costly here and already trains far above chance in them (deconv: 23× conv's
+#: step time on the digits, 98 % top-1 after 2 epochs), to keep the test within CI's budget
+EPOCHS = {"deconv": 2}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +33,9 @@ def _run(data, family: str, seed: int, precision: str) -> float:
     model = build_classifier({"name": "preact-resnet", "options": {"n": 1, "width": 1}}, {"name": family}, 1, 10,
                              mean, std, data.test_x[:1].float() / 255)
     init_from_data(model, data.train_x, seed, "cpu")
-    fit = fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y,
-                         {**PROTOCOL, "precision": precision}, torch.device("cpu"), seed)
+    protocol = {**PROTOCOL, "precision": precision, "epochs": EPOCHS.get(family, PROTOCOL["epochs"])}
+    fit = fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y, protocol,
+                         torch.device("cpu"), seed)
     return fit["history"][-1]["test_acc"]
 
 
