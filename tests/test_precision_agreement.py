@@ -1,6 +1,6 @@
 """bf16 autocast on CPU against fp32, family by family (issue 22): a bf16 run and an fp32 run of each registered
 layer family, same seed, at a small setting (scikit-learn's digits, the quick suite's pre-activation ResNet-8,
-3 epochs), agree within seed noise — the fp32 difference between two seeds, times three, and never less than
+2 epochs, some families 1 or 3: EPOCHS), agree within seed noise — the fp32 difference between two seeds, times three, and never less than
 3 points (11 of the 360 test images). A family whose numerics break under bf16 (a covariance or basis computed
 in bf16, an overflow) falls to chance or NaN and fails here."""
 from __future__ import annotations
@@ -13,13 +13,13 @@ from bench.layers import LAYERS
 from bench.models import build_classifier, init_from_data
 from bench.train import fit_classifier
 
-PROTOCOL = {"epochs": 3, "batch_size": 64, "eval_batch_size": 512,
+PROTOCOL = {"epochs": 2, "batch_size": 64, "eval_batch_size": 512,
             "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
             "schedule": {"name": "cosine"}, "augment": [], "crop_padding": 0, "label_smoothing": 0.0}
 FLOOR = 3.0
-#: fewer epochs where a family is costly here and already trains far above chance in them (deconv: 23× conv's
-#: step time on the digits, 98 % top-1 after 2 epochs), to keep the test within CI's budget
-EPOCHS = {"deconv": 2}
+#: epochs per family where the default (2) does not fit: deconv is 23× conv's step time on the digits and reaches
+#: 94-96 % after one epoch; random-conv needs a third to leave chance. Sized to keep the test within CI's budget.
+EPOCHS = {"deconv": 1, "random-conv": 3}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def _run(data, family: str, seed: int, precision: str) -> float:
 
 #: families whose bf16 runs are known not to agree at this setting, with what was measured (kept visible as xfail)
 KNOWN = {
-    "pnn": "measured: fp32 seeds 0-4 reach 56.0 / 42.3 / 69.9 / 61.0 / 45.7 %, bf16 14.2 / 77.4 / 66.0 / 16.7 / "
+    "pnn": "measured at 3 epochs: fp32 seeds 0-4 reach 56.0 / 42.3 / 69.9 / 61.0 / 45.7 %, bf16 14.2 / 77.4 / 66.0 / 16.7 / "
            "62.7 % (two of five collapse to chance; still two of five with the perturbation layer itself in "
            "fp32): the PNN network trains unstably and bf16 tips some seeds over; see suites/fast-cifar-v2.yaml",
 }
