@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 
-from bench.report.verdicts import MIN_SEEDS
+from bench.report.verdicts import CONFIDENCE as LEVEL, MIN_SEEDS, difference_interval
 
 #: the suite whose leaderboard is the site's headline comparison (the first column of "Which family wins where")
 HEADLINE_SUITE = "fast-cifar-v2"
-LEVEL = 0.95
 #: a family whose run would take longer than this (training seconds) is planned for seed 0 only (issue 22)
 SEED_CAP_S = 3 * 3600
 
@@ -24,25 +23,13 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def t_quantile(p: float, df: float) -> float:
-    """The p-quantile of Student's t with ``df`` degrees of freedom (scipy, which scikit-learn brings)."""
-    from scipy.stats import t
-
-    return float(t.ppf(p, df))
-
-
-def welch_interval(m1, s1, n1, m2, s2, n2, level: float = LEVEL):
-    """(Δ, low, high) for mean1 − mean2 with the Welch–Satterthwaite interval at ``level``; None without two
-    seeds on each side (no spread to build an interval from)."""
-    if not all(_num(v) for v in (m1, s1, m2, s2)) or n1 < 2 or n2 < 2:
+def welch_interval(m1, s1, n1, m2, s2, n2):
+    """(Δ, low, high) of mean1 − mean2 at 95 %: the site's own Welch interval
+    (:func:`bench.report.verdicts.difference_interval`); None without two seeds and a spread on each side."""
+    if not all(_num(v) for v in (m1, s1, m2, s2)):
         return None
-    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
-    delta = m1 - m2
-    if v1 + v2 == 0:
-        return delta, delta, delta
-    df = (v1 + v2) ** 2 / ((v1 * v1 / (n1 - 1) if v1 else 0) + (v2 * v2 / (n2 - 1) if v2 else 0))
-    half = t_quantile(0.5 + level / 2, df) * math.sqrt(v1 + v2)
-    return delta, delta - half, delta + half
+    iv = difference_interval(m1, s1, n1, m2, s2, n2)
+    return None if iv.half is None else (iv.centre, iv.lo, iv.hi)
 
 
 def _mean(row: dict, key: str):
