@@ -98,7 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     lay.add_argument("--json", action="store_true")
 
     sub.add_parser("list", help="list registered backbones, tasks and data sets")
+
+    rk = sub.add_parser("rekey", help="give records written before run identity version 2 their current ids "
+                                      "(files and artifact folders renamed; metrics unchanged)")
+    rk.add_argument("results", nargs="?", default="results", help="records folder (default: results)")
+    rk.add_argument("--dry-run", action="store_true", help="list the renames; change nothing")
     return p
+
+
+def cmd_rekey(args) -> int:
+    from bench.records import rekey
+
+    if not Path(args.results).is_dir():
+        raise SpecError("command line", "results", f"no results folder {args.results!r}")
+    done = rekey(args.results, dry_run=args.dry_run)
+    for path, reason in done["problems"]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    for old, new in done["renamed"]:
+        print(f"{'would rename' if args.dry_run else 'renamed'} {old} → {Path(new).name}")
+    print(f"{len(done['renamed'])} re-keyed, {done['current']} already current, {len(done['problems'])} skipped")
+    return 0
 
 
 def cmd_layers(args) -> int:
@@ -333,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list}[args.command]
+        cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list,
+               "rekey": cmd_rekey}[args.command]
         # registry metadata from a snapshot: no torch (bench.regmeta); plug-in files need the real registries
         if args.command in ("report", "layers") and not getattr(args, "layers", None):
             from bench.regmeta import run_torchless

@@ -12,6 +12,7 @@ import traceback
 import torch
 
 from bench import RECORD_SCHEMA
+from bench.identity import IDENTITY_VERSION
 from bench.errors import BenchError, RunFailed
 from bench.measure import environment
 from bench.suite import RunSpec, Suite
@@ -28,7 +29,7 @@ def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
     task = TASKS.get(spec.task["name"])
     started, t0 = _now(), time.monotonic()
     record = {
-        "schema": RECORD_SCHEMA, "id": spec.id, "label": spec.label, "task": spec.task["name"],
+        "schema": RECORD_SCHEMA, "id": spec.id, "identity_version": IDENTITY_VERSION, "label": spec.label, "task": spec.task["name"],
         "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
         "spec": spec.to_dict(), "env": environment(ctx.device), "started": started,
         "invocation": {k: v for k, v in ctx.extra.get("invocation", {}).items() if v not in (None, False)},

@@ -115,7 +115,9 @@ def failed_record(spec, suite, device, error: str, invocation: dict | None = Non
     from bench.measure import environment
 
     now = _now()
-    return {"schema": RECORD_SCHEMA, "id": spec.id, "label": spec.label, "task": spec.task["name"],
+    from bench.identity import IDENTITY_VERSION
+
+    return {"schema": RECORD_SCHEMA, "id": spec.id, "identity_version": IDENTITY_VERSION, "label": spec.label, "task": spec.task["name"],
             "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
             "spec": spec.to_dict(), "env": environment(device), "started": now, "finished": now,
             "duration_s": 0.0, "invocation": {k: v for k, v in (invocation or {}).items() if v not in (None, False)},

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import RECORD_SCHEMA
+from bench.identity import ID_FORMAT, IDENTITY_VERSION, record_id_problem, run_id
 
 FILE_MODE = 0o644
-ID_FORMAT = re.compile(r"[0-9a-f]{16}")  # RunSpec.id: the first 16 hex digits of a sha256
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")  # suite names and row labels: one path component
-IDENTITY_KEYS = ("suite", "task", "dataset", "backbone", "layer", "protocol", "seed", "overrides")
 
 
 def _clean(value: Any) -> Any:
@@ -98,12 +97,15 @@ class NotARecord(ValueError):
 def existing_record(results: str | Path, spec) -> dict | None:
     """The record of ``spec`` under ``results``, or None when there is none or it cannot be trusted (damaged,
     wrong-typed, not a regular file, another run's): such a record counts as missing and the run is redone."""
-    path = record_path(results, spec)
-    try:
-        rec, _ = read_record(path)
-    except (OSError, ValueError):
-        return None
-    return rec if rec.get("id") == spec.id else None
+    for path, rid in ((record_path(results, spec), spec.id),
+                      (Path(results) / spec.suite / spec.legacy_filename, spec.legacy_id)):
+        try:
+            rec, _ = read_record(path)
+        except (OSError, ValueError):
+            continue
+        if rec.get("id") == rid and record_id_problem(rec, rec.get("spec") or {}) is None:
+            return rec  # a record written before identity version 2 counts until `bench rekey` renames it
+    return None
 
 
 def upgrade(record: dict) -> dict:
@@ -138,22 +140,31 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
             problems.append((str(path), str(exc)))
             continue
         reason = check_record(rec, root)
-        if reason is None and rec["id"] in seen:
-            reason = f"same run id as {seen[rec['id']]}"
+        if reason is None:
+            rekey_in_memory(rec)
+            key = f"{rec['spec']['suite']}/{rec['id']}"
+            if key in seen:
+                reason = f"same run id as {seen[key]}"
         if reason is not None:
             problems.append((str(path), reason))
             continue
-        seen[rec["id"]] = str(path)
+        seen[key] = str(path)
         rec["_path"] = str(path.relative_to(root))
         rec["_digest"] = hashlib.sha256(blob).hexdigest()[:32]  # the file's content (site page reuse)
         records.append(rec)
     return records, problems
 
 
-def spec_id(spec: dict) -> str:
-    """The run id of a stored spec, computed as :attr:`bench.suite.RunSpec.id` does."""
-    blob = json.dumps({k: spec.get(k) for k in IDENTITY_KEYS}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def rekey_in_memory(rec: dict) -> bool:
+    """Give a valid record written under identity version 1 its current id (the old one kept as ``legacy_id``);
+    True if it changed. Its file keeps the old name until ``bench rekey`` renames it."""
+    if rec.get("identity_version") == IDENTITY_VERSION:
+        return False
+    current = run_id(rec["spec"])
+    if rec["id"] != current:
+        rec["legacy_id"] = rec["id"]
+    rec["id"], rec["identity_version"] = current, IDENTITY_VERSION
+    return True
 
 
 def check_record(rec: dict, root: str | Path) -> str | None:
@@ -175,8 +186,9 @@ def check_record(rec: dict, root: str | Path) -> str | None:
         return "spec.seed: missing or not an integer"
     if not isinstance(spec.get("suite"), str) or not SAFE_NAME.fullmatch(spec["suite"]):
         return f"spec.suite: {str(spec.get('suite'))[:40]!r} is not a suite name"
-    if spec_id(spec) != rid:
-        return f"id: {rid} is not the hash of the record's spec ({spec_id(spec)})"
+    problem = record_id_problem(rec, spec)
+    if problem is not None:
+        return problem
     suite = rec.get("suite")
     if not isinstance(suite, dict) or suite.get("name") != spec["suite"]:
         return "suite.name: missing or differs from spec.suite"
@@ -197,3 +209,53 @@ def check_record(rec: dict, root: str | Path) -> str | None:
             if base not in target.parents:
                 return f"artifacts[{i}].path: {rel[:80]!r} is outside the results folder"
     return None
+
+
+def rekey(results: str | Path, dry_run: bool = False) -> dict:
+    """Rename every record under ``results`` written under identity version 1 to its current id (``bench
+    rekey``): the record gets ``id``, ``identity_version`` and ``legacy_id``, its file the new id in its name,
+    its artifact folder (``<suite>/artifacts/<id>``) the new id; metrics and everything else are kept byte for
+    byte. Idempotent and safe to rerun after a kill: the new file is written (atomically) before the artifacts
+    move and the old file goes last. Run it while no runner writes into ``results``."""
+    root = Path(results)
+    done: dict = {"renamed": [], "current": 0, "problems": []}
+    for path in sorted(root.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        try:
+            rec, _ = read_record(path)
+        except NotARecord:
+            continue
+        except (OSError, ValueError) as exc:
+            done["problems"].append((str(path), str(getattr(exc, "strerror", None) or exc)))
+            continue
+        reason = check_record(rec, root)
+        if reason is not None:
+            done["problems"].append((str(path), reason))
+            continue
+        old = rec["id"]
+        if not rekey_in_memory(rec):
+            done["current"] += 1
+            continue
+        new = rec["id"]
+        if new == old:  # already the current hash, only unlabelled: say so in place
+            if not dry_run:
+                write_json_atomic(path, rec)
+            done["current"] += 1
+            continue
+        suffix = f"--{old}.json"
+        name = path.name[:-len(suffix)] + f"--{new}.json" if path.name.endswith(suffix) else f"{path.stem}--{new}.json"
+        target = path.with_name(name)
+        done["renamed"].append((str(path), str(target)))
+        if dry_run:
+            continue
+        old_art = f"/artifacts/{old}/"
+        for art in rec.get("artifacts") or []:
+            art["path"] = art["path"].replace(old_art, f"/artifacts/{new}/")
+        if not target.exists():
+            write_json_atomic(target, rec)
+        art_old, art_new = path.parent / "artifacts" / old, path.parent / "artifacts" / new
+        if art_old.is_dir() and not art_new.exists():
+            os.replace(art_old, art_new)
+        path.unlink()
+    return done

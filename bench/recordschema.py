@@ -37,7 +37,7 @@ SPEC = {
 }
 
 RECORD = {
-    "schema": (INT,), "id": (STR,), "status": (STR,), "label": (STR,), "task": (STR, NULL),
+    "schema": (INT,), "id": (STR,), "identity_version": (INT, NULL), "legacy_id": (STR, NULL), "status": (STR,), "label": (STR,), "task": (STR, NULL),
     "suite": ({"name": (STR,), "file": (STR, NULL), "sha256": (STR, NULL), "*": (ANY,)},),
     "spec": (SPEC,),
     "metrics": ({"*": SCALAR}, NULL),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from bench.backbones import BACKBONES
 from bench.datasets import DATASETS
 from bench.bindings import check_bindings, check_comment_truncation
 from bench.errors import SpecError
+from bench.identity import legacy_id_v1, run_id
 from bench.layers import LAYERS
 from bench.records import SAFE_NAME
 from bench.report.verdicts import DEFAULT_TOLERANCE, DEVIATIONS, check_deviation
@@ -262,7 +262,8 @@ def check_overrides(overrides: dict, path: str, where: str) -> dict:
 
 @dataclass
 class RunSpec:
-    """Everything that determines a run's result. ``id`` is the hash of ``identity()``."""
+    """A run: what it computes and where it is listed. ``id`` is :func:`bench.identity.run_id` of
+    :meth:`to_dict` (only what changes the result); :meth:`identity` is the stored spec without ``data_root``."""
 
     suite: str
     task: dict
@@ -280,8 +281,12 @@ class RunSpec:
 
     @property
     def id(self) -> str:
-        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return run_id(self.to_dict())
+
+    @property
+    def legacy_id(self) -> str:
+        """The id identity version 1 gave this run (records written before ``bench.identity``)."""
+        return legacy_id_v1(self.to_dict())
 
     @property
     def label(self) -> str:
@@ -289,8 +294,15 @@ class RunSpec:
 
     @property
     def filename(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.backbone['name']}--{self.label}--s{self.seed}")
-        return f"{slug[:80]}--{self.id}.json"
+        return f"{self.slug}--{self.id}.json"
+
+    @property
+    def legacy_filename(self) -> str:
+        return f"{self.slug}--{self.legacy_id}.json"
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.backbone['name']}--{self.label}--s{self.seed}")[:80]
 
     def to_dict(self) -> dict:
         d = self.identity()
@@ -355,6 +367,13 @@ class Suite:
                                          copy.deepcopy(backbone), copy.deepcopy(layer), copy.deepcopy(protocol),
                                          int(seed), dict(overrides),
                                          data_root=data_root or self.dataset.get("root")))
+        seen: dict[str, RunSpec] = {}
+        for spec in specs:  # run ids hash only what changes a result: two rows that differ in name only collide
+            other = seen.setdefault(spec.id, spec)
+            if other is not spec:
+                raise SpecError(self.path, "layers", f"rows {other.label!r} and {spec.label!r} are the same run "
+                                f"(backbone {spec.backbone['name']}, seed {spec.seed}): they differ only in "
+                                "name; give one other options or drop it")
         return specs
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from bench.cli import main
 from bench.errors import BenchError
-from bench.records import record_path, spec_id, write_json_atomic
+from bench.identity import run_id
+from bench.records import record_path, write_json_atomic
 from bench.report import svg
 from bench.suite import RunSpec, load_suite
 
@@ -131,7 +132,7 @@ def test_records_are_0644_and_never_leave_the_results_folder(tmp_path):
 def test_record_ids_are_the_hash_of_the_stored_spec(tmp_path):
     suite = load_suite(_write(tmp_path / "rep.yaml", SUITE))
     for spec in suite.expand():
-        assert spec_id(spec.to_dict()) == spec.id
+        assert run_id(spec.to_dict()) == spec.id
 
 
 def test_plots_ignore_non_finite_values():

@@ -436,7 +436,7 @@ def test_small_site_readable_at_1400(site, browser):
 def _synthetic_results(template_dir: Path, out: Path, n_target: int = 10_000) -> int:
     """Fake records in the harness's format, cloned from a real record with new specs (so new run ids)."""
     from bench.layers import LAYERS
-    from bench.records import spec_id
+    from bench.identity import IDENTITY_VERSION, run_id
 
     template = json.loads(sorted(template_dir.glob("*.json"))[0].read_text())
     for key in ("history", "curves", "artifacts"):
@@ -456,8 +456,9 @@ def _synthetic_results(template_dir: Path, out: Path, n_target: int = 10_000) ->
                 rec = copy.deepcopy(template)
                 spec = rec["spec"]
                 spec["suite"], spec["seed"] = suite, seed
-                spec["layer"] = {"name": fam, "options": {}, "label": label, "stem": None}
-                rec["id"] = spec_id(spec)
+                # rows of one family differ in an option (rows differing in name only would be the same run)
+                spec["layer"] = {"name": fam, "options": {"row": i}, "label": label, "stem": None}
+                rec["id"], rec["identity_version"] = run_id(spec), IDENTITY_VERSION
                 rec["suite"]["name"], rec["label"] = suite, label
                 rec["metrics"]["top1"] = min(100.0, base + rng.gauss(0, 0.8))
                 rec["macs"] = int(1e6 * (1 + i) ** 1.7)

@@ -266,10 +266,10 @@ def test_stale_records_are_flagged_listed_and_left_out_and_downloads_carry_inter
     (suites / "ver.yaml").write_text(text)
     recs = records_for(s, ACC, {"epochs": 1})
     old = json.loads(json.dumps(recs[0]))
-    from bench.records import spec_id
+    from bench.identity import run_id
 
     old["spec"]["layer"]["options"] = {"retired_option": 1}  # an option the suite no longer gives: another id
-    old["id"] = stale_id = spec_id(old["spec"])
+    old["id"] = stale_id = run_id(old["spec"])
     old["metrics"] = {"top1": 11.0, "top1_best": 11.0}
     for rec in recs + [old]:
         write_json_atomic(results / "ver" / f"{rec['label']}-{rec['spec']['seed']}-{rec['id']}.json", rec)

@@ -2,13 +2,13 @@
 with mean ± std over seeds, the documents' numbers beside them, and a verdict per reference and claim."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from bench.identity import group_key
 from bench.report.verdicts import (DEFAULT_TOLERANCE, MIN_SEEDS, claim_rule_text, decide_claim,
                                    decide_reference, deviation_chips, difference_interval, mean_interval)
 
@@ -21,12 +21,6 @@ CHANCE_METRICS = ("top1", "top1_best", "top1_auc")  # accuracies, whose chance l
 SUBSET_KEYS = ("train_subset", "test_subset", "max_batches")
 # number of classes of the data sets whose records do not carry it (the report does not import the data sets)
 KNOWN_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "mnist": 10}
-
-
-def protocol_key(spec: dict) -> str:
-    blob = json.dumps({"task": spec["task"], "dataset": spec["dataset"], "protocol": spec["protocol"],
-                       "overrides": spec.get("overrides", {})}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
@@ -45,7 +39,7 @@ def run_row(r: dict) -> dict:
         "backbone_options": json.dumps(spec["backbone"].get("options", {}), sort_keys=True),
         "label": r["label"], "family": spec["layer"]["name"], "seed": spec["seed"],
         "display": spec["layer"].get("display"),
-        "status": r["status"], "error": r.get("error"), "group": protocol_key(spec),
+        "status": r["status"], "error": r.get("error"), "group": group_key(spec),
         "protocol_name": spec["protocol"].get("name", ""), "overrides": json.dumps(spec.get("overrides", {}),
                                                                                  sort_keys=True),
         "params_learned": params.get("learned"), "params_fixed": params.get("fixed"),
