@@ -49,19 +49,21 @@ def _protocol(protocol: dict) -> dict:
     return _unset_dropped({k: v for k, v in (protocol or {}).items() if k not in FREE_TEXT})
 
 
-def _named(part: Any, label: Any = None) -> dict:
+def _named(part: Any, label: Any = None, resolve: bool = True) -> dict:
     """A part's name and options. A per-row option (``<option>_by_row``: a mapping of row label to value, e.g.
     the task's ``lr_by_row``) is resolved to this run's row, so the id sees the row's value, never its label."""
     part = part if isinstance(part, dict) else {}
     options = part.get("options") if isinstance(part.get("options"), dict) else {}
-    options = {k: (v.get(label) if k.endswith(BY_ROW) and isinstance(v, dict) else v) for k, v in options.items()}
+    if resolve:
+        options = {k: (v.get(label) if k.endswith(BY_ROW) and isinstance(v, dict) else v) for k, v in options.items()}
     return _unset_dropped({"name": part.get("name"), "options": options})
 
 
-def identity(spec: dict) -> dict:
-    """What a run's result depends on, from a stored spec (:meth:`bench.suite.RunSpec.to_dict`) or a record's."""
+def identity(spec: dict, per_row: bool = True) -> dict:
+    """What a run's result depends on, from a stored spec (:meth:`bench.suite.RunSpec.to_dict`) or a record's.
+    ``per_row=False`` keeps per-row options as the whole mapping (what the rows of one leaderboard share)."""
     layer = spec.get("layer") if isinstance(spec.get("layer"), dict) else {}
-    out = {key: _named(spec.get(key), layer.get("label")) for key in NAMED_PARTS}
+    out = {key: _named(spec.get(key), layer.get("label"), per_row) for key in NAMED_PARTS}
     out["layer"] = _unset_dropped({"name": layer.get("name"), "options": layer.get("options") or {},
                                    "stem": layer.get("stem")})
     out["protocol"] = _protocol(spec.get("protocol"))
@@ -82,7 +84,7 @@ def legacy_id_v1(spec: dict) -> str:
 
 def group_key(spec: dict) -> str:
     """Which runs share a leaderboard: the same task, data set, protocol and overrides (free text left out)."""
-    ident = identity(spec)
+    ident = identity(spec, per_row=False)  # rows with their own learning rate still share one leaderboard
     return _digest({k: ident[k] for k in ("task", "dataset", "protocol", "overrides")}, 10)
 
 

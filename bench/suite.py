@@ -547,6 +547,13 @@ def load_suite(path: str | Path) -> Suite:
     backbones = [_named(b, BACKBONES, p, f"backbones[{i}]") for i, b in enumerate(data["backbones"])]
     if not backbones:
         raise SpecError(p, "backbones", "at least one backbone is required")
+    needs = TASKS.get(task["name"]).needs
+    for i, b in enumerate(backbones):
+        provides = BACKBONES.get(b["name"]).provides
+        if needs not in provides:
+            fits = ", ".join(e.name for e in (BACKBONES.get(n) for n in BACKBONES.names()) if needs in e.provides)
+            raise SpecError(p, f"backbones[{i}]", f"{b['name']!r} cannot serve task {task['name']!r} (it needs a "
+                            f"{needs}; {b['name']} is a {' / '.join(provides)}; backbones that fit: {fits})")
 
     layers_raw = data["layers"]
     per_family = data["layer_options"]

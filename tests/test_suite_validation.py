@@ -4,6 +4,7 @@ through one path, reference values finite; each a single line naming the file an
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from bench.cli import main
 from bench.errors import SpecError
 from bench.suite import load_suite
 from tests._guard import within
+
+ROOT_SUITES = Path(__file__).resolve().parent.parent / "suites"
 from tests.test_bad_input import GOOD, files_under
 
 PROTO = "protocol: {epochs: 1, batch_size: 32, augment: [], train_subset: 64, test_subset: 32, max_batches: 1}"
@@ -148,3 +151,21 @@ def test_committed_suites_load_and_keep_their_run_ids():
     missing = [r["_path"] for r in plain if r["id"] not in ids_by_suite.get(r["suite"]["name"], set())]
     # records of suites whose file changed since (superseded rows) may be missing; most must match
     assert len(missing) < len(plain) / 2, missing
+
+
+@pytest.mark.parametrize("task, backbone", [("detection", "preact-resnet"), ("classification", "vgg16-cnn-dcn"),
+                                            ("segmentation", "tv-vgg16"), ("linear-fit", "resnet18")])
+def test_a_backbone_that_cannot_serve_the_task_is_refused_when_the_suite_loads(tmp_path, capsys, task, backbone):
+    """Issue 21: detection with preact-resnet used to load and then record every run as failed."""
+    text = (ROOT_SUITES / "detection.yaml").read_text()
+    import yaml
+
+    data = yaml.safe_load(text)
+    data["task"] = {"name": task}
+    data["backbones"] = [{"name": backbone}]
+    path = tmp_path / "incompatible.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rc = main(["run", str(path), "--dry-run", "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "backbones[0]" in err[0] and f"cannot serve task '{task}'" in err[0]
+    assert not (tmp_path / "r").exists()

@@ -21,6 +21,9 @@ from bench.registry import Entry, Registry
 class Backbone(Entry):
     document: str = ""
     section: str = ""
+    # what the builder's network can serve as; a task names the one it needs (TaskEntry.needs), and a suite
+    # pairing a task with a backbone that cannot serve it is refused when it loads
+    provides: tuple = ("classifier",)
 
 
 BACKBONES: Registry[Backbone] = Registry("backbone", "bench.backbones", Backbone)

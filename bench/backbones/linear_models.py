@@ -43,13 +43,13 @@ class LinearModel(nn.Module):
         return self.layer(x).flatten(1)
 
 
-@BACKBONES.register("linear-regression", document="003", section="§6, Fig. 5(a); §3.1 Eq. 1",
+@BACKBONES.register("linear-regression", provides=("linear-model",), document="003", section="§6, Fig. 5(a); §3.1 Eq. 1",
                     summary="One linear layer (C·H·W → classes), L2 loss on one-hot targets (003 Fig. 5a).")
 def linear_regression(ops: Ops, in_channels: int, num_classes: int, *, size=28):
     return LinearModel(ops, in_channels, num_classes, size, "l2")
 
 
-@BACKBONES.register("logistic-regression", document="003", section="§6, Fig. 5(b)",
+@BACKBONES.register("logistic-regression", provides=("linear-model",), document="003", section="§6, Fig. 5(b)",
                     summary="One linear layer (C·H·W → classes), softmax cross-entropy loss (003 Fig. 5b).")
 def logistic_regression(ops: Ops, in_channels: int, num_classes: int, *, size=28):
     return LinearModel(ops, in_channels, num_classes, size, "logistic")

@@ -36,7 +36,7 @@ class BlobFCN(nn.Module):
         return self.head(x)
 
 
-@BACKBONES.register("blob-fcn", document="002", section="ch. 4 §4.4.2 (textured blobs: one block + 1×1 head)")
+@BACKBONES.register("blob-fcn", provides=("dense",), document="002", section="ch. 4 §4.4.2 (textured blobs: one block + 1×1 head)")
 def blob_fcn(ops, in_channels, num_classes, *, width=8, depth=1, kernel_size=5):
     """Fully convolutional per-pixel net: depth × (k×k block, ReLU), then a 1×1 conv to the logits."""
     return BlobFCN(ops, in_channels, num_classes, width, depth, kernel_size)
@@ -87,7 +87,7 @@ class DynResNetBSD(nn.Module):
         return self.head(F.relu(self.top(x)))
 
 
-@BACKBONES.register("dynresnet-bsd", document="002",
+@BACKBONES.register("dynresnet-bsd", provides=("dense",), document="002",
                     section="ch. 4 §4.4.2 BSD500: Conv2d[64]→2×(DynResBlock[128]→StatResBlock[128])→Conv2D[256]")
 def dynresnet_bsd(ops, in_channels, num_classes, *, stem=64, width=128, top=256, pairs=2, kernel_size=3):
     """The thesis' BSD500 boundary net: alternating dynamic and static blocks, one logit per pixel."""

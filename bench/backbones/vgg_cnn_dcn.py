@@ -117,7 +117,7 @@ def _msra_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     return conv
 
 
-@BACKBONES.register("vgg16-cnn-dcn", document="001", section="§2.1 Fig. 1, Table 1 (VGG-16 Conv-DeConv)")
+@BACKBONES.register("vgg16-cnn-dcn", provides=("autoencoder",), document="001", section="§2.1 Fig. 1, Table 1 (VGG-16 Conv-DeConv)")
 def vgg16_cnn_dcn(ops: Ops, in_channels, num_classes, *, depth="conv2", channels=None, kernel_size=3,
                   decoder="random", activation="auto", pool_after=False, upsample="zero", last="conv"):
     """VGG-16 encoder up to ConvN and its mirrored decoder (image → image; num_classes = output channels)."""

@@ -27,6 +27,8 @@ class TaskEntry(Entry):
     # every metric the task's records may carry (fnmatch patterns): what a suite's references and claims
     # may name (bench/bindings.py); the leaderboard columns are always included
     metrics: tuple = ()
+    # what the task needs its backbone to be (bench.backbones.Backbone.provides); checked when a suite loads
+    needs: str = "classifier"
 
     def emits(self, metric: str) -> bool:
         from fnmatch import fnmatchcase

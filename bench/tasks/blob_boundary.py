@@ -174,7 +174,7 @@ def _figure(model, x_u8, target, prob, path) -> bool:
     return pose is not None
 
 
-@TASKS.register("blob-boundary", document="002 ch. 4 §4.4.2", columns=COLUMNS, primary="ods",
+@TASKS.register("blob-boundary", needs="dense", document="002 ch. 4 §4.4.2", columns=COLUMNS, primary="ods",
                 metrics=("ods", "ois", "ap", "ods_best", "test_loss", "train_loss", "pixel_acc"),
                 summary="Per-pixel boundary detection on generated textured blobs; ODS / OIS / AP (%).")
 def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=True, match_tolerance=1,

@@ -348,7 +348,7 @@ def predict(model, loader, ds, device) -> tuple[list, float, int]:
 
 # -- task -------------------------------------------------------------------------------------------------
 
-@TASKS.register("detection", document="000 §5.4 Table 7", columns=COLUMNS, primary="map",
+@TASKS.register("detection", needs="detection-trunk", document="000 §5.4 Table 7", columns=COLUMNS, primary="map",
                 metrics=("map", "map_area", "train_loss", "classes_scored", "ap_*"),
                 smoke_datasets=("voc-smoke",),
                 summary="Faster R-CNN (torchvision, RoI align) with the family in its backbone; VOC07 11-point mAP.")

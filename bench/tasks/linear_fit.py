@@ -129,7 +129,7 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
     return {"history": history, "timing": epoch_timing(history[1:], steps, clock)}
 
 
-@TASKS.register("linear-fit", document="003 §6 Fig. 5(a, b)", columns=COLUMNS, primary="loss",
+@TASKS.register("linear-fit", needs="linear-model", document="003 §6 Fig. 5(a, b)", columns=COLUMNS, primary="loss",
                 metrics=("loss", "loss_e1", "loss_auc", "train_loss", "train_loss_e1", "test_loss", "top1",
                          "top1_best"),
                 summary="Fit a one-layer linear model (L2 or logistic loss); loss per epoch, test accuracy.")

@@ -244,7 +244,7 @@ def _rel(path: Path, base: Path) -> str:
 
 # -- the task -------------------------------------------------------------------------------------------
 
-@TASKS.register("reconstruction", document="001 §3–4", columns=COLUMNS, primary="ssim",
+@TASKS.register("reconstruction", needs="autoencoder", document="001 §3–4", columns=COLUMNS, primary="ssim",
                 metrics=("ssim", "ssim_std", "pearson", "pearson_std", "pearson_abs", "pearson_abs_std", "mse",
                          "mse_std", "inverted_fraction", "networks", "images", "ssim[*]"),
                 summary="Invert images through a (random) CNN-DCN; SSIM / Pearson on grey-scale, sweeps.")

@@ -232,7 +232,7 @@ def _optimizer(model, cfg: dict, aux_lr_mult: float = 10.0) -> torch.optim.Optim
 
 # -- task ---------------------------------------------------------------------------------------------------
 
-@TASKS.register("segmentation", document="003 A.2", columns=COLUMNS, primary="miou",
+@TASKS.register("segmentation", needs="dilated-resnet", document="003 A.2", columns=COLUMNS, primary="miou",
                 metrics=("miou", "pixel_acc", "mean_acc", "miou_best", "train_loss", "iou_*"),
                 smoke_datasets=("cityscapes-smoke", "voc2012-seg-smoke"),
                 summary="DeepLabV3 (torchvision) with the family in backbone and head; mIoU, pixel accuracy, loss curve.")
