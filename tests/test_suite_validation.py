@@ -12,9 +12,9 @@ from bench.cli import main
 from bench.errors import SpecError
 from bench.suite import load_suite
 from tests._guard import within
+from tests.test_bad_input import GOOD, files_under
 
 ROOT_SUITES = Path(__file__).resolve().parent.parent / "suites"
-from tests.test_bad_input import GOOD, files_under
 
 PROTO = "protocol: {epochs: 1, batch_size: 32, augment: [], train_subset: 64, test_subset: 32, max_batches: 1}"
 BOMB = "".join(f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n"
