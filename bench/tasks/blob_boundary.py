@@ -252,7 +252,6 @@ def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=Tru
         rel = path.relative_to(ctx.extra["results_dir"]) if "results_dir" in ctx.extra else path
         artifacts.append({"path": str(rel), "caption": "Columns: input, gradient magnitude, prediction, "
                           + ("pose θ mod π (first dynamic block), " if has_pose else "") + "target (cf. Figure 10)."})
-    ctx.extra["last_model"] = model
     return {"metrics": metrics, "history": history, "params": params, "macs": macs,
             "timing": {"train_s": train_s, "epoch_s_median": float(np.median([h["train_s_cum"] for h in history[:1]]
                                                                               + [history[i]["train_s_cum"]

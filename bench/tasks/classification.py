@@ -136,7 +136,6 @@ def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeat
               "train_forward_macs": train_macs,
               "train_macs_estimate": TRAIN_MACS_PER_IMAGE * train_macs * hist[-1]["images_seen"] if train_macs
               else None}
-    ctx.extra["last_model"] = model  # tasks that evaluate a trained classifier further (e.g. FGSM) pick it up
     curves = {}
     if attack_eps:
         adv = data.subset(None, attack_subset)
