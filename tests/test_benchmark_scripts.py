@@ -61,3 +61,28 @@ def test_batch_throughput_rates_every_size_against_the_fastest(tmp_path):
         assert r["ratio_to_fastest"] == r["img_s"] / max(x["img_s"] for x in rows)
         assert abs(r["epoch_min"] - 50000 / r["img_s"] / 60) < 1e-9
     assert res["rows"] == rows
+
+
+def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
+    """benchmarks/campaign_table.py: the closing note's table, from the v2 records (here: conv and pnn, two
+    seeds each, cloned from a committed record with new specs and ids)."""
+    from bench.identity import IDENTITY_VERSION, run_id
+    from bench.records import write_json_atomic
+    from bench.report.verdicts import difference_interval
+
+    template = json.loads(sorted((ROOT / "results" / "fast-cifar-v2").glob("*conv--s0*.json"))[0].read_text())
+    folder = tmp_path / "fast-cifar-v2"
+    values = {("conv", 0): 89.0, ("conv", 1): 89.6, ("pnn", 0): 68.0, ("pnn", 1): 70.0}
+    for (label, seed), top1 in values.items():
+        rec = json.loads(json.dumps(template))
+        rec["spec"]["layer"] = {"name": label, "label": label, "options": {}}
+        rec["spec"]["seed"], rec["label"], rec["metrics"]["top1"] = seed, label, top1
+        rec["id"], rec["identity_version"] = run_id(rec["spec"]), IDENTITY_VERSION
+        rec.pop("artifacts", None)
+        write_json_atomic(folder / f"{label}-{seed}-{rec['id']}.json", rec, durable=False)
+    mod = _load("campaign_table")
+    table = mod.rows(folder)
+    assert [r["label"] for r in table] == ["conv", "pnn"] and [r["n"] for r in table] == [2, 2]
+    iv = difference_interval(69.0, 2 ** 0.5, 2, 89.3, 0.18 ** 0.5, 2)
+    line = next(x for x in mod.markdown(table).splitlines() if x.startswith("| pnn"))
+    assert f"{iv.centre:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]" in line and "| 2 | 69.00 ± 1.41 |" in line
