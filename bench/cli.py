@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="afterwards, set each record beside the record of the same run in DIR (e.g. the committed "
                         "results/) and say whether they agree (bitwise on the same device class, else within "
                         "the seed-noise band)")
-    many = r.add_argument_group("many runners (see README: Many runners)")
+    many = r.add_argument_group("many runners (see docs/many-runners.md)")
     many.add_argument("--shard", metavar="I/N", default=None,
                       help="run only share I of N (0 ≤ I < N) of the suite's runs; N shards make one serial run")
     many.add_argument("--executor", choices=("local", "ray"), default="local",

@@ -22,7 +22,7 @@ from bench.locks import RunLock, clean_stale_tmp
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+README = ROOT / "docs" / "many-runners.md"
 ROWS = ["conv", "sep-full", "sep-chans", "sep-space", "pnn", "lbcnn"]
 FLAGS = ["--epochs", "1", "--max-batches", "1", "--train-subset", "64", "--test-subset", "32", "--no-progress",
          "--device", "cpu", "--threads", "1", "--seeds", "0,1"] + [a for r in ROWS for a in ("--only", r)]
@@ -46,8 +46,8 @@ def same_results(a: dict[str, dict], b: dict[str, dict]) -> None:
 
 
 def readme_runs() -> list[str]:
-    """The `bench run` lines of the README's "Many runners" section."""
-    section = README.read_text().split("\n## Many runners\n", 1)[1].split("\n## ", 1)[0]
+    """The `bench run` lines of docs/many-runners.md."""
+    section = README.read_text().split("\n# Many runners\n", 1)[1]
     return re.findall(r"^bench run .*$", section, re.M)
 
 

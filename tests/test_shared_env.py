@@ -1,4 +1,4 @@
-"""bench/shared_env.py: every tox environment runs in one shared virtualenv, installed once (torch once)."""
+"""tools/shared_env.py: every tox environment runs in one shared virtualenv, installed once (torch once)."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("shared_env", ROOT / "bench" / "shared_env.py")
+spec = importlib.util.spec_from_file_location("shared_env", ROOT / "tools" / "shared_env.py")
 shared_env = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(shared_env)
 
@@ -67,4 +67,4 @@ def test_every_tox_environment_but_the_gpu_one_goes_through_the_launcher():
     assert cfg["testenv"]["package"].strip() == "skip"
     for name in ("testenv", "testenv:quick", "testenv:bench-cifar", "testenv:bench", "testenv:benchmarks"):
         lines = [ln.strip() for ln in cfg[name]["commands"].strip().splitlines() if ln.strip()]
-        assert lines and all(ln.startswith("python {toxinidir}/bench/shared_env.py ") for ln in lines), name
+        assert lines and all(ln.startswith("python {toxinidir}/tools/shared_env.py ") for ln in lines), name

@@ -242,8 +242,9 @@ def test_readme_prints_the_one_rule_text():
 
     from bench.report.verdicts import VERDICT_RULES, readme_block
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert readme_block() in readme, "README's verdict rules are stale: python -m bench.report.verdicts --readme README.md"
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "suites-and-verdicts.md").read_text()
+    assert readme_block() in readme, ("docs/suites-and-verdicts.md's verdict rules are stale: "
+                                      "python -m bench.report.verdicts --readme docs/suites-and-verdicts.md")
     assert readme.count(VERDICT_RULES) == 1
 
 

@@ -1,5 +1,5 @@
 """Verdicts from confidence intervals: the one source of the verdict rule (``VERDICT_RULES``, printed by the site
-and, between markers, by the README: ``python -m bench.report.verdicts --readme README.md`` rewrites it).
+and, between markers, by the README: ``python -m bench.report.verdicts --readme docs/suites-and-verdicts.md`` rewrites it).
 
 A document's number is *reproduced* when it lies inside the measured mean's 95 % Student-t interval widened by
 the reference's declared ``tolerance``; a claim "a above / within / below b by N" is decided by the 95 % Welch
@@ -279,7 +279,7 @@ def update_readme(path: str | Path) -> bool:
     return new != text
 
 
-if __name__ == "__main__":  # python -m bench.report.verdicts --readme README.md
+if __name__ == "__main__":  # python -m bench.report.verdicts --readme docs/suites-and-verdicts.md
     if len(sys.argv) == 3 and sys.argv[1] == "--readme":
         print("updated" if update_readme(sys.argv[2]) else "up to date")
     else:
