@@ -258,8 +258,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     augmentation. ``compile=True`` trains and evaluates through ``torch.compile(model)``; ``channels_last``
     (default: on CUDA) sets the input memory format.
     """
-    from bench.errors import RunFailed
-    from bench.measure import Clock, epoch_timing
+    from bench.loop import fit
 
     amp = uses_amp(protocol, device)
     train_x, train_y = train_x.to(device), train_y.to(device)
@@ -280,18 +279,11 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     lookahead = Lookahead(model, epochs * steps, **protocol["lookahead"]) if protocol.get("lookahead") else None
     eval_at = set(protocol.get("eval_epochs") or range(1, epochs + 1)) | {epochs}
     fwd = torch.compile(model) if compile else model
-    clock = Clock(device)
-    history, cum, seen = [], 0.0, 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs, desc=desc or "train", unit="ep", leave=False)
-    model.train()
-    for epoch in range(1, epochs + 1):
+
+    def train_epoch(epoch: int) -> dict:
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         count = 0
-        t0 = clock.start()
         for idx in _batches(n, bs, device, gen, drop_last=True)[:steps]:
             xb = prepare(train_x[idx], channels_last)
             if crop or flip:
@@ -315,28 +307,19 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             count += len(idx)
         if lookahead is not None and epoch == epochs:
             lookahead.finish()
-        epoch_s = clock.stop(t0)
-        train_loss = float(loss_sum) / max(1, count)
-        if not math.isfinite(train_loss):
-            raise RunFailed(f"training loss became {train_loss} in epoch {epoch}")
-        cum += epoch_s
-        seen += count
-        test_loss = test_acc = None  # epochs outside ``eval_epochs`` are not evaluated (time-to-accuracy checkpoints)
-        if epoch in eval_at:
-            test_loss, test_acc = evaluate(ema.model if ema is not None else fwd, test_x, test_y,
-                                           protocol["eval_batch_size"], amp, tta, channels_last)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": 100.0 * float(correct) / max(1, count),
-               "test_loss": test_loss, "test_acc": test_acc, "epoch_s": epoch_s, "train_s_cum": cum,
-               "images_seen": seen, "lr": opt.param_groups[0]["lr"]}
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        if bar is not None:
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc="-" if test_acc is None else f"{test_acc:.1f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        return {"train_loss": float(loss_sum) / max(1, count), "images": count,
+                "train_acc": 100.0 * float(correct) / max(1, count), "lr": opt.param_groups[0]["lr"]}
+
+    def evaluate_epoch(epoch: int) -> dict:
+        if epoch not in eval_at:  # epochs outside ``eval_epochs`` are not evaluated (time-to-accuracy checkpoints)
+            return {"test_loss": None, "test_acc": None}
+        test_loss, test_acc = evaluate(ema.model if ema is not None else fwd, test_x, test_y,
+                                       protocol["eval_batch_size"], amp, tta, channels_last)
+        return {"test_loss": test_loss, "test_acc": test_acc}
+
+    model.train()
+    result = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch, progress=progress,
+                 desc=desc or "train", on_epoch=on_epoch, show="test_acc")
     if ema is not None:  # what was evaluated is what the caller measures further (speed, robustness)
         model.load_state_dict(ema.model.state_dict())
-    timing = epoch_timing(history, steps, clock)
-    return {"history": history, "timing": timing}
+    return result

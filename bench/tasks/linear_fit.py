@@ -27,12 +27,12 @@ of every run's id.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 
-from bench.measure import Clock, count_macs, count_parameters, count_training_macs, epoch_timing, inference_speed
+from bench.loop import fit
+from bench.measure import count_macs, count_parameters, count_training_macs, inference_speed
 from bench.models import build_classifier
 from bench.tasks import TASKS, RunContext
 from bench.train import _batches, lr_factor, make_optimizer, prepare
@@ -79,7 +79,6 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
     """Train ``model`` with its loss ``kind`` under ``protocol`` (optimiser, schedule, epochs, batch size;
     ``lr`` replaces the optimiser's learning rate). Returns ``history`` and ``timing``; RunFailed on a
     non-finite loss."""
-    from bench.errors import RunFailed
 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
@@ -92,17 +91,14 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
     opt_cfg = dict(protocol["optimizer"], **({"lr": float(lr)} if lr is not None else {}))
     opt = make_optimizer(model, opt_cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(protocol["schedule"], epochs, steps))
-    clock = Clock(device)
     loss0, acc0 = evaluate_loss(model, kind, train_x, train_y, ebs)
-    history = [{"epoch": 0, "train_loss": None, "loss": loss0, "train_acc": acc0, "test_loss": None,
-                "test_acc": None, "epoch_s": 0.0, "train_s_cum": 0.0, "images_seen": 0, "lr": opt_cfg["lr"]}]
-    cum, seen = 0.0, 0
-    model.train()
-    for epoch in range(1, epochs + 1):
+    start = {"epoch": 0, "train_loss": None, "loss": loss0, "train_acc": acc0, "test_loss": None,
+             "test_acc": None, "epoch_s": 0.0, "train_s_cum": 0.0, "images_seen": 0, "lr": opt_cfg["lr"]}
+
+    def train_epoch(epoch: int) -> dict:
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.long)
         count = 0
-        t0 = clock.start()
         for idx in _batches(n, bs, device, gen, drop_last=True)[:steps]:
             xb, yb = prepare(train_x[idx], False), train_y[idx]
             out = model(xb)
@@ -114,19 +110,18 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
             loss_sum += loss.detach().double() * len(idx)
             correct += (out.detach().argmax(1) == yb).sum()
             count += len(idx)
-        epoch_s = clock.stop(t0)
-        train_loss = float(loss_sum) / max(1, count)
-        if not math.isfinite(train_loss):
-            raise RunFailed(f"training loss became {train_loss} in epoch {epoch} (learning rate {opt_cfg['lr']})")
-        cum += epoch_s
-        seen += count
+        return {"train_loss": float(loss_sum) / max(1, count), "images": count,
+                "train_acc": 100.0 * float(correct) / max(1, count), "lr": opt.param_groups[0]["lr"]}
+
+    def evaluate_epoch(epoch: int) -> dict:
         full_loss, _ = evaluate_loss(model, kind, train_x, train_y, ebs)
         test_loss, test_acc = evaluate_loss(model, kind, test_x, test_y, ebs)
-        history.append({"epoch": epoch, "train_loss": train_loss, "loss": full_loss,
-                        "train_acc": 100.0 * float(correct) / max(1, count), "test_loss": test_loss,
-                        "test_acc": test_acc, "epoch_s": epoch_s, "train_s_cum": cum, "images_seen": seen,
-                        "lr": opt.param_groups[0]["lr"]})
-    return {"history": history, "timing": epoch_timing(history[1:], steps, clock)}
+        return {"loss": full_loss, "test_loss": test_loss, "test_acc": test_acc}
+
+    model.train()
+    result = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch,
+                 what=f" (learning rate {opt_cfg['lr']})")
+    return {"history": [start] + result["history"], "timing": result["timing"]}
 
 
 @TASKS.register("linear-fit", needs="linear-model", document="003 §6 Fig. 5(a, b)", columns=COLUMNS, primary="loss",
