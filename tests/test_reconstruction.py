@@ -102,7 +102,7 @@ def test_random_decoder_needs_no_training_and_trained_decoder_learns():
     x = torch.from_numpy(np.stack([_image(i, 16) for i in range(8)])).float()[:, None].repeat(1, 3, 1, 1)
     proto = {"optimizer": {"name": "adam", "lr": 3e-3, "weight_decay": 0.0}, "schedule": {"name": "constant"},
              "batch_size": 8, "epochs": 10}
-    hist, steps = train_decoder(rw, x, x, proto, seed=0, pixel_scale=255.0)
+    hist, steps, _ = train_decoder(rw, x, x, proto, seed=0, pixel_scale=255.0)
     assert steps[-1] < 0.5 * steps[0]
     for k, v in fixed_tensors(rw.encoder).items():
         assert torch.equal(v, enc_before[k])

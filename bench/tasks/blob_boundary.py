@@ -34,7 +34,6 @@ matches on binary blobs and fails to converge on textured ones).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -180,7 +179,7 @@ def _figure(model, x_u8, target, prob, path) -> bool:
 def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=True, match_tolerance=1,
                   thresholds=99, figure_examples=6):
     from bench.backbones import Ops, build_backbone
-    from bench.errors import RunFailed
+    from bench.loop import fit
     from bench.models import materialise
     from bench.train import lr_factor, make_optimizer
 
@@ -210,34 +209,35 @@ def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=Tru
     ths = torch.linspace(0.01, 0.99, thresholds)
     evb = protocol.get("eval_batch_size", 1000)
 
-    history, train_s, seen = [], 0.0, 0
-    for epoch in range(protocol["epochs"]):
-        t0 = time.perf_counter()
+    last: dict = {}
+
+    def train_epoch(epoch: int) -> dict:
         model.train()
         losses = []
         for j in range(steps):
-            xb, _, bb = generate(spec.seed, TRAIN_STREAM, (epoch * steps + j) * bs, bs, size, mode, max_blobs)
+            xb, _, bb = generate(spec.seed, TRAIN_STREAM, ((epoch - 1) * steps + j) * bs, bs, size, mode, max_blobs)
             logits = model(_prep(xb).to(device))[:, 0]
             loss = balanced_bce(logits, bb.to(device), class_balance)
-            if not torch.isfinite(loss):
-                raise RunFailed(f"non-finite loss at epoch {epoch} step {j}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
-            seen += bs
-        train_s += time.perf_counter() - t0
+        return {"train_loss": float(np.mean(losses)), "images": steps * bs}
+
+    def evaluate_epoch(epoch: int) -> dict:
         prob = predict(model, test_x.to(device), evb)
         with torch.no_grad():
             logit = torch.logit(prob.clamp(1e-6, 1 - 1e-6))
             test_loss = float(balanced_bce(logit, test_b.to(device), class_balance))
         scores = boundary_scores(boundary_counts(prob, test_b.to(device), ths.to(device), match_tolerance))
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "test_loss": test_loss,
-                        "ods": scores["ods"], "ois": scores["ois"], "ap": scores["ap"],
-                        "train_s_cum": train_s, "images_seen": seen})
-        if ctx.progress:
-            print(f"  epoch {epoch + 1}: loss {history[-1]['train_loss']:.4f} ODS {scores['ods']:.2f}")
+        last.update(prob=prob, scores=scores, test_loss=test_loss)
+        return {"test_loss": test_loss, "ods": scores["ods"], "ois": scores["ois"], "ap": scores["ap"]}
+
+    fit_out = fit(protocol["epochs"], train_epoch, device=device, steps=steps, evaluate=evaluate_epoch,
+                  progress=ctx.progress, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}", show="ods")
+    history = fit_out["history"]
+    prob, scores, test_loss = last["prob"], last["scores"], last["test_loss"]
 
     metrics = {"ods": scores["ods"], "ois": scores["ois"], "ap": scores["ap"],
                "ods_best": max(h["ods"] for h in history), "test_loss": test_loss,
@@ -253,10 +253,7 @@ def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=Tru
         artifacts.append({"path": str(rel), "caption": "Columns: input, gradient magnitude, prediction, "
                           + ("pose θ mod π (first dynamic block), " if has_pose else "") + "target (cf. Figure 10)."})
     return {"metrics": metrics, "history": history, "params": params, "macs": macs,
-            "timing": {"train_s": train_s, "epoch_s_median": float(np.median([h["train_s_cum"] for h in history[:1]]
-                                                                              + [history[i]["train_s_cum"]
-                                                                                 - history[i - 1]["train_s_cum"]
-                                                                                 for i in range(1, len(history))]))},
+            "timing": fit_out["timing"],
             "curves": curves, "artifacts": artifacts,
             "data": {"train_per_epoch": steps * bs, "test": n_test, "size": size, "mode": mode,
                      "source": data.source}}

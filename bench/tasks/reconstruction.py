@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from bench.backbones import BACKBONES, Ops
 from bench.layers import count_parameters
+from bench.loop import fit
 from bench.measure import count_macs
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor, make_optimizer
@@ -138,9 +139,11 @@ def reconstruct(model, x: torch.Tensor, batch_size: int, pixel_scale: float = 1.
 
 
 def train_decoder(model, train_x: torch.Tensor, test_x: torch.Tensor, protocol: dict, seed: int,
-                  pixel_scale: float = 1.0) -> tuple[list[dict], list[float]]:
+                  pixel_scale: float = 1.0) -> tuple[list[dict], list[float], dict]:
     """Minimise the L2 loss ‖output − input‖² over the learned parameters (§3.1 Eq. 1); the network is fed
-    pixels·pixel_scale and its output is compared with the [0, 1] image."""
+    pixels·pixel_scale and its output is compared with the [0, 1] image. Returns the per-epoch history, the
+    per-step losses and the training timing (:func:`bench.loop.fit`)."""
+
     opt = make_optimizer(model, protocol["optimizer"])
     bs = protocol["batch_size"]
     n = len(train_x)
@@ -149,8 +152,9 @@ def train_decoder(model, train_x: torch.Tensor, test_x: torch.Tensor, protocol: 
         steps_per_epoch = min(steps_per_epoch, protocol["max_batches"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(protocol["schedule"], protocol["epochs"], steps_per_epoch))
     g = torch.Generator(device="cpu").manual_seed(seed)
-    history, step_losses, t0 = [], [], time.monotonic()
-    for epoch in range(1, protocol["epochs"] + 1):
+    step_losses: list[float] = []
+
+    def train_epoch(epoch: int) -> dict:
         model.train()
         order = torch.randperm(n, generator=g)
         total, count = 0.0, 0
@@ -167,10 +171,13 @@ def train_decoder(model, train_x: torch.Tensor, test_x: torch.Tensor, protocol: 
             step_losses.append(loss.item())
             total += step_losses[-1] * len(idx)
             count += len(idx)
-        test_loss = float(F.mse_loss(reconstruct(model, test_x, bs, pixel_scale), test_x))
-        history.append({"epoch": epoch, "train_loss": total / max(1, count), "test_loss": test_loss,
-                        "train_s_cum": time.monotonic() - t0})
-    return history, step_losses
+        return {"train_loss": total / max(1, count), "images": count}
+
+    def evaluate_epoch(epoch: int) -> dict:
+        return {"test_loss": float(F.mse_loss(reconstruct(model, test_x, bs, pixel_scale), test_x))}
+
+    out = fit(protocol["epochs"], train_epoch, device=train_x.device, steps=steps_per_epoch, evaluate=evaluate_epoch)
+    return out["history"], step_losses, out["timing"]
 
 
 def evaluate_network(model, test_x: torch.Tensor, scaling: str, batch_size: int, pixel_scale: float = 1.0):
@@ -267,16 +274,15 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
     if trained and len(train_x) == 0:
         raise ValueError("the network has learned parameters but the data set has no training images")
 
-    per_net, mses, histories, first = [], [], [], None
-    train_s = 0.0
+    per_net, mses, histories, timings, first = [], [], [], [], None
     for i in range(n_nets):
         torch.manual_seed(spec.seed * 100003 + i)
         model = build_network(spec, channels).to(device)
         if trained:
-            t0 = time.monotonic()
-            hist, step_losses = train_decoder(model, train_x, test_x, proto, spec.seed * 100003 + i, pixel_scale)
-            train_s += time.monotonic() - t0
+            hist, step_losses, timing = train_decoder(model, train_x, test_x, proto, spec.seed * 100003 + i,
+                                                      pixel_scale)
             histories.append((hist, step_losses))
+            timings.append(timing)
         scores, y01, mse = evaluate_network(model, test_x, scaling, eval_batch_size, pixel_scale)
         per_net.append(scores)
         mses.append(mse)
@@ -341,7 +347,10 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
         "metrics": metrics,
         "params": count_parameters(model),
         "macs": count_macs(model, example),
-        "timing": {"train_s": train_s, "total_s": time.monotonic() - t_start},
+        # the first trained network's epoch timing (bench.loop.fit, as every task's), training summed over all
+        "timing": {**(timings[0] if timings else fit(0, None, device=device, steps=0)["timing"]),
+                   "train_s": sum(t["train_s"] for t in timings), "networks_trained": len(timings),
+                   "total_s": time.monotonic() - t_start},
         "curves": curves,
         "artifacts": artifacts,
         "data": {"train": len(train_x), "test": len(test_x), "shape": list(data.shape), "source": data.source,
