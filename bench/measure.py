@@ -51,6 +51,11 @@ class Clock:
             torch.cuda.synchronize(self.device)
 
 
+#: the training-timing fields every task's record carries (:func:`epoch_timing`, through :func:`bench.loop.fit`)
+EPOCH_TIMING_FIELDS = ("train_s", "warmup_epoch_s", "train_s_after_warmup", "epoch_s_median", "epoch_s_spread",
+                       "steps_per_epoch", "clock")
+
+
 def epoch_timing(history: list[dict], steps: int, clock: Clock) -> dict:
     """Training time from per-epoch ``epoch_s``: the first epoch (warm-up, compilation) reported separately,
     the median and relative spread of the later ones. Shared by every task that trains in epochs."""

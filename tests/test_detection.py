@@ -142,6 +142,9 @@ def test_detection_end_to_end_vgg_conv(tmp_path):
     assert "test_map" in r["history"][-1] and "test_map" not in r["history"][0]
     assert {"train_loss_classifier", "train_loss_objectness"} <= set(r["history"][0])
     assert r["data"]["swapped"]["spatial"] == 13 and r["params"]["fixed"] == 0 and r["macs"] > 0
+    from bench.measure import EPOCH_TIMING_FIELDS  # one training loop: the same timing fields as every task
+
+    assert set(EPOCH_TIMING_FIELDS) <= set(r["timing"]) and r["timing"]["steps_per_epoch"] == 1
 
 
 def test_detection_end_to_end_resnet_pnn_with_canvas(tmp_path):

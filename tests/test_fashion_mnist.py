@@ -174,6 +174,9 @@ def test_linear_fit_trains_each_row_and_records_loss_curves(tmp_path):
         assert name.startswith(f"{backbone}: ") and curve["x"] == [0, 1, 2] and curve["xlabel"] == "epoch"
         assert rec["data"]["loss"] == ("l2" if backbone == "linear-regression" else "logistic")
         assert rec["timing"]["lr"] == (1.0 if label == "deconv-lr1" else 0.05)
+        from bench.measure import EPOCH_TIMING_FIELDS  # one training loop: the same timing fields as every task
+
+        assert set(EPOCH_TIMING_FIELDS) <= set(rec["timing"])
         assert rec["params"]["learned"] == 7850 + (2 * 784 if label == "bn" else 0)
     # the same untrained model (same seed) gives the same epoch-0 loss on every row of a backbone
     l0 = {k: r["history"][0]["loss"] for k, r in recs.items()}

@@ -154,3 +154,7 @@ def test_task_runs_end_to_end_on_tiny_images(tmp_path, monkeypatch):
     spec.backbone["options"].update(decoder="trained", channels=4)
     out = TASKS.get("reconstruction").obj(spec, ctx, trained_networks=1)
     assert len(out["history"]) == 1 and out["params"]["learned"] > 0 and "train_loss" in out["curves"]
+    from bench.measure import EPOCH_TIMING_FIELDS  # one training loop: the same timing fields as every task
+
+    assert set(EPOCH_TIMING_FIELDS) <= set(out["timing"]) and out["timing"]["networks_trained"] == 1
+    assert out["timing"]["train_s"] == out["history"][0]["epoch_s"]  # evaluation is outside the timed epoch

@@ -172,6 +172,9 @@ def test_segmentation_end_to_end_cityscapes_conv(tmp_path):
     m = r["metrics"]
     assert 0.0 <= m["miou"] <= 100.0 and 0.0 <= m["pixel_acc"] <= 100.0 and m["miou_best"] >= m["miou"]
     assert [h["epoch"] for h in r["history"]] == [1, 2] and all("test_miou" in h for h in r["history"])
+    from bench.measure import EPOCH_TIMING_FIELDS  # one training loop: the same timing fields as every task
+
+    assert set(EPOCH_TIMING_FIELDS) <= set(r["timing"]) and r["history"][-1]["images_seen"] == 4
     assert r["curves"]["train_loss"]["x"] == [1, 2] and all(math.isfinite(v) for v in r["curves"]["train_loss"]["y"])
     assert r["history"][0]["lr"] < 0.01  # poly schedule decays the learning rate per iteration
     assert r["params"]["learned"] > 0 and r["macs"] > 0 and r["data"]["swapped"]["head"]["dilated"] == 3

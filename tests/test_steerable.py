@@ -173,6 +173,9 @@ def test_task_runs_end_to_end(tmp_path):
     import json
     rec = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert rec["status"] == "ok", rec.get("error")
+    from bench.measure import EPOCH_TIMING_FIELDS  # one training loop: the same timing fields as every task
+
+    assert set(EPOCH_TIMING_FIELDS) <= set(rec["timing"]) and rec["timing"]["steps_per_epoch"] == 2
     m = rec["metrics"]
     for key in ("ods", "ois", "ap"):
         assert 0 <= m[key] <= 100

@@ -33,7 +33,8 @@ from torch import nn
 from bench.backbones import Ops, build_backbone
 from bench.backbones.swap import swap_layers
 from bench.errors import RunFailed
-from bench.measure import Clock, count_macs, count_parameters, epoch_timing, peak_memory, reset_peak_memory
+from bench.loop import fit
+from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor, make_optimizer
 
@@ -391,22 +392,15 @@ def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None
         steps = min(steps, proto["max_batches"])
     opt = make_optimizer(model, proto["optimizer"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(proto["schedule"], epochs, steps))
-    clock = Clock(device)
-    history, cum, seen = [], 0.0, 0
     test_loader = _loader(test_ds, proto.get("eval_batch_size", 1) if device.type == "cuda" else 1, False,
                           workers, 0)
     gt = [(s.boxes, s.labels, s.difficult) for s, _ in test_ds.items]
     reset_peak_memory(device)
-    bar = None
-    if ctx.progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}", unit="ep", leave=False)
-    result = None
-    model.train()
-    for epoch in range(1, epochs + 1):
+    last: dict = {}
+
+    def train_epoch(epoch: int) -> dict:
         train_ds.epoch = epoch
         sums, count = {}, 0
-        t0 = clock.start()
         for step, (images, targets) in enumerate(_loader(train_ds, bs, True, workers, spec.seed * 1000 + epoch)):
             if step >= steps:
                 break
@@ -415,7 +409,7 @@ def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
                 losses = model(images, targets)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
+            if not torch.isfinite(loss):  # before the step: a detector's loss can be non-finite in one step only
                 raise RunFailed(f"training loss became {float(loss)} in epoch {epoch}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -425,29 +419,30 @@ def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(images)
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * len(images)
             count += len(images)
-        epoch_s = clock.stop(t0)
-        cum += epoch_s
-        seen += count
-        row = {"epoch": epoch, "train_loss": sums.get("loss", 0.0) / max(1, count),
-               **{f"train_{k}": v / max(1, count) for k, v in sums.items() if k != "loss"},
-               "epoch_s": epoch_s, "train_s_cum": cum, "images_seen": seen, "lr": opt.param_groups[0]["lr"]}
-        if (eval_every and epoch % eval_every == 0) or epoch == epochs:
-            dets, eval_s, n_eval = predict(model, test_loader, test_ds, device)
-            result = evaluate_detections(dets, gt, data.num_classes)
-            row.update(test_map=100 * result["map"], test_map_area=100 * result["map_area"], eval_s=eval_s)
-        history.append(row)
-        if bar is not None:
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        return {"train_loss": sums.get("loss", 0.0) / max(1, count), "images": count,
+                **{f"train_{k}": v / max(1, count) for k, v in sums.items() if k != "loss"},
+                "lr": opt.param_groups[0]["lr"]}
+
+    def evaluate_epoch(epoch: int) -> dict | None:
+        if not ((eval_every and epoch % eval_every == 0) or epoch == epochs):
+            return None
+        dets, eval_s, n_eval = predict(model, test_loader, test_ds, device)
+        last.update(result=evaluate_detections(dets, gt, data.num_classes), eval_s=eval_s, n_eval=n_eval)
+        return {"test_map": 100 * last["result"]["map"], "test_map_area": 100 * last["result"]["map_area"],
+                "eval_s": eval_s}
+
+    model.train()
+    fitted = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch, progress=ctx.progress,
+                 desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
+    history = fitted["history"]
+    result, eval_s, n_eval = last["result"], last["eval_s"], last["n_eval"]
     memory = peak_memory(device)
     metrics = {"map": 100 * result["map"], "map_area": 100 * result["map_area"],
                "train_loss": history[-1]["train_loss"], "classes_scored": result["classes_scored"]}
     for c, ap in result["ap"].items():
         if ap is not None:
             metrics[f"ap_{data.classes[c - 1]}"] = 100 * ap
-    timing = {**epoch_timing(history, steps, clock), "eval_s": eval_s, "eval_images": n_eval,
+    timing = {**fitted["timing"], "eval_s": eval_s, "eval_images": n_eval,
               "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
               "throughput_note": "whole-detector inference on the test set (batch 1 on CPU)"}
     report = model.swap_report.counts() if model.swap_report is not None else None

@@ -33,7 +33,8 @@ from torch import nn
 from bench.backbones import BACKBONES, Ops, build_backbone
 from bench.backbones.swap import swap_layers
 from bench.errors import RunFailed
-from bench.measure import Clock, count_macs, count_parameters, epoch_timing, peak_memory, reset_peak_memory
+from bench.loop import fit
+from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor
 
@@ -274,24 +275,17 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
     test_bs = proto.get("eval_batch_size", 1) if device.type == "cuda" else 1
     test_loader = torch.utils.data.DataLoader(test_ds, batch_size=min(test_bs, 16), shuffle=False,
                                               num_workers=workers, collate_fn=_collate_pad)
-    clock = Clock(device)
-    history, loss_x, loss_y, window = [], [], [], []
-    cum, seen, it = 0.0, 0, 0
-    eval_s = n_eval = 0
-    scores = None
+    loss_x, loss_y, window = [], [], []
+    state = {"it": 0, "scores": None, "eval_s": 0, "n_eval": 0}
     reset_peak_memory(device)
-    bar = None
-    if ctx.progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}", unit="ep", leave=False)
-    model.train()
-    for epoch in range(1, epochs + 1):
+
+    def train_epoch(epoch: int) -> dict:
+        nonlocal window
         train_ds.epoch = epoch
         g = torch.Generator().manual_seed(spec.seed * 1000 + epoch)
         loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, shuffle=True, drop_last=True,
                                              num_workers=workers, generator=g, collate_fn=_collate_pad)
         loss_sum, count = 0.0, 0
-        t0 = clock.start()
         for step, (imgs, masks) in enumerate(loader):
             if step >= steps:
                 break
@@ -301,37 +295,38 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
             loss = F.cross_entropy(out["out"].float(), masks, ignore_index=data.ignore_index)
             if aux_loss:
                 loss = loss + 0.5 * F.cross_entropy(out["aux"].float(), masks, ignore_index=data.ignore_index)
-            if not torch.isfinite(loss):
+            if not torch.isfinite(loss):  # before the step, as the detector's
                 raise RunFailed(f"training loss became {float(loss)} in epoch {epoch}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            it += 1
+            state["it"] += 1
             lv = float(loss.detach())
             loss_sum += lv * len(imgs)
             count += len(imgs)
             window.append(lv)
             if len(window) >= log_every:
-                loss_x.append(it)
+                loss_x.append(state["it"])
                 loss_y.append(sum(window) / len(window))
                 window = []
-        epoch_s = clock.stop(t0)
-        cum += epoch_s
-        seen += count
-        row = {"epoch": epoch, "train_loss": loss_sum / max(1, count), "epoch_s": epoch_s, "train_s_cum": cum,
-               "images_seen": seen, "iterations": it, "lr": opt.param_groups[0]["lr"]}
-        if (eval_every and epoch % eval_every == 0) or epoch == epochs:
-            scores, eval_s, n_eval = evaluate(model, test_loader, nc, data.ignore_index, device, eval_mode, crop_size,
-                                              amp)
-            row.update(test_miou=100 * scores["miou"], test_pixel_acc=100 * scores["pixel_acc"],
-                       test_mean_acc=100 * scores["mean_acc"], eval_s=eval_s)
-        history.append(row)
-        if bar is not None:
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        return {"train_loss": loss_sum / max(1, count), "images": count, "iterations": state["it"],
+                "lr": opt.param_groups[0]["lr"]}
+
+    def evaluate_epoch(epoch: int) -> dict | None:
+        if not ((eval_every and epoch % eval_every == 0) or epoch == epochs):
+            return None
+        scores, eval_s, n_eval = evaluate(model, test_loader, nc, data.ignore_index, device, eval_mode, crop_size,
+                                          amp)
+        state.update(scores=scores, eval_s=eval_s, n_eval=n_eval)
+        return {"test_miou": 100 * scores["miou"], "test_pixel_acc": 100 * scores["pixel_acc"],
+                "test_mean_acc": 100 * scores["mean_acc"], "eval_s": eval_s}
+
+    model.train()
+    fitted = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch, progress=ctx.progress,
+                 desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
+    history = fitted["history"]
+    it, scores, eval_s, n_eval = state["it"], state["scores"], state["eval_s"], state["n_eval"]
     if window:
         loss_x.append(it)
         loss_y.append(sum(window) / len(window))
@@ -343,7 +338,7 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
     for name, v in zip(data.classes, scores["iou"]):
         if v is not None:
             metrics[f"iou_{name}"] = 100 * v
-    timing = {**epoch_timing(history, steps, clock), "eval_s": eval_s, "eval_images": n_eval,
+    timing = {**fitted["timing"], "eval_s": eval_s, "eval_images": n_eval,
               "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
               "throughput_note": f"whole-model inference on the test set ({eval_mode})"}
     curves = {
