@@ -296,7 +296,7 @@ return Array.prototype.map.call(document.querySelectorAll(arguments[0]), functio
   var r = s.getBoundingClientRect();
   var size = function (sel) { return Array.prototype.map.call(s.querySelectorAll(sel), function (e) {
     var b = e.getBoundingClientRect(); return [b.width, b.height, b.left - r.left, b.top - r.top]; }); };
-  return {w: r.width, h: r.height, circles: size('circle'), polylines: size('polyline'),
+  return {w: r.width, h: r.height, circles: size('.mark'), polylines: size('polyline'),
           points: Array.prototype.map.call(s.querySelectorAll('polyline'), function (p) { return p.points.numberOfItems; })};
 });"""
 
