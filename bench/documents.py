@@ -114,7 +114,7 @@ def load_documents(path: str | Path = DEFAULT_PATH) -> dict[str, Document]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(p, "", f"cannot read ({type(exc).__name__}: {exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
     except yaml.YAMLError as exc:
         raise SpecError(p, "", "invalid YAML: " + " ".join(str(exc).split())) from None
     if not isinstance(raw, dict) or set(raw) != {"documents"}:
