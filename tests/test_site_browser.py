@@ -589,6 +589,12 @@ def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, brow
         doc, verdict = (kv.split("=")[1] for kv in href.replace("%20", " ").split("&"))
         assert len(shown) == n and set(shown) == {f"{doc}|{verdict}"}
         assert browser.js("return scrollY") > 0 and -2 <= browser.js(BOX_JS, browser.find("#verdicts"))[1] < h
+        # the header row sticks to the top of its scroll box when the box scrolls (the box, not the page, scrolls)
+        sticky = browser.js("var box = document.getElementById('verdicts').closest('.scroll');"
+                            " location.hash = ''; document.querySelectorAll('#verdicts tbody tr').forEach(function (tr) { tr.hidden = false; });"
+                            " box.scrollTop = 400; var th = document.querySelector('#verdicts thead th');"
+                            " return [box.scrollTop, th.getBoundingClientRect().top - box.getBoundingClientRect().top];")
+        assert sticky[0] > 100 and abs(sticky[1]) <= 1, sticky
         assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
                           " function (t) { return !t.caption; }).length") == 0
     finally:

@@ -47,6 +47,7 @@ def _env(documents: dict | None = None) -> jinja2.Environment:
     env.filters["chips"] = deviation_chips
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.filters["opts"] = options_text
+    env.filters["md"] = inline_code
     env.globals["DOCUMENTS"] = documents or {}
     env.globals["VERDICTS"] = VERDICTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES
@@ -76,6 +77,14 @@ def _si(v, unit: str = ""):
         if abs(v) >= div:
             return f"{v / div:.3g}\u00a0{suf}{unit}"
     return f"{v:.3g}" + (f"\u00a0{unit}" if unit else "")
+
+
+def inline_code(text) -> Markup:
+    """A note's Markdown code spans (`bench run`) as <code>, everything else escaped text (no other markup)."""
+    import re
+    from markupsafe import escape
+
+    return Markup(re.sub(r"`([^`\n]+)`", lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
 
 
 def options_text(options) -> str:
@@ -191,9 +200,10 @@ def _board_view(board, records_by_id: dict) -> dict:
         plots.append((name, svg.lines(series, series[0]["xlabel"], series[0]["ylabel"], title=name,
                                       logx=bool(series[0]["logx"]))))
     metric_cols = [c for c in board.columns if f"m:{c[0]}:mean" in board.rows]
+    all_noisy = len(rows) > 1 and all(r.get("noisy") for r in rows)
     return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
             "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
-            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD}
+            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD, "all_noisy": all_noisy}
 
 
 def board_anchor(board) -> str:
@@ -530,7 +540,7 @@ def verdict_plot(verdict_rows: list[dict]) -> str:
             continue
         v = r.get("verdict") or ""
         shape = {"reproduced": "circle", "not reproduced": "cross"}.get(v, "diamond")
-        label = f"{r['document']} {r.get('row') or ''}".strip()
+        label = f"{r.get('row') or r['document']} ({r['suite']})"
         pts.append({"x": r["value"], "y": r["measured"], "label": label, "key": label, "shape": shape,
                     "color": VERDICT_COLORS.get(v, "#555"),
                     "tip": f"{label}, {r.get('metric') or ''} ({r.get('where') or ''}): {v}; "

@@ -341,6 +341,10 @@ def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: b
     ys = [y for s in series for y in s["y"] if y is not None]
     legend_h = 16 * len(series)
     fr = _Frame(xs, ys, logx, False, w, h + legend_h, pad=(56, 16, 18 + legend_h, 44))
+    if all(float(x).is_integer() for x in xs):  # epochs, steps: whole-number ticks only (never "1.5 epochs")
+        whole = [(v, text) for v, text in fr.xticks if float(v).is_integer()]
+        fr.xticks = whole or [(float(round(xs[0])), _fmt_tick(float(round(xs[0]))))]
+        fr.xticks = [(v, text if "." not in text else _fmt_tick(v)) for v, text in fr.xticks]
     parts = fr.axes(xlabel, ylabel)
     keys = [s.get("key") or s["label"] for s in series]
     colors = assign_colors(keys)
