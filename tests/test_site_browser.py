@@ -196,6 +196,12 @@ def test_pages_load_without_console_errors(site, browser):
         assert _problems(entries) == [], (page.name, entries)
         assert browser.alert_text() is None, page.name
         assert browser.js("return document.title")
+    # run pages are titled by suite, row, backbone and seed, and name their metrics as the leaderboard does
+    for page in sorted((site / "runs").glob("*.html")):
+        html = page.read_text()
+        title = html[html.index("<title>") + 7:html.index("</title>")]
+        assert title.startswith("browser · ") and " · preact-resnet · seed 0 — run " in title, title
+        assert "Top-1 (%)" in html and "{&#39;" not in html.split("<h2>Spec")[0]  # no Python dict
     # the inline script ran to its end on the pages with tables: it fills in the row counters
     _open(browser, site / "families.html")
     assert _count_text(browser, "families").endswith(" rows")

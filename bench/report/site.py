@@ -230,6 +230,24 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
     df["deviations"] = ["; ".join(sorted({d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
                                           for x in refs.get(k, []) for d in x.get("deviations") or []}))
                         for k in keys]
+    # a downloaded CSV stands alone: each row names its suite, setting, epochs and device, the document's value,
+    # Δ = measured − document and the verdict with its reason (one entry per document number, "; "-joined)
+    df.insert(0, "suite", board.suite)
+    df["setting"] = board.setting_tag
+    df["epochs"] = board.protocol.get("epochs")
+    df["device"] = board.device or "; ".join(board.devices)
+    for col, key, fmt in (("document_value", "value", "g"), ("delta_measured_minus_document", "diff", "+.3f"),
+                          ("verdict", "verdict", ""), ("verdict_reason", "verdict_detail", "")):
+        df[col] = ["; ".join(format(x[key], fmt) if fmt and _isnum(x.get(key)) else str(x.get(key) or "")
+                             for x in refs.get(k, [])) for k in keys]
+    # floats rounded to what a measurement supports (metrics: 3 decimals; seconds: 2; images/s: 1)
+    for c in df.columns:
+        if df[c].dtype.kind == "f":
+            whole = df[c].dropna()
+            if c in ("params_learned", "params_fixed", "params_total", "macs") and (whole == whole.round()).all():
+                df[c] = df[c].astype("Int64")  # counts print as counts (54879872, not 54879872.0)
+            else:
+                df[c] = df[c].round(3 if c.startswith("m:") else 1 if c == "throughput" else 2)
     csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
     site.write(csv_rel, df.to_csv(index=False))
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
@@ -331,7 +349,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     metric_names = {}  # per task: metric key → its display name (the leaderboard's column labels)
     for task in {rec.get("task") for rec in records}:
         try:
-            metric_names[task] = {c[0]: c[1] for c in TASKS[task].columns}
+            metric_names[task] = {c[0]: c[1] for c in TASKS.get(task).columns}
         except Exception:  # an unknown task: raw keys
             metric_names[task] = {}
     for rec in records:
