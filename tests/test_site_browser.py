@@ -555,6 +555,22 @@ if (first && first.tBodies[0]) Array.prototype.forEach.call(first.tBodies[0].row
 return out;"""
 
 
+CONTRAST_JS = """
+function rgb(s) { var m = s.match(/[0-9.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; }
+function lum(c) { return [c.r, c.g, c.b].map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+  .reduce(function (s, v, i) { return s + v * [0.2126, 0.7152, 0.0722][i]; }, 0); }
+var worst = [];
+document.querySelectorAll('.muted, caption, figcaption, .verdict, .badge').forEach(function (el) {
+  if (!el.textContent.trim() || !el.offsetParent) return;
+  var fg = rgb(getComputedStyle(el).color), bg = null;
+  for (var e = el; e && !bg; e = e.parentElement) { var c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0.5) bg = c; }
+  bg = bg || {r: 255, g: 255, b: 255};
+  var a = lum(fg), b = lum(bg), ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) worst.push(el.className + ' ' + ratio.toFixed(2) + ': ' + el.textContent.trim().slice(0, 30));
+});
+return worst;"""
+
+
 def _at_width(browser, width: int, height: int = 1000):
     browser.d.set_window_size(width, height)
     return browser.js("return [window.innerWidth, window.innerHeight]")
@@ -584,6 +600,7 @@ def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, brow
         assert browser.js("return document.querySelectorAll('table').length") >= 4
         assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
                           " function (t) { return !t.caption || !t.caption.textContent.trim(); }).length") == 0
+        assert browser.js(CONTRAST_JS) == []  # muted text, captions and chips: contrast ≥ 4.5:1
         # a count opens the list it counts: the filtered verdict table, scrolled into view
         link = browser.js("return Array.prototype.filter.call(document.querySelectorAll('#scoreboard-table td a'),"
                           " function (a) { return +a.textContent > 0; })[0]")

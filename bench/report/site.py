@@ -142,6 +142,7 @@ def _board_view(board, records_by_id: dict) -> dict:
     for r in rows:
         options_of.setdefault(r["backbone"], set()).add(r["backbone_options"])
     multi = {b: len(o) for b, o in options_of.items()}  # backbones shown with several option sets
+    show_family = any(r["family"] != r["label"] for r in rows)  # a Family column equal to Row says nothing
     for r in rows:
         opts = json.loads(r["backbone_options"])
         r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
@@ -203,7 +204,8 @@ def _board_view(board, records_by_id: dict) -> dict:
     all_noisy = len(rows) > 1 and all(r.get("noisy") for r in rows)
     return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
             "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
-            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD, "all_noisy": all_noisy}
+            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD, "all_noisy": all_noisy,
+            "show_family": show_family}
 
 
 def board_anchor(board) -> str:
@@ -274,6 +276,8 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     stale = stale_records(records, suites)  # superseded by the current suite files: flagged, never aggregated
     for rec in records:
         rec["_stale"] = rec["id"] in stale
+        cur = suites.get((rec.get("suite") or {}).get("name"))
+        rec["_suite_sha_now"] = cur.sha256 if cur is not None else None
     boards = leaderboards(runs, records, suites, TASKS, stale=stale)
     by_id = {r["id"]: r for r in records}
     docs_path = Path(suites_dir) / DOCUMENTS_FILE
@@ -392,7 +396,8 @@ def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer
     pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
     line."""
     arts = [a.get("site_path") for a in rec.get("artifacts") or []]
-    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale"))], default=str)
+    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale")),
+                       rec.get("_suite_sha_now")], default=str)
     key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
     page = site.path(rel)
     if rec.get("_digest") and not page.is_symlink():
