@@ -96,7 +96,12 @@ def options_text(options) -> str:
             return options
     if not isinstance(options, dict):
         return str(options)
-    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in options.items())
+    def one(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"  # 0.1111111111111111 → 0.1111
+        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+    return ", ".join(f"{k}={one(v)}" for k, v in options.items())
 
 
 def _slug(text: str) -> str:
@@ -205,7 +210,9 @@ def _board_view(board, records_by_id: dict) -> dict:
     return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
             "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
             "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD, "all_noisy": all_noisy,
-            "show_family": show_family}
+            "show_family": show_family, "has_refs": bool(board.references),
+            # one backbone with one option set on every row: the options are said once above the table
+            "options_vary": len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1}
 
 
 def board_anchor(board) -> str:
