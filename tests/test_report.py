@@ -110,9 +110,9 @@ def test_failed_runs_counted_not_averaged(suite):
 def test_svg_plots_escape_labels_and_place_points():
     out = svg.scatter([{"x": 10, "y": 1.0, "label": "<b>&x</b>"}, {"x": 1000, "y": 2.0, "label": "b"}], "x", "y")
     assert "<b>&x</b>" not in out and "&lt;b&gt;&amp;x&lt;/b&gt;" in out
-    assert out.count("<circle") == 2
+    assert out.count('class="mark"') == 2
     line = svg.lines([{"label": "s", "x": [1, 2, 3], "y": [1.0, None, 3.0]}], "epoch", "acc")
-    assert "<polyline" in line and line.count("<circle") == 2
+    assert "<polyline" in line and line.count('class="mark"') == 2
     assert svg.scatter([], "x", "y") == "" and svg.lines([], "x", "y") == ""
 
 
@@ -194,6 +194,12 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     rows = {r["label"]: r for r in csv.DictReader(csv_path.open())}
     assert float(rows["conv"]["to_threshold_s"]) == 30.0 and rows["conv"]["to_threshold_n"] == "3"
     assert rows["sep-space"]["to_threshold_s"] == "" and rows["sep-space"]["to_threshold_n"] == "0"
+    # the CSV stands alone (suite, setting, epochs, device, document value, Δ, verdict) and its floats are rounded
+    conv = rows["conv"]
+    assert conv["suite"] == "rep" and conv["setting"] and conv["epochs"] and "device" in conv
+    assert {"document_value", "delta_measured_minus_document", "verdict", "verdict_reason"} <= set(conv)
+    assert all(len(v.split(".")[1]) <= 3 for r in rows.values() for k, v in r.items()
+               if k.startswith("m:") and v.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in v)
 
 
 def test_rebuild_reuses_unchanged_run_pages_and_redraws_or_removes_the_rest(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.documents import suite_files
 from bench.suite_schema import suite_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def test_schema_describes_the_fields():
     assert s["additionalProperties"] is False
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "suites").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", suite_files(ROOT / "suites"), ids=lambda p: p.name)
 def test_every_suite_satisfies_the_schema(path):
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(yaml.safe_load(path.read_text()), suite_json_schema())

@@ -28,6 +28,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pi
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -187,15 +188,22 @@ def _hash(browser) -> str:
 
 
 def test_pages_load_without_console_errors(site, browser):
-    pages = [site / "index.html", site / "suite-browser.html", *sorted((site / "runs").glob("*.html"))]
-    assert len(pages) == 5
+    pages = [site / "index.html", site / "suite-browser.html", site / "verdicts.html", site / "families.html",
+             site / "costs.html", *sorted((site / "runs").glob("*.html"))]
+    assert len(pages) == 8
     for page in pages:
         entries = _open(browser, page)
         assert _problems(entries) == [], (page.name, entries)
         assert browser.alert_text() is None, page.name
         assert browser.js("return document.title")
+    # run pages are titled by suite, row, backbone and seed, and name their metrics as the leaderboard does
+    for page in sorted((site / "runs").glob("*.html")):
+        html = page.read_text()
+        title = html[html.index("<title>") + 7:html.index("</title>")]
+        assert title.startswith("browser · ") and " · preact-resnet · seed 0 — run " in title, title
+        assert "Top-1 (%)" in html and "{&#39;" not in html.split("<h2>Spec")[0]  # no Python dict
     # the inline script ran to its end on the pages with tables: it fills in the row counters
-    _open(browser, site / "index.html")
+    _open(browser, site / "families.html")
     assert _count_text(browser, "families").endswith(" rows")
     _open(browser, site / "suite-browser.html")
     assert _count_text(browser) == "3 of 3 rows"
@@ -296,7 +304,7 @@ return Array.prototype.map.call(document.querySelectorAll(arguments[0]), functio
   var r = s.getBoundingClientRect();
   var size = function (sel) { return Array.prototype.map.call(s.querySelectorAll(sel), function (e) {
     var b = e.getBoundingClientRect(); return [b.width, b.height, b.left - r.left, b.top - r.top]; }); };
-  return {w: r.width, h: r.height, circles: size('circle'), polylines: size('polyline'),
+  return {w: r.width, h: r.height, circles: size('.mark'), polylines: size('polyline'),
           points: Array.prototype.map.call(s.querySelectorAll('polyline'), function (p) { return p.points.numberOfItems; })};
 });"""
 
@@ -505,3 +513,157 @@ def test_ten_thousand_records_stay_readable(big_site, browser):
                           " function (d) { return d.textContent.replace(/\\s+/g, ' '); })")
     devices = [m for m in measured if "Measured on" in m]
     assert len(devices) == 2 and all(";" not in d.split("Measured on:")[1].split(".")[0] for d in devices), devices
+
+
+# -- issue 20: the first screen, any width, keyboard and captions, on the site of the committed records ----------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory):
+    """The site of the repository's own results/ and suites/ (what the committed site/ is built from)."""
+    from bench.report.site import build_site
+
+    out = tmp_path_factory.mktemp("real_site") / "site"
+    summary = build_site(ROOT / "results", ROOT / "suites", out)
+    assert summary["records"] > 0
+    return out
+
+
+BOX_JS = "var r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, r.width, r.height];"
+
+WIDTH_JS = """
+var vw = document.documentElement.clientWidth, out = {sw: document.documentElement.scrollWidth, cw: vw,
+  overlaps: [], verdicts: [], rows: 0};
+document.querySelectorAll('svg.plot').forEach(function (s, si) {
+  var t = Array.prototype.map.call(s.querySelectorAll('text.pt-label, text.legend'), function (e) {
+    return {r: e.getBoundingClientRect(), t: e.textContent}; });
+  for (var i = 0; i < t.length; i++) for (var j = i + 1; j < t.length; j++) {
+    var a = t[i].r, b = t[j].r;
+    if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > 0.5 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5)
+      out.overlaps.push(si + ': ' + t[i].t + ' / ' + t[j].t);
+  }
+});
+var first = document.querySelector('table');
+if (first && first.tBodies[0]) Array.prototype.forEach.call(first.tBodies[0].rows, function (tr) {
+  var c = tr.querySelector('[data-verdict-cell]');
+  if (!c) return;
+  out.rows++;
+  var r = c.getBoundingClientRect();
+  if (r.width < 4 || r.height < 4 || r.left < -1 || r.right > vw + 1) out.verdicts.push(c.textContent.trim().slice(0, 40) + ' @' + Math.round(r.left) + '-' + Math.round(r.right));
+});
+return out;"""
+
+
+CONTRAST_JS = """
+function rgb(s) { var m = s.match(/[0-9.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; }
+function lum(c) { return [c.r, c.g, c.b].map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+  .reduce(function (s, v, i) { return s + v * [0.2126, 0.7152, 0.0722][i]; }, 0); }
+var worst = [];
+document.querySelectorAll('.muted, caption, figcaption, .verdict, .badge').forEach(function (el) {
+  if (!el.textContent.trim() || !el.offsetParent) return;
+  var fg = rgb(getComputedStyle(el).color), bg = null;
+  for (var e = el; e && !bg; e = e.parentElement) { var c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0.5) bg = c; }
+  bg = bg || {r: 255, g: 255, b: 255};
+  var a = lum(fg), b = lum(bg), ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) worst.push(el.className + ' ' + ratio.toFixed(2) + ': ' + el.textContent.trim().slice(0, 30));
+});
+return worst;"""
+
+
+def _at_width(browser, width: int, height: int = 1000):
+    browser.d.set_window_size(width, height)
+    return browser.js("return [window.innerWidth, window.innerHeight]")
+
+
+def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, browser):
+    """At 1,400 × 900: the per-document scoreboard (five documents, counts linking to their filtered list) and the
+    overview plot end inside the first viewport; the index is at most six screens tall; every table of the index
+    and of the pages it moved content to has a caption."""
+    try:
+        w, h = _at_width(browser, WIDTH, 900)
+        assert w == WIDTH and h <= 900
+        assert _problems(_open(browser, real_site / "index.html")) == []
+        board = browser.find("#scoreboard-table")
+        plot = browser.find("#overview svg.plot")
+        for el in (board, plot):
+            left, top, right, bottom, bw, bh = browser.js(BOX_JS, el)
+            assert bw > 100 and bh > 100 and bottom <= h and right <= w, (el.tag_name, bottom, right)
+        docs = browser.js("return Array.prototype.map.call(document.querySelectorAll('#scoreboard-table tbody tr'),"
+                          " function (tr) { return [tr.cells[0].textContent, tr.querySelectorAll('td a').length,"
+                          " tr.querySelector('td a').getAttribute('href')]; })")
+        assert [d[0].split()[0] for d in docs] == ["000", "001", "002", "003", "004"]
+        assert all(n == 4 for _, n, _ in docs)
+        assert docs[3][2] == "verdicts.html#f.verdicts.document=003&f.verdicts.verdict=reproduced"
+        assert "Randomness in Deconvolutional Networks for Visual Representation" in docs[1][0]
+        assert browser.js("return document.documentElement.scrollHeight") <= 6 * 900
+        assert browser.js("return document.querySelectorAll('table').length") >= 4
+        assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
+                          " function (t) { return !t.caption || !t.caption.textContent.trim(); }).length") == 0
+        assert browser.js(CONTRAST_JS) == []  # muted text, captions and chips: contrast ≥ 4.5:1
+        # a count opens the list it counts: the filtered verdict table, scrolled into view
+        link = browser.js("return Array.prototype.filter.call(document.querySelectorAll('#scoreboard-table td a'),"
+                          " function (a) { return +a.textContent > 0; })[0]")
+        n, href = int(link.text), link.get_attribute("href").split("#", 1)[1]
+        link.click()
+        shown = browser.js("return Array.prototype.filter.call(document.querySelectorAll('#verdicts tbody tr'),"
+                           " function (tr) { return !tr.hidden; }).map(function (tr) {"
+                           " return tr.getAttribute('data-document') + '|' + tr.getAttribute('data-verdict'); })")
+        doc, verdict = (kv.split("=")[1] for kv in href.replace("%20", " ").split("&"))
+        assert len(shown) == n and set(shown) == {f"{doc}|{verdict}"}
+        assert browser.js("return scrollY") > 0 and -2 <= browser.js(BOX_JS, browser.find("#verdicts"))[1] < h
+        # the header row sticks to the top of its scroll box when the box scrolls (the box, not the page, scrolls)
+        sticky = browser.js("var box = document.getElementById('verdicts').closest('.scroll');"
+                            " location.hash = ''; document.querySelectorAll('#verdicts tbody tr').forEach(function (tr) { tr.hidden = false; });"
+                            " box.scrollTop = 400; var th = document.querySelector('#verdicts thead th');"
+                            " return [box.scrollTop, th.getBoundingClientRect().top - box.getBoundingClientRect().top];")
+        assert sticky[0] > 100 and abs(sticky[1]) <= 1, sticky
+        assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
+                          " function (t) { return !t.caption; }).length") == 0
+    finally:
+        _at_width(browser, WIDTH)
+
+
+def test_no_sideways_scroll_at_800_and_verdicts_visible_at_390(real_site, site, browser):
+    """No page scrolls sideways at 800 px (index, every suite page, the moved-out pages); at 390 px every row of
+    a page's first table shows its verdict inside the viewport; no two plot labels overlap at either width."""
+    pages = [real_site / "index.html", real_site / "verdicts.html", *sorted(real_site.glob("suite-*.html")),
+             site / "suite-browser.html"]
+    assert len(pages) > 10
+    try:
+        for width in (800, 390):
+            _at_width(browser, width)
+            checked = 0
+            for page in pages:
+                assert _problems(_open(browser, page)) == [], page.name
+                out = browser.js(WIDTH_JS)
+                assert out["sw"] <= out["cw"], (width, page.name, "scrolls sideways", out["sw"], out["cw"])
+                assert out["overlaps"] == [], (width, page.name, out["overlaps"])
+                if width == 390:
+                    assert out["verdicts"] == [], (page.name, out["verdicts"])
+                    checked += out["rows"]
+            if width == 390:
+                assert checked >= 20  # the scoreboard, the headline and the leaderboards have verdict cells
+    finally:
+        _at_width(browser, WIDTH)
+
+
+def test_sortable_headers_are_buttons_that_sort_on_enter(site, browser):
+    _open(browser, site / "suite-browser.html")
+    missing = browser.js("return Array.prototype.filter.call(document.querySelectorAll('table.sortable thead tr:first-child th'),"
+                         " function (th) { var b = th.querySelector('button.sort'); return !b || b.tabIndex < 0; }).length")
+    assert missing == 0
+    col = _col(browser, "Fixed")
+    button = browser.find(f"#lb-1 thead th:nth-child({col + 1}) button.sort")
+    button.send_keys(Keys.ENTER)
+    assert browser.js("return document.activeElement === arguments[0]", button)
+    desc = [float(r["key"]) for r in _rows(browser, col=col)]
+    assert desc == sorted(desc, reverse=True) and desc != sorted(desc)
+    th = browser.find(f"#lb-1 thead th:nth-child({col + 1})")
+    assert th.get_attribute("aria-sort") == "descending"
+    button.send_keys(Keys.ENTER)
+    assert [float(r["key"]) for r in _rows(browser, col=col)] == sorted(desc)
+    assert th.get_attribute("aria-sort") == "ascending"
+    assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
+                      " function (t) { return !t.caption; }).length") == 0

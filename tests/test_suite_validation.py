@@ -135,12 +135,13 @@ def test_committed_suites_load_and_keep_their_run_ids():
     """Run ids of the committed records are unchanged: every record's id is its suite's expansion's."""
     from pathlib import Path
 
+    from bench.documents import suite_files
     from bench.records import load_records
 
     root = Path(__file__).resolve().parent.parent
     records, _ = load_records(root / "results")
     ids_by_suite: dict[str, set] = {}
-    for path in sorted((root / "suites").glob("*.yaml")):
+    for path in suite_files(root / "suites"):  # documents.yaml is not a suite
         s = load_suite(path)
         ids = {x.id for x in s.expand()}
         for t in s.tiers:

@@ -12,6 +12,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from bench.documents import DOCUMENTS_FILE, load_documents
 from bench.errors import BenchError
 from bench.records import json_bytes, load_records
 from bench.report import svg
@@ -20,13 +21,7 @@ from bench.report.owned import Site
 from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
 from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
 
-DOCUMENTS = {
-    "000": "Perturbative Neural Networks (PNN) + supplement",
-    "001": "Randomness in Deconvolutional Networks for Visual Representation",
-    "002": "Thesis: structured receptive fields, frame bases, attribute CNNs, i-RevNet",
-    "003": "Network Deconvolution",
-    "004": "Do We Need to Learn Spatial Mixing?",
-}
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet run")
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -42,7 +37,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(folder) if os.access(folder, os.W_OK) else None
 
 
-def _env() -> jinja2.Environment:
+def _env(documents: dict | None = None) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("bench.report", "templates"),
                              autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True,
                              lstrip_blocks=True, bytecode_cache=_bytecode_cache())
@@ -51,7 +46,10 @@ def _env() -> jinja2.Environment:
     env.filters["pm"] = lambda pair, fmt=".2f": fmt_pm(pair[0], pair[1], fmt)
     env.filters["chips"] = deviation_chips
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
-    env.globals["DOCUMENTS"] = DOCUMENTS
+    env.filters["opts"] = options_text
+    env.filters["md"] = inline_code
+    env.globals["DOCUMENTS"] = documents or {}
+    env.globals["VERDICTS"] = VERDICTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES
     env.globals["DEVIATIONS"] = DEVIATIONS
     env.globals["MIN_SEEDS"] = MIN_SEEDS
@@ -71,13 +69,39 @@ def _num(v, fmt=".2f"):
         return format(v, ".3g")
 
 
-def _si(v):
+def _si(v, unit: str = ""):
+    """54879872 → "54.9 M" (3 significant digits, a thin space, an SI prefix); ``unit`` follows the prefix."""
     if not _isnum(v):
         return "—"
     for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(v) >= div:
-            return f"{v / div:.3g}{suf}"
-    return f"{v:.3g}"
+            return f"{v / div:.3g}\u00a0{suf}{unit}"
+    return f"{v:.3g}" + (f"\u00a0{unit}" if unit else "")
+
+
+def inline_code(text) -> Markup:
+    """A note's Markdown code spans (`bench run`) as <code>, everything else escaped text (no other markup)."""
+    import re
+    from markupsafe import escape
+
+    return Markup(re.sub(r"`([^`\n]+)`", lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
+
+
+def options_text(options) -> str:
+    """Backbone options for people: ``{"n": 3, "width": 1}`` (a dict or its JSON) → ``n=3, width=1``."""
+    if isinstance(options, str):
+        try:
+            options = json.loads(options)
+        except ValueError:
+            return options
+    if not isinstance(options, dict):
+        return str(options)
+    def one(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"  # 0.1111111111111111 → 0.1111
+        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+    return ", ".join(f"{k}={one(v)}" for k, v in options.items())
 
 
 def _slug(text: str) -> str:
@@ -86,12 +110,13 @@ def _slug(text: str) -> str:
 
 def load_suites(suites_dir: str | Path) -> tuple[dict, list]:
     """Suite files by name (for references, claims and protocol text); unreadable ones are reported."""
+    from bench.documents import suite_files
     from bench.suite import load_suite
 
     out, problems = {}, []
     root = Path(suites_dir)
     if root.is_dir():
-        for path in sorted(root.glob("*.y*ml")):
+        for path in suite_files(root):  # documents.yaml beside them is not a suite
             try:
                 s = load_suite(path)
                 out[s.name] = s
@@ -122,6 +147,7 @@ def _board_view(board, records_by_id: dict) -> dict:
     for r in rows:
         options_of.setdefault(r["backbone"], set()).add(r["backbone_options"])
     multi = {b: len(o) for b, o in options_of.items()}  # backbones shown with several option sets
+    show_family = any(r["family"] != r["label"] for r in rows)  # a Family column equal to Row says nothing
     for r in rows:
         opts = json.loads(r["backbone_options"])
         r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
@@ -129,6 +155,12 @@ def _board_view(board, records_by_id: dict) -> dict:
             " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "") + ")"
         r["refs"] = [ref for ref in refs_by_row.get(r["label"], [])
                      if not ref.get("backbone") or ref["backbone"] == r["backbone"]]
+        r["options_text"] = options_text(opts)
+        # the best test accuracy any seed reached (for "not reached (best …)" beside the time to threshold)
+        accs = [h.get("test_acc") for i in r["run_ids"] if records_by_id[i].get("status") == "ok"
+                for h in records_by_id[i].get("history") or [] if isinstance(h, dict)]
+        accs = [a for a in accs if _isnum(a)]
+        r["best_acc"] = max(accs) if accs else None
     # accuracy (primary metric) versus MACs
     points = [{"x": r.get("macs"), "y": r.get(pkey + ":mean") if pkey else None, "label": r["title"],
                "key": r["family"], "yerr": r.get(pkey + ":std") if pkey else None} for r in rows]
@@ -174,9 +206,13 @@ def _board_view(board, records_by_id: dict) -> dict:
         plots.append((name, svg.lines(series, series[0]["xlabel"], series[0]["ylabel"], title=name,
                                       logx=bool(series[0]["logx"]))))
     metric_cols = [c for c in board.columns if f"m:{c[0]}:mean" in board.rows]
+    all_noisy = len(rows) > 1 and all(r.get("noisy") for r in rows)
     return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
             "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
-            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD}
+            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD, "all_noisy": all_noisy,
+            "show_family": show_family, "has_refs": bool(board.references),
+            # one backbone with one option set on every row: the options are said once above the table
+            "options_vary": len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1}
 
 
 def board_anchor(board) -> str:
@@ -203,6 +239,24 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
     df["deviations"] = ["; ".join(sorted({d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
                                           for x in refs.get(k, []) for d in x.get("deviations") or []}))
                         for k in keys]
+    # a downloaded CSV stands alone: each row names its suite, setting, epochs and device, the document's value,
+    # Δ = measured − document and the verdict with its reason (one entry per document number, "; "-joined)
+    df.insert(0, "suite", board.suite)
+    df["setting"] = board.setting_tag
+    df["epochs"] = board.protocol.get("epochs")
+    df["device"] = board.device or "; ".join(board.devices)
+    for col, key, fmt in (("document_value", "value", "g"), ("delta_measured_minus_document", "diff", "+.3f"),
+                          ("verdict", "verdict", ""), ("verdict_reason", "verdict_detail", "")):
+        df[col] = ["; ".join(format(x[key], fmt) if fmt and _isnum(x.get(key)) else str(x.get(key) or "")
+                             for x in refs.get(k, [])) for k in keys]
+    # floats rounded to what a measurement supports (metrics: 3 decimals; seconds: 2; images/s: 1)
+    for c in df.columns:
+        if df[c].dtype.kind == "f":
+            whole = df[c].dropna()
+            if c in ("params_learned", "params_fixed", "params_total", "macs") and (whole == whole.round()).all():
+                df[c] = df[c].astype("Int64")  # counts print as counts (54879872, not 54879872.0)
+            else:
+                df[c] = df[c].round(3 if c.startswith("m:") else 1 if c == "throughput" else 2)
     csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
     site.write(csv_rel, df.to_csv(index=False))
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
@@ -229,9 +283,13 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     stale = stale_records(records, suites)  # superseded by the current suite files: flagged, never aggregated
     for rec in records:
         rec["_stale"] = rec["id"] in stale
+        cur = suites.get((rec.get("suite") or {}).get("name"))
+        rec["_suite_sha_now"] = cur.sha256 if cur is not None else None
     boards = leaderboards(runs, records, suites, TASKS, stale=stale)
     by_id = {r["id"]: r for r in records}
-    env = _env()
+    docs_path = Path(suites_dir) / DOCUMENTS_FILE
+    documents = load_documents(docs_path) if docs_path.exists() else {}  # malformed: SpecError, exit 2
+    env = _env(documents)
 
     suite_views: dict[str, list] = {}
     for board in boards:
@@ -248,12 +306,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     pages = 0
     families = [{"name": f.name, "document": f.document, "section": f.section, "fixed": f.fixed,
                  "learned": f.learned, "defaults": f.defaults, "summary": f.summary} for f in LAYERS]
-    all_claims = [dict(c, suite=v["board"].suite, group=v["board"].group, anchor=v["anchor"])
-                  for views in suite_views.values() for v in views for c in v["board"].claims]
-    for name, s in sorted(suites.items()):  # suites never run: their claims are shown, not yet run
-        if name not in suite_views:
-            all_claims += [dict(c, suite=name, group="", anchor="") for c in _unrun_claims(s)]
-    document_setting = _export_verdicts(site, suites, suite_views)
+    verdict_rows, document_setting = _export_verdicts(site, suites, suite_views)
     suites_summary = []
     for name in sorted(set(suite_views) | set(suites)):
         views = suite_views.get(name, [])
@@ -276,12 +329,18 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         summ["waiting"] = waiting_for(suites.get(summ["name"])) if not summ["boards"] else ""
     head = headline(suite_views, suites, step_ratios_from(benchmarks))
     if head:
-        head["plot"] = Markup(svg.scatter(overview_points(head), "training time × conv", "Δ top-1 vs conv (points)",
-                                      "Δ top-1 against conv by training-time ratio", logx=True))
-    ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families, "claims": all_claims, "problems": problems,
-           "benchmarks": benchmarks, "n_records": len(records), "summary": family_summary(suite_views),
-           "claims_board": claims_board(all_claims), "document_setting": document_setting}
-    site.write("index.html", env.get_template("index.html").render(title="convbench leaderboard", depth="", **ctx))
+        head["plot"] = Markup(overview_plot(head))
+    board = scoreboard(verdict_rows, documents)
+    ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families,
+           "problems": problems, "benchmarks": benchmarks, "n_records": len(records),
+           "summary": family_summary(suite_views), "document_setting": document_setting, "scoreboard": board,
+           "verdict_rows": verdict_rows, "verdict_plot": Markup(verdict_plot(verdict_rows))}
+    site.write("index.html", env.get_template("index.html").render(title="convbench leaderboard", depth="",
+                                                                   page="index", **ctx))
+    for name, title in (("verdicts", "convbench: document numbers and claims"),
+                        ("families", "convbench: layer families"), ("costs", "convbench: measured costs")):
+        site.write(f"{name}.html", env.get_template(f"{name}.html").render(title=title, depth="", page=name, **ctx))
+        pages += 1
     pages += 1
     for summ in suites_summary:
         views = suite_views.get(summ["name"], [])
@@ -298,10 +357,17 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         site.write(summ["page"], html)
         pages += 1
     renderer = _renderer_key()
+    metric_names = {}  # per task: metric key → its display name (the leaderboard's column labels)
+    for task in {rec.get("task") for rec in records}:
+        try:
+            metric_names[task] = {c[0]: c[1] for c in TASKS.get(task).columns}
+        except Exception:  # an unknown task: raw keys
+            metric_names[task] = {}
     for rec in records:
         try:
             _copy_artifacts(rec, results, site)
-            _run_page(env, rec, site, f"runs/{_slug(rec['id'])}.html", renderer)
+            _run_page(env, rec, site, f"runs/{_slug(rec['id'])}.html", renderer,
+                      metric_names.get(rec.get("task"), {}))
         except BenchError:
             raise  # the site itself refuses (a link inside it): not one record's problem
         except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
@@ -330,13 +396,15 @@ def _renderer_key() -> str:
     return h.hexdigest()[:32]
 
 
-def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer: str) -> None:
+def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer: str,
+              metric_names: dict | None = None) -> None:
     """Write one run's page, or keep the page already there when it was rendered from the same record file
     (content checksum from load_records), the same copied artifacts and the same renderer: rendering the run
     pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
     line."""
     arts = [a.get("site_path") for a in rec.get("artifacts") or []]
-    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale"))], default=str)
+    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale")),
+                       rec.get("_suite_sha_now")], default=str)
     key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
     page = site.path(rel)
     if rec.get("_digest") and not page.is_symlink():
@@ -347,7 +415,13 @@ def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer
                     return
         except OSError:
             pass
-    html = env.get_template("run.html").render(title=f"run {rec['id']}", depth="../", rec=rec,
+    layer = rec.get("spec", {}).get("layer") or {}
+    row = layer.get("display") or rec.get("label") or layer.get("name", "")
+    title = (f"{rec['suite']['name']} · {row} · {rec['spec'].get('backbone', {}).get('name', '')} · "
+             f"seed {rec['spec'].get('seed')} — run {rec['id']}")
+    accs = [h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _isnum(h.get("test_acc"))]
+    html = env.get_template("run.html").render(title=title, depth="../", rec=rec, metric_names=metric_names or {},
+                                               best_acc=max(accs) if accs else None,
                                                spec_json=json.dumps(rec["spec"], indent=1, sort_keys=True,
                                                                     default=str),
                                                env_json=json.dumps(rec.get("env", {}), indent=1,
@@ -422,6 +496,8 @@ def _export_verdicts(site: Site, suites: dict, suite_views: dict) -> list[dict]:
                 items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
                                   epochs=c["check"].get("epochs")))
     rows = [_verdict_row(item) for item in items]
+    shown = [dict(row, link=f"suite-{_slug(row['suite'])}.html" + (f"#{row['leaderboard']}" if row["leaderboard"] else ""),
+                  chips=item.get("deviations") or [], diff=_diff(row)) for item, row in zip(items, rows)]
     document_setting = [dict(row, link=f"suite-{_slug(row['suite'])}.html#{row['leaderboard']}",
                              deviation_chips=item.get("deviations") or [],
                              diff=(row["measured"] - row["value"]) if row.get("measured") is not None
@@ -432,7 +508,75 @@ def _export_verdicts(site: Site, suites: dict, suite_views: dict) -> list[dict]:
     site.write("data/verdicts.csv", pd.DataFrame(
         [{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
         columns=list(VERDICT_FIELDS)).to_csv(index=False))
-    return document_setting
+    return shown, document_setting
+
+
+def _diff(row: dict):
+    """Δ = measured − document for a document number (a claim's measured value is already a difference)."""
+    if row.get("kind") != "reference" or not _isnum(row.get("measured")) or not _isnum(row.get("value")):
+        return None
+    return row["measured"] - row["value"]
+
+
+def scoreboard(verdict_rows: list[dict], documents: dict) -> list[dict]:
+    """Per document (in the documents file's order; ids only in the suites after them): its metadata and how
+    many of its numbers and claims are reproduced / not reproduced / inconclusive / not yet run, each count
+    with the filtered link to its list on verdicts.html."""
+    counts: dict[str, dict] = {}
+    for r in verdict_rows:
+        d = str(r.get("document") or "")
+        c = counts.setdefault(d, {v: 0 for v in VERDICTS})
+        v = r.get("verdict") if r.get("verdict") in VERDICTS else "not yet run"
+        c[v] += 1
+    out = []
+    for d in list(documents) + sorted(set(counts) - set(documents)):
+        c = counts.get(d, {v: 0 for v in VERDICTS})
+        out.append({"id": d, "doc": documents.get(d), "total": sum(c.values()),
+                    "counts": [{"verdict": v, "n": c[v],
+                                "link": f"verdicts.html#f.verdicts.document={d}&f.verdicts.verdict={v.replace(' ', '%20')}"}
+                               for v in VERDICTS],
+                    "link": f"verdicts.html#f.verdicts.document={d}"})
+    return out
+
+
+# the headline's verdicts as marker shapes (significance is never colour alone)
+VERDICT_SHAPES = {"better": ("triangle", False), "worse": ("triangle-down", False),
+                  "no difference shown": ("circle", False), "baseline": ("square", False)}
+
+
+def overview_plot(head: dict) -> str:
+    """Δ top-1 against conv (± half the 95 % interval) by training-time ratio, one labelled point per family;
+    the marker's shape says the verdict (▲ better, ▼ worse, ● no difference shown, ○ too few seeds)."""
+    verdict_of = {r["label"]: r["verdict"] for r in head["rows"]}
+    pts = []
+    for p in overview_points(head):
+        v = "baseline" if p["key"] == "conv" and p["label"].startswith("conv") and p["x"] == 1.0 and p["y"] == 0.0 \
+            else verdict_of.get(p["label"], "")
+        shape, hollow = VERDICT_SHAPES.get(v, ("circle", True))
+        pts.append(dict(p, shape=shape, hollow=hollow, tip=f"{p['label']} ({v or 'no verdict'})"))
+    return svg.scatter(pts, "training time as a multiple of conv's (log scale)", "Δ top-1 = family − conv (points)",
+                       "Δ top-1 against conv by training-time ratio", logx=True, zero_line=True, h=340)
+
+
+VERDICT_COLORS = {"reproduced": "#1a7f37", "not reproduced": "#c62828", "inconclusive": "#1f5fbf"}
+
+
+def verdict_plot(verdict_rows: list[dict]) -> str:
+    """Measured against the document's value for every document number with a measurement, coloured and
+    shaped by verdict, with the diagonal y = x (on it: measured = document)."""
+    pts = []
+    for r in verdict_rows:
+        if r.get("kind") != "reference" or not _isnum(r.get("measured")) or not _isnum(r.get("value")):
+            continue
+        v = r.get("verdict") or ""
+        shape = {"reproduced": "circle", "not reproduced": "cross"}.get(v, "diamond")
+        label = f"{r.get('row') or r['document']} ({r['suite']})"
+        pts.append({"x": r["value"], "y": r["measured"], "label": label, "key": label, "shape": shape,
+                    "color": VERDICT_COLORS.get(v, "#555"),
+                    "tip": f"{label}, {r.get('metric') or ''} ({r.get('where') or ''}): {v}; "
+                           f"document {r['value']:g}, Δ = measured − document {r['measured'] - r['value']:+.2f}"})
+    return svg.scatter(pts, "document's value", "measured (mean of seeds)", "measured against the document's value",
+                       logx=False, diagonal=True, w=560, h=420)
 
 
 def _run_plot(rec: dict) -> str:
@@ -588,24 +732,6 @@ def family_summary(suite_views: dict) -> dict:
     fam_order = sorted(families, key=lambda f: (f != "conv", f))
     rows = [{"family": f, "cells": [cells.get((f, c["id"])) for c in columns]} for f in fam_order]
     return {"columns": columns, "rows": rows, "no_conv": no_conv}
-
-
-def claims_board(all_claims: list[dict]) -> list[dict]:
-    """Document × claim → verdict per leaderboard the claim was checked on, with its setting tag and a link
-    to the evidence (the leaderboard on its suite page)."""
-    docs: dict[str, dict] = {}
-    for c in all_claims:
-        doc = docs.setdefault(str(c.get("document", "")), {"claims": {}, "counts": {}})
-        entry = doc["claims"].setdefault((c["suite"], c.get("id", c.get("text", ""))),
-                                         {"id": c.get("id", ""), "text": c.get("text", ""), "suite": c["suite"],
-                                          "where": c.get("where", ""), "entries": []})
-        link = f"suite-{_slug(c['suite'])}.html" + (f"#{c['anchor']}" if c.get("anchor") else "")
-        entry["entries"].append({"verdict": c.get("verdict", "not yet run"), "tag": c.get("setting_tag") or "",
-                                 "setting": c.get("setting") or "", "detail": c.get("verdict_detail", ""),
-                                 "link": link})
-        doc["counts"][c.get("verdict", "not yet run")] = doc["counts"].get(c.get("verdict", "not yet run"), 0) + 1
-    return [{"document": d, "title": DOCUMENTS.get(d, ""), "counts": docs[d]["counts"],
-             "claims": list(docs[d]["claims"].values())} for d in sorted(docs)]
 
 
 # what each data set needs before a suite on it can run: (what to put where, training images) — None: ships

@@ -14,6 +14,60 @@ def color_for(name: str) -> str:
     return PALETTE[int(hashlib.md5(name.encode()).hexdigest(), 16) % len(PALETTE)]
 
 
+SHAPES = ("circle", "square", "triangle", "diamond", "triangle-down", "cross")
+
+
+def assign_colors(keys) -> dict:
+    """A colour per distinct key of one plot, never the same colour twice while the palette lasts: each key
+    starts from its hashed colour (so a family keeps its colour from plot to plot where it can) and takes the
+    next free one when that is taken. Beyond the palette's 16 colours, colours repeat; the marker shape
+    (:func:`assign_shapes`) then tells the series apart."""
+    out, used = {}, set()
+    for k in sorted(set(keys)):
+        i = int(hashlib.md5(k.encode()).hexdigest(), 16) % len(PALETTE)
+        for step in range(len(PALETTE)):
+            c = PALETTE[(i + step) % len(PALETTE)]
+            if c not in used:
+                break
+        else:
+            used.clear()
+            c = PALETTE[i]
+        used.add(c)
+        out[k] = c
+    return out
+
+
+def assign_shapes(keys) -> dict:
+    """A marker shape per distinct key, in sorted order: with the colour, no two series of a plot look alike
+    and a legend never relies on colour alone."""
+    return {k: SHAPES[i % len(SHAPES)] for i, k in enumerate(sorted(set(keys)))}
+
+
+def marker(shape: str, x: float, y: float, r: float, fill: str, extra: str = "", hollow: bool = False,
+           cls: str = "mark") -> str:
+    """An SVG marker of ``shape`` centred on (x, y), of class ``cls`` ("mark": a data point; "legend-mark");
+    ``extra`` goes inside the element (a <title>)."""
+    paint = (f'class="{cls}" ' + (f'fill="#fff" stroke="{fill}" stroke-width="1.6"' if hollow
+                                   else f'fill="{fill}" fill-opacity="0.9"'))
+    if shape == "square":
+        el = f'<rect x="{x - r * 0.85:.1f}" y="{y - r * 0.85:.1f}" width="{r * 1.7:.1f}" height="{r * 1.7:.1f}" {paint}'
+    elif shape in ("triangle", "triangle-down", "diamond", "cross"):
+        if shape == "triangle":
+            pts = [(x, y - r * 1.1), (x + r, y + r * 0.7), (x - r, y + r * 0.7)]
+        elif shape == "triangle-down":
+            pts = [(x, y + r * 1.1), (x + r, y - r * 0.7), (x - r, y - r * 0.7)]
+        elif shape == "diamond":
+            pts = [(x, y - r * 1.2), (x + r, y), (x, y + r * 1.2), (x - r, y)]
+        else:
+            a, b = r * 0.35, r
+            pts = [(x - a, y - b), (x + a, y - b), (x + a, y - a), (x + b, y - a), (x + b, y + a), (x + a, y + a),
+                   (x + a, y + b), (x - a, y + b), (x - a, y + a), (x - b, y + a), (x - b, y - a), (x - a, y - a)]
+        el = '<polygon points="' + " ".join(f"{px:.1f},{py:.1f}" for px, py in pts) + f'" {paint}'
+    else:
+        el = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" {paint}'
+    return el + (f">{extra}</{el[1:el.index(' ')]}>" if extra else "/>")
+
+
 MAX_TICKS = 12          # a tick loop never yields more (nor loops longer) than this
 REL_SPAN = 1e-9         # a range narrower than this × its magnitude is drawn as one value (no ulp-sized steps)
 
@@ -175,14 +229,19 @@ def _positive(v) -> bool:
 
 
 def _svg(parts: list[str], w: int, h: int, title: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+    # scales to its container (width 100 %, at most its drawn size), keeping its aspect ratio
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" '
+            f'style="max-width:{w}px;height:auto" preserveAspectRatio="xMinYMin meet" '
             f'role="img" class="plot" font-size="11" font-family="sans-serif"><title>{escape(title)}</title>'
             + "".join(parts) + "</svg>")
 
 
 def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = True,
-            w: int = 640, h: int = 360, frontier: bool = False) -> str:
-    """points: {x, y, label, yerr?, key?}. With ``frontier``, the Pareto front (higher y, lower x) is drawn."""
+            w: int = 640, h: int = 360, frontier: bool = False, diagonal: bool = False,
+            zero_line: bool = False) -> str:
+    """points: {x, y, label, yerr?, key?, shape?, color?, hollow?, tip?}. With ``frontier``, the Pareto front
+    (higher y, lower x) is drawn; with ``diagonal``, the line y = x; with ``zero_line``, y = 0. Every point is
+    labelled directly where a free place exists (else its label is its tooltip)."""
     pts = [dict(p, yerr=p.get("yerr") if _finite(p.get("yerr")) else None) for p in points
            if (_positive(p.get("x")) if logx else _finite(p.get("x"))) and _finite(p.get("y"))]
     if not pts:
@@ -199,14 +258,24 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx:
         if len(front) > 1:
             d = " ".join(f"{fr.px(p['x']):.1f},{fr.py(p['y']):.1f}" for p in front)
             parts.append(f'<polyline points="{d}" fill="none" stroke="#aaa" stroke-dasharray="4 3"/>')
+    if diagonal:  # y = x across the part of the frame where both axes overlap
+        lo, hi = max(fr.x0, fr.y0), min(fr.x1, fr.y1)
+        if lo < hi:
+            parts.append(f'<line x1="{fr.px(lo):.1f}" y1="{fr.py(lo):.1f}" x2="{fr.px(hi):.1f}" y2="{fr.py(hi):.1f}" '
+                         f'stroke="#888" stroke-dasharray="5 4"><title>y = x</title></line>')
+    if zero_line and fr.y0 < 0 < fr.y1:
+        parts.append(f'<line x1="{fr.l}" y1="{fr.py(0):.1f}" x2="{fr.w - fr.r}" y2="{fr.py(0):.1f}" stroke="#888" '
+                     f'stroke-dasharray="5 4"/>')
+    colors = assign_colors([p.get("key") or p["label"] for p in pts])
     marks, labels = [], []
     for p in pts:
-        x, y, c = fr.px(p["x"]), fr.py(p["y"]), color_for(p.get("key") or p["label"])
+        x, y = fr.px(p["x"]), fr.py(p["y"])
+        c = p.get("color") or colors[p.get("key") or p["label"]]
         if p.get("yerr"):
             marks.append(f'<line x1="{x:.1f}" y1="{fr.py(p["y"] - p["yerr"]):.1f}" x2="{x:.1f}" '
                          f'y2="{fr.py(p["y"] + p["yerr"]):.1f}" stroke="{c}"/>')
-        marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{c}" fill-opacity="0.85">'
-                     f'<title>{escape(p["label"])}: {p["y"]:.2f} @ {_fmt_tick(p["x"])}</title></circle>')
+        tip = f'<title>{escape(p.get("tip") or p["label"])}: {p["y"]:.2f} @ {_fmt_tick(p["x"])}</title>'
+        marks.append(marker(p.get("shape") or "circle", x, y, 5, c, tip, hollow=bool(p.get("hollow"))))
     placed = place_labels([(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts],
                           (fr.l, fr.t, fr.w - fr.r, fr.h - fr.b))
     for (x, y, label), pos in zip([(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts], placed):
@@ -272,15 +341,24 @@ def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: b
     ys = [y for s in series for y in s["y"] if y is not None]
     legend_h = 16 * len(series)
     fr = _Frame(xs, ys, logx, False, w, h + legend_h, pad=(56, 16, 18 + legend_h, 44))
+    if all(float(x).is_integer() for x in xs):  # epochs, steps: whole-number ticks only (never "1.5 epochs")
+        whole = [(v, text) for v, text in fr.xticks if float(v).is_integer()]
+        fr.xticks = whole or [(float(round(xs[0])), _fmt_tick(float(round(xs[0]))))]
+        fr.xticks = [(v, text if "." not in text else _fmt_tick(v)) for v, text in fr.xticks]
     parts = fr.axes(xlabel, ylabel)
+    keys = [s.get("key") or s["label"] for s in series]
+    colors = assign_colors(keys)
+    # one shape per series (the legend shows it beside the name: never colour alone)
+    shapes = {k: SHAPES[i % len(SHAPES)] for i, k in enumerate(dict.fromkeys(keys))}
     for i, s in enumerate(series):
-        c = color_for(s.get("key") or s["label"])
+        k = s.get("key") or s["label"]
+        c, shape = colors[k], shapes[k]
         pts = [(x, y) for x, y in zip(s["x"], s["y"]) if y is not None and (x > 0 or not logx)]
         d = " ".join(f"{fr.px(x):.1f},{fr.py(y):.1f}" for x, y in pts)
         parts.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
         for x, y in pts:
-            parts.append(f'<circle cx="{fr.px(x):.1f}" cy="{fr.py(y):.1f}" r="2.5" fill="{c}">'
-                         f'<title>{escape(s["label"])}: {y:.3g} @ {x:g}</title></circle>')
-        parts.append(f'<rect x="{fr.l + 4}" y="{4 + 16 * i}" width="12" height="3" fill="{c}"/>'
-                     f'<text x="{fr.l + 20}" y="{10 + 16 * i}">{escape(s["label"])}</text>')
+            parts.append(marker(shape, fr.px(x), fr.py(y), 3, c, f'<title>{escape(s["label"])}: {y:.3g} @ {x:g}</title>'))
+        parts.append(f'<line x1="{fr.l + 2}" y1="{6 + 16 * i}" x2="{fr.l + 18}" y2="{6 + 16 * i}" stroke="{c}" '
+                     f'stroke-width="2"/>' + marker(shape, fr.l + 10, 6 + 16 * i, 3.5, c, cls="legend-mark")
+                     + f'<text x="{fr.l + 24}" y="{10 + 16 * i}" class="legend">{escape(s["label"])}</text>')
     return _svg(parts, w, h + legend_h, title or f"{ylabel} vs {xlabel}")
