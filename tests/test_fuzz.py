@@ -21,8 +21,8 @@ from tests.test_report import SUITE as REP_SUITE
 from tests.test_report import fake_records
 
 SEED = 19
-N_SUITES = 700
-N_RECORDS = 700
+N_SUITES = 1000
+N_RECORDS = 1000
 
 ODD_VALUES = [None, True, False, 0, -1, 1, 10 ** 30, -(10 ** 30), 1e308, -1e-308, float("nan"), float("inf"),
               "", "x", "../../etc", "\x07", "é", [], [1, "a"], {}, {"name": 5}, {"a": {"b": [None]}},
