@@ -77,3 +77,32 @@ def test_report_exits_2_on_a_broken_documents_file(tmp_path, capsys):
                "--site", str(tmp_path / "site")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and DOCUMENTS_FILE in err[0] and "documents[0].name" in err[0]
+
+
+def test_document_costs_sum_measured_hours_and_estimate_the_rest_per_epoch():
+    """Issue 18 item 7: per document, the recorded runs' wall hours and the rest costed at the suite's measured
+    time per epoch on the same backbone and training data; nothing comparable measured → not estimated."""
+    from types import SimpleNamespace as NS
+
+    from bench.report.site import document_costs
+
+    def spec(i, backbone="b1", epochs=10, subset=None):
+        return NS(id=f"r{i}", backbone={"name": backbone}, protocol={"epochs": epochs, "train_subset": subset})
+
+    todo = [spec(0), spec(1), spec(2), spec(3, epochs=20), spec(4, backbone="b2"), spec(5, subset=100)]
+    suites = {"s": NS(expand=lambda: todo), "t": NS(expand=lambda: [spec(9)])}
+
+    def rec(i, dur, epochs, device="CPU: x", status="ok"):
+        return {"id": f"r{i}", "status": status, "duration_s": dur, "env": {"device": device},
+                "spec": {"suite": "s", "backbone": {"name": "b1"}, "protocol": {"epochs": epochs}}}
+
+    records = [rec(0, 3600.0, 10), rec(1, 7200.0, 10, device="CUDA: H200"), rec(7, 1800.0, 5, status="failed"),
+               dict(rec(8, 1e9, 10), _stale=True)]
+    rows = [{"document": "003", "suite": "s"}, {"document": "003", "suite": "t"}, {"document": "004", "suite": "t"}]
+    costs = document_costs(rows, suites, records)
+    c = costs["003"]
+    assert c["hours"] == {"CPU": 1.5, "GPU": 2.0} and c["runs"] == 3  # the stale record is left out
+    # per epoch on b1 / full data: mean(360, 720) s = 540 s; r2 at 10 epochs, r3 at 20: 1.5 h + 3 h
+    assert c["left_runs"] == 2 and c["left_h"] == 4.5
+    assert c["unestimated"] == ["s", "t"]  # b2, train_subset 100 and suite t have nothing comparable measured
+    assert costs["004"] == {"hours": {}, "runs": 0, "left_h": 0.0, "left_runs": 0, "unestimated": ["t"]}

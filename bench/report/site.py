@@ -330,7 +330,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     head = headline(suite_views, suites, step_ratios_from(benchmarks))
     if head:
         head["plot"] = Markup(overview_plot(head))
-    board = scoreboard(verdict_rows, documents)
+    board = scoreboard(verdict_rows, documents, document_costs(verdict_rows, suites, records))
     ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families,
            "problems": problems, "benchmarks": benchmarks, "n_records": len(records),
            "summary": family_summary(suite_views), "document_setting": document_setting, "scoreboard": board,
@@ -518,7 +518,64 @@ def _diff(row: dict):
     return row["measured"] - row["value"]
 
 
-def scoreboard(verdict_rows: list[dict], documents: dict) -> list[dict]:
+def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) -> dict[str, dict]:
+    """What reproducing each document has cost and would still cost (issue 18): per document, the wall hours of
+    the recorded runs (``duration_s``, by device kind) of every suite that checks one of its numbers or claims,
+    and an estimate for the suite's runs without an ``ok`` record (default seeds, no tier): the suite's mean
+    measured wall time per epoch on the same backbone and the same training data (``train_subset``) × the run's
+    epochs. Runs with nothing comparable measured (no run of that backbone on that much data) are not estimated
+    and their suites named. A shared suite counts toward every document it checks."""
+    suites_of: dict[str, set] = {}
+    for r in verdict_rows:
+        if r.get("suite"):
+            suites_of.setdefault(str(r.get("document") or ""), set()).add(r["suite"])
+    done: dict[str, dict] = {}  # suite -> {"ids": set, "by_backbone": {name: [s]}, "hours": {kind: h}}
+    for rec in records:
+        spec = rec.get("spec") or {}
+        name, dur = spec.get("suite"), rec.get("duration_s")
+        if rec.get("_stale") or not isinstance(dur, (int, float)) or not math.isfinite(dur) or dur < 0:
+            continue
+        d = done.setdefault(name, {"ids": set(), "by_backbone": {}, "hours": {}, "runs": 0})
+        kind = "GPU" if str((rec.get("env") or {}).get("device") or "").upper().startswith(("CUDA", "GPU", "NVIDIA")) \
+            else "CPU"
+        d["hours"][kind] = d["hours"].get(kind, 0.0) + dur / 3600
+        d["runs"] += 1
+        if rec.get("status") == "ok":
+            d["ids"].add(rec["id"])
+            proto = spec.get("protocol") or {}
+            epochs = proto.get("epochs")
+            if isinstance(epochs, int) and epochs > 0:
+                key = ((spec.get("backbone") or {}).get("name"), proto.get("train_subset"))
+                d["by_backbone"].setdefault(key, []).append(dur / epochs)
+    out = {}
+    for doc, names in suites_of.items():
+        hours: dict[str, float] = {}
+        runs = left_runs = 0
+        left_h, unestimated = 0.0, []
+        for name in sorted(names):
+            d = done.get(name, {"ids": set(), "by_backbone": {}, "hours": {}, "runs": 0})
+            for kind, h in d["hours"].items():
+                hours[kind] = hours.get(kind, 0.0) + h
+            runs += d["runs"]
+            suite = suites.get(name)
+            try:
+                todo = [sp for sp in suite.expand() if sp.id not in d["ids"]] if suite is not None else []
+            except Exception:  # a suite that cannot be expanded here (it names a plug-in): not estimated
+                todo, unestimated = [], unestimated + [name]
+            for sp in todo:
+                same = d["by_backbone"].get((sp.backbone["name"], sp.protocol.get("train_subset")))
+                if not same:
+                    if name not in unestimated:
+                        unestimated.append(name)
+                    continue
+                left_h += sum(same) / len(same) * sp.protocol["epochs"] / 3600
+                left_runs += 1
+        out[doc] = {"hours": {k: round(v, 2) for k, v in sorted(hours.items())}, "runs": runs,
+                    "left_h": round(left_h, 1), "left_runs": left_runs, "unestimated": unestimated}
+    return out
+
+
+def scoreboard(verdict_rows: list[dict], documents: dict, costs: dict | None = None) -> list[dict]:
     """Per document (in the documents file's order; ids only in the suites after them): its metadata and how
     many of its numbers and claims are reproduced / not reproduced / inconclusive / not yet run, each count
     with the filtered link to its list on verdicts.html."""
@@ -531,7 +588,7 @@ def scoreboard(verdict_rows: list[dict], documents: dict) -> list[dict]:
     out = []
     for d in list(documents) + sorted(set(counts) - set(documents)):
         c = counts.get(d, {v: 0 for v in VERDICTS})
-        out.append({"id": d, "doc": documents.get(d), "total": sum(c.values()),
+        out.append({"id": d, "doc": documents.get(d), "total": sum(c.values()), "cost": (costs or {}).get(d),
                     "counts": [{"verdict": v, "n": c[v],
                                 "link": f"verdicts.html#f.verdicts.document={d}&f.verdicts.verdict={v.replace(' ', '%20')}"}
                                for v in VERDICTS],
