@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Ray: CPUs of the local cluster started without --address (default: all)")
     many.add_argument("--no-wait", action="store_true",
                       help="do not wait for runs another process is training: report them as running elsewhere")
+    many.add_argument("--oversubscribe", action="store_true",
+                      help="with --jobs: allow more runs at once than this machine has CPU cores (default: capped)")
 
     rep = sub.add_parser("report", help="render the static leaderboard from records")
     rep.add_argument("--results", default="results")
@@ -261,7 +263,8 @@ def cmd_run(args) -> int:
             from bench.jobs import run_jobs
             counts = run_jobs(suite, specs, args.results, ctx, args.jobs, threads=args.threads,
                               layer_files=args.layers, force=args.force, retry_failed=args.retry_failed,
-                              max_failures=args.max_failures)
+                              max_failures=args.max_failures, no_wait=args.no_wait,
+                              oversubscribe=args.oversubscribe, provenance=ctx.extra["provenance"])
         else:
             counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
                                max_failures=args.max_failures)

@@ -82,6 +82,21 @@ class RunLock:
             pass
         return True
 
+    def held_elsewhere(self) -> bool:
+        """Whether another holder has this lock now: a probe that takes the lock and drops it at once, writing
+        nothing (no owner file), so a busy run can be reported without a worker or a wait."""
+        if self.held or not self.path.exists():
+            return False
+        probe = FileLock(str(self.path))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        except OSError:
+            return False
+        probe.release()
+        return False
+
     def release(self) -> None:
         if self.held:
             self.held = False
