@@ -256,7 +256,8 @@ def cmd_run(args) -> int:
                      "device": args.device, "allow_download": args.allow_download,
                      "invocation": ctx.extra["invocation"], "provenance": ctx.extra["provenance"],
                      "extra": {k: v for k, v in ctx.extra.items() if k not in ("invocation", "provenance")}}
-            counts = run_ray(suite, specs, args.results, setup, Policy(force=args.force, retry_failed=args.retry_failed),
+            policy = Policy(force=args.force, retry_failed=args.retry_failed).baseline(args.results, specs)
+            counts = run_ray(suite, specs, args.results, setup, policy,
                              address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus,
                              local_cpus=args.ray_cpus, max_failures=args.max_failures)
         elif args.jobs > 1:

@@ -327,13 +327,13 @@ def _run_one(run_id: str, blob: bytes) -> dict:
     from bench.records import read_record, record_path
     from bench.runner import run_specs
 
-    suite, spec, results, force, retry_failed, wait = pickle.loads(blob)
+    suite, spec, results, policy, wait = pickle.loads(blob)
     assert spec.id == run_id
     lines: list[str] = []
     t0 = time.monotonic()
     ctx = _WORKER["ctx"]
     ctx.extra["wait_elsewhere"] = wait
-    counts = run_specs(suite, [spec], results, ctx, force=force, retry_failed=retry_failed, log=lines.append)
+    counts = run_specs(suite, [spec], results, ctx, log=lines.append, policy=policy)
     summary = ""
     path = record_path(results, spec)
     if counts.get("ran"):
@@ -360,14 +360,14 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
 
     from bench.executors import Policy, claim_and_run, failed_record
     from bench.locks import RunLock, describe
-    from bench.records import existing_record
 
     counts = {"ran": 0, "skipped": 0, "failed": 0}
     provenance = {**(provenance or {}), "executor": "jobs"}
+    # one policy for the whole invocation (with --force it notes the records there now), given to every worker
+    policy = Policy(force=force, retry_failed=retry_failed).baseline(results, specs)
     todo, held = [], []
     for spec in specs:
-        done = None if force else existing_record(results, spec)
-        if done is not None and not (retry_failed and done.get("status") != "ok"):
+        if policy.done(results, spec) is not None:
             counts["skipped"] += 1
         elif RunLock(results, spec.suite, spec.id).held_elsewhere():
             held.append(spec)  # another process trains it: not worth a worker now
@@ -413,7 +413,7 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
 
     def task(spec, wait):
         # pickled here, so a worker unpickles a spec (and imports what that takes) only in the task itself
-        return (spec.id, worker[1], (spec.id, pickle.dumps((suite, spec, str(results), force, retry_failed, wait))))
+        return (spec.id, worker[1], (spec.id, pickle.dumps((suite, spec, str(results), policy, wait))))
 
     def on_done(run_id, out):
         spec = by_id[run_id]
@@ -441,8 +441,7 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
         spec = by_id[run_id]
         msg = f"worker lost: {why}, twice (the run was retried once in a fresh worker)"
         rec = failed_record(spec, suite, ctx.device, msg, ctx.extra.get("invocation"))
-        out = claim_and_run(spec, results, lambda: rec, Policy(force=force, retry_failed=retry_failed), wait=True,
-                            provenance=provenance)
+        out = claim_and_run(spec, results, lambda: rec, policy, wait=True, provenance=provenance)
         if out.status == "ran":
             counts["ran"] += 1
             counts["failed"] += 1

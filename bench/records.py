@@ -95,15 +95,30 @@ class NotARecord(ValueError):
     """A JSON file that is not a run record at all (another tool's file)."""
 
 
+#: the statuses a run's record can have (anything else: not a record of a finished run)
+STATUSES = ("ok", "failed")
+
+
 def existing_record(results: str | Path, spec) -> dict | None:
     """The record of ``spec`` under ``results``, or None when there is none or it cannot be trusted (damaged,
     wrong-typed, not a regular file, another run's): such a record counts as missing and the run is redone."""
+    found = existing_record_blob(results, spec)
+    return found[0] if found else None
+
+
+def existing_record_blob(results: str | Path, spec) -> tuple[dict, bytes] | None:
+    """:func:`existing_record` and the file's bytes. Decided by content alone: the record's id and the hash of
+    its stored spec are the run's id, and its status is one of :data:`STATUSES` (no file times, no clock)."""
     path = record_path(results, spec)
     try:
-        rec, _ = read_record(path)
+        rec, blob = read_record(path)
     except (OSError, ValueError):
         return None
-    return rec if rec.get("id") == spec.id else None
+    if rec.get("id") != spec.id or rec.get("status") not in STATUSES:
+        return None
+    if not isinstance(rec.get("spec"), dict) or spec_id(rec["spec"]) != spec.id:
+        return None  # an edited spec under the run's id: not this run's record
+    return rec, blob
 
 
 def upgrade(record: dict) -> dict:
