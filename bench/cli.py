@@ -187,7 +187,7 @@ def cmd_run(args) -> int:
     check_run_flags(args)
     for f in args.layers:
         LAYERS.load_file(f)
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, use_memo=False)  # the file decides which runs run, never a cache
     if args.only:
         unknown = [o for o in args.only if o not in {l["label"] for l in suite.layers}]
         if unknown:
