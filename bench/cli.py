@@ -277,8 +277,7 @@ def cmd_run(args) -> int:
     if args.compare_with:
         _print_agreement(args.results, args.compare_with, suite.name, {s.id for s in specs})
     if args.report:
-        from bench.report.site import build_site
-        build_site(args.results, str(Path(args.suite).parent), args.report)
+        build_site_locked(args.results, str(Path(args.suite).parent), args.report)
         print(f"site → {Path(args.report) / 'index.html'}")
     if args.max_failures is not None and counts["failed"] >= args.max_failures:
         return 1
@@ -316,21 +315,36 @@ def _say_replaced(results, specs) -> None:
 
 
 def cmd_report(args) -> int:
-    from bench.report.site import build_site
-
     if not Path(args.results).is_dir():
         raise SpecError("command line", "--results", f"no results folder {args.results!r}")
     if getattr(args, "layers", None):
         from bench.layers import LAYERS
         for f in args.layers:
             LAYERS.load_file(f)
-    summary = build_site(args.results, args.suites, args.site)
+    summary = build_site_locked(args.results, args.suites, args.site)
     for path, reason in summary["problems"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     for line in summary.get("stale", []):  # one line each; left out of every aggregate, flagged on the site
         print(f"stale {line}")
     print(f"site → {Path(args.site) / 'index.html'} ({summary['records']} records, {summary['pages']} pages)")
     return 0
+
+
+def os_error_line(exc: OSError) -> str:
+    """An operating-system error as one line naming the path and the cause."""
+    cause = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    where = exc.filename if exc.filename is not None else exc.filename2
+    return f"{where}: {cause}" if where is not None else f"{type(exc).__name__}: {cause}"
+
+
+def build_site_locked(results, suites, site) -> dict:
+    """:func:`bench.report.site.build_site` under an exclusive lock of the site, so concurrent reports onto one
+    site run one after the other (none sees another's half-built folder)."""
+    from bench.report.owned import site_lock
+    from bench.report.site import build_site
+
+    with site_lock(site):
+        return build_site(results, suites, site)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, as a tool killed by the signal would end
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # full disk, read-only folder, a file where a folder belongs…: one line, exit 2
+        print(f"bench: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # finished records are kept; the run in flight leaves no record (atomic writes)
         print("bench: interrupted; finished records are kept, the run in flight was not recorded", file=sys.stderr)

@@ -13,6 +13,7 @@ Shards (``--shard i/n``) need no coordinator: :func:`shard` splits the expanded 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ def claim_and_run(spec, results: str | Path, run: Callable[[], dict], policy: Po
         if done is not None:
             return Outcome("skipped", done)
         lock.clean_tmp()
+        path = record_path(results, spec)
+        if path.is_dir():  # found before training, not after: the record could never be written there
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a record file", str(path))
         record = run()
         record["provenance"] = {**whoami(), **(provenance or {})}
         write_json_atomic(record_path(results, spec), record)

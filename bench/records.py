@@ -5,6 +5,7 @@ renamed over the final name, so a process killed at any moment leaves either the
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -39,6 +40,8 @@ def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> N
     (the site, caches) skip it (the site's eight fsyncs were about 5 % of a report's build time)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -48,6 +51,9 @@ def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> N
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # full disk, a folder where the file belongs…: named by the file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

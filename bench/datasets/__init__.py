@@ -143,7 +143,14 @@ def resolve_root(root: str | os.PathLike | None, env: str = "BENCH_DATA_ROOT") -
 
 def load_dataset(name: str, root=None, allow_download: bool = False, options: dict | None = None) -> ImageData:
     entry = DATASETS.get(name)
-    return entry.obj(resolve_root(root, entry.env_root), allow_download, **entry.options(options))
+    try:
+        return entry.obj(resolve_root(root, entry.env_root), allow_download, **entry.options(options))
+    except OSError as exc:  # no network for a download (URLError is an OSError), an unreadable data file…
+        reason = getattr(exc, "reason", None)  # URLError: the cause inside
+        cause = getattr(reason, "strerror", None) or (str(reason) if reason else None) or exc.strerror or str(exc)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        what = "download failed" if allow_download and reason is not None else "cannot read"
+        raise DataMissing(f"data set {name!r}: {what}{where}: {' '.join(str(cause).split())[:200]}") from None
 
 
 def missing(name: str, root: Path | None, expected: str, hint: str = "") -> DataMissing:
