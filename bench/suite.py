@@ -498,8 +498,13 @@ def _parse_yaml(text: str, use_memo: bool = True) -> Any:
     except (OSError, ValueError):
         pass
     else:
-        prune(memo.parent, YAML_MAX_BYTES, keep=memo, pattern="*.marshal")
+        _MEMO_WRITES[0] += 1
+        if _MEMO_WRITES[0] % 32 == 1:  # the first write of a process, then every 32nd: a bound, cheaply kept
+            prune(memo.parent, YAML_MAX_BYTES, keep=memo, pattern="*.marshal")
     return raw
+
+
+_MEMO_WRITES = [0]
 
 
 def _one_line(message: Any) -> str:
