@@ -44,6 +44,8 @@ from multiprocessing.connection import Connection, wait as wait_any
 from pathlib import Path
 from typing import Callable
 
+from bench.errors import BenchError
+
 _WORKER: dict = {}
 #: seconds a stopped worker gets to exit before it is killed
 STOP_GRACE_S = 10.0
@@ -121,14 +123,15 @@ def _worker_main() -> None:
     tasks, results = Connection(fd_in, writable=False), Connection(fd_out, readable=False)
     code = 0
     try:
-        init_error = None
         try:
             init, args = tasks.recv()
             _resolve(init)(*args)
         except EOFError:
             raise SystemExit(0) from None
-        except Exception as exc:  # reported with the first task, so the parent stops the suite with it
-            init_error = exc
+        except Exception as exc:  # the parent stops the suite with it (a plug-in file that fails to import…)
+            _reply(results, "error", exc)
+            raise SystemExit(1) from None
+        _reply(results, "ready", None)
         while True:
             try:
                 msg = tasks.recv()
@@ -136,9 +139,6 @@ def _worker_main() -> None:
                 break
             if msg is None:
                 break
-            if init_error is not None:
-                _reply(results, "error", init_error)
-                continue
             fn, args = msg
             try:
                 value = _resolve(fn)(*args)
@@ -192,6 +192,7 @@ class _Worker:
         self.tasks = Connection(task_w, readable=False)
         self.results = Connection(res_r, writable=False)
         self.task: tuple | None = None  # (key, fn, args, attempt) in flight
+        self.ready = False  # its init ran (it said so)
         self.send(init)
 
     @property
@@ -218,12 +219,14 @@ class _Worker:
                 return f"killed by signal {-rc}"
         return f"exited with status {rc}"
 
-    def close(self, terminate: bool = False) -> None:
-        if terminate and self.proc.poll() is None:
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
             try:
-                self.proc.terminate()
+                self.proc.terminate()  # SIGTERM: SystemExit in the worker, its run in flight cleans up
             except OSError:
                 pass
+
+    def close(self) -> None:
         self.tasks.close()  # the worker reads EOF and exits
         try:
             self.proc.wait(timeout=STOP_GRACE_S)
@@ -261,7 +264,10 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                 if not w.send((task[1], task[2])):  # died while idle: the task was not started
                     queue.appendleft(task)
                     w.task = None
-                    w.why_dead()
+                    why = w.why_dead()
+                    if not w.ready and w.proc.returncode > 0:
+                        raise BenchError(f"--jobs: a worker process {why} before it could take a run (its "
+                                         "output is above)")
                     w.close()
                     workers.remove(w)
             while queue and len(workers) < processes:
@@ -285,6 +291,9 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                     kind, value = conn.recv()
                 except (EOFError, OSError):  # the worker died with the task
                     why = w.why_dead()
+                    if not w.ready and w.proc.returncode > 0:  # it could not start at all: not the run's fault
+                        raise BenchError(f"--jobs: a worker process {why} before it could take a run (its "
+                                         "output is above)") from None
                     w.task = None
                     w.close()
                     workers.remove(w)
@@ -293,6 +302,9 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                     else:
                         on_lost(key, why)
                     continue
+                if kind == "ready":
+                    w.ready = True
+                    continue  # its task is in flight
                 w.task = None
                 if kind == "error":
                     raise value
@@ -300,8 +312,11 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                     queue.append((key2, fn2, args2, 0))
         ok = True
     finally:
+        if not ok:  # interrupted or failed: every worker is told to stop first, then each is waited for
+            for w in workers:
+                w.terminate()
         for w in workers:
-            w.close(terminate=not ok)
+            w.close()
     return {"pids": pids}
 
 

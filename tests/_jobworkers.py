@@ -40,3 +40,11 @@ def sleep_forever(_key) -> None:
 
 def echo(value):
     return value
+
+
+def exit_at_start(*_ignored) -> None:  # a worker whose start fails (a broken environment)
+    raise SystemExit(3)
+
+
+def fail_at_start(*_ignored) -> None:
+    raise ValueError("plug-in file failed to import")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.cli import main
 from bench.jobs import threads_per_job
 from tests._guard import within
@@ -195,3 +197,21 @@ def test_killing_the_parent_ends_its_workers(tmp_path):
                 os.kill(int(p.name.split("-")[1]), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_worker_that_cannot_start_stops_the_pool_with_one_error(tmp_path):
+    """Not every run recorded failed: a worker that exits (or raises) in its start-up is the environment's fault."""
+    from bench.errors import BenchError
+    from bench.jobs import supervise
+
+    lost = []
+    tasks = [(i, "tests._jobworkers:echo", (i,)) for i in range(3)]
+    with within(60, "supervise"):
+        with pytest.raises(BenchError, match="exited with status 3 before it could take a run"):
+            supervise(tasks, 2, ("tests._jobworkers:exit_at_start", ()), lambda k, v: (), lambda k, w: lost.append(k))
+        with pytest.raises(ValueError, match="plug-in file failed to import"):
+            supervise(tasks, 2, ("tests._jobworkers:fail_at_start", ()), lambda k, v: (), lambda k, w: lost.append(k))
+        done = []
+        supervise(tasks, 2, ("tests._jobworkers:init", (str(tmp_path),)), lambda k, v: done.append(v) or (),
+                  lambda k, w: lost.append(k))
+    assert lost == [] and sorted(done) == [0, 1, 2]
