@@ -237,7 +237,8 @@ class _Worker:
 
 
 def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Callable, on_lost: Callable, *,
-              retries: int = 1, stopping: Callable[[], bool] = lambda: False) -> dict:
+              retries: int = 1, stopping: Callable[[], bool] = lambda: False,
+              on_retry: Callable = lambda key, why: None) -> dict:
     """Run ``tasks`` — (key, "module:function", args) — in at most ``processes`` worker processes, each started
     with ``init`` ("module:function", args). ``on_done(key, value)`` gets each result and may return more tasks
     (queued last). A task whose worker dies is given to a fresh worker, ``retries`` times, then
@@ -298,6 +299,7 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                     w.close()
                     workers.remove(w)
                     if attempt < retries:
+                        on_retry(key, why)
                         queue.appendleft((key, fn, args, attempt + 1))
                     else:
                         on_lost(key, why)
@@ -465,6 +467,9 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
             counts["skipped"] += 1
         _tick()
 
+    def on_retry(run_id, why):
+        say(f"{name(by_id[run_id])}: its worker was lost ({why}); running it once more in a fresh worker")
+
     def _tick():
         if bar is not None:
             bar.update(1)
@@ -478,7 +483,7 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
 
     try:
         supervise([task(s, False) for s in todo] + [task(s, True) for s in held], processes, init, on_done, on_lost,
-                  retries=1, stopping=stopping)
+                  retries=1, stopping=stopping, on_retry=on_retry)
     finally:
         if bar is not None:
             bar.close()

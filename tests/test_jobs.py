@@ -120,6 +120,7 @@ def test_killed_worker_loses_only_its_run_and_pool_goes_on(tmp_path, monkeypatch
     out = capsys.readouterr().out
     # conv died once (then ran), sep-chans twice (then recorded failed), the two others ran: 4 ran, 1 failed
     assert counts == {"ran": 4, "skipped": 0, "failed": 1}, out
+    assert out.count("its worker was lost (killed by SIGKILL); running it once more") == 2, out
     lost = next(s for s in specs if s.label == "sep-chans")
     rec, _ = read_record(record_path(results, lost))  # validates against bench.recordschema
     assert rec["status"] == "failed" and "killed by SIGKILL" in rec["error"] and rec["id"] == lost.id

@@ -152,3 +152,16 @@ def test_concurrent_reports_onto_one_site_wait_for_each_other(tmp_path):
     t.join(30)
     assert entered == [1]
     assert not site.exists()  # the lock writes nothing (the site's parent folder is locked, not a file)
+
+
+def test_an_ascii_terminal_gets_escapes_not_a_traceback(monkeypatch):
+    import io
+    import sys
+
+    buf = io.BytesIO()
+    out = io.TextIOWrapper(buf, encoding="ascii")  # PYTHONIOENCODING=ascii: "§" and "×" cannot be encoded
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["layers"]) == 0  # was: UnicodeEncodeError
+    out.flush()
+    text = buf.getvalue().decode("ascii")
+    assert "conv" in text and "\\xa7" in text
