@@ -15,11 +15,12 @@
   used, so no helper process (resource tracker, manager) outlives ``bench``.
 * ``--no-wait``: a run whose lock another process holds is reported as running elsewhere and not waited for;
   without it such runs are come back to at the end, waiting on their lock, as the serial runner does.
-* Processes and threads: never more worker processes than runs left, nor than CPU cores this process may use
-  (``--jobs`` above that warns and is capped, unless ``--oversubscribe``). CPU: the torch threads are divided,
-  each worker gets ``max(1, threads // processes)`` (``threads``: ``--threads`` or the parent's
-  ``torch.get_num_threads()``); the worker sets ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` before it imports
-  torch. GPU: the processes share the device (each allocates its own memory).
+* Processes and threads: ``--jobs`` above the CPU cores this process may use warns and is capped there (unless
+  ``--oversubscribe``), and no more workers start than there are runs left. CPU: the torch threads are divided,
+  each worker gets ``max(1, threads // N)`` (``N``: ``--jobs`` after the cap; ``threads``: ``--threads`` or the
+  parent's ``torch.get_num_threads()``), whatever the runs left; the worker sets ``OMP_NUM_THREADS`` and
+  ``MKL_NUM_THREADS`` before it imports torch. GPU: the processes share the device (each allocates its own
+  memory).
 * A run's result does not depend on what else runs: every run seeds its own RNGs from its spec. On CPU a record
   made with ``--jobs N`` has the same metrics as a serial run with ``--threads max(1, threads // N)`` (float
   reductions can depend on the thread count, so compare at equal threads per run; ``tests/test_jobs.py``).
@@ -68,15 +69,17 @@ def cpu_cores() -> int:
 
 def plan(jobs: int, runs: int, threads: int, cores: int, oversubscribe: bool = False) -> tuple[int, int, str | None]:
     """(worker processes, CPU threads per run, a warning or None) for ``--jobs jobs`` over ``runs`` runs with
-    ``threads`` threads in all on ``cores`` cores: never more processes than runs, nor than cores unless
-    ``oversubscribe``; never below one thread per run."""
-    n = max(1, min(int(jobs), int(runs)))
+    ``threads`` threads in all on ``cores`` cores. ``jobs`` above ``cores`` is capped there (warned) unless
+    ``oversubscribe``; the threads are divided by that number, never below one per run, and not by the runs
+    left, so a run's thread count (which float reductions may depend on) follows from the flags alone; no more
+    processes are started than there are runs."""
+    n = max(1, int(jobs))
     warning = None
     if n > cores and not oversubscribe:
         warning = (f"--jobs {jobs}: this machine lets this process use {cores} CPU core(s); running {cores} runs "
                    "at once (--oversubscribe runs more)")
         n = cores
-    return n, threads_per_job(threads, n), warning
+    return max(1, min(n, int(runs))), threads_per_job(threads, n), warning
 
 
 # -- worker side ------------------------------------------------------------------------------------------
