@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Ray: CPUs of the local cluster started without --address (default: all)")
     many.add_argument("--no-wait", action="store_true",
                       help="do not wait for runs another process is training: report them as running elsewhere")
+    many.add_argument("--oversubscribe", action="store_true",
+                      help="with --jobs: allow more runs at once than this machine has CPU cores (default: capped)")
 
     rep = sub.add_parser("report", help="render the static leaderboard from records")
     rep.add_argument("--results", default="results")
@@ -204,7 +206,7 @@ def cmd_run(args) -> int:
     check_run_flags(args)
     for f in args.layers:
         LAYERS.load_file(f)
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, use_memo=False)  # the file decides which runs run, never a cache
     if args.only:
         unknown = [o for o in args.only if o not in {l["label"] for l in suite.layers}]
         if unknown:
@@ -273,14 +275,16 @@ def cmd_run(args) -> int:
                      "device": args.device, "allow_download": args.allow_download,
                      "invocation": ctx.extra["invocation"], "provenance": ctx.extra["provenance"],
                      "extra": {k: v for k, v in ctx.extra.items() if k not in ("invocation", "provenance")}}
-            counts = run_ray(suite, specs, args.results, setup, Policy(force=args.force, retry_failed=args.retry_failed),
+            policy = Policy(force=args.force, retry_failed=args.retry_failed).baseline(args.results, specs)
+            counts = run_ray(suite, specs, args.results, setup, policy,
                              address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus,
                              local_cpus=args.ray_cpus, max_failures=args.max_failures)
         elif args.jobs > 1:
             from bench.jobs import run_jobs
             counts = run_jobs(suite, specs, args.results, ctx, args.jobs, threads=args.threads,
                               layer_files=args.layers, force=args.force, retry_failed=args.retry_failed,
-                              max_failures=args.max_failures)
+                              max_failures=args.max_failures, no_wait=args.no_wait,
+                              oversubscribe=args.oversubscribe, provenance=ctx.extra["provenance"])
         else:
             counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
                                max_failures=args.max_failures)
@@ -292,8 +296,7 @@ def cmd_run(args) -> int:
     if args.compare_with:
         _print_agreement(args.results, args.compare_with, suite.name, {s.id for s in specs})
     if args.report:
-        from bench.report.site import build_site
-        build_site(args.results, str(Path(args.suite).parent), args.report)
+        build_site_locked(args.results, str(Path(args.suite).parent), args.report)
         print(f"site → {Path(args.report) / 'index.html'}")
     if args.max_failures is not None and counts["failed"] >= args.max_failures:
         return 1
@@ -331,15 +334,13 @@ def _say_replaced(results, specs) -> None:
 
 
 def cmd_report(args) -> int:
-    from bench.report.site import build_site
-
     if not Path(args.results).is_dir():
         raise SpecError("command line", "--results", f"no results folder {args.results!r}")
     if getattr(args, "layers", None):
         from bench.layers import LAYERS
         for f in args.layers:
             LAYERS.load_file(f)
-    summary = build_site(args.results, args.suites, args.site)
+    summary = build_site_locked(args.results, args.suites, args.site)
     for path, reason in summary["problems"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     for line in summary.get("stale", []):  # one line each; left out of every aggregate, flagged on the site
@@ -348,7 +349,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def os_error_line(exc: OSError) -> str:
+    """An operating-system error as one line naming the path and the cause."""
+    cause = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    where = exc.filename if exc.filename is not None else exc.filename2
+    return f"{where}: {cause}" if where is not None else f"{type(exc).__name__}: {cause}"
+
+
+def build_site_locked(results, suites, site) -> dict:
+    """:func:`bench.report.site.build_site` under an exclusive lock of the site, so concurrent reports onto one
+    site run one after the other (none sees another's half-built folder)."""
+    from bench.report.owned import site_lock
+    from bench.report.site import build_site
+
+    with site_lock(site):
+        return build_site(results, suites, site)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # PYTHONIOENCODING=ascii, a C locale: "×" printed as "\xd7"
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -368,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, as a tool killed by the signal would end
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # full disk, read-only folder, a file where a folder belongs…: one line, exit 2
+        print(f"bench: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # finished records are kept; the run in flight leaves no record (atomic writes)
         print("bench: interrupted; finished records are kept, the run in flight was not recorded", file=sys.stderr)

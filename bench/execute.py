@@ -6,6 +6,7 @@ no executor, so :mod:`bench.executors` and :mod:`bench.runner` can both import i
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import time
 import traceback
 
@@ -17,6 +18,10 @@ from bench.errors import BenchError, RunFailed
 from bench.measure import environment
 from bench.suite import RunSpec, Suite
 from bench.tasks import TASKS, RunContext
+
+
+#: operating-system errors that say the machine cannot hold results (full disk, quota, read-only folder)
+_ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def _now() -> str:
@@ -42,6 +47,11 @@ def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
         raise
     except RunFailed as exc:
         record.update(status="failed", error=str(exc))
+    except OSError as exc:
+        if exc.errno in _ENVIRONMENT:  # the machine's fault, not the family's: the suite stops (one line, exit 2)
+            raise
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8))
     except torch.OutOfMemoryError as exc:
         record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0][:200]}")
     except Exception as exc:  # a broken family must not stop the suite; the record says what happened

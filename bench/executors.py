@@ -13,15 +13,16 @@ Shards (``--shard i/n``) need no coordinator: :func:`shard` splits the expanded 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import hashlib
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from bench.errors import BenchError
 from bench.locks import RunLock, describe, whoami
-from bench.records import existing_record, record_path, write_json_atomic
+from bench.records import existing_record_blob, record_path, write_json_atomic
 
 
 @dataclass
@@ -37,25 +38,44 @@ class Outcome:
 
 @dataclass
 class Policy:
-    """Which existing records count as done."""
+    """Which existing records count as done. Decided by the records' content, never by a clock (issue 19,
+    item 5): a record counts when its spec hashes to the run's id and its status is known
+    (:func:`bench.records.existing_record`); with ``force``, a record counts as done only if it is not the one
+    the run had when this invocation first looked (:meth:`baseline`: the digest of its bytes, or None for
+    none), i.e. a peer runner wrote it since."""
 
     force: bool = False          # redo runs that have a record…
     retry_failed: bool = False   # redo runs whose record says failed
-    since: float = field(default_factory=time.time)  # …except records written after this (by a peer runner)
+    seen: dict = field(default_factory=dict)  # force: run id → digest of the record found first (None: none)
+
+    def baseline(self, results, specs) -> "Policy":
+        """With ``force``: note the records there now, before anything runs (a peer's later ones then count)."""
+        if self.force:
+            for spec in specs:
+                if spec.id not in self.seen:
+                    found = existing_record_blob(results, spec)
+                    self.seen[spec.id] = _digest(found[1]) if found else None
+        return self
 
     def done(self, results, spec) -> dict | None:
-        rec = existing_record(results, spec)
-        if rec is None:
-            return None
+        found = existing_record_blob(results, spec)
         if self.force:
-            try:
-                fresh = record_path(results, spec).stat().st_mtime >= self.since
-            except OSError:
-                fresh = False
-            return rec if fresh else None
+            if spec.id not in self.seen:  # first look at this run: what is there now is what --force replaces
+                self.seen[spec.id] = _digest(found[1]) if found else None
+                return None
+            if found is None or _digest(found[1]) == self.seen[spec.id]:
+                return None
+            return found[0]
+        if found is None:
+            return None
+        rec = found[0]
         if self.retry_failed and rec.get("status") != "ok":
             return None
         return rec
+
+
+def _digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
 
 
 def claim_and_run(spec, results: str | Path, run: Callable[[], dict], policy: Policy | None = None,
@@ -74,6 +94,9 @@ def claim_and_run(spec, results: str | Path, run: Callable[[], dict], policy: Po
         if done is not None:
             return Outcome("skipped", done)
         lock.clean_tmp()
+        path = record_path(results, spec)
+        if path.is_dir():  # found before training, not after: the record could never be written there
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a record file", str(path))
         record = run()
         record["provenance"] = {**whoami(), **(provenance or {})}
         write_json_atomic(record_path(results, spec), record)

@@ -18,9 +18,10 @@ What it promises, and so what this module promises:
   until removed by hand). filelock 3 has no such fallback on POSIX.
 
 Each holder also writes ``<run id>.owner.json`` (host, pid, start time) beside its lock so that other runners
-can say where a run is running. Temporary record files (``.<record>.json.<random>.tmp``) are left only by a
-process killed while writing a record; they are removed when no live lock covers them or when older than
-:data:`TMP_LEASE_S`.
+can say where a run is running. Temporary record files (``.<record>.json.<random>.tmp``) are written only by
+the holder of the run's lock and left only by a process killed while writing a record; they are removed only by
+a process that holds that lock (issue 19, item 5: recognised by their owner's lock, never by age, so no clock
+— skewed, or a writer stalled for hours — can make a runner delete a live writer's file).
 """
 from __future__ import annotations
 
@@ -29,15 +30,12 @@ import json
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from bench.errors import BenchError
 
-#: a temporary record file older than this is removed even if a lock seems to cover it (seconds)
-TMP_LEASE_S = 3600.0
 LOCK_DIR = ".locks"
 _TMP = re.compile(r"^\..+--(?P<id>[0-9a-f]{16})\.json\..+\.tmp$")
 
@@ -82,6 +80,21 @@ class RunLock:
             pass
         return True
 
+    def held_elsewhere(self) -> bool:
+        """Whether another holder has this lock now: a probe that takes the lock and drops it at once, writing
+        nothing (no owner file), so a busy run can be reported without a worker or a wait."""
+        if self.held or not self.path.exists():
+            return False
+        probe = FileLock(str(self.path))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        except OSError:
+            return False
+        probe.release()
+        return False
+
     def release(self) -> None:
         if self.held:
             self.held = False
@@ -119,8 +132,9 @@ def describe(holder: dict | None) -> str:
     return f"running elsewhere: {holder.get('host', '?')} pid {holder.get('pid', '?')} since {holder.get('since', '?')}"
 
 
-def clean_stale_tmp(results: str | Path, suite: str, lease_s: float = TMP_LEASE_S) -> list[Path]:
-    """Remove temporary record files that no live lock covers, or that are older than ``lease_s``."""
+def clean_stale_tmp(results: str | Path, suite: str) -> list[Path]:
+    """Remove the temporary record files that no live lock covers (whose run's lock this process can take); a
+    file whose lock is held is a live writer's, whatever its age, and is left alone."""
     try:
         folder = inside(results, suite)
     except BenchError:
@@ -128,18 +142,9 @@ def clean_stale_tmp(results: str | Path, suite: str, lease_s: float = TMP_LEASE_
     removed = []
     if not folder.is_dir():
         return removed
-    now = time.time()
     for p in sorted(folder.glob(".*.tmp")):
         m = _TMP.match(p.name)
         if not m:
-            continue
-        try:
-            old = now - p.stat().st_mtime > lease_s
-        except OSError:
-            continue
-        if old:
-            p.unlink(missing_ok=True)
-            removed.append(p)
             continue
         lock = RunLock(results, suite, m["id"])
         if lock.acquire(blocking=False):

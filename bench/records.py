@@ -5,6 +5,7 @@ renamed over the final name, so a process killed at any moment leaves either the
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -38,6 +39,8 @@ def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> N
     (the site, caches) skip it (the site's eight fsyncs were about 5 % of a report's build time)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -47,6 +50,9 @@ def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> N
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # full disk, a folder where the file belongs…: named by the file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -94,17 +100,32 @@ class NotARecord(ValueError):
     """A JSON file that is not a run record at all (another tool's file)."""
 
 
+#: the statuses a run's record can have (anything else: not a record of a finished run)
+STATUSES = ("ok", "failed")
+
+
 def existing_record(results: str | Path, spec) -> dict | None:
     """The record of ``spec`` under ``results``, or None when there is none or it cannot be trusted (damaged,
     wrong-typed, not a regular file, another run's): such a record counts as missing and the run is redone."""
+    found = existing_record_blob(results, spec)
+    return found[0] if found else None
+
+
+def existing_record_blob(results: str | Path, spec) -> tuple[dict, bytes] | None:
+    """:func:`existing_record` and the file's bytes. Decided by content alone: the record's id is the run's id
+    under the record's identity version and the hash of its stored spec, and its status is one of
+    :data:`STATUSES` (no file times, no clock). A record written before identity version 2 is found under its
+    old file name and counts until ``bench rekey`` renames it."""
     for path, rid in ((record_path(results, spec), spec.id),
                       (Path(results) / spec.suite / spec.legacy_filename, spec.legacy_id)):
         try:
-            rec, _ = read_record(path)
+            rec, blob = read_record(path)
         except (OSError, ValueError):
             continue
-        if rec.get("id") == rid and record_id_problem(rec, rec.get("spec") or {}) is None:
-            return rec  # a record written before identity version 2 counts until `bench rekey` renames it
+        if rec.get("id") != rid or rec.get("status") not in STATUSES or not isinstance(rec.get("spec"), dict):
+            continue
+        if record_id_problem(rec, rec["spec"]) is None:
+            return rec, blob  # an edited spec under the run's id is not this run's record
     return None
 
 

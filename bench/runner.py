@@ -12,7 +12,8 @@ from bench.tasks import RunContext
 
 
 def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunContext, force: bool = False,
-              retry_failed: bool = False, max_failures: int | None = None, log=print) -> dict:
+              retry_failed: bool = False, max_failures: int | None = None, log=print,
+              policy: Policy | None = None) -> dict:
     """Run every spec without a record (or all with ``force``). Returns counts."""
     counts = {"ran": 0, "skipped": 0, "failed": 0}
     bar = None
@@ -21,7 +22,9 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
         bar = tqdm(total=len(specs), desc=f"suite {suite.name}", unit="run")
     # one run trained once across processes: every run goes through the lock protocol of bench.executors;
     # runs another process is training are come back to at the end (waiting on their lock) or reported
-    policy = Policy(force=force, retry_failed=retry_failed)
+    # which records count as done, by content; with --force the records there now are noted before anything
+    # runs, so a peer's record written meanwhile counts as done (bench.executors.Policy)
+    policy = (policy or Policy(force=force, retry_failed=retry_failed)).baseline(results, specs)
     wait_elsewhere = ctx.extra.get("wait_elsewhere", True)
     queue, busy, waiting = list(specs), [], False
     while queue or (busy and wait_elsewhere and not waiting):

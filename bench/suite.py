@@ -464,27 +464,42 @@ def _check_shape(raw: Any) -> None:
         raise _YamlProblem("yaml", reason)
 
 
-def _parse_yaml(text: str) -> Any:
+#: first bytes of a YAML memo file (then the 32-byte digest of key and payload, then the marshal payload)
+_MEMO_MAGIC = b"convbench-yaml-memo-2\n"
+
+
+def _parse_yaml(text: str, use_memo: bool = True) -> Any:
     """Safe-load YAML (libyaml when present: ~10× faster), memoised in ``$BENCH_CACHE/yaml`` by the text's
     checksum: ``bench report`` parses every suite, and building the Python objects was most of that. The memo
     is marshal, so only plain data is memoised (anything else is parsed each time); an unwritable cache or a
-    bad memo falls back to parsing. Errors are never memoised; a memo is checked as the parse would be.
+    bad memo falls back to parsing. Errors are never memoised; a memo is checked as the parse would be, and
+    carries a sha256 of the text's key and of its payload, so an edited, truncated or misplaced memo is not
+    used (issue 19, item 6; ``use_memo=False``, as ``bench run`` asks: parse the text, whatever the cache
+    holds). The memo folder is kept under :data:`bench.cache.YAML_MAX_BYTES` (least recently used out).
     Duplicate keys, alias bombs, recursive aliases and deep nesting are YAML problems (:func:`_check_shape`)."""
     import marshal
     import sys
 
+    from bench.cache import YAML_MAX_BYTES, prune, touch
     from bench.records import write_bytes_atomic
     from bench.regmeta import cache_root
 
     key = hashlib.sha256(f"{sys.version_info[:2]}|{marshal.version}|dupkeys|{text}".encode()).hexdigest()[:32]
     memo = cache_root() / "yaml" / f"{key}.marshal"
-    try:
-        raw = marshal.loads(memo.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
-    else:
-        _check_shape(raw)
-        return raw
+    if use_memo:
+        try:
+            blob = memo.read_bytes()
+            head = len(_MEMO_MAGIC)
+            digest, payload = blob[head:head + 32], blob[head + 32:]
+            if blob[:head] != _MEMO_MAGIC or hashlib.sha256(key.encode() + payload).digest() != digest:
+                raise ValueError("not this text's memo")
+            raw = marshal.loads(payload)
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        else:
+            _check_shape(raw)
+            touch(memo)
+            return raw
     import yaml  # only when the memo misses: its import is a hundredth of a report
 
     try:
@@ -496,10 +511,19 @@ def _parse_yaml(text: str) -> Any:
         raise _YamlProblem("yaml", "nested too deeply") from None
     _check_shape(raw)
     try:
-        write_bytes_atomic(memo, marshal.dumps(raw), durable=False)
+        payload = marshal.dumps(raw)
+        write_bytes_atomic(memo, _MEMO_MAGIC + hashlib.sha256(key.encode() + payload).digest() + payload,
+                           durable=False)
     except (OSError, ValueError):
         pass
+    else:
+        _MEMO_WRITES[0] += 1
+        if _MEMO_WRITES[0] % 32 == 1:  # the first write of a process, then every 32nd: a bound, cheaply kept
+            prune(memo.parent, YAML_MAX_BYTES, keep=memo, pattern="*.marshal")
     return raw
+
+
+_MEMO_WRITES = [0]
 
 
 def _one_line(message: Any) -> str:
@@ -531,11 +555,13 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def load_suite(path: str | Path) -> Suite:
+def load_suite(path: str | Path, use_memo: bool = True) -> Suite:
+    """The suite in ``path``, validated. ``use_memo=False``: parse the file itself, not the YAML memo (what
+    ``bench run`` does: nothing in the cache can change which runs run)."""
     path = Path(path)
     text = _read_text(path)
     try:
-        raw = _parse_yaml(text)
+        raw = _parse_yaml(text, use_memo)
     except _YamlProblem as exc:
         raise SpecError(path, exc.where, f"invalid YAML: {_one_line(exc.problem)}") from None
     if not isinstance(raw, dict):

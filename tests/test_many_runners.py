@@ -231,20 +231,20 @@ def test_stale_temporary_files_are_cleaned_unless_a_live_lock_covers_them(tmp_pa
     a, b, c = "a" * 16, "b" * 16, "c" * 16
     free = folder / f".x--{a}.json.r1.tmp"        # nobody holds a's lock: a leftover of a killed writer
     live = folder / f".x--{b}.json.r2.tmp"        # b's lock is held: a writer is at work
-    old = folder / f".x--{c}.json.r3.tmp"         # c's lock is held but the file is older than the lease
-    other = folder / ".unrelated.tmp"
+    old = folder / f".x--{c}.json.r3.tmp"         # c's lock is held and the file is two hours old: a stalled
+    other = folder / ".unrelated.tmp"             # writer, still alive (issue 19: age says nothing)
     for p in (free, live, old, other):
         p.write_text("{")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     locks = [RunLock(tmp_path / "results", "s", x) for x in (b, c)]
     assert all(lk.acquire() for lk in locks)
     try:
-        removed = clean_stale_tmp(tmp_path / "results", "s", lease_s=3600)
+        removed = clean_stale_tmp(tmp_path / "results", "s")
     finally:
         for lk in locks:
             lk.release()
-    assert sorted(removed) == sorted([free, old])
-    assert live.exists() and other.exists()
+    assert removed == [free]
+    assert live.exists() and old.exists() and other.exists()
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ from bench.errors import SpecError
 from bench.layers import LAYERS
 from bench.suite import load_suite
 
+ROOT = Path(__file__).resolve().parent.parent
+
 GOOD = """
 name: t
 task: classification
@@ -129,12 +131,14 @@ def test_every_committed_suite_validates():
 
 def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_path, monkeypatch):
     """load_suite's YAML memo ($BENCH_CACHE/yaml, keyed by the text's checksum): a second load reads the memo;
-    another text is parsed again; invalid YAML is an error every time; a bad memo falls back to parsing; data
-    marshal cannot hold (a date) is not memoised."""
+    another text is parsed again; invalid YAML is an error every time; an edited or bad memo is not used (issue
+    19: an edited memo changed which runs ran) and bench run never reads one; data marshal cannot hold (a date)
+    is not memoised."""
     import marshal
 
+    import yaml
 
-    from bench.suite import _parse_yaml, _YamlProblem
+    from bench.suite import _MEMO_MAGIC, _parse_yaml, _YamlProblem, load_suite
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     memo_dir = tmp_path / "cache" / "yaml"
@@ -143,10 +147,20 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
     text = "name: m\nlist: [1, 2.5, null, true]\nmap: {3: x, 'y': [a]}\n"
     first = _parse_yaml(text)
     (memo,) = memo_dir.glob("*.marshal")
-    assert marshal.loads(memo.read_bytes()) == first == {"name": "m", "list": [1, 2.5, None, True],
-                                                         "map": {3: "x", "y": ["a"]}}
-    memo.write_bytes(marshal.dumps({"name": "from the memo"}))
-    assert _parse_yaml(text) == {"name": "from the memo"}  # what a second load reads
+    good = memo.read_bytes()
+    assert marshal.loads(good[len(_MEMO_MAGIC) + 32:]) == first == {"name": "m", "list": [1, 2.5, None, True],
+                                                                     "map": {3: "x", "y": ["a"]}}
+    real_load = yaml.load
+    with monkeypatch.context() as m:
+        m.setattr(yaml, "load", lambda *a, **k: pytest.fail("parsed although a valid memo is there"))
+        assert _parse_yaml(text) == first  # what a second load reads: the memo
+    payload = marshal.dumps({"name": "from the memo"})
+    for edited in (marshal.dumps({"name": "from the memo"}),  # an old-format or hand-written memo
+                   good[:len(_MEMO_MAGIC) + 32] + payload):   # a payload edited under the old digest
+        memo.write_bytes(edited)
+        assert _parse_yaml(text) == first  # not trusted: parsed again (and the memo rewritten)
+        assert memo.read_bytes() == good
+    assert yaml.load is real_load
     assert _parse_yaml(text + "extra: 1\n")["extra"] == 1  # another text, another key
     memo.write_bytes(b"\x00garbage")
     assert _parse_yaml(text) == first  # a bad memo: parsed again
@@ -154,3 +168,15 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
         with pytest.raises(_YamlProblem):
             _parse_yaml("name: [unclosed\n")
     assert len(list(memo_dir.glob("*.marshal"))) == 2  # the two valid texts; no error was memoised
+    # bench run's load: the file alone decides, even a memo forged with a valid digest is not read
+    suite_file = tmp_path / "s.yaml"
+    suite_file.write_text((ROOT / "suites" / "quick.yaml").read_text())
+    assert load_suite(suite_file).seeds == [0]
+    key_memo = max(memo_dir.glob("*.marshal"), key=lambda q: q.stat().st_mtime_ns)
+    import hashlib
+    key = key_memo.stem
+    forged = {**marshal.loads(key_memo.read_bytes()[len(_MEMO_MAGIC) + 32:]), "seeds": [5]}
+    payload = marshal.dumps(forged)
+    key_memo.write_bytes(_MEMO_MAGIC + hashlib.sha256(key.encode() + payload).digest() + payload)
+    assert load_suite(suite_file).seeds == [5]  # the report's loads may use a (valid-looking) memo …
+    assert load_suite(suite_file, use_memo=False).seeds == [0]  # … bench run's never

@@ -76,11 +76,11 @@ class ImageData:
 
 
 def cache_dir() -> Path:
+    """The cache folder for decoded data; a private temporary one (warned once) if it cannot be used."""
+    from bench.cache import usable_dir
     from bench.regmeta import cache_root
 
-    path = cache_root()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return usable_dir(cache_root())
 
 
 def files_key(files: list[Path]) -> str:
@@ -106,15 +106,28 @@ def load_cache_file(path: Path) -> ImageData | None:
 def cached(key: str, build: Callable[[], ImageData], refresh: bool = False) -> ImageData:
     """Decode once: load the tensors saved under ``key`` or build and save them (atomically). ``refresh``
     builds again even if they are saved."""
+    from bench.cache import data_max_bytes, prune, touch, write_failed
+
     path = cache_dir() / f"{key}.pt"
     if not refresh:
         data = load_cache_file(path)
         if data is not None:
+            touch(path)
             return data
     data = build()
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(data.__dict__, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(data.__dict__, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:  # full disk, a folder that turned read-only…: the cache is an optimisation
+        Path(tmp).unlink(missing_ok=True)
+        write_failed(path, exc)
+        return data
+    except RuntimeError as exc:  # torch.save reports a failed write as RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        write_failed(path, OSError(0, str(exc).splitlines()[0][:120] if str(exc) else "write failed"))
+        return data
+    prune(path.parent, data_max_bytes(), keep=path, pattern="*.pt")
     return data
 
 
@@ -130,7 +143,14 @@ def resolve_root(root: str | os.PathLike | None, env: str = "BENCH_DATA_ROOT") -
 
 def load_dataset(name: str, root=None, allow_download: bool = False, options: dict | None = None) -> ImageData:
     entry = DATASETS.get(name)
-    return entry.obj(resolve_root(root, entry.env_root), allow_download, **entry.options(options))
+    try:
+        return entry.obj(resolve_root(root, entry.env_root), allow_download, **entry.options(options))
+    except OSError as exc:  # no network for a download (URLError is an OSError), an unreadable data file…
+        reason = getattr(exc, "reason", None)  # URLError: the cause inside
+        cause = getattr(reason, "strerror", None) or (str(reason) if reason else None) or exc.strerror or str(exc)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        what = "download failed" if allow_download and reason is not None else "cannot read"
+        raise DataMissing(f"data set {name!r}: {what}{where}: {' '.join(str(cause).split())[:200]}") from None
 
 
 def missing(name: str, root: Path | None, expected: str, hint: str = "") -> DataMissing:

@@ -119,6 +119,10 @@ def load_image_folder(root: Path, name: str, size: tuple[int, int] | None = None
             entry = json.loads(manifest.read_text())
         except (OSError, ValueError):
             entry = None
+        cache_name = entry.get("cache") if isinstance(entry, dict) else None
+        if not (isinstance(cache_name, str) and cache_name.startswith(f"{name}-folder-") and cache_name.endswith(".pt")
+                and "/" not in cache_name and "\\" not in cache_name and ".." not in cache_name):
+            entry = None  # a manifest that names no cache file of ours: listed and decoded again
         if isinstance(entry, dict) and entry.get("fingerprint") == fingerprint:
             data = load_cache_file(cache_dir() / entry["cache"])
             if data is not None:
@@ -135,8 +139,12 @@ def load_image_folder(root: Path, name: str, size: tuple[int, int] | None = None
                          source=f"image folder {root}")
 
     data = cached(key, build, refresh=refresh)
-    write_json_atomic(manifest, {"root": str(root.resolve()), "fingerprint": fingerprint, "cache": f"{key}.pt",
-                                 "files": len(tr_files) + len(te_files)})
+    try:
+        write_json_atomic(manifest, {"root": str(root.resolve()), "fingerprint": fingerprint,
+                                     "cache": f"{key}.pt", "files": len(tr_files) + len(te_files)})
+    except OSError as exc:  # the cache is an optimisation: the next load lists the folder again
+        from bench.cache import write_failed
+        write_failed(manifest, exc)
     return data
 
 

@@ -7,6 +7,7 @@ not write again are removed (only plain files and links, never a folder's conten
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -90,13 +91,38 @@ class Site:
         write_bytes_atomic(self.root / MARKER, (blob + "\n").encode(), durable=False)
 
 
+@contextlib.contextmanager
+def site_lock(root: str | Path):
+    """Hold an exclusive ``flock`` on the folder that holds the site ``root`` (its parent, created if missing)
+    while a report builds it: concurrent reports onto one site then run one at a time. Nothing is written for
+    the lock (a directory is locked, not a file in it). Where folders cannot be locked (some network
+    filesystems) the build goes on unlocked."""
+    parent = Path(root).absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    fd = None
+    try:
+        import fcntl
+
+        fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except (ImportError, OSError):
+        if fd is not None:
+            os.close(fd)
+        fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
 def claim(root: Path) -> set[str]:
     """Make ``root`` a site folder this report may write: created if missing, accepted if empty or if it carries
     the marker. Returns the previous build's manifest. SpecError (one line) for any other folder."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
-        root.mkdir(parents=True)
+        root.mkdir(parents=True, exist_ok=True)  # another report may have made it meanwhile
         return set()
     if not stat.S_ISDIR(st.st_mode):
         raise SpecError("command line", "--site", f"{root} is not a folder")
