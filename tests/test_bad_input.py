@@ -140,7 +140,7 @@ def test_ctrl_c_is_one_line_exit_130_keeping_finished_records(tmp_path):
         assert proc.poll() is None, "finished before it could be interrupted"
         time.sleep(0.3)  # inside the next run
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -58,7 +58,7 @@ def test_jobs_records_match_serial_records(tmp_path):
     # a second packed run skips everything (the runner's skip path is used by the workers' parent)
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(ROOT / "suites" / "quick.yaml"), *FLAGS,
                            "--jobs", "2", "--results", str(packed)], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=600)
     assert proc.returncode == 0 and "0 ran, 4 already done" in proc.stdout
 
 
