@@ -129,7 +129,9 @@ def test_killed_worker_loses_only_its_run_and_pool_goes_on(tmp_path, monkeypatch
     assert rec["provenance"]["executor"] == "jobs" and rec["provenance"]["shard"] == "0/1"
     assert not any(record_path(results, s).exists() for s in specs if s is not lost)  # fake runs write nothing
     pids = [int(p.name.split("-")[1]) for p in marks.glob("worker-*")]
-    assert len(pids) == 4  # 2 at the start, a fresh one for each of the 2 retries (none after the last death)
+    # 2 at the start, a fresh one for each of the 2 retries, and one after the last death if runs were still
+    # queued then (which depends on the order the workers finish in)
+    assert 4 <= len(pids) <= 5
     assert not any(_alive(pid) for pid in pids)  # every worker has exited and been reaped
 
 
