@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, DataMissing, SpecError
+from bench.executors import executor_names
 
 
 def _int_list(text: str) -> list[int]:
@@ -73,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     many = r.add_argument_group("many runners (see docs/many-runners.md)")
     many.add_argument("--shard", metavar="I/N", default=None,
                       help="run only share I of N (0 ≤ I < N) of the suite's runs; N shards make one serial run")
-    many.add_argument("--executor", choices=("local", "ray"), default="local",
-                      help="local: this process; ray: one Ray task per run (pip install 'convbench[ray]')")
+    many.add_argument("--executor", choices=executor_names(), default=None,
+                      help="local: this process, one run after another (the default); jobs: --jobs N supervised worker "
+                           "processes (the default with --jobs > 1); ray: one Ray task per run "
+                           "(pip install 'convbench[ray]')")
     many.add_argument("--address", default=None, help="Ray: join this cluster (default: start a local one)")
     many.add_argument("--gpus-per-run", type=float, default=None, metavar="G",
                       help="Ray: GPUs each run declares, fractions allowed (0.25 packs four runs on a GPU; "
@@ -199,7 +202,6 @@ def cmd_run(args) -> int:
 
     from bench.layers import LAYERS
     from bench.records import existing_record
-    from bench.runner import run_specs
     from bench.suite import load_suite
     from bench.tasks import RunContext
 
@@ -258,36 +260,22 @@ def cmd_run(args) -> int:
     if args.tune:
         ctx.extra["tune"] = ctx.extra["invocation"]["tune"] = True
     # where and how runs were trained (host, pid, shard, executor): in every record's provenance, not its id
-    ctx.extra["provenance"] = {k: v for k, v in {"shard": args.shard, "executor": args.executor}.items() if v}
+    executor = args.executor or ("jobs" if args.jobs > 1 else "local")
+    ctx.extra["provenance"] = {k: v for k, v in {"shard": args.shard, "executor": executor}.items() if v}
     ctx.extra["wait_elsewhere"] = not args.no_wait
     from bench.locks import clean_stale_tmp
     clean_stale_tmp(args.results, suite.name)
     try:
-        if args.executor == "ray":
-            from bench.executors import Policy, run_ray
-            if args.jobs > 1:
-                raise SpecError("command line", "--jobs", "runs N local processes; with --executor ray, Ray "
-                                "places the runs (--cpus-per-run, --gpus-per-run)")
-            gpus = args.gpus_per_run if args.gpus_per_run is not None else (1.0 if torch.cuda.is_available() else 0.0)
-            if gpus < 0 or args.cpus_per_run <= 0:
-                raise SpecError("command line", "--gpus-per-run/--cpus-per-run", "must be positive")
-            setup = {"layer_files": [str(Path(f).resolve()) for f in args.layers], "threads": args.threads,
-                     "device": args.device, "allow_download": args.allow_download,
-                     "invocation": ctx.extra["invocation"], "provenance": ctx.extra["provenance"],
-                     "extra": {k: v for k, v in ctx.extra.items() if k not in ("invocation", "provenance")}}
-            policy = Policy(force=args.force, retry_failed=args.retry_failed).baseline(args.results, specs)
-            counts = run_ray(suite, specs, args.results, setup, policy,
-                             address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus,
-                             local_cpus=args.ray_cpus, max_failures=args.max_failures)
-        elif args.jobs > 1:
-            from bench.jobs import run_jobs
-            counts = run_jobs(suite, specs, args.results, ctx, args.jobs, threads=args.threads,
-                              layer_files=args.layers, force=args.force, retry_failed=args.retry_failed,
-                              max_failures=args.max_failures, no_wait=args.no_wait,
-                              oversubscribe=args.oversubscribe, provenance=ctx.extra["provenance"])
-        else:
-            counts = run_specs(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
-                               max_failures=args.max_failures)
+        from bench.executors import Launch, executors
+        name = executor
+        if name == "local" and args.jobs > 1:
+            raise SpecError("command line", "--jobs", "runs N worker processes: the 'jobs' executor, not 'local'")
+        launch = Launch(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
+                        max_failures=args.max_failures, no_wait=args.no_wait, threads=args.threads,
+                        jobs=args.jobs, oversubscribe=args.oversubscribe, layer_files=list(args.layers),
+                        device=args.device, allow_download=args.allow_download, address=args.address,
+                        cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, ray_cpus=args.ray_cpus)
+        counts = executors()[name].run(launch)
     except DataMissing as exc:
         raise SpecError(args.suite, "dataset", str(exc)) from None
     elsewhere = f", {counts['elsewhere']} running elsewhere" if counts.get("elsewhere") else ""

@@ -267,3 +267,66 @@ def run_ray(suite, specs: list, results: str | Path, setup: dict, policy: Policy
             ray.shutdown()
     return counts
 
+
+
+# -- the executor registry ----------------------------------------------------------------------------------
+
+@dataclass
+class Launch:
+    """One ``bench run`` invocation as every executor receives it: the runs, where records go, the run context
+    and the command line's execution choices (each executor reads the ones it uses)."""
+
+    suite: object
+    specs: list
+    results: str | Path
+    ctx: object
+    force: bool = False
+    retry_failed: bool = False
+    max_failures: int | None = None
+    no_wait: bool = False
+    threads: int | None = None
+    jobs: int = 1
+    oversubscribe: bool = False
+    layer_files: list = field(default_factory=list)
+    device: str | None = None
+    allow_download: bool = False
+    address: str | None = None
+    cpus_per_run: float = 1.0
+    gpus_per_run: float | None = None
+    ray_cpus: int | None = None
+
+
+@dataclass(frozen=True)
+class Executor:
+    name: str
+    run: Callable[[Launch], dict]  # returns counts: ran, skipped, failed (and elsewhere)
+    summary: str = ""
+
+
+EXECUTORS: dict[str, Executor] = {}
+# the modules that register the built-in executors (imported on first use, so this module imports none of them)
+EXECUTOR_MODULES = ("bench.runner", "bench.jobs", "bench.ray_executor")
+
+
+def register_executor(name: str, summary: str = ""):
+    """Register ``fn(launch) -> counts`` as executor ``name`` (``bench run --executor NAME``)."""
+    def deco(fn):
+        if name in EXECUTORS and EXECUTORS[name].run is not fn:
+            raise BenchError(f"executor {name!r} registered twice")
+        EXECUTORS[name] = Executor(name, fn, summary)
+        return fn
+    return deco
+
+
+def executors() -> dict[str, Executor]:
+    """Every registered executor (the built-in modules imported first)."""
+    import importlib
+
+    for module in EXECUTOR_MODULES:
+        importlib.import_module(module)
+    return EXECUTORS
+
+
+def executor_names() -> tuple[str, ...]:
+    """The built-in executor names, without importing their modules (for the command line's choices)."""
+    return ("local", "jobs", "ray")

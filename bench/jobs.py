@@ -41,6 +41,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from bench.executors import register_executor
 from multiprocessing.connection import Connection, wait as wait_any
 from pathlib import Path
 from typing import Callable
@@ -495,3 +497,11 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use: bench run SUITE --jobs N")
+
+
+@register_executor("jobs", "--jobs N supervised worker processes on this machine")
+def run_jobs_launch(launch) -> dict:
+    return run_jobs(launch.suite, launch.specs, launch.results, launch.ctx, launch.jobs, threads=launch.threads,
+                    layer_files=launch.layer_files, force=launch.force, retry_failed=launch.retry_failed,
+                    max_failures=launch.max_failures, no_wait=launch.no_wait, oversubscribe=launch.oversubscribe,
+                    provenance=launch.ctx.extra.get("provenance"))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 from bench.execute import execute  # noqa: F401  (bench.runner.execute: the single-run path, re-exported)
-from bench.executors import Policy, claim_and_run
+from bench.executors import Launch, Policy, claim_and_run, register_executor
 from bench.locks import describe
 from bench.suite import RunSpec, Suite
 from bench.tasks import RunContext
@@ -72,3 +72,9 @@ def _summary(record: dict) -> str:
         return "failed"
     m = record.get("metrics", {})
     return ", ".join(f"{k}={v:.2f}" for k, v in list(m.items())[:2] if isinstance(v, (int, float)))
+
+
+@register_executor("local", "one run after another in this process")
+def run_local(launch: Launch) -> dict:
+    return run_specs(launch.suite, launch.specs, launch.results, launch.ctx, force=launch.force,
+                     retry_failed=launch.retry_failed, max_failures=launch.max_failures)
