@@ -267,15 +267,14 @@ def cmd_run(args) -> int:
     clean_stale_tmp(args.results, suite.name)
     try:
         from bench.executors import Launch, executors
-        name = executor
-        if name == "local" and args.jobs > 1:
+        if executor == "local" and args.jobs > 1:
             raise SpecError("command line", "--jobs", "runs N worker processes: the 'jobs' executor, not 'local'")
         launch = Launch(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
                         max_failures=args.max_failures, no_wait=args.no_wait, threads=args.threads,
                         jobs=args.jobs, oversubscribe=args.oversubscribe, layer_files=list(args.layers),
                         device=args.device, allow_download=args.allow_download, address=args.address,
                         cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, ray_cpus=args.ray_cpus)
-        counts = executors()[name].run(launch)
+        counts = executors()[executor].run(launch)
     except DataMissing as exc:
         raise SpecError(args.suite, "dataset", str(exc)) from None
     elsewhere = f", {counts['elsewhere']} running elsewhere" if counts.get("elsewhere") else ""

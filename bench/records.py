@@ -142,6 +142,13 @@ def upgrade(record: dict) -> dict:
 REQUIRED_KEYS = ("schema", "id", "status", "suite", "spec", "label")
 
 
+def record_files(root: Path) -> list[Path]:
+    """The ``*.json`` files under ``root`` that may be records: none under a hidden part (temporary files,
+    ``.locks/``). Shared by :func:`load_records` and :func:`rekey`."""
+    return [p for p in sorted(root.rglob("*.json"))
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+
+
 def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]]:
     """All readable records under ``results``, and (file, reason) for every file that is not one."""
     records, problems = [], []
@@ -149,9 +156,7 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
     root = Path(results)
     if not root.exists():
         return records, problems
-    for path in sorted(root.rglob("*.json")):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue  # temporary files, .locks/
+    for path in record_files(root):
         try:
             rec, blob = read_record(path)
         except OSError as exc:
@@ -240,9 +245,7 @@ def rekey(results: str | Path, dry_run: bool = False) -> dict:
     move and the old file goes last. Run it while no runner writes into ``results``."""
     root = Path(results)
     done: dict = {"renamed": [], "current": 0, "problems": []}
-    for path in sorted(root.rglob("*.json")):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
+    for path in record_files(root):
         try:
             rec, _ = read_record(path)
         except NotARecord:
