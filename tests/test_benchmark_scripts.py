@@ -86,3 +86,14 @@ def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
     iv = difference_interval(69.0, 2 ** 0.5, 2, 89.3, 0.18 ** 0.5, 2)
     line = next(x for x in mod.markdown(table).splitlines() if x.startswith("| pnn"))
     assert f"{iv.centre:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]" in line and "| 2 | 69.00 ± 1.41 |" in line
+
+
+def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
+    from bench.layers.steerable import SteerableBlock
+    before = SteerableBlock._forward_folded
+    res = _load("steer_fold_step").main(["--batch", "2", "--rounds", "1", "--steps", "1",
+                                         "--out", str(tmp_path / "s.json")])
+    assert SteerableBlock._forward_folded is before
+    rows = {r["path"]: r for r in json.loads((tmp_path / "s.json").read_text())["rows"]}
+    assert set(rows) == {"folded", "atoms"} and all(len(r["rounds"]) == 1 for r in rows.values())
+    assert res["atoms_over_folded"] == round(rows["atoms"]["cpu_s_per_step"] / rows["folded"]["cpu_s_per_step"], 3)

@@ -64,6 +64,47 @@ def test_rotating_input_by_90_with_true_angle_rotates_output(pose_per):
 
 
 @pytest.mark.parametrize("steering", ["trig", "linear"])
+@pytest.mark.parametrize("pose_per", ["location", "output"])
+def test_folded_steering_equals_steering_every_atom(pose_per, steering):
+    """The fast path (steering folded into W) computes the equations' function: output and every gradient equal
+    the path that steers each atom of Φ and then mixes (float64), for both pose layouts it serves."""
+    torch.manual_seed(0)
+    block = LAYERS.get("steer-dynamic").build(3, 4, 3, 1, None, True, steering=steering, pose_per=pose_per,
+                                              min_order=0, max_order=3).double()
+    x = torch.randn(2, 3, 7, 7, dtype=torch.double, requires_grad=True)
+    phi = block.frame(x)
+    c, s = block._cos_sin(block.pose_of(phi))
+    phi = phi.view(2, 3, block.M, 7, 7)
+    fast = block._forward_folded(phi, c, s)
+    if pose_per == "location":
+        slow = block._forward_steered_atoms(phi, c, s)
+    else:  # one pose per output channel: output o is the atom-steered block at that channel's pose
+        slow = torch.stack([block._forward_steered_atoms(phi, c[:, o:o + 1], s[:, o:o + 1])[:, o]
+                            for o in range(4)], 1)
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
+    params = [x] + [p for p in block.parameters()]
+    g_fast = torch.autograd.grad((fast ** 2).sum(), params, retain_graph=True)
+    g_slow = torch.autograd.grad((slow ** 2).sum(), params)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert fast.abs().max() > 1e-3 and all(g.abs().sum() > 0 for g in g_fast)
+
+
+def test_forward_takes_the_folded_path_for_a_shared_pose():
+    """forward() routes one pose per location through the folded path and one per input channel through the
+    atom-steering path (the folded one cannot serve it)."""
+    torch.manual_seed(0)
+    calls = []
+    for pose_per in ("location", "input", "output"):
+        block = LAYERS.get("steer-dynamic").build(3, 4, 3, 1, None, False, pose_per=pose_per)
+        fold, atoms_ = block._forward_folded, block._forward_steered_atoms
+        block._forward_folded = lambda *a, f=fold: calls.append((pose_per, "folded")) or f(*a)
+        block._forward_steered_atoms = lambda *a, f=atoms_: calls.append((pose_per, "atoms")) or f(*a)
+        block(torch.randn(1, 3, 6, 6))
+    assert calls == [("location", "folded"), ("input", "atoms"), ("output", "folded")]
+
+
+@pytest.mark.parametrize("steering", ["trig", "linear"])
 def test_gradients_reach_pose_network(steering):
     torch.manual_seed(0)
     block = LAYERS.get("steer-dynamic").build(3, 4, 3, 1, None, False, steering=steering, pose_per="input")
