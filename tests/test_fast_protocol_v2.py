@@ -221,3 +221,15 @@ def test_fp32_check_suite_is_v2_with_fp32_only():
     a = {s.seed: s.id for s in v2.expand() if s.label == "pnn"}
     b = {s.seed: s.id for s in fp32.expand()}
     assert a.keys() == b.keys() and all(a[k] != b[k] for k in a)
+
+
+def test_fashion_suite_is_v2_recipe_at_four_epochs_on_fashion_mnist():
+    """suites/fast-fashion-v2.yaml claims fast-cifar-v2's recipe with 4 epochs: every working field but epochs,
+    the mid-run evaluation and the descriptive name/description is v2's, on the same network and families."""
+    v2, fm = load_suite(ROOT / "suites" / "fast-cifar-v2.yaml"), load_suite(ROOT / "suites" / "fast-fashion-v2.yaml")
+    skip = {"epochs", "eval_epochs", "name", "description"}
+    assert {k: v for k, v in fm.protocol.items() if k not in skip} == \
+        {k: v for k, v in v2.protocol.items() if k not in skip}
+    assert (fm.protocol["epochs"], fm.protocol["eval_epochs"]) == (4, [2])
+    assert fm.dataset["name"] == "fashion-mnist" and fm.backbones == v2.backbones
+    assert [row["label"] for row in fm.layers] == [row["label"] for row in v2.layers]
