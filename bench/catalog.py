@@ -262,9 +262,9 @@ def write_catalog(path: str, layer_files: list[str] | tuple = ()) -> None:
     data = describe_registries(layer_files)
     data["fingerprint"] = target.stem.split("-", 1)[1]
     write_bytes_atomic(target, json.dumps(data).encode(), durable=False)
-    try:  # several checkouts may share one cache folder; registry-meta-*: the snapshots this catalog replaced
+    try:  # several checkouts may share one cache folder
         old = sorted(target.parent.glob("catalog-*.json"), key=lambda q: q.stat().st_mtime, reverse=True)
-        for q in old[10:] + list(target.parent.glob("registry-meta-*.json")):
+        for q in old[10:]:
             q.unlink(missing_ok=True)
     except OSError:  # another process pruned at the same time
         pass

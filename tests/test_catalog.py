@@ -267,10 +267,3 @@ def test_a_range_must_name_an_option_and_hold_its_default():
     with pytest.raises(BenchError, match="the default of 'width' is outside its declared range"):
         LAYERS.register("zz-bad-range", ranges={"width": (10, 20)})(factory)
     assert "zz-bad-range" not in LAYERS
-
-
-def test_no_registry_module_reads_option_names_for_ranges():
-    """The ranges are declared (bench.schema.Range), not guessed from option names by a pattern."""
-    source = (ROOT / "bench" / "schema.py").read_text()
-    assert "re.compile" not in source and "_POSITIVE" not in source
-    assert not (ROOT / "bench" / "regmeta.py").exists()
