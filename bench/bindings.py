@@ -38,12 +38,21 @@ def _selector_matches(selector: str, backbones: list[dict]) -> bool:
                for b in backbones)
 
 
+def emits(task, metric: str) -> bool:
+    """Whether a task's records may carry ``metric``: one of its ``metrics`` patterns (fnmatch) or leaderboard
+    ``columns`` matches. The one rule, for a registry's ``TaskEntry`` and a catalog entry alike."""
+    from fnmatch import fnmatchcase
+
+    names = tuple(task.metrics) + tuple(c[0] for c in task.columns)
+    return any(fnmatchcase(metric, pattern) for pattern in names)
+
+
 def check_bindings(path: str, *, references: list[dict], claims: list[dict], labels: set[str],
                    backbones: list[dict], task) -> None:
     names = {b["name"] for b in backbones}
 
     def metric_ok(metric: str) -> bool:
-        return task is None or task.emits(metric)
+        return task is None or emits(task, metric)
 
     bound: dict[tuple, tuple] = {}
     for i, ref in enumerate(references):

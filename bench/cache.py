@@ -27,6 +27,11 @@ YAML_MAX_BYTES = 32 * 2**20
 DATA_MAX_BYTES = 16 * 2**30
 
 
+def cache_root() -> Path:
+    """The harness's cache folder: ``$BENCH_CACHE``, default ``~/.cache/convbench`` (not created here)."""
+    return Path(os.environ.get("BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convbench"))
+
+
 def warn_once(key: str, message: str) -> None:
     if key not in _WARNED:
         _WARNED.add(key)

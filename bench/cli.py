@@ -28,8 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser, built without importing torch (so ``bench --help`` and ``bench report`` stay light):
-    every command imports what it needs when it runs."""
+    """The parser, built without importing torch (so ``bench --help`` stays light): every command imports what
+    it needs when it runs (``report``, ``layers`` and ``list`` only the registries' catalog, :mod:`bench.catalog`)."""
     p = _Parser(prog="bench", description="Benchmark harness for alternatives to the convolution layer.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -126,12 +126,12 @@ def cmd_rekey(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from bench.layers import LAYERS
+    from bench.catalog import add_layer_files, catalog
 
-    for f in args.layers:
-        LAYERS.load_file(f)
+    add_layer_files(args.layers)
     rows = [{"name": e.name, "document": e.document, "section": e.section, "fixed": e.fixed,
-             "learned": e.learned, "defaults": e.defaults, "summary": e.summary, "origin": e.origin} for e in LAYERS]
+             "learned": e.learned, "defaults": e.defaults, "summary": e.summary, "origin": e.origin}
+            for e in catalog().layers]
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0
@@ -144,11 +144,10 @@ def cmd_layers(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from bench.backbones import BACKBONES
-    from bench.datasets import DATASETS
-    from bench.tasks import TASKS
+    from bench.catalog import catalog
 
-    for reg in (TASKS, BACKBONES, DATASETS):
+    cat = catalog()
+    for reg in (cat.tasks, cat.backbones, cat.datasets):
         print(f"{reg.kind}s:")
         for e in reg:
             opts = ", ".join(f"{k}={v!r}" for k, v in e.defaults.items())
@@ -323,10 +322,9 @@ def _say_replaced(results, specs) -> None:
 def cmd_report(args) -> int:
     if not Path(args.results).is_dir():
         raise SpecError("command line", "--results", f"no results folder {args.results!r}")
-    if getattr(args, "layers", None):
-        from bench.layers import LAYERS
-        for f in args.layers:
-            LAYERS.load_file(f)
+    from bench.catalog import add_layer_files
+
+    add_layer_files(args.layers)  # plug-in families: in the catalog the suites are validated against
     summary = build_site_locked(args.results, args.suites, args.site)
     for path, reason in summary["problems"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -364,12 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list,
                "rekey": cmd_rekey}[args.command]
-        # registry metadata from a snapshot: no torch (bench.regmeta); plug-in files need the real registries
-        if args.command in ("report", "layers") and not getattr(args, "layers", None):
-            from bench.regmeta import run_torchless
-            rc = run_torchless(cmd, args)
-        else:
-            rc = cmd(args)
+        rc = cmd(args)  # report, layers, list: registry metadata from bench.catalog, no torch import
         sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
         return rc
     except BrokenPipeError:  # `bench layers | head`: the reader has what it wanted

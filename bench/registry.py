@@ -2,8 +2,12 @@
 
 A registry holds entries keyed by name. An entry is registered with a decorator that carries its metadata::
 
-    @LAYERS.register("pnn", document="000", section="§3.2 Eq. 2", ...)
-    def pnn(in_channels, out_channels, kernel_size, stride=1, ...): ...
+    @LAYERS.register("pnn", document="000", section="§3.2 Eq. 2", ranges={"fanout": POSITIVE}, ...)
+    def pnn(in_channels, out_channels, kernel_size, stride=1, ..., *, fanout=1, ...): ...
+
+The factory's keyword-only parameters are the entry's options (their defaults declare their types); ``ranges``
+declares the numeric ones' bounds (:class:`bench.schema.Range`: ``POSITIVE``, ``FRACTION``, ``NON_NEGATIVE`` or
+``(low, high)``), which a suite's settings are checked against before anything runs.
 
 Entries are discovered from three places, in this order:
 
@@ -14,6 +18,7 @@ Entries are discovered from three places, in this order:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from bench.errors import BenchError
+from bench.schema import Range, option_error
 
 T = TypeVar("T")
 
@@ -38,16 +44,23 @@ class Entry:
     summary: str = ""
     defaults: dict = field(default_factory=dict)
     origin: str = ""  # module, entry point or file the entry came from
+    ranges: dict = field(default_factory=dict)  # option name → declared Range
 
     def options(self, overrides: dict | None = None) -> dict:
         """Defaults merged with overrides; an unknown option is an error."""
-        out = dict(self.defaults)
-        for key, value in (overrides or {}).items():
-            if key not in self.defaults:
-                known = ", ".join(sorted(self.defaults)) or "none"
-                raise KeyError(f"unknown option {key!r} for {self.name!r} (known: {known})")
-            out[key] = value
-        return out
+        return merge_options(self.name, self.defaults, overrides)
+
+
+def merge_options(name: str, defaults: dict, overrides: dict | None = None) -> dict:
+    """``defaults`` merged with ``overrides``; an unknown option is a KeyError naming the known ones (the one rule
+    for registry entries and catalog entries alike)."""
+    out = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            raise KeyError(f"unknown option {key!r} for {name!r} (known: {known})")
+        out[key] = value
+    return out
 
 
 E = TypeVar("E", bound=Entry)
@@ -61,22 +74,27 @@ class Registry(Generic[E]):
         self.group = group or package
         self._entries: dict[str, E] = {}
         self._discovered = False
+        self.version = 0  # bumped by every (un)registration: bench.catalog describes a registry once per version
 
     # -- registration ---------------------------------------------------------------------------
     def register(self, name: str | None = None, **meta: Any) -> Callable[[T], T]:
         def deco(obj: T) -> T:
             key = name or obj.__name__.replace("_", "-")
-            if "defaults" not in meta and callable(obj):
+            fields = dict(meta)
+            if "defaults" not in fields and callable(obj):
                 meta_defaults = _keyword_defaults(obj)
             else:
-                meta_defaults = meta.pop("defaults", {})
-            summary = meta.pop("summary", None) or _first_line(obj.__doc__)
+                meta_defaults = fields.pop("defaults", {})
+            summary = fields.pop("summary", None) or _first_line(obj.__doc__)
+            origin = getattr(obj, "__module__", "")
+            ranges = _declared_ranges(self.kind, key, origin, meta_defaults, fields.pop("ranges", None) or {})
             entry = self.entry_cls(name=key, obj=obj, summary=summary, defaults=dict(meta_defaults),
-                                   origin=getattr(obj, "__module__", ""), **meta)
+                                   origin=origin, ranges=ranges, **fields)
             existing = self._entries.get(key)
             if existing is not None and existing.origin != entry.origin:
                 raise BenchError(f"{self.kind} {key!r} registered twice: by {existing.origin} and {entry.origin}")
             self._entries[key] = entry
+            self.version += 1
             return obj
 
         return deco
@@ -102,7 +120,10 @@ class Registry(Generic[E]):
         if not path.is_file():
             raise BenchError(f"{path}: no such file")
         before = set(self._entries)
-        mod_name = f"bench_user_{path.stem}_{abs(hash(path.resolve())) & 0xFFFF:x}"
+        # named by the file's path (not hash(), which differs between processes): the catalog a child process
+        # builds names the same origin as this process would
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:4]
+        mod_name = f"bench_user_{path.stem}_{digest}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
@@ -140,7 +161,26 @@ class Registry(Generic[E]):
 
     def unregister(self, name: str) -> None:
         """For tests that register temporary entries."""
-        self._entries.pop(name, None)
+        if self._entries.pop(name, None) is not None:
+            self.version += 1
+
+
+def _declared_ranges(kind: str, name: str, origin: str, defaults: dict, ranges: dict) -> dict:
+    """``ranges=`` of a registration as {option: Range}: each names an option, and its default lies inside."""
+    out = {}
+    for option, declared in ranges.items():
+        if option not in defaults:
+            raise BenchError(f"{kind} {name!r} ({origin}): ranges names {option!r}, which is not an option "
+                             f"(options: {', '.join(sorted(defaults)) or 'none'})")
+        try:
+            out[option] = Range.of(declared)
+        except TypeError as exc:
+            raise BenchError(f"{kind} {name!r} ({origin}): ranges.{option}: {exc}") from None
+        bad = option_error(defaults[option], out[option], defaults[option])
+        if bad:
+            raise BenchError(f"{kind} {name!r} ({origin}): the default of {option!r} is outside its declared "
+                             f"range ({bad})")
+    return out
 
 
 def _first_line(doc: str | None) -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -85,23 +84,91 @@ def validate_mapping(data: dict, schema: dict, path: str, where: str = "") -> di
 
 
 # -- options of registered entries (layer families, backbones, data sets, tasks) --------------------------
-# An entry's options are its factory's keyword-only parameters; their defaults declare their types. Names that
-# are obviously sizes or counts must be positive, fractions lie in [0, 1], levels and scales are non-negative.
-_POSITIVE = re.compile(r"^(n|k|q|scales|width|depth|size|kernel|kernel_size|patch|block|blocks|iterations|"
-                       r"stem_iterations|fanout|channels|classes|multiplier|filter_multiplier|num_filters|mult|"
-                       r"top|stem|pairs|fc_dim|init_ds|networks|trained_networks|repeats|timing_repeats|"
-                       r"train_crops|max_blobs|min_images|crop_size|base_size|min_size|max_size|roi_size|"
-                       r"width_per_group|sigma|throughput_batch|eval_batch_size|artifact_images|"
-                       r"n_[a-z_]+|[a-z_]+_(size|batch|images|kernel|hidden|layers|channels|classes))$", re.I)
-_FRACTION = re.compile(r"^(dropout|sparsity|[a-z_]*fraction)$", re.I)
-_NON_NEGATIVE = re.compile(r"^(noise_level|eps|scale|truncate|pixel_scale|momentum|[a-z_]*_seed|seed)$", re.I)
+# An entry's options are its factory's keyword-only parameters; their defaults declare their types, and the
+# registration declares their ranges (``ranges={"width": POSITIVE}``, :meth:`bench.registry.Registry.register`).
+
+OPTION_MAX = 100_000  # the cap of POSITIVE (sizes and counts): the largest default is 4096 (tv-vgg16 fc_dim)
 
 
-OPTION_MAX = 100_000  # sizes and counts (names matching _POSITIVE): the largest default is 4096 (tv-vgg16 fc_dim)
+@dataclass(frozen=True)
+class Range:
+    """The declared range of a numeric option (of each number, for a list option); ``None``: unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""  # why the bound is there, appended to the error for the upper bound
+
+    def error(self, value: Any) -> str | None:
+        nums = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if _is_number(v)]
+        interval = self.low is not None and self.high is not None and not self.note  # e.g. [0, 1]
+        if self.low is not None and any(v <= self.low if self.low_open else v < self.low for v in nums):
+            if interval:
+                return f"must lie in {self.text()}, got {value!r:.60}"
+            if self.low == 0:
+                return f"must be {'positive' if self.low_open else 'non-negative'}, got {value!r:.60}"
+            return f"must be {'greater than' if self.low_open else 'at least'} {self.low:g}, got {value!r:.60}"
+        if self.high is not None and any(v >= self.high if self.high_open else v > self.high for v in nums):
+            if interval:
+                return f"must lie in {self.text()}, got {value!r:.60}"
+            note = f" ({self.note})" if self.note else ""
+            return f"must be {'below' if self.high_open else 'at most'} {self.high:g}{note}, got {value!r:.60}"
+        return None
+
+    def text(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"{left}{lo}, {hi}{right}"
+
+    def json_schema(self) -> dict:
+        out: dict = {}
+        if self.low is not None:
+            out["exclusiveMinimum" if self.low_open else "minimum"] = self.low
+        if self.high is not None:
+            out["exclusiveMaximum" if self.high_open else "maximum"] = self.high
+        return out
+
+    def to_json(self) -> dict:
+        """As JSON Schema bounds (and the note): what the catalog stores."""
+        return {**self.json_schema(), **({"note": self.note} if self.note else {})}
+
+    @classmethod
+    def of(cls, value: "Range | tuple | list | dict") -> "Range":
+        """A declared range: a :class:`Range`, ``(low, high)`` (closed; None for no bound) or :meth:`to_json`'s dict."""
+        if isinstance(value, Range):
+            return value
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return cls(*value)
+        if isinstance(value, dict) and set(value) <= {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
+                                                      "note"}:
+            return cls(value.get("minimum", value.get("exclusiveMinimum")),
+                       value.get("maximum", value.get("exclusiveMaximum")), "exclusiveMinimum" in value,
+                       "exclusiveMaximum" in value, value.get("note", ""))
+        raise TypeError(f"a range is a Range or (low, high), not {value!r:.60}")
+
+
+#: sizes and counts: positive, capped (more is a typo)
+POSITIVE = Range(0, OPTION_MAX, low_open=True, note="a sane cap on sizes and counts: more is a typo")
+FRACTION = Range(0, 1)
+NON_NEGATIVE = Range(0, None)
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def option_type(default: Any) -> str | None:
+    """The type an option's default declares (a JSON Schema type name), None if undeclared (None, other)."""
+    if isinstance(default, bool):
+        return "boolean"
+    for t, name in ((int, "integer"), (float, "number"), (str, "string"), ((list, tuple), "array"),
+                    (dict, "object")):
+        if isinstance(default, t):
+            return name
+    return None
 
 
 def _option_type_error(default: Any, value: Any) -> str | None:
@@ -128,30 +195,40 @@ def _option_type_error(default: Any, value: Any) -> str | None:
     return None if ok else f"expected {want} (the default is {default!r:.40}), got {type(value).__name__} {value!r:.60}"
 
 
-def _option_range_error(name: str, value: Any) -> str | None:
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    nums = [v for v in values if _is_number(v)]
-    if not nums:
-        return None
+def option_error(default: Any, declared: Range | None, value: Any) -> str | None:
+    """Why ``value`` is not a valid setting of an option with this default and declared range (None: it is)."""
+    msg = _option_type_error(default, value)
+    if msg:
+        return msg
+    nums = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if _is_number(v)]
     if any(isinstance(v, float) and not math.isfinite(v) for v in nums):
         return f"must be finite, got {value!r:.60}"
-    if _POSITIVE.match(name) and any(v <= 0 for v in nums):
-        return f"must be positive, got {value!r:.60}"
-    if _POSITIVE.match(name) and any(v > OPTION_MAX for v in nums):
-        return f"must be at most {OPTION_MAX} (a sane cap on sizes and counts: more is a typo), got {value!r:.60}"
-    if _FRACTION.match(name) and any(not 0 <= v <= 1 for v in nums):
-        return f"must lie in [0, 1], got {value!r:.60}"
-    if _NON_NEGATIVE.match(name) and any(v < 0 for v in nums):
-        return f"must be non-negative, got {value!r:.60}"
-    return None
+    return declared.error(value) if declared is not None else None
 
 
-def check_options(defaults: dict, given: dict, path: str, where: str) -> None:
+def option_json_schema(default: Any, declared: Range | None) -> dict:
+    """JSON Schema of one option: the type its default declares, the default, the declared bounds."""
+    out: dict = {}
+    kind = option_type(default)
+    if kind:
+        out["type"] = kind
+    json_default = _json_default(default)
+    if json_default is not None:
+        out["default"] = json_default
+    bounds = declared.json_schema() if declared is not None else {}
+    if kind == "array":
+        if bounds:
+            out["items"] = {"type": "number", **bounds}
+    else:
+        out.update(bounds)
+    return out
+
+
+def check_options(defaults: dict, ranges: dict, given: dict, path: str, where: str) -> None:
     """Type- and range-check the options a suite gives an entry (before anything runs): types from the
-    declared defaults, ranges where the name makes them obvious. One SpecError naming ``where.options.key``."""
+    declared defaults, ranges as the entry declares them. One SpecError naming ``where.options.key``."""
     for key, value in given.items():
-        msg = _option_type_error(defaults.get(key), value) if key in defaults else None
-        msg = msg or _option_range_error(key, value)
+        msg = option_error(defaults.get(key), ranges.get(key), value) if key in defaults else None
         if msg:
             raise SpecError(path, f"{where}.options.{key}", msg)
 

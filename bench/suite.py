@@ -14,17 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.backbones import BACKBONES
-from bench.datasets import DATASETS
 from bench.bindings import check_bindings, check_comment_truncation
+from bench.catalog import Catalog, Kind, catalog
 from bench.errors import SpecError
 from bench.identity import legacy_id_v1, run_id
-from bench.layers import LAYERS
 from bench.records import SAFE_NAME
+from bench.registry import merge_options
 from bench.report.verdicts import DEFAULT_TOLERANCE, DEVIATIONS, check_deviation
-from bench.schema import (ANY_MAPPING, REQUIRED, F, _option_range_error, _option_type_error, check_options,
-                          validate, validate_mapping)
-from bench.tasks import TASKS
+from bench.schema import ANY_MAPPING, REQUIRED, F, check_options, option_error, validate, validate_mapping
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "triangle")
@@ -387,22 +384,27 @@ def _drop_unset(protocol: dict) -> dict:
     return out
 
 
-def _named(value: Any, registry, path: str, where: str) -> dict:
-    """Normalise ``name`` or ``{name, options}`` and check the name and options against a registry."""
+def _named(value: Any, kind: Kind, path: str, where: str, extra: dict | None = None) -> dict:
+    """Normalise ``name`` or ``{name, options}`` and check the name and options against a catalog kind."""
     if isinstance(value, str):
         value = {"name": value}
-    extra = {"root": F((str, type(None)), None)} if registry is DATASETS else {}
-    value = validate_mapping(value, {**NAMED, **extra}, path, where)
-    if value["name"] not in registry:
-        raise SpecError(path, f"{where}.name", f"unknown {registry.kind} {value['name']!r} "
-                                               f"(known: {', '.join(registry.names())})")
+    value = validate_mapping(value, {**NAMED, **(extra or {})}, path, where)
+    if value["name"] not in kind:
+        raise SpecError(path, f"{where}.name", f"unknown {kind.kind} {value['name']!r} "
+                                               f"(known: {', '.join(kind.names())})")
+    _resolve_options(kind, value, path, where)
+    return value
+
+
+def _resolve_options(kind: Kind, item: dict, path: str, where: str) -> None:
+    """``item["options"]`` checked (unknown keys first, then types and declared ranges) and merged with the
+    entry's defaults, in place."""
+    entry = kind.get(item["name"])
     try:
-        entry = registry.get(value["name"])
-        given, value["options"] = value["options"], entry.options(value["options"])  # unknown keys first
-        check_options(entry.defaults, given, path, where)
+        given, item["options"] = item["options"], merge_options(entry.name, entry.defaults, item["options"])
     except KeyError as exc:
         raise SpecError(path, f"{where}.options", exc.args[0]) from None
-    return value
+    check_options(entry.defaults, entry.ranges, given, path, where)
 
 
 class _YamlProblem(Exception):
@@ -480,9 +482,8 @@ def _parse_yaml(text: str, use_memo: bool = True) -> Any:
     import marshal
     import sys
 
-    from bench.cache import YAML_MAX_BYTES, prune, touch
+    from bench.cache import YAML_MAX_BYTES, cache_root, prune, touch
     from bench.records import write_bytes_atomic
-    from bench.regmeta import cache_root
 
     key = hashlib.sha256(f"{sys.version_info[:2]}|{marshal.version}|dupkeys|{text}".encode()).hexdigest()[:32]
     memo = cache_root() / "yaml" / f"{key}.marshal"
@@ -555,10 +556,12 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def load_suite(path: str | Path, use_memo: bool = True) -> Suite:
-    """The suite in ``path``, validated. ``use_memo=False``: parse the file itself, not the YAML memo (what
-    ``bench run`` does: nothing in the cache can change which runs run)."""
+def load_suite(path: str | Path, use_memo: bool = True, registries: Catalog | None = None) -> Suite:
+    """The suite in ``path``, validated against the registries' metadata (``registries``, default
+    :func:`bench.catalog.catalog`: no torch import). ``use_memo=False``: parse the file itself, not the YAML
+    memo (what ``bench run`` does: nothing in the cache can change which runs run)."""
     path = Path(path)
+    cat = registries or catalog()
     text = _read_text(path)
     try:
         raw = _parse_yaml(text, use_memo)
@@ -568,16 +571,17 @@ def load_suite(path: str | Path, use_memo: bool = True) -> Suite:
         raise SpecError(path, "", "a suite file must be a YAML mapping")
     data = validate_mapping(raw, SUITE, str(path))
     p = str(path)
-    task = _named(data["task"], TASKS, p, "task")
-    dataset = _named(data["dataset"], DATASETS, p, "dataset")
-    backbones = [_named(b, BACKBONES, p, f"backbones[{i}]") for i, b in enumerate(data["backbones"])]
+    task = _named(data["task"], cat.tasks, p, "task")
+    dataset = _named(data["dataset"], cat.datasets, p, "dataset", extra={"root": F((str, type(None)), None)})
+    backbones = [_named(b, cat.backbones, p, f"backbones[{i}]") for i, b in enumerate(data["backbones"])]
     if not backbones:
         raise SpecError(p, "backbones", "at least one backbone is required")
-    needs = TASKS.get(task["name"]).needs
+    task_entry = cat.tasks.get(task["name"])
+    needs = task_entry.needs
     for i, b in enumerate(backbones):
-        provides = BACKBONES.get(b["name"]).provides
+        provides = cat.backbones.get(b["name"]).provides
         if needs not in provides:
-            fits = ", ".join(e.name for e in (BACKBONES.get(n) for n in BACKBONES.names()) if needs in e.provides)
+            fits = ", ".join(e.name for e in cat.backbones if needs in e.provides)
             raise SpecError(p, f"backbones[{i}]", f"{b['name']!r} cannot serve task {task['name']!r} (it needs a "
                             f"{needs}; {b['name']} is a {' / '.join(provides)}; backbones that fit: {fits})")
 
@@ -587,11 +591,11 @@ def load_suite(path: str | Path, use_memo: bool = True) -> Suite:
         if layers_raw != "all":
             raise SpecError(p, "layers", f"must be 'all' or a list, not {layers_raw!r}")
         for fam in per_family:
-            if fam not in LAYERS:
+            if fam not in cat.layers:
                 raise SpecError(p, f"layer_options.{fam}", f"unknown layer family {fam!r} "
-                                                           f"(known: {', '.join(LAYERS.names())})")
+                                                           f"(known: {', '.join(cat.layers.names())})")
         # every registered family (plug-ins from --layers and entry points included), each with its options
-        layers_raw = [{"name": n, "options": per_family[n]} if n in per_family else n for n in LAYERS.names()]
+        layers_raw = [{"name": n, "options": per_family[n]} if n in per_family else n for n in cat.layers.names()]
     elif per_family:
         raise SpecError(p, "layer_options", "only with 'layers: all' (a list gives each row its own options)")
     if not layers_raw:
@@ -600,14 +604,10 @@ def load_suite(path: str | Path, use_memo: bool = True) -> Suite:
     for i, item in enumerate(layers_raw):
         where = f"layers[{i}]"
         item = validate_mapping({"name": item} if isinstance(item, str) else item, LAYER_ITEM, p, where)
-        if item["name"] not in LAYERS:
+        if item["name"] not in cat.layers:
             raise SpecError(p, f"{where}.name", f"unknown layer family {item['name']!r} "
-                                                f"(known: {', '.join(LAYERS.names())})")
-        try:
-            given, item["options"] = item["options"], LAYERS.get(item["name"]).options(item["options"])
-            check_options(LAYERS.get(item["name"]).defaults, given, p, where)
-        except KeyError as exc:
-            raise SpecError(p, f"{where}.options", exc.args[0]) from None
+                                                f"(known: {', '.join(cat.layers.names())})")
+        _resolve_options(cat.layers, item, p, where)
         item["label"] = item["label"] or item["name"]
         if item["display"] is None:
             del item["display"]  # absent unless given: run ids of rows without one stay as they were
@@ -620,15 +620,15 @@ def load_suite(path: str | Path, use_memo: bool = True) -> Suite:
         raise SpecError(p, "seeds", "at least one seed is required")
     check_comment_truncation(text, p)
     check_bindings(p, references=data["references"], claims=data["claims"], labels=labels,
-                   backbones=backbones, task=TASKS.get(task["name"]))
+                   backbones=backbones, task=task_entry)
     for i, tier in enumerate(data["tiers"]):
         check_overrides(tier["overrides"], p, f"tiers[{i}].overrides")
-        defaults = TASKS.get(task["name"]).defaults
+        defaults = task_entry.defaults
         for key, value in tier["task_options"].items():
             if key not in defaults:
                 raise SpecError(p, f"tiers[{i}].task_options.{key}", f"unknown option of task {task['name']!r} "
                                 f"(known: {', '.join(sorted(defaults)) or 'none'})")
-            msg = _option_type_error(defaults[key], value) or _option_range_error(key, value)
+            msg = option_error(defaults[key], task_entry.ranges.get(key), value)
             if msg:
                 raise SpecError(p, f"tiers[{i}].task_options.{key}", msg)
     name = data["name"] or path.stem

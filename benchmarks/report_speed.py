@@ -5,7 +5,7 @@ Target (issue 10): the report takes at most 2× ``python -c "import jinja2, pand
 
 Both commands run as fresh processes, alternating (imports, report, imports, …) so drift hits both; wall
 clock (time.perf_counter) around ``subprocess.run``; medians. One untimed report first builds the registry
-metadata snapshot (bench.regmeta) if it is missing, as any first report after a code change does. Whether the
+metadata catalog (bench.catalog) if it is missing, as any first report after a code change does. Whether the
 report process imported torch is checked and recorded.
 """
 from __future__ import annotations

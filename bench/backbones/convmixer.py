@@ -50,6 +50,7 @@ from torch import nn
 from bench.backbones import BACKBONES, Ops
 from bench.layers import fixed_buffer
 from bench.layers.separable_dct import smooth_filters
+from bench.schema import POSITIVE
 
 LEARN = ("full", "chans", "space")
 
@@ -124,7 +125,8 @@ class ConvMixer(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("convmixer", document="004", section="§3.3, §4.2 (ConvMixer [2]); Figs. 7–9, 14")
+@BACKBONES.register("convmixer", document="004", section="§3.3, §4.2 (ConvMixer [2]); Figs. 7–9, 14",
+                    ranges={"width": POSITIVE, "depth": POSITIVE, "patch": POSITIVE, "kernel": POSITIVE})
 def convmixer(ops, in_channels, num_classes, *, width=256, depth=8, patch=2, kernel=5, learn="full",
               smoothing=None):
     """ConvMixer-width/depth (patch embedding, depthwise+pointwise blocks); learn = full | chans | space."""

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import POSITIVE
 
 
 def _pair(v):
@@ -156,7 +157,8 @@ def filter_coefficients(model: nn.Module) -> int:
                if p.requires_grad and id(p) not in skip and not n.endswith("bias"))
 
 
-@BACKBONES.register("hacnn-cifar", document="002", section="ch. 5 §5.4, Eqs. 32–37, Fig. 13, Table 7 (HCNN)")
+@BACKBONES.register("hacnn-cifar", document="002", section="ch. 5 §5.4, Eqs. 32–37, Fig. 13, Table 7 (HCNN)",
+                    ranges={"K": POSITIVE, "Q": POSITIVE, "attr_kernel": POSITIVE, "depth": POSITIVE})
 def hacnn_cifar(ops, in_channels, num_classes, *, K=16, Q=32, attr_kernel=(7, 11), depth=12,
                 downsample_at=(5, 9), factorized=True, attr_padding="zeros"):
     """Hierarchical Attribute CNN (5-D convolutions along space and attributes), thesis' plain variant."""
@@ -165,7 +167,8 @@ def hacnn_cifar(ops, in_channels, num_classes, *, K=16, Q=32, attr_kernel=(7, 11
                            attr_padding=attr_padding)
 
 
-@BACKBONES.register("hacnn-cifar-plus", document="002", section="ch. 5 §5.4.2, Table 7 (HCNN (+))")
+@BACKBONES.register("hacnn-cifar-plus", document="002", section="ch. 5 §5.4.2, Table 7 (HCNN (+))",
+                    ranges={"K": POSITIVE, "Q": POSITIVE, "attr_kernel": POSITIVE, "depth": POSITIVE})
 def hacnn_cifar_plus(ops, in_channels, num_classes, *, K=16, Q=32, attr_kernel=(7, 11), depth=12,
                      downsample_at=(5, 9), attr_padding="zeros"):
     """Hierarchical Attribute CNN (+): a non-linearity between the spatial and attribute filters."""

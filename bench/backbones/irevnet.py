@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import FRACTION, POSITIVE
 
 
 # -- invertible downsampling ----------------------------------------------------------------------------
@@ -213,7 +214,9 @@ class IRevNet(nn.Module):
         return self.head(self.features(x))
 
 
-@BACKBONES.register("irevnet", document="002", section="ch. 6 §6.3, Eq. 39, Fig. 16–17 (i-RevNet)")
+@BACKBONES.register("irevnet", document="002", section="ch. 6 §6.3, Eq. 39, Fig. 16–17 (i-RevNet)",
+                    ranges={"blocks": POSITIVE, "width": POSITIVE, "init_ds": POSITIVE, "mult": POSITIVE,
+                            "dropout": FRACTION})
 def irevnet(ops, in_channels, num_classes, *, blocks=(2, 2, 2), strides=(1, 2, 2), width=16, init_ds=2,
             variant="injective", kernels=(1, 3, 1), mult=4, psi_order="pixel-shuffle", first_preact=True,
             dropout=0.0):

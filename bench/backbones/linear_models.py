@@ -21,6 +21,7 @@ from __future__ import annotations
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import POSITIVE
 
 
 class LinearModel(nn.Module):
@@ -44,12 +45,14 @@ class LinearModel(nn.Module):
 
 
 @BACKBONES.register("linear-regression", provides=("linear-model",), document="003", section="§6, Fig. 5(a); §3.1 Eq. 1",
-                    summary="One linear layer (C·H·W → classes), L2 loss on one-hot targets (003 Fig. 5a).")
+                    summary="One linear layer (C·H·W → classes), L2 loss on one-hot targets (003 Fig. 5a).",
+                    ranges={"size": POSITIVE})
 def linear_regression(ops: Ops, in_channels: int, num_classes: int, *, size=28):
     return LinearModel(ops, in_channels, num_classes, size, "l2")
 
 
 @BACKBONES.register("logistic-regression", provides=("linear-model",), document="003", section="§6, Fig. 5(b)",
-                    summary="One linear layer (C·H·W → classes), softmax cross-entropy loss (003 Fig. 5b).")
+                    summary="One linear layer (C·H·W → classes), softmax cross-entropy loss (003 Fig. 5b).",
+                    ranges={"size": POSITIVE})
 def logistic_regression(ops: Ops, in_channels: int, num_classes: int, *, size=28):
     return LinearModel(ops, in_channels, num_classes, size, "logistic")

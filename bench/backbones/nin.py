@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import FRACTION, POSITIVE
 
 # Families whose layer ends in its own learned linear 1×1 recombination of fixed basis responses.
 RECOMBINING = {"rfnn"}
@@ -91,7 +92,8 @@ class NiN(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("nin", document="002", section="ch. 3 §3.3.4, §3.4.1 (ImageNet NiN / RFNiN)")
+@BACKBONES.register("nin", document="002", section="ch. 3 §3.3.4, §3.4.1 (ImageNet NiN / RFNiN)",
+                    ranges={"family_layers": POSITIVE, "dropout": FRACTION, "width": POSITIVE})
 def nin(ops, in_channels, num_classes, *, drop_scales=True, family_layers="all", norm=False, dropout=0.5,
         width=1.0, merge_recombination=True):
     """ImageNet Network in Network (Caffe zoo): 4 stages of spatial conv + two 1×1, GAP."""
@@ -103,7 +105,8 @@ def nin(ops, in_channels, num_classes, *, drop_scales=True, family_layers="all",
                norm=norm, dropout=dropout, dropout_after=(2,), merge_recombination=merge_recombination)
 
 
-@BACKBONES.register("nin-cifar", document="002", section="ch. 3 §3.4.2 (CIFAR RFNiN, 192 units)")
+@BACKBONES.register("nin-cifar", document="002", section="ch. 3 §3.4.2 (CIFAR RFNiN, 192 units)",
+                    ranges={"family_layers": POSITIVE, "dropout": FRACTION, "width": POSITIVE})
 def nin_cifar(ops, in_channels, num_classes, *, drop_scales=True, family_layers="all", norm=False, dropout=0.5,
               width=192, pool="max", merge_recombination=True):
     """CIFAR Network in Network of §3.4.2: 3 stages of spatial conv + 1×1s (192 units), GAP."""

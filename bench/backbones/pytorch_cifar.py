@@ -32,6 +32,7 @@ from torch import nn
 
 from bench.backbones.resnet_cifar import PreActBlock  # the same pre-activation block
 from bench.backbones import BACKBONES, Ops
+from bench.schema import POSITIVE
 
 
 def _w(c: int, width: float) -> int:
@@ -73,7 +74,8 @@ class VGG(nn.Module):
         return _head(self.features(x), self.fc)
 
 
-@BACKBONES.register("vgg16", document="003", section="Table 1 (VGG-16, kuangliu/pytorch-cifar)")
+@BACKBONES.register("vgg16", document="003", section="Table 1 (VGG-16, kuangliu/pytorch-cifar)",
+                    ranges={"width": POSITIVE})
 def vgg16(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR VGG-16 with a norm after every 3×3 convolution; channels × width."""
     return VGG(ops, in_channels, num_classes, VGG16, width)
@@ -98,7 +100,8 @@ class PreActResNet18(nn.Module):
         return _head(self.layers(self.stem(x)), self.fc)
 
 
-@BACKBONES.register("preact-resnet18", document="003", section="Table 1 (Preact-18, kuangliu/pytorch-cifar)")
+@BACKBONES.register("preact-resnet18", document="003", section="Table 1 (Preact-18, kuangliu/pytorch-cifar)",
+                    ranges={"width": POSITIVE})
 def preact_resnet18(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR pre-activation ResNet-18 (64-128-256-512 × width, no final norm as in the code)."""
     return PreActResNet18(ops, in_channels, num_classes, width)
@@ -154,7 +157,8 @@ class DenseNet(nn.Module):
         return _head(F.relu(self.bn(self.stages(self.stem(x)))), self.fc)
 
 
-@BACKBONES.register("densenet121", document="003", section="Table 1 (DenseNet-121, kuangliu/pytorch-cifar)")
+@BACKBONES.register("densenet121", document="003", section="Table 1 (DenseNet-121, kuangliu/pytorch-cifar)",
+                    ranges={"width": POSITIVE})
 def densenet121(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR DenseNet-121 (blocks 6-12-24-16, growth rate 32 × width)."""
     return DenseNet(ops, in_channels, num_classes, (6, 12, 24, 16), _w(32, width))
@@ -217,7 +221,8 @@ class MobileNetV2(nn.Module):
         return _head(F.relu(self.bn2(self.conv2(out))), self.fc)
 
 
-@BACKBONES.register("mobilenetv2", document="003", section="Table 1 (MobileNet v2, kuangliu/pytorch-cifar)")
+@BACKBONES.register("mobilenetv2", document="003", section="Table 1 (MobileNet v2, kuangliu/pytorch-cifar)",
+                    ranges={"width": POSITIVE})
 def mobilenetv2(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR MobileNetV2 (stride-1 stem); depthwise 3×3 convs whitened per channel under deconv."""
     return MobileNetV2(ops, in_channels, num_classes, width)
@@ -275,7 +280,8 @@ class PNASNetA(nn.Module):
         return _head(self.layers(F.relu(self.bn(self.stem(x)))), self.fc)
 
 
-@BACKBONES.register("pnasnet-a", document="003", section="Table 1 (PNASNetA, kuangliu/pytorch-cifar)")
+@BACKBONES.register("pnasnet-a", document="003", section="Table 1 (PNASNetA, kuangliu/pytorch-cifar)",
+                    ranges={"width": POSITIVE})
 def pnasnet_a(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR PNASNet-A: 3×3 stem (44), 3 stages of 6 cells A (7×7 channel-grouped conv + max-pool branch),
     downsampling cells between stages (44 → 88 → 176), linear. Under deconv: grouped convs whitened per group,

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import POSITIVE
 
 
 class PreActBlock(nn.Module):
@@ -52,7 +53,8 @@ class PreActResNetCifar(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("preact-resnet", document="004", section="§4.1.1 (CIFAR ResNet, 6n+2 layers)")
+@BACKBONES.register("preact-resnet", document="004", section="§4.1.1 (CIFAR ResNet, 6n+2 layers)",
+                    ranges={"n": POSITIVE, "width": POSITIVE})
 def preact_resnet(ops, in_channels, num_classes, *, n=3, width=1):
     """Pre-activation CIFAR ResNet with 6n+2 layers (n=3: ResNet-20)."""
     return PreActResNetCifar(ops, in_channels, num_classes, n, width)
@@ -95,7 +97,8 @@ class ResNet18Cifar(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("resnet18", document="003", section="Table 1 (CIFAR ResNet-18)")
+@BACKBONES.register("resnet18", document="003", section="Table 1 (CIFAR ResNet-18)",
+                    ranges={"width": POSITIVE})
 def resnet18(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR ResNet-18 (3×3 stem, 64-128-256-512 × width)."""
     return ResNet18Cifar(ops, in_channels, num_classes, width)

@@ -18,6 +18,7 @@ from torch import nn
 
 from bench.backbones import BACKBONES, Ops
 from bench.layers import LAYERS
+from bench.schema import POSITIVE
 
 
 class BlobFCN(nn.Module):
@@ -36,7 +37,8 @@ class BlobFCN(nn.Module):
         return self.head(x)
 
 
-@BACKBONES.register("blob-fcn", provides=("dense",), document="002", section="ch. 4 §4.4.2 (textured blobs: one block + 1×1 head)")
+@BACKBONES.register("blob-fcn", provides=("dense",), document="002", section="ch. 4 §4.4.2 (textured blobs: one block + 1×1 head)",
+                    ranges={"width": POSITIVE, "depth": POSITIVE, "kernel_size": POSITIVE})
 def blob_fcn(ops, in_channels, num_classes, *, width=8, depth=1, kernel_size=5):
     """Fully convolutional per-pixel net: depth × (k×k block, ReLU), then a 1×1 conv to the logits."""
     return BlobFCN(ops, in_channels, num_classes, width, depth, kernel_size)
@@ -88,7 +90,9 @@ class DynResNetBSD(nn.Module):
 
 
 @BACKBONES.register("dynresnet-bsd", provides=("dense",), document="002",
-                    section="ch. 4 §4.4.2 BSD500: Conv2d[64]→2×(DynResBlock[128]→StatResBlock[128])→Conv2D[256]")
+                    section="ch. 4 §4.4.2 BSD500: Conv2d[64]→2×(DynResBlock[128]→StatResBlock[128])→Conv2D[256]",
+                    ranges={"stem": POSITIVE, "width": POSITIVE, "top": POSITIVE, "pairs": POSITIVE,
+                            "kernel_size": POSITIVE})
 def dynresnet_bsd(ops, in_channels, num_classes, *, stem=64, width=128, top=256, pairs=2, kernel_size=3):
     """The thesis' BSD500 boundary net: alternating dynamic and static blocks, one logit per pixel."""
     return DynResNetBSD(ops, in_channels, num_classes, stem, width, top, pairs, kernel_size)

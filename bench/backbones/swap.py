@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import POSITIVE
 
 DILATED_POLICIES = ("space-to-batch", "undilated", "keep")
 
@@ -193,7 +194,8 @@ def tv_resnet(ops: Ops, in_channels: int, num_classes: int, depth: int, layers=N
 
 
 @BACKBONES.register("tv-resnet50", provides=("classifier", "detection-trunk", "dilated-resnet"), document="000 §5.4 Table 7 / 003 A.2",
-                    section="torchvision ResNet-50 (He et al.), weights=None, family swapped in")
+                    section="torchvision ResNet-50 (He et al.), weights=None, family swapped in",
+                    ranges={"width_per_group": POSITIVE})
 def tv_resnet50(ops, in_channels, num_classes, *, layers=None, width_per_group=64,
                 replace_stride_with_dilation=None, dilated="space-to-batch"):
     """torchvision ResNet-50 with every spatial conv (and norms, if the family has one) replaced."""
@@ -202,7 +204,8 @@ def tv_resnet50(ops, in_channels, num_classes, *, layers=None, width_per_group=6
 
 
 @BACKBONES.register("tv-resnet101", provides=("classifier", "detection-trunk", "dilated-resnet"), document="000 §5.4 Table 7",
-                    section="torchvision ResNet-101 (He et al.), weights=None, family swapped in")
+                    section="torchvision ResNet-101 (He et al.), weights=None, family swapped in",
+                    ranges={"width_per_group": POSITIVE})
 def tv_resnet101(ops, in_channels, num_classes, *, layers=None, width_per_group=64,
                 replace_stride_with_dilation=None, dilated="space-to-batch"):
     """torchvision ResNet-101 with every spatial conv (and norms, if the family has one) replaced."""
@@ -213,7 +216,8 @@ def tv_resnet101(ops, in_channels, num_classes, *, layers=None, width_per_group=
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
-@BACKBONES.register("tv-vgg16", provides=("classifier", "detection-trunk"), document="000 §5.4 Table 7", section="torchvision VGG-16 (no BN), weights=None")
+@BACKBONES.register("tv-vgg16", provides=("classifier", "detection-trunk"), document="000 §5.4 Table 7", section="torchvision VGG-16 (no BN), weights=None",
+                    ranges={"width": POSITIVE, "fc_dim": POSITIVE})
 def tv_vgg16(ops, in_channels, num_classes, *, width=1.0, fc_dim=4096, batch_norm=False):
     """torchvision VGG-16 with its 13 3×3 convolutions replaced; ``width`` scales every conv's channels and
     ``fc_dim`` the two hidden fully connected layers (4096 in VGG-16) for smoke runs."""

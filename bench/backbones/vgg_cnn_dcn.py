@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from bench.backbones import BACKBONES, Ops
+from bench.schema import POSITIVE
 
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
@@ -117,7 +118,8 @@ def _msra_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     return conv
 
 
-@BACKBONES.register("vgg16-cnn-dcn", provides=("autoencoder",), document="001", section="§2.1 Fig. 1, Table 1 (VGG-16 Conv-DeConv)")
+@BACKBONES.register("vgg16-cnn-dcn", provides=("autoencoder",), document="001", section="§2.1 Fig. 1, Table 1 (VGG-16 Conv-DeConv)",
+                    ranges={"depth": POSITIVE, "channels": POSITIVE, "kernel_size": POSITIVE})
 def vgg16_cnn_dcn(ops: Ops, in_channels, num_classes, *, depth="conv2", channels=None, kernel_size=3,
                   decoder="random", activation="auto", pool_after=False, upsample="zero", last="conv"):
     """VGG-16 encoder up to ConvN and its mirrored decoder (image → image; num_classes = output channels)."""

@@ -35,6 +35,7 @@ from torch import nn
 
 from bench.backbones import BACKBONES, Ops
 from bench.layers import default_conv_init, fixed_buffer
+from bench.schema import POSITIVE
 
 BASE_WIDTHS = (64, 256, 256)
 
@@ -142,7 +143,8 @@ class WhitenedVGG(nn.Module):
 
 
 @BACKBONES.register("whitened-vgg", document="harness",
-                    section="fast protocol v2 (after airbench94: Jordan 2024, KellerJordan/cifar10-airbench)")
+                    section="fast protocol v2 (after airbench94: Jordan 2024, KellerJordan/cifar10-airbench)",
+                    ranges={"width": POSITIVE})
 def whitened_vgg(ops, in_channels, num_classes, *, width=1.0, whiten=True, bn_scale=False, bn_momentum=0.4,
                  logit_scale=1 / 9, dirac=True):
     """Fast-training VGG-like net (3 conv groups, 64/256/256 × width) with a frozen 2×2 patch-whitening stem."""

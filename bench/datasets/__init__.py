@@ -77,8 +77,7 @@ class ImageData:
 
 def cache_dir() -> Path:
     """The cache folder for decoded data; a private temporary one (warned once) if it cannot be used."""
-    from bench.cache import usable_dir
-    from bench.regmeta import cache_root
+    from bench.cache import cache_root, usable_dir
 
     return usable_dir(cache_root())
 

@@ -28,6 +28,7 @@ from PIL import Image
 
 from bench.datasets import DATASETS, missing
 from bench.datasets.voc import SegmentationData, SegSample, _draw_shapes, smoke_folder
+from bench.schema import NON_NEGATIVE, POSITIVE
 
 
 def cityscapes_table(void: str = "ignore") -> tuple[tuple, torch.Tensor]:
@@ -111,7 +112,8 @@ def write_cityscapes(folder: str | Path, n_train: int = 8, n_test: int = 4, size
     return folder
 
 
-@DATASETS.register("cityscapes-smoke", summary="Generated Cityscapes-layout shapes, read by the cityscapes loader.")
+@DATASETS.register("cityscapes-smoke", summary="Generated Cityscapes-layout shapes, read by the cityscapes loader.",
+                   ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "seed": NON_NEGATIVE})
 def cityscapes_smoke(root, allow_download, *, n_train=8, n_test=4, size=(64, 128), seed=0, void="ignore"):
     opts = dict(n_train=n_train, n_test=n_test, size=list(size), seed=seed)
     folder = smoke_folder("cityscapes-smoke", opts, root)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import torch
 
 from bench.datasets import DATASETS, ImageData
+from bench.schema import FRACTION
 
 
-@DATASETS.register("digits", summary="scikit-learn 8×8 digits (ships with the library; no download).")
+@DATASETS.register("digits", summary="scikit-learn 8×8 digits (ships with the library; no download).",
+                   ranges={"test_fraction": FRACTION})
 def digits(root, allow_download, *, test_fraction=0.2):
     from sklearn.datasets import load_digits
 

@@ -20,6 +20,7 @@ import torch
 
 from bench.datasets import DATASETS, ImageData, cached, files_key, missing
 from bench.datasets.image_folder import IMAGE_SUFFIXES, decode
+from bench.schema import FRACTION, NON_NEGATIVE, POSITIVE
 
 
 def _person_dirs(root: Path) -> list[Path]:
@@ -42,7 +43,9 @@ def find_face_root(root: Path) -> Path | None:
 
 
 @DATASETS.register("faces", document="000 supplement §3.3",
-                   summary="Face folders <root>/<person>/<images> (AT&T att_faces/s<n>/<k>.pgm), greyscale.")
+                   summary="Face folders <root>/<person>/<images> (AT&T att_faces/s<n>/<k>.pgm), greyscale.",
+                   ranges={"size": POSITIVE, "train_fraction": FRACTION, "split_seed": NON_NEGATIVE,
+                           "min_images": POSITIVE})
 def faces(root, allow_download, *, size=(56, 46), mode="L", train_fraction=0.6, split_seed=0, min_images=2):
     if root is None:
         raise missing("faces", root, "<person>/<images> folders, e.g. att_faces/s1/1.pgm")

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from bench.datasets import DATASETS, ImageData, cache_dir, cached, files_key, load_cache_file, missing
 from bench.records import write_json_atomic
+from bench.schema import POSITIVE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -148,7 +149,8 @@ def load_image_folder(root: Path, name: str, size: tuple[int, int] | None = None
     return data
 
 
-@DATASETS.register("image-folder", summary="Any train/<class>/, test/<class>/ image folder under the data root.")
+@DATASETS.register("image-folder", summary="Any train/<class>/, test/<class>/ image folder under the data root.",
+                   ranges={"size": POSITIVE})
 def image_folder(root, allow_download, *, size=None, mode="RGB"):
     if root is None:
         raise missing("image-folder", root, "train/ and test/ folders")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from bench.datasets import DATASETS, ImageData, cached, files_key, missing
 from bench.datasets.image_folder import IMAGE_SUFFIXES
+from bench.schema import POSITIVE
 
 
 def _images(d: Path) -> list[Path]:
@@ -58,7 +59,8 @@ def decode_square(files: list[Path], size: int, desc: str) -> torch.Tensor:
 
 
 @DATASETS.register("imagenet-subset", document="000 §5.1-5.2",
-                   summary="ImageNet train/<wnid>, val/<wnid> folders; the k classes with most images, resized.")
+                   summary="ImageNet train/<wnid>, val/<wnid> folders; the k classes with most images, resized.",
+                   ranges={"classes": POSITIVE, "size": POSITIVE})
 def imagenet_subset(root, allow_download, *, classes=100, size=64, max_train_per_class=None):
     expected = "train/<wnid>/*.JPEG and val/<wnid>/*.JPEG"
     if root is None:

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from bench.datasets import DATASETS, ImageData, cached, files_key, missing
+from bench.schema import POSITIVE
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 TEST = ("chelsea", "astronaut", "coffee", "rocket")
@@ -72,7 +73,8 @@ def _decode(files: list[Path], size: int, mode: str, crops: int, seed: int) -> t
 
 
 @DATASETS.register("skimage-photos", env_root="BENCH_SKIMAGE_ROOT",
-                   summary="scikit-image's bundled photos (chelsea the cat, astronaut, …); no download.")
+                   summary="scikit-image's bundled photos (chelsea the cat, astronaut, …); no download.",
+                   ranges={"size": POSITIVE, "train_crops": POSITIVE})
 def skimage_photos(root, allow_download, *, size=128, test=TEST, train=TRAIN, train_crops=8, mode="RGB"):
     folder = Path(root) if root else skimage_data_dir()
     test, train = list(test), list(train)

@@ -38,6 +38,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from bench.datasets import DATASETS, cache_dir, missing
+from bench.schema import NON_NEGATIVE, POSITIVE
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -355,7 +356,9 @@ def smoke_folder(kind: str, options: dict, root: Path | None) -> Path:
     return cache_dir() / f"{kind}-{key}"
 
 
-@DATASETS.register("voc-smoke", summary="Generated VOC2007-format shapes (JPEG + XML), read by the voc2007 loader.")
+@DATASETS.register("voc-smoke", summary="Generated VOC2007-format shapes (JPEG + XML), read by the voc2007 loader.",
+                   ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "n_classes": POSITIVE,
+                           "seed": NON_NEGATIVE})
 def voc_smoke(root, allow_download, *, n_train=12, n_test=6, size=(96, 128), n_classes=3, seed=0):
     opts = dict(n_train=n_train, n_test=n_test, size=list(size), n_classes=n_classes, seed=seed)
     folder = smoke_folder("voc-smoke", opts, root)
@@ -367,7 +370,9 @@ def voc_smoke(root, allow_download, *, n_train=12, n_test=6, size=(96, 128), n_c
 
 
 @DATASETS.register("voc2012-seg-smoke",
-                   summary="Generated VOC2012-format segmentation shapes, read by the voc2012-seg loader.")
+                   summary="Generated VOC2012-format segmentation shapes, read by the voc2012-seg loader.",
+                   ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "n_classes": POSITIVE,
+                           "seed": NON_NEGATIVE})
 def voc2012_seg_smoke(root, allow_download, *, n_train=8, n_test=4, size=(64, 80), n_classes=4, seed=0):
     opts = dict(n_train=n_train, n_test=n_test, size=list(size), n_classes=n_classes, seed=seed)
     folder = smoke_folder("voc2012-seg-smoke", opts, root)

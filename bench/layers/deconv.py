@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, MAC_HANDLES, same_padding
+from bench.schema import NON_NEGATIVE, POSITIVE
 
 VARIANTS = ("code", "paper")
 
@@ -414,6 +415,8 @@ def layer_settings(hints: dict | None, *, variant: str, code_layer_settings: boo
     linear=lambda fin, fout, eps=1e-5, iterations=5, momentum=0.1, **options:
         DeconvLinear(fin, fout, eps=eps, iterations=iterations, momentum=momentum),
     summary="Network deconvolution: im2col patches whitened by (Cov+εI)^−½ (Newton–Schulz), batch norm removed.",
+    ranges={"eps": NON_NEGATIVE, "iterations": POSITIVE, "block": POSITIVE, "momentum": NON_NEGATIVE,
+            "stem_iterations": POSITIVE},
 )
 def deconv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, variant="code",
            eps=1e-5, iterations=5, block=64, sampling_stride=3, momentum=0.1, stem_iterations=15,

@@ -40,6 +40,7 @@ from torch import nn
 
 from bench.layers import LAYERS, default_conv_init, fixed_buffer, same_padding
 from bench.layers.rfnn import derivative_orders, gaussian_derivative_1d
+from bench.schema import POSITIVE
 
 
 def gauss_frame(k: int, order: int | None = None, sigma: float | None = None) -> torch.Tensor:
@@ -138,7 +139,8 @@ _COMMON = dict(document="002", learned="frame coefficients w_m per (output, inpu
     fixed="overcomplete Gaussian-derivative frame (orders ≤ 2(k−1), σ = (k−1)/2)",
     learned_params=lambda cin, cout, k, bias, order=None, **o: cin * cout * _gauss_atoms(k, order) + bias * cout,
     summary="k×k filters as learned coefficients over a fixed Gaussian-derivative frame (foldable to conv).",
-    **_COMMON)
+    **_COMMON,
+    ranges={"sigma": POSITIVE})
 def frame_gauss(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
                 order=None, sigma=None, normalise=True):
     return FrameConv2d(in_channels, out_channels, gauss_frame(kernel_size, order, sigma), stride, padding, bias,

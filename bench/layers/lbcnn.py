@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, fixed_buffer, same_padding
+from bench.schema import FRACTION, POSITIVE
 
 
 def binary_filters(shape: tuple[int, ...], sparsity: float, variant: str = "paper") -> torch.Tensor:
@@ -108,6 +109,7 @@ class LocalBinaryConv(nn.Module):
         _num_filters(cout, num_filters, filter_multiplier) * (cout + (2 if order == "code" else 0))
         + (cout if (bias or variant == "code") else 0),
     summary="Local binary convolution: fixed sparse ±1 filters, ReLU, learned 1×1.",
+    ranges={"sparsity": FRACTION, "num_filters": POSITIVE, "filter_multiplier": POSITIVE},
 )
 def lbcnn(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
           sparsity=0.5, num_filters=None, filter_multiplier=1.0, order="paper", variant="paper"):

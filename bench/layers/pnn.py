@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, fixed_buffer
+from bench.schema import NON_NEGATIVE, POSITIVE
 
 
 class PerturbationLayer(nn.Module):
@@ -115,6 +116,7 @@ class PerturbationLayer(nn.Module):
     learned_params=lambda cin, cout, k, bias, fanout=1, order="paper", **o:
         cin * fanout * cout + (cout if bias else 0) + (2 * cin * fanout if order == "code" else 0),
     summary="Perturbation layer: fixed additive noise masks, ReLU, learned 1×1.",
+    ranges={"fanout": POSITIVE, "noise_level": NON_NEGATIVE},
 )
 def pnn(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
         fanout=1, noise_level=0.1, pool="avg", order="paper", shared_masks=False, distribution="uniform"):

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, fixed_buffer, same_padding
+from bench.schema import NON_NEGATIVE
 
 # the document's parameter for each distribution (see the module docstring)
 DEFAULT_SCALE = {
@@ -108,6 +109,7 @@ class RandomConv2d(nn.Module):
     learned="1×1 c_out×c_out mix after the random k×k (learned_mix=True; harness adaptation); nothing otherwise",
     learned_params=lambda cin, cout, k, bias, learned_mix=True, **o: cout * cout if learned_mix else 0,
     summary="Frozen random k×k filters (Gaussian/uniform/logistic/Laplace) + optional learned 1×1 mix.",
+    ranges={"scale": NON_NEGATIVE},
 )
 def random_conv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
                 distribution="gaussian", scale=None, bias_init="zero", learned_mix=True):

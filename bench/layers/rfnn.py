@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, default_conv_init, fixed_buffer
+from bench.schema import NON_NEGATIVE, POSITIVE
 
 
 def hermite(m: int, u: torch.Tensor) -> torch.Tensor:
@@ -189,6 +190,7 @@ def _learned(cin, cout, k, bias, order=3, scales=(1,), support="sigma", truncate
     learned="linear 1×1 recombination α of the basis responses (Eq. 23), no non-linearity between",
     learned_params=_learned,
     summary="Structured receptive field: fixed Gaussian-derivative basis + learned linear 1×1 (RFNN).",
+    ranges={"scales": POSITIVE, "truncate": NON_NEGATIVE},
 )
 def rfnn(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
          order=3, scales=(1,), support="sigma", truncate=2.0, zeroth="lowest", normalisation="paper",

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, default_conv_init, fixed_buffer, same_padding
+from bench.schema import POSITIVE
 
 
 class SeparableConv2d(nn.Module):
@@ -64,7 +65,8 @@ _COMMON = dict(document="004", compile=True)
     fixed="nothing", learned="depthwise k×k filters (d per input channel) and pointwise 1×1",
     learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
         cin * k * k * _d(k, multiplier) + cin * _d(k, multiplier) * cout + (cout if bias else 0),
-    summary="Separable convolution, depthwise and pointwise both learned.", **_COMMON)
+    summary="Separable convolution, depthwise and pointwise both learned.", **_COMMON,
+    ranges={"multiplier": POSITIVE})
 def sep_full(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None):
     return SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias, multiplier=multiplier)
 
@@ -74,7 +76,8 @@ def sep_full(in_channels, out_channels, kernel_size=3, stride=1, padding=None, b
     fixed="depthwise k×k filters at random initialisation", learned="pointwise 1×1 (channel mixing only)",
     learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
         cin * _d(k, multiplier) * cout + (cout if bias else 0),
-    summary="Separable convolution learning only channel mixing (frozen random depthwise).", **_COMMON)
+    summary="Separable convolution learning only channel mixing (frozen random depthwise).", **_COMMON,
+    ranges={"multiplier": POSITIVE})
 def sep_chans(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None):
     return SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias,
                            multiplier=multiplier, learn_spatial=False)
@@ -85,7 +88,8 @@ def sep_chans(in_channels, out_channels, kernel_size=3, stride=1, padding=None, 
     fixed="pointwise 1×1 at random initialisation", learned="depthwise k×k filters (spatial mixing only)",
     learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
         cin * k * k * _d(k, multiplier) + (cout if bias else 0),
-    summary="Separable convolution learning only spatial mixing (frozen random pointwise).", **_COMMON)
+    summary="Separable convolution learning only spatial mixing (frozen random pointwise).", **_COMMON,
+    ranges={"multiplier": POSITIVE})
 def sep_space(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None):
     return SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias,
                            multiplier=multiplier, learn_channel=False)

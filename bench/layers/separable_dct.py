@@ -35,6 +35,7 @@ from torch import nn
 
 from bench.layers import LAYERS
 from bench.layers.separable import SeparableConv2d, _d
+from bench.schema import POSITIVE
 
 
 def dct_matrix(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -117,7 +118,8 @@ class SmoothedStaticSeparable(nn.Module):
     learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
         cin * _d(k, multiplier) * cout + (cout if bias else 0),
     compile=True,
-    summary="Separable convolution learning only channel mixing, with DCT-smoothed frozen random depthwise filters.")
+    summary="Separable convolution learning only channel mixing, with DCT-smoothed frozen random depthwise filters.",
+    ranges={"multiplier": POSITIVE})
 def sep_chans_dct(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
                   multiplier=None, smoothing=None):
     return SmoothedStaticSeparable(in_channels, out_channels, kernel_size, stride, padding, bias,

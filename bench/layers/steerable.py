@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.layers import LAYERS, fixed_buffer, same_padding
+from bench.schema import POSITIVE
 
 # ---------------------------------------------------------------------------------------------------------
 # Gaussian-derivative frame (implemented here, independently of any other family)
@@ -273,6 +274,7 @@ def _dynamic_count(cin, cout, k, bias, *, sigma, min_order, max_order, pose_per,
     learned="pose network F (3 k_p×k_p conv layers, tanh) and the 1×1 canonical weights W (+ bias)",
     learned_params=_dynamic_count,
     summary="Dynamic steerable block H(x)=F(Φ(x))Φ(x)W: a pose net steers a Gaussian-derivative frame per location.",
+    ranges={"sigma": POSITIVE, "pose_hidden": POSITIVE, "pose_layers": POSITIVE, "pose_kernel": POSITIVE},
 )
 def steer_dynamic(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, sigma=1.0,
                   min_order=0, max_order=2, pose_per="location", pose_hidden=16, pose_layers=3, pose_kernel=3,
@@ -292,6 +294,7 @@ def steer_dynamic(in_channels, out_channels, kernel_size=3, stride=1, padding=No
     learned_params=lambda cin, cout, k, bias, *, min_order, max_order, **o:
         cin * _n_atoms(min_order, max_order) * cout + (cout if bias else 0),
     summary="Static steerable block Φ_θ₀(x)W: the dynamic block without its pose network (fixed angle).",
+    ranges={"sigma": POSITIVE},
 )
 def steer_static(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, sigma=1.0,
                  min_order=0, max_order=2, angle=0.0):

@@ -27,7 +27,7 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet run")
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates cached in ``$BENCH_CACHE/jinja2`` (keyed by each template's source checksum, so an
     edited template recompiles): compiling them is a tenth of a report's wall time. None if not writable."""
-    from bench.regmeta import cache_root
+    from bench.cache import cache_root
 
     folder = os.path.join(cache_root(), "jinja2")
     try:

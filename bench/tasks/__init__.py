@@ -31,10 +31,9 @@ class TaskEntry(Entry):
     needs: str = "classifier"
 
     def emits(self, metric: str) -> bool:
-        from fnmatch import fnmatchcase
+        from bench.bindings import emits
 
-        names = tuple(self.metrics) + tuple(c[0] for c in self.columns)
-        return any(fnmatchcase(metric, pattern) for pattern in names)
+        return emits(self, metric)
 
 
 TASKS: Registry[TaskEntry] = Registry("task", "bench.tasks", TaskEntry)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from bench.datasets.blobs import TRAIN_STREAM, generate
 from bench.measure import count_macs, count_parameters
 from bench.tasks import TASKS, RunContext
+from bench.schema import POSITIVE
 
 # ---------------------------------------------------------------------------------------------------------
 # Metrics
@@ -175,7 +176,8 @@ def _figure(model, x_u8, target, prob, path) -> bool:
 
 @TASKS.register("blob-boundary", needs="dense", document="002 ch. 4 §4.4.2", columns=COLUMNS, primary="ods",
                 metrics=("ods", "ois", "ap", "ods_best", "test_loss", "train_loss", "pixel_acc"),
-                summary="Per-pixel boundary detection on generated textured blobs; ODS / OIS / AP (%).")
+                summary="Per-pixel boundary detection on generated textured blobs; ODS / OIS / AP (%).",
+                ranges={"train_images": POSITIVE})
 def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=True, match_tolerance=1,
                   thresholds=99, figure_examples=6):
     from bench.backbones import Ops, build_backbone

@@ -9,6 +9,7 @@ from bench.models import build_classifier, init_from_data
 from bench.robustness import DEFAULT_EPS, adversarial_accuracy
 from bench.tasks import TASKS, RunContext
 from bench.train import fit_classifier, prepare, uses_amp
+from bench.schema import POSITIVE
 
 COLUMNS = (
     ("top1", "Top-1 (%)", True, ".2f"),
@@ -87,7 +88,8 @@ def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
 @TASKS.register("classification", document="000 §5.3 / 003 §5 / 004 §4.1", columns=COLUMNS, primary="top1",
                 metrics=("top1", "top1_best", "test_loss", "train_loss", "param_ratio", "classes", "*8", "*_auc",
                          "*_images"),
-                summary="Train and test an image classifier; top-1 accuracy, parameters, MACs, time.")
+                summary="Train and test an image classifier; top-1 accuracy, parameters, MACs, time.",
+                ranges={"throughput_batch": POSITIVE, "timing_repeats": POSITIVE})
 def classification(spec, ctx: RunContext, *, throughput_batch=256, timing_repeats=5,
                    attack_eps=list(DEFAULT_EPS), attack="fgsm", attack_subset=1000, attack_steps=10,
                    attack_alpha=None):

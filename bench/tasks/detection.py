@@ -37,6 +37,7 @@ from bench.loop import fit
 from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor, make_optimizer
+from bench.schema import POSITIVE
 
 COLUMNS = (
     ("map", "mAP VOC07 (%)", True, ".1f"),
@@ -352,7 +353,9 @@ def predict(model, loader, ds, device) -> tuple[list, float, int]:
 @TASKS.register("detection", needs="detection-trunk", document="000 §5.4 Table 7", columns=COLUMNS, primary="map",
                 metrics=("map", "map_area", "train_loss", "classes_scored", "ap_*"),
                 smoke_datasets=("voc-smoke",),
-                summary="Faster R-CNN (torchvision, RoI align) with the family in its backbone; VOC07 11-point mAP.")
+                summary="Faster R-CNN (torchvision, RoI align) with the family in its backbone; VOC07 11-point mAP.",
+                ranges={"min_size": POSITIVE, "max_size": POSITIVE, "roi_size": POSITIVE, "rpn_batch": POSITIVE,
+                        "box_batch": POSITIVE})
 def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None, anchor_sizes=(128, 256, 512),
               roi_size=7, rpn_batch=256, box_batch=128, rpn_pre_nms_train=12000, rpn_post_nms_train=2000,
               rpn_pre_nms_test=6000, rpn_post_nms_test=300, test_nms=0.3, swap_rpn=False, use_difficult=False,

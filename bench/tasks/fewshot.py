@@ -21,6 +21,7 @@ from bench.measure import count_macs, count_parameters
 from bench.models import build_classifier
 from bench.tasks import TASKS, RunContext
 from bench.train import fit_classifier
+from bench.schema import POSITIVE
 
 SPLITS = {"20-80": 0.2, "40-60": 0.4, "60-40": 0.6}
 
@@ -77,7 +78,8 @@ def epochs_to(history: list[dict], threshold: float):
 
 @TASKS.register("fewshot", document="000 supplement §3.3 (FRGC few-shot faces)", columns=COLUMNS, primary="top1",
                 metrics=("top1", "top1_best", "top1_auc", "epochs_to_90", "train_loss", "test_loss", "classes"),
-                summary="Few-shot face recognition: N random people, per-person train/test split, accuracy curve.")
+                summary="Few-shot face recognition: N random people, per-person train/test split, accuracy curve.",
+                ranges={"classes": POSITIVE})
 def fewshot(spec, ctx: RunContext, *, classes=10, split="60-40"):
     frac = train_fraction(split)
     data, people = draw(ctx.dataset(spec), classes, frac, spec.seed)

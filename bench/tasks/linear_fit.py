@@ -36,6 +36,7 @@ from bench.measure import count_macs, count_parameters, count_training_macs, inf
 from bench.models import build_classifier
 from bench.tasks import TASKS, RunContext
 from bench.train import _batches, lr_factor, make_optimizer, prepare
+from bench.schema import POSITIVE
 
 COLUMNS = (
     ("loss", "Training loss (final)", False, ".4f"),
@@ -127,7 +128,8 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
 @TASKS.register("linear-fit", needs="linear-model", document="003 §6 Fig. 5(a, b)", columns=COLUMNS, primary="loss",
                 metrics=("loss", "loss_e1", "loss_auc", "train_loss", "train_loss_e1", "test_loss", "top1",
                          "top1_best"),
-                summary="Fit a one-layer linear model (L2 or logistic loss); loss per epoch, test accuracy.")
+                summary="Fit a one-layer linear model (L2 or logistic loss); loss per epoch, test accuracy.",
+                ranges={"timing_repeats": POSITIVE})
 def linear_fit(spec, ctx: RunContext, *, standardize=False, lr_by_row={}, timing_repeats=3):
     data = ctx.dataset(spec).subset(spec.protocol.get("train_subset"), spec.protocol.get("test_subset"))
     device = ctx.device

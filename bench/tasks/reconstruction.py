@@ -52,6 +52,7 @@ from bench.loop import fit
 from bench.measure import count_macs
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor, make_optimizer
+from bench.schema import NON_NEGATIVE, POSITIVE
 
 COLUMNS = (
     ("ssim", "SSIM (grey)", True, ".3f"),
@@ -254,7 +255,9 @@ def _rel(path: Path, base: Path) -> str:
 @TASKS.register("reconstruction", needs="autoencoder", document="001 §3–4", columns=COLUMNS, primary="ssim",
                 metrics=("ssim", "ssim_std", "pearson", "pearson_std", "pearson_abs", "pearson_abs_std", "mse",
                          "mse_std", "inverted_fraction", "networks", "images", "ssim[*]"),
-                summary="Invert images through a (random) CNN-DCN; SSIM / Pearson on grey-scale, sweeps.")
+                summary="Invert images through a (random) CNN-DCN; SSIM / Pearson on grey-scale, sweeps.",
+                ranges={"networks": POSITIVE, "trained_networks": POSITIVE, "test_images": POSITIVE,
+                        "pixel_scale": NON_NEGATIVE, "eval_batch_size": POSITIVE, "artifact_images": POSITIVE})
 def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, test_images=None,
                    output_scaling="auto", pixel_scale=255.0, eval_batch_size=16, artifact_images=4, sweeps=()):
     t_start = time.monotonic()

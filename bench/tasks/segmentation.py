@@ -37,6 +37,7 @@ from bench.loop import fit
 from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
 from bench.train import lr_factor
+from bench.schema import POSITIVE
 
 COLUMNS = (
     ("miou", "mIoU (%)", True, ".1f"),
@@ -236,7 +237,8 @@ def _optimizer(model, cfg: dict, aux_lr_mult: float = 10.0) -> torch.optim.Optim
 @TASKS.register("segmentation", needs="dilated-resnet", document="003 A.2", columns=COLUMNS, primary="miou",
                 metrics=("miou", "pixel_acc", "mean_acc", "miou_best", "train_loss", "iou_*"),
                 smoke_datasets=("cityscapes-smoke", "voc2012-seg-smoke"),
-                summary="DeepLabV3 (torchvision) with the family in backbone and head; mIoU, pixel accuracy, loss curve.")
+                summary="DeepLabV3 (torchvision) with the family in backbone and head; mIoU, pixel accuracy, loss curve.",
+                ranges={"base_size": POSITIVE, "crop_size": POSITIVE})
 def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_loss=False, schedule="poly",
                  poly_power=0.9, eval_every=1, eval_mode="whole", dilated=None, workers=4, amp=False,
                  log_every=10):
