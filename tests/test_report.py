@@ -202,14 +202,17 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
                if k.startswith("m:") and v.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in v)
 
 
-def test_rebuild_reuses_unchanged_run_pages_and_redraws_or_removes_the_rest(tmp_path):
-    """A report over an existing site keeps the run page of an unchanged record file (not even rewritten),
-    redraws the page of a record whose file changed, redraws a damaged page, and removes the page of a record
-    that is gone; every kept page is byte-identical to a fresh build's."""
+def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_path):
+    """Run pages are drawn in the browser from each run's data (issue 20 item 6): one run.html for every run,
+    ``runs/<id>.json`` per record and a shard per id prefix. A report over an existing site leaves the data file
+    of an unchanged record alone (not even rewritten), rewrites that of a changed record and a damaged file,
+    removes that of a record that is gone; every kept file is byte-identical to a fresh build's."""
     import json
     import os
+    import re
 
     from bench.records import write_json_atomic
+    from bench.report.runpage import shard_of
     from bench.report.site import build_site
 
     suites = tmp_path / "suites"
@@ -222,29 +225,42 @@ def test_rebuild_reuses_unchanged_run_pages_and_redraws_or_removes_the_rest(tmp_
         write_json_atomic(p, rec)
     site, runs = tmp_path / "site", tmp_path / "site" / "runs"
     build_site(tmp_path / "results", suites, site)
-    page_of = {k: runs / f"{json.loads(p.read_text())['id']}.html" for k, p in paths.items()}
-    before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in page_of.items()}
-    for pg in page_of.values():  # mtimes far in the past: a rewrite cannot keep them
+    ids = {k: json.loads(p.read_text())["id"] for k, p in paths.items()}
+    data_of = {k: runs / f"{i}.json" for k, i in ids.items()}
+    assert (site / "run.html").is_file() and not list(site.rglob("runs/*.html"))  # one page, no page per run
+    # the record as loaded (records written before identity version 2 say their version once loaded)
+    assert json.loads(data_of[("conv", 0)].read_text()) == dict(json.loads(paths[("conv", 0)].read_text()),
+                                                                identity_version=2)
+    shard = (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()
+    assert shard.startswith("convbenchRuns(") and f'"{ids[("conv", 0)]}":' in shard
+    before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in data_of.items()}
+    for pg in data_of.values():  # mtimes far in the past: a rewrite cannot keep them
         os.utime(pg, ns=(1_000_000_000, 1_000_000_000))
 
     changed = json.loads(paths[("conv", 0)].read_text())
     changed["metrics"]["top1"] = 12.345
     write_json_atomic(paths[("conv", 0)], changed)
-    damaged = page_of[("conv", 1)]
+    damaged = data_of[("conv", 1)]
     damaged.write_bytes(before[("conv", 1)][0][:-40])
     os.utime(damaged, ns=(1_000_000_000, 1_000_000_000))
     paths[("sep-space", 2)].unlink()
     build_site(tmp_path / "results", suites, site)
 
-    assert b"12.35" in page_of[("conv", 0)].read_bytes() and page_of[("conv", 0)].stat().st_mtime_ns != 1_000_000_000
+    assert b"12.345" in data_of[("conv", 0)].read_bytes() and data_of[("conv", 0)].stat().st_mtime_ns != 1_000_000_000
+    assert "12.345" in (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()  # the page draws the new number
     assert damaged.read_bytes() == before[("conv", 1)][0]
-    assert not page_of[("sep-space", 2)].exists()
-    untouched = [k for k in page_of if k not in {("conv", 0), ("conv", 1), ("sep-space", 2)}]
+    assert not data_of[("sep-space", 2)].exists()
+    untouched = [k for k in data_of if k not in {("conv", 0), ("conv", 1), ("sep-space", 2)}]
     assert len(untouched) == 6
     for k in untouched:
-        assert page_of[k].stat().st_mtime_ns == 1_000_000_000 and page_of[k].read_bytes() == before[k][0]
+        assert data_of[k].stat().st_mtime_ns == 1_000_000_000 and data_of[k].read_bytes() == before[k][0]
     fresh = tmp_path / "fresh"
     build_site(tmp_path / "results", suites, fresh)
     assert sorted(p.name for p in (fresh / "runs").iterdir()) == sorted(p.name for p in runs.iterdir())
     for p in (fresh / "runs").iterdir():
         assert p.read_bytes() == (runs / p.name).read_bytes()
+    # every run link of the suite page opens run.html at a run that has data, and has a no-JavaScript twin
+    page = (site / "suite-rep.html").read_text()
+    linked = set(re.findall(r'href="run\.html#([0-9a-f]{16})"', page))
+    assert linked == {p.stem for p in runs.glob("*.json")}
+    assert set(re.findall(r'href="runs/([0-9a-f]{16})\.json"', page)) == linked

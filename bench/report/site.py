@@ -1,4 +1,5 @@
-"""Tables → static site: ``site/index.html``, one page per suite, one page per run, CSV/JSON downloads.
+"""Tables → static site: ``site/index.html``, one page per suite, one page that draws any run from its record
+(:mod:`bench.report.runpage`), CSV/JSON downloads.
 Works opened straight from disk (no CDN, no server); every text from a suite or record is escaped."""
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bench.records import json_bytes, load_records
 from bench.report import svg
 from bench.report.headline import HEADLINE_SUITE, headline, overview_points, step_ratios_from
 from bench.report.owned import Site
+from bench.report.runpage import SHARD_DIGITS, run_href, write_run_data
 from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
 from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
 
@@ -350,13 +352,12 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
             extra = {"headline": head, "search": _search_plot(benchmarks)}
         html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
                                                      summary=summ, views=views, **extra,
-                                                     stale=[dict(id=i, line=line, page=f"runs/{_slug(i)}.html")
+                                                     stale=[dict(id=i, line=line, page=run_href(i))
                                                             for i, line in sorted(stale.items())
                                                             if by_id[i]["suite"]["name"] == summ["name"]],
                                                      references_unmatched=_unmatched_refs(s, views))
         site.write(summ["page"], html)
         pages += 1
-    renderer = _renderer_key()
     metric_names = {}  # per task: metric key → its display name (the leaderboard's column labels)
     for task in {rec.get("task") for rec in records}:
         try:
@@ -366,69 +367,18 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for rec in records:
         try:
             _copy_artifacts(rec, results, site)
-            _run_page(env, rec, site, f"runs/{_slug(rec['id'])}.html", renderer,
-                      metric_names.get(rec.get("task"), {}))
         except BenchError:
             raise  # the site itself refuses (a link inside it): not one record's problem
-        except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
-            problems.append((rec.get("_path", rec.get("id")), f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
-            continue
-        pages += 1
+        except Exception as exc:  # one record whose artifacts cannot be copied is named; its run still shows
+            problems.append((rec.get("_path", rec.get("id")), f"cannot copy artifacts ({type(exc).__name__}: "
+                                                              f"{str(exc)[:100]})"))
+    write_run_data(site, records, suites, metric_names, _slug)
+    site.write("run.html", env.get_template("run.html").render(title="convbench: run", depth="", page="run",
+                                                               shard_digits=SHARD_DIGITS))
+    pages += 1
     site.finish()  # files of the last build not written now (pages of records that are gone) go; nothing else
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
             "stale": sorted(stale.values())}
-
-
-_KEY_LINE = "<!-- page key {} -->\n"
-
-
-def _renderer_key() -> str:
-    """Checksum of everything besides its record that a run page's bytes depend on: the report's code, its
-    templates, the record loader (upgrades), the jinja2 version and markupsafe's code. Contents, not mtimes, so a
-    fresh clone computes the same key as the checkout that built the committed site."""
-    import markupsafe
-
-    here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + sorted((here / "templates").glob("*.html")) + [here.parent / "records.py"]
-    h = hashlib.sha256(jinja2.__version__.encode())
-    for f in files + [Path(markupsafe.__file__)]:  # (markupsafe.__version__ is deprecated: its code instead)
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:32]
-
-
-def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer: str,
-              metric_names: dict | None = None) -> None:
-    """Write one run's page, or keep the page already there when it was rendered from the same record file
-    (content checksum from load_records), the same copied artifacts and the same renderer: rendering the run
-    pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
-    line."""
-    arts = [a.get("site_path") for a in rec.get("artifacts") or []]
-    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale")),
-                       rec.get("_suite_sha_now")], default=str)
-    key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
-    page = site.path(rel)
-    if rec.get("_digest") and not page.is_symlink():
-        try:
-            with open(page, "rb") as fh:
-                fh.seek(-len(key), os.SEEK_END)
-                if fh.read() == key.encode() and site.keep(rel):
-                    return
-        except OSError:
-            pass
-    layer = rec.get("spec", {}).get("layer") or {}
-    row = layer.get("display") or rec.get("label") or layer.get("name", "")
-    title = (f"{rec['suite']['name']} · {row} · {rec['spec'].get('backbone', {}).get('name', '')} · "
-             f"seed {rec['spec'].get('seed')} — run {rec['id']}")
-    accs = [h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _isnum(h.get("test_acc"))]
-    html = env.get_template("run.html").render(title=title, depth="../", rec=rec, metric_names=metric_names or {},
-                                               best_acc=max(accs) if accs else None,
-                                               spec_json=json.dumps(rec["spec"], indent=1, sort_keys=True,
-                                                                    default=str),
-                                               env_json=json.dumps(rec.get("env", {}), indent=1,
-                                                                   sort_keys=True, default=str),
-                                               plot=Markup(_run_plot(rec)),
-                                               suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
-    site.write(rel, html.rstrip("\n") + "\n" + key)
 
 
 def _unmatched_refs(suite, views) -> list:
@@ -634,18 +584,6 @@ def verdict_plot(verdict_rows: list[dict]) -> str:
                            f"document {r['value']:g}, Δ = measured − document {r['measured'] - r['value']:+.2f}"})
     return svg.scatter(pts, "document's value", "measured (mean of seeds)", "measured against the document's value",
                        logx=False, diagonal=True, w=560, h=420)
-
-
-def _run_plot(rec: dict) -> str:
-    hist = rec.get("history") or []
-    if not hist or "test_acc" not in hist[0]:
-        return ""
-    series = [{"label": "test accuracy", "key": "test", "x": [h["epoch"] for h in hist],
-               "y": [h.get("test_acc") for h in hist]}]
-    if "train_acc" in hist[0]:
-        series.append({"label": "train accuracy", "key": "train", "x": [h["epoch"] for h in hist],
-                       "y": [h.get("train_acc") for h in hist]})
-    return svg.lines(series, "epoch", "accuracy (%)")
 
 
 ARTIFACT_MAX_BYTES = 64 << 20
