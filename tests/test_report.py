@@ -200,6 +200,26 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     assert {"document_value", "delta_measured_minus_document", "verdict", "verdict_reason"} <= set(conv)
     assert all(len(v.split(".")[1]) <= 3 for r in rows.values() for k, v in r.items()
                if k.startswith("m:") and v.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in v)
+    assert conv["setting"] == "document" and conv["tier"] == "" and conv["epochs"] == "2"
+    # the JSON beside it carries the same columns, rounded the same way, and each document number as an entry
+    import json
+
+    (json_path,) = (tmp_path / "site" / "data").glob("rep*.json")
+    jrows = {r["label"]: r for r in json.loads(json_path.read_text())["rows"]}
+    assert set(jrows) == set(rows)
+    for label, r in rows.items():
+        j = jrows[label]
+        assert set(r) <= set(j), set(r) - set(j)
+        for k, v in r.items():  # the CSV's text is the JSON's value printed
+            assert ("" if j[k] is None else str(j[k])) == v, (label, k, j[k], v)
+    jc = jrows["conv"]
+    assert jc["setting"] == "document" and jc["epochs"] == 2 and jc["device"] == "CPU: test"
+    by_where = {(x["where"], x["document_value"]): x for x in jc["references"]}
+    t1 = by_where[("T1", 90.0)]
+    assert t1["verdict"] and t1["verdict_reason"] is not None
+    assert t1["delta_measured_minus_document"] == pytest.approx(round(jc["m:top1:mean"] - 90.0, 3), abs=1e-3)
+    assert all(len(str(v).split(".")[1]) <= 3 for v in jc.values() if isinstance(v, float) and "." in str(v)
+               and "e" not in str(v))
 
 
 def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_path):

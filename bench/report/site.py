@@ -244,7 +244,8 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
     # a downloaded CSV stands alone: each row names its suite, setting, epochs and device, the document's value,
     # Δ = measured − document and the verdict with its reason (one entry per document number, "; "-joined)
     df.insert(0, "suite", board.suite)
-    df["setting"] = board.setting_tag
+    df["setting"] = board.setting
+    df["tier"] = board.setting_tag.split(": ", 1)[1] if board.setting_tag.startswith("shortened: ") else ""
     df["epochs"] = board.protocol.get("epochs")
     df["device"] = board.device or "; ".join(board.devices)
     for col, key, fmt in (("document_value", "value", "g"), ("delta_measured_minus_document", "diff", "+.3f"),
@@ -261,9 +262,20 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
                 df[c] = df[c].round(3 if c.startswith("m:") else 1 if c == "throughput" else 2)
     csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
     site.write(csv_rel, df.to_csv(index=False))
+    # the JSON's rows are the CSV's (same columns, same rounding), each document number also as a list entry
+    per_ref = [[{"document": x.get("document"), "where": x.get("where"), "metric": x.get("metric"),
+                 "document_value": x.get("value"),
+                 "delta_measured_minus_document": round(x["diff"], 3) if _isnum(x.get("diff")) else None,
+                 "verdict": x.get("verdict"), "verdict_reason": x.get("verdict_detail")} for x in refs.get(k, [])]
+               for k in keys]
+    json_rows = [dict({c: (None if v is pd.NA or (isinstance(v, float) and not math.isfinite(v)) else v)
+                       for c, v in zip(df.columns, vals)}, references=ref)
+                 for vals, ref in zip(df.astype(object).to_numpy().tolist(), per_ref)]
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
                "overrides": board.overrides, "devices": board.devices,
-               "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
+               "columns": {"delta_measured_minus_document": "Δ = measured − document (points)",
+                           "setting": "document / shared / shortened", "tier": "the declared tier, if shortened"},
+               "rows": _clean(json_rows),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
     site.write(json_rel, json_bytes(payload))
