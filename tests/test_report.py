@@ -284,3 +284,17 @@ def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_p
     linked = set(re.findall(r'href="run\.html#([0-9a-f]{16})"', page))
     assert linked == {p.stem for p in runs.glob("*.json")}
     assert set(re.findall(r'href="runs/([0-9a-f]{16})\.json"', page)) == linked
+
+
+def test_notes_render_markdown_escaped():
+    """Issue 20 item 4: Markdown in suite text becomes markup (code, emphasis, links) and nothing else does."""
+    from bench.report.mdtext import md_inline
+
+    out = str(md_inline("Run `bench run` with **care**, see [003](https://arxiv.org/abs/1606.04300) & <b>x</b>"))
+    assert "<code>bench run</code>" in out and "<strong>care</strong>" in out
+    assert '<a href="https://arxiv.org/abs/1606.04300">003</a>' in out
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out and "&amp;" in out
+    evil = str(md_inline("<script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"))
+    assert "<script" not in evil and "<img" not in evil and 'href="javascript' not in evil
+    assert str(md_inline("a\n\nb")).count("<p>") == 0  # inline: the page supplies the paragraph
+    assert str(md_inline(None)) == ""

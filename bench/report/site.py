@@ -18,6 +18,7 @@ from bench.errors import BenchError
 from bench.records import json_bytes, load_records
 from bench.report import svg
 from bench.report.headline import HEADLINE_SUITE, headline, overview_points, step_ratios_from
+from bench.report.mdtext import md_inline
 from bench.report.owned import Site
 from bench.report.runpage import SHARD_DIGITS, run_href, write_run_data
 from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
@@ -49,7 +50,7 @@ def _env(documents: dict | None = None) -> jinja2.Environment:
     env.filters["chips"] = deviation_chips
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.filters["opts"] = options_text
-    env.filters["md"] = inline_code
+    env.filters["md"] = md_inline
     env.globals["DOCUMENTS"] = documents or {}
     env.globals["VERDICTS"] = VERDICTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES
@@ -79,14 +80,6 @@ def _si(v, unit: str = ""):
         if abs(v) >= div:
             return f"{v / div:.3g}\u00a0{suf}{unit}"
     return f"{v:.3g}" + (f"\u00a0{unit}" if unit else "")
-
-
-def inline_code(text) -> Markup:
-    """A note's Markdown code spans (`bench run`) as <code>, everything else escaped text (no other markup)."""
-    import re
-    from markupsafe import escape
-
-    return Markup(re.sub(r"`([^`\n]+)`", lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
 
 
 def options_text(options) -> str:
