@@ -146,8 +146,9 @@ def _board_view(board, records_by_id: dict) -> dict:
     for r in rows:
         opts = json.loads(r["backbone_options"])
         r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
-        r["display"] = f"{r['title']} ({r['backbone']}" + (
-            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "") + ")"
+        r["network"] = r["backbone"] + (
+            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "")
+        r["display"] = f"{r['title']} ({r['network']})"
         r["refs"] = [ref for ref in refs_by_row.get(r["label"], [])
                      if not ref.get("backbone") or ref["backbone"] == r["backbone"]]
         r["options_text"] = options_text(opts)
@@ -162,13 +163,15 @@ def _board_view(board, records_by_id: dict) -> dict:
     scatter_macs = svg.scatter(points, "MACs per image (fvcore, log scale)", primary[1] if primary else "",
                                title="accuracy vs MACs") if primary else ""
     pareto_time = pareto_macs = ""
+    # one Pareto front per network; where several networks share the plot, each label names its network
+    several = len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1
     if primary:
-        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["title"], "key": r["family"]}
-               for r in rows]
+        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["display"] if several else r["title"],
+                "key": r["family"], "group": r["network"]} for r in rows]
         pareto_time = svg.scatter(pts, "training time (s, log scale)", primary[1], title="accuracy vs time",
                                   frontier=True)
-        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["title"], "key": r["family"]}
-               for r in rows]
+        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["display"] if several else r["title"],
+                "key": r["family"], "group": r["network"]} for r in rows]
         pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × training-mode forward MACs × images seen, log scale)",
                                   primary[1], title="accuracy vs training MACs", frontier=True)
     # per-epoch curves (first ok seed of each row) and any task curves
