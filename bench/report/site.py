@@ -340,6 +340,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     head = headline(suite_views, suites, step_ratios_from(benchmarks))
     if head:
         head["plot"] = Markup(overview_plot(head))
+        head["plot_macs"] = Markup(overview_plot(head, "macs"))
     board = scoreboard(verdict_rows, documents, document_costs(verdict_rows, suites, records))
     ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families,
            "problems": problems, "benchmarks": benchmarks, "n_records": len(records),
@@ -559,18 +560,24 @@ VERDICT_SHAPES = {"better": ("triangle", False), "worse": ("triangle-down", Fals
                   "no difference shown": ("circle", False), "baseline": ("square", False)}
 
 
-def overview_plot(head: dict) -> str:
-    """Δ top-1 against conv (± half the 95 % interval) by training-time ratio, one labelled point per family;
-    the marker's shape says the verdict (▲ better, ▼ worse, ● no difference shown, ○ too few seeds)."""
+OVERVIEW_X = {"time": ("training time as a multiple of conv's (log scale)", "training-time ratio"),
+              "macs": ("MACs per image as a multiple of conv's (log scale)", "MAC ratio")}
+
+
+def overview_plot(head: dict, x: str = "time") -> str:
+    """Δ top-1 against conv (± half the 95 % interval) by training-time ratio (or MAC ratio: ``x="macs"``), one
+    labelled point per family; the marker's shape says the verdict (▲ better, ▼ worse, ● no difference shown,
+    ○ too few seeds)."""
     verdict_of = {r["label"]: r["verdict"] for r in head["rows"]}
+    xlabel, what = OVERVIEW_X[x]
     pts = []
-    for p in overview_points(head):
+    for p in overview_points(head, x):
         v = "baseline" if p["key"] == "conv" and p["label"].startswith("conv") and p["x"] == 1.0 and p["y"] == 0.0 \
             else verdict_of.get(p["label"], "")
         shape, hollow = VERDICT_SHAPES.get(v, ("circle", True))
         pts.append(dict(p, shape=shape, hollow=hollow, tip=f"{p['label']} ({v or 'no verdict'})"))
-    return svg.scatter(pts, "training time as a multiple of conv's (log scale)", "Δ top-1 = family − conv (points)",
-                       "Δ top-1 against conv by training-time ratio", logx=True, zero_line=True, h=340)
+    return svg.scatter(pts, xlabel, "Δ top-1 = family − conv (points)", f"Δ top-1 against conv by {what}",
+                       logx=True, zero_line=True, h=340)
 
 
 VERDICT_COLORS = {"reproduced": "#1a7f37", "not reproduced": "#c62828", "inconclusive": "#1f5fbf"}
