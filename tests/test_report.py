@@ -298,3 +298,25 @@ def test_notes_render_markdown_escaped():
     assert "<script" not in evil and "<img" not in evil and 'href="javascript' not in evil
     assert str(md_inline("a\n\nb")).count("<p>") == 0  # inline: the page supplies the paragraph
     assert str(md_inline(None)) == ""
+
+
+def test_a_glance_column_with_only_conv_measured_collapses_to_a_count(tmp_path):
+    from bench.records import write_json_atomic
+    from bench.report.site import build_site
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "rep.yaml").write_text(SUITE)
+    s = load_suite(suites / "rep.yaml")
+    recs = fake_records(s)
+    for rec in recs:
+        if rec["label"] == "conv":
+            write_json_atomic(tmp_path / "only" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json", rec)
+        write_json_atomic(tmp_path / "all" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json", rec)
+    build_site(tmp_path / "only", suites, tmp_path / "s1")
+    html = (tmp_path / "s1" / "index.html").read_text()
+    assert 'id="summary-table"' not in html and 'id="conv-only"' in html
+    assert "1 leaderboard with only conv measured" in html
+    build_site(tmp_path / "all", suites, tmp_path / "s2")
+    html = (tmp_path / "s2" / "index.html").read_text()
+    assert 'id="summary-table"' in html and 'id="conv-only"' not in html

@@ -739,9 +739,17 @@ def family_summary(suite_views: dict) -> dict:
                         "tone": tone, "rows": len(frows), "fmt": fmt,
                         "macs": _ratio(best.get("macs"), conv.get("macs")),
                         "time": _ratio(best.get("train_s"), conv.get("train_s"))}
+    # a column where no family but conv has a measured cell compares nothing: collapsed to a count (an expander
+    # lists them), and a family left without any cell goes with it
+    def compares(c):
+        return any(fam != "conv" and (cells.get((fam, c["id"])) or {}).get("state") == "ok" for fam in families)
+
+    conv_only = [c for c in columns if not compares(c)]
+    columns = [c for c in columns if compares(c)]
     fam_order = sorted(families, key=lambda f: (f != "conv", f))
     rows = [{"family": f, "cells": [cells.get((f, c["id"])) for c in columns]} for f in fam_order]
-    return {"columns": columns, "rows": rows, "no_conv": no_conv}
+    rows = [r for r in rows if any(cell is not None for cell in r["cells"])]
+    return {"columns": columns, "rows": rows, "no_conv": no_conv, "conv_only": conv_only}
 
 
 # what each data set needs before a suite on it can run: (what to put where, training images) — None: ships
