@@ -320,3 +320,33 @@ def test_a_glance_column_with_only_conv_measured_collapses_to_a_count(tmp_path):
     build_site(tmp_path / "all", suites, tmp_path / "s2")
     html = (tmp_path / "s2" / "index.html").read_text()
     assert 'id="summary-table"' in html and 'id="conv-only"' not in html
+
+
+def test_stale_check_keeps_a_relabelled_row_and_flags_a_changed_option(tmp_path):
+    """A row's id never hashes its label: relabelling keeps its records; a new option supersedes them, at any
+    seed (the suite is expanded once and each record's own seed put in)."""
+    from bench.report.tables import stale_records
+
+    s = load_suite(_write(tmp_path / "a.yaml", SUITE))
+    records = fake_records(s)
+    text = SUITE.replace("row: sep-chans", "row: chans").replace("a: sep-chans,", "a: chans,").replace(
+        "b: sep-chans,", "b: chans,").replace("layers: [conv, sep-chans, sep-space]",
+                                              "layers: [conv, {name: sep-chans, label: chans}, sep-space]")
+    relabelled = load_suite(_write(tmp_path / "b.yaml", text))
+    assert [r["label"] for r in relabelled.layers] == ["conv", "chans", "sep-space"]
+    assert stale_records(records, {"rep": relabelled}) == {}
+    from bench.identity import run_id
+
+    def reseeded(rec, seed, **layer):
+        spec = dict(rec["spec"], seed=seed, layer=dict(rec["spec"]["layer"], **layer))
+        return dict(rec, spec=spec, id=run_id(spec))
+
+    extra = [reseeded(r, 7) for r in records if r["spec"]["seed"] == 0]  # a seed the suite does not list
+    assert len(extra) == 3 and stale_records(records + extra, {"rep": s}) == {}
+    changed = reseeded(records[0], 7, options={"x": 1})
+    assert list(stale_records([changed], {"rep": s})) == [changed["id"]]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
