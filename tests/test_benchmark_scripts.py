@@ -32,12 +32,25 @@ def test_jobs_throughput_reports_n1_and_n2_side_by_side(tmp_path):
 
 def test_report_speed_measures_a_torch_free_report(tmp_path):
     shutil.copytree(ROOT / "results" / "quick", tmp_path / "results" / "quick")
-    res = _load("report_speed").main(["--results", str(tmp_path / "results"), "--repeats", "1",
+    res = _load("report_speed").main(["--results", str(tmp_path / "results"), "--repeats", "1", "--sizes", "12",
                                       "--out", str(tmp_path / "r.json")])
     assert res["report_imports_torch"] is False
     rows = res["rows"]
     assert rows[0]["median_s"] > 0 and res["ratio"] == rows[0]["median_s"] / rows[2]["median_s"]
     assert res["ratio_new_folder"] == rows[1]["median_s"] / rows[2]["median_s"]
+    # at scale: 12 synthetic records (validated), a report into a new folder and one over it, CPU time measured
+    scaled = [r for r in rows if r.get("records") == 12]
+    assert [r["command"].split("(")[1] for r in scaled] == ["into a new folder)", "over an existing site)"]
+    assert all(r["cpu_s"] > 0 and r["maxrss_mb"] > 10 and r["load_1min"] >= 0 for r in scaled)
+
+
+def test_synthetic_records_pass_the_harness_validation(tmp_path):
+    from bench.records import load_records
+
+    n = _load("report_speed").synthetic_results(ROOT / "results", tmp_path / "r", 30)
+    records, problems = load_records(tmp_path / "r")
+    assert n == 30 and len(records) == 30 and problems == []
+    assert len({r["id"] for r in records}) == 30 and len({r["spec"]["seed"] for r in records}) == 30
 
 
 def test_fixed_costs_times_every_part(tmp_path):

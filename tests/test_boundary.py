@@ -97,9 +97,9 @@ def test_report_skips_what_it_cannot_trust_or_render_and_builds_the_site(crafted
     for name in ("traversal.json", "absolute.json", "symlink.json"):
         assert "outside the results folder" in skipped[name]
     assert "same run id" in skipped["same-id-twice.json"]
-    # nothing written outside the site; run pages only for the trusted records
+    # nothing written outside the site; run data (drawn by run.html) only for the trusted records
     assert {p for p in tree(tmp) - before if not p.startswith("site")} == set()
-    pages = sorted(p.stem for p in (site / "runs").glob("*.html"))
+    pages = sorted(p.stem for p in (site / "runs").glob("*.json"))
     assert pages == sorted([good[0].id, good[1].id, spec_of(suite, "sep-chans", 1).id])
     copied = [p for p in (site / "artifacts").rglob("*") if p.is_file()]
     assert [p.read_bytes() for p in copied] == [b"png"]
@@ -139,9 +139,12 @@ def test_plots_ignore_non_finite_values():
     nan = math.nan
     out = svg.scatter([{"x": 10.0, "y": nan, "label": "a"}, {"x": nan, "y": 1.0, "label": "b"},
                        {"x": 100.0, "y": 2.0, "label": "c", "yerr": nan}], "x", "y", frontier=True)
-    assert out.count('class="mark"') == 1
+    # one finite point left: said in words (a single point is not drawn on empty axes), no NaN in it
+    assert "plot-statement" in out and "c: y 2 at x 100" in out and "nan" not in out.lower()
     line = svg.lines([{"label": "s", "x": [1, 2, 3], "y": [nan, 2.0, math.inf]}], "epoch", "acc")
-    assert line.count('class="mark"') == 1
+    assert "s: acc 2 at epoch 2" in line and "inf" not in line.lower()
+    two = svg.lines([{"label": "s", "x": [1, 2, 3, 4], "y": [nan, 2.0, math.inf, 3.0]}], "epoch", "acc")
+    assert two.count('class="mark"') == 2
     assert svg.lines([{"label": "s", "x": [1], "y": [nan]}], "e", "a") == ""
 
 

@@ -63,7 +63,7 @@ def test_quick_suite_leaves_one_row_per_registered_family(quick_site):
         t = r["timing"]  # training MACs: 3 × training-mode forward MACs per image × images seen
         assert t["train_macs_estimate"] == pytest.approx(3 * t["train_forward_macs"] * r["history"][-1]["images_seen"])
         by_family[r["spec"]["layer"]["name"]] = (r["macs"], t["train_forward_macs"])
-        assert (site / "runs" / f"{r['id']}.html").exists()
+        assert (site / "runs" / f"{r['id']}.json").exists()  # drawn by run.html#<id>
     conv_inference, conv_training = by_family["conv"]
     assert conv_training < 1.1 * conv_inference  # batch norm's statistics are cheap
     deconv_inference, deconv_training = by_family["deconv"]
@@ -100,9 +100,13 @@ references:
     results, site = tmp_path / "results", tmp_path / "site"
     assert main(["run", str(suite), "--results", str(results), "--no-progress", "--device", "cpu"]) == 0
     assert main(["report", "--results", str(results), "--suites", str(suite.parent), "--site", str(site)]) == 0
-    for page in [site / "index.html", site / "suite-evil.html", *(site / "runs").glob("*.html")]:
+    for page in [site / "index.html", site / "suite-evil.html", site / "run.html"]:
         html = page.read_text()
         assert evil not in html, page
+    # run data is JSON inside a script file (read by run.html, whose script sets it as text, never as markup)
+    (shard,) = {p for p in (site / "runs").glob("*.js")}
+    assert evil in json.loads(shard.read_text()[len("convbenchRuns("):-3])["runs"].popitem()[1]["record"]["spec"][
+        "layer"]["display"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (site / "suite-evil.html").read_text()
 
 

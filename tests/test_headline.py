@@ -59,6 +59,12 @@ def test_headline_gives_delta_interval_ratios_and_remaining_cost():
     pts = overview_points(head)
     assert [p["label"] for p in pts] == ["conv (baseline)", "pnn"] and pts[1]["x"] == pytest.approx(2.0)
     assert (pts[0]["x"], pts[0]["y"]) == (1.0, 0.0)
+    # the same plot with the MAC ratio on x (issue 20 item 1): the x of each family is its MAC ratio
+    by["pnn"]["macs"] = 3.0
+    assert [p["x"] for p in overview_points(head, "macs")] == [1.0, 3.0]
+    from bench.report.site import overview_plot
+
+    assert "by MAC ratio" in overview_plot(head, "macs") and "by training-time ratio" in overview_plot(head)
 
 
 def test_a_family_over_three_hours_a_run_is_planned_for_one_seed():

@@ -76,3 +76,25 @@ def test_non_finite_and_unplottable_values_are_left_out():
     assert out.count('class="mark"') == 2 and "nan" not in out.lower() and "inf" not in out
     assert svg.scatter([{"x": math.inf, "y": 1.0, "label": "a"}, {"x": 0.0, "y": 1.0, "label": "b"}], "x", "y") == ""
     assert svg.lines([{"label": "s", "x": "12", "y": "34"}], "x", "y") == ""  # not lists: nothing to draw
+
+
+def test_pareto_fronts_never_join_two_networks():
+    """One dashed front per group (a backbone): four points of two networks give two fronts of two points."""
+    pts = [{"x": 1, "y": 80, "label": "a (n1)", "group": "n1"}, {"x": 2, "y": 85, "label": "b (n1)", "group": "n1"},
+           {"x": 1.5, "y": 60, "label": "a (n2)", "group": "n2"}, {"x": 3, "y": 70, "label": "b (n2)", "group": "n2"}]
+    out = svg.scatter(pts, "time", "top-1", frontier=True)
+    fronts = out.count('<polyline class="front"')
+    assert fronts == 2 and "Pareto front of n1" in out and "Pareto front of n2" in out
+    # without groups, one front over all four points
+    one = svg.scatter([dict(p, group=None) for p in pts], "time", "top-1", frontier=True)
+    assert one.count('<polyline class="front"') == 1
+
+
+def test_a_single_point_or_a_single_x_is_said_not_drawn():
+    one = svg.scatter([{"x": 5e6, "y": 87.4, "label": "conv"}], "MACs", "top-1 (%)", title="accuracy vs MACs")
+    assert "<svg" not in one and "plot-statement" in one and "conv: top-1 (%) 87.4" in one
+    flat = svg.lines([{"label": "conv", "x": [1], "y": [52.25]}, {"label": "<b>x</b>", "x": [1], "y": [40.0]}],
+                     "epoch", "test accuracy (%)")
+    assert "<svg" not in flat and "conv: test accuracy (%) 52.25 at epoch 1" in flat and "&lt;b&gt;" in flat
+    two = svg.lines([{"label": "conv", "x": [1, 2], "y": [50, 60]}], "epoch", "acc")
+    assert two.startswith("<svg")

@@ -200,16 +200,39 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     assert {"document_value", "delta_measured_minus_document", "verdict", "verdict_reason"} <= set(conv)
     assert all(len(v.split(".")[1]) <= 3 for r in rows.values() for k, v in r.items()
                if k.startswith("m:") and v.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in v)
+    assert conv["setting"] == "document" and conv["tier"] == "" and conv["epochs"] == "2"
+    # the JSON beside it carries the same columns, rounded the same way, and each document number as an entry
+    import json
+
+    (json_path,) = (tmp_path / "site" / "data").glob("rep*.json")
+    jrows = {r["label"]: r for r in json.loads(json_path.read_text())["rows"]}
+    assert set(jrows) == set(rows)
+    for label, r in rows.items():
+        j = jrows[label]
+        assert set(r) <= set(j), set(r) - set(j)
+        for k, v in r.items():  # the CSV's text is the JSON's value printed
+            assert ("" if j[k] is None else str(j[k])) == v, (label, k, j[k], v)
+    jc = jrows["conv"]
+    assert jc["setting"] == "document" and jc["epochs"] == 2 and jc["device"] == "CPU: test"
+    by_where = {(x["where"], x["document_value"]): x for x in jc["references"]}
+    t1 = by_where[("T1", 90.0)]
+    assert t1["verdict"] and t1["verdict_reason"] is not None
+    assert t1["delta_measured_minus_document"] == pytest.approx(round(jc["m:top1:mean"] - 90.0, 3), abs=1e-3)
+    assert all(len(str(v).split(".")[1]) <= 3 for v in jc.values() if isinstance(v, float) and "." in str(v)
+               and "e" not in str(v))
 
 
-def test_rebuild_reuses_unchanged_run_pages_and_redraws_or_removes_the_rest(tmp_path):
-    """A report over an existing site keeps the run page of an unchanged record file (not even rewritten),
-    redraws the page of a record whose file changed, redraws a damaged page, and removes the page of a record
-    that is gone; every kept page is byte-identical to a fresh build's."""
+def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_path):
+    """Run pages are drawn in the browser from each run's data (issue 20 item 6): one run.html for every run,
+    ``runs/<id>.json`` per record and a shard per id prefix. A report over an existing site leaves the data file
+    of an unchanged record alone (not even rewritten), rewrites that of a changed record and a damaged file,
+    removes that of a record that is gone; every kept file is byte-identical to a fresh build's."""
     import json
     import os
+    import re
 
     from bench.records import write_json_atomic
+    from bench.report.runpage import shard_of
     from bench.report.site import build_site
 
     suites = tmp_path / "suites"
@@ -222,29 +245,108 @@ def test_rebuild_reuses_unchanged_run_pages_and_redraws_or_removes_the_rest(tmp_
         write_json_atomic(p, rec)
     site, runs = tmp_path / "site", tmp_path / "site" / "runs"
     build_site(tmp_path / "results", suites, site)
-    page_of = {k: runs / f"{json.loads(p.read_text())['id']}.html" for k, p in paths.items()}
-    before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in page_of.items()}
-    for pg in page_of.values():  # mtimes far in the past: a rewrite cannot keep them
+    ids = {k: json.loads(p.read_text())["id"] for k, p in paths.items()}
+    data_of = {k: runs / f"{i}.json" for k, i in ids.items()}
+    assert (site / "run.html").is_file() and not list(site.rglob("runs/*.html"))  # one page, no page per run
+    # the record as loaded (records written before identity version 2 say their version once loaded)
+    assert json.loads(data_of[("conv", 0)].read_text()) == dict(json.loads(paths[("conv", 0)].read_text()),
+                                                                identity_version=2)
+    shard = (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()
+    assert shard.startswith("convbenchRuns(") and f'"{ids[("conv", 0)]}":' in shard
+    before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in data_of.items()}
+    for pg in data_of.values():  # mtimes far in the past: a rewrite cannot keep them
         os.utime(pg, ns=(1_000_000_000, 1_000_000_000))
 
     changed = json.loads(paths[("conv", 0)].read_text())
     changed["metrics"]["top1"] = 12.345
     write_json_atomic(paths[("conv", 0)], changed)
-    damaged = page_of[("conv", 1)]
+    damaged = data_of[("conv", 1)]
     damaged.write_bytes(before[("conv", 1)][0][:-40])
     os.utime(damaged, ns=(1_000_000_000, 1_000_000_000))
     paths[("sep-space", 2)].unlink()
     build_site(tmp_path / "results", suites, site)
 
-    assert b"12.35" in page_of[("conv", 0)].read_bytes() and page_of[("conv", 0)].stat().st_mtime_ns != 1_000_000_000
+    assert b"12.345" in data_of[("conv", 0)].read_bytes() and data_of[("conv", 0)].stat().st_mtime_ns != 1_000_000_000
+    assert "12.345" in (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()  # the page draws the new number
     assert damaged.read_bytes() == before[("conv", 1)][0]
-    assert not page_of[("sep-space", 2)].exists()
-    untouched = [k for k in page_of if k not in {("conv", 0), ("conv", 1), ("sep-space", 2)}]
+    assert not data_of[("sep-space", 2)].exists()
+    untouched = [k for k in data_of if k not in {("conv", 0), ("conv", 1), ("sep-space", 2)}]
     assert len(untouched) == 6
     for k in untouched:
-        assert page_of[k].stat().st_mtime_ns == 1_000_000_000 and page_of[k].read_bytes() == before[k][0]
+        assert data_of[k].stat().st_mtime_ns == 1_000_000_000 and data_of[k].read_bytes() == before[k][0]
     fresh = tmp_path / "fresh"
     build_site(tmp_path / "results", suites, fresh)
     assert sorted(p.name for p in (fresh / "runs").iterdir()) == sorted(p.name for p in runs.iterdir())
     for p in (fresh / "runs").iterdir():
         assert p.read_bytes() == (runs / p.name).read_bytes()
+    # every run link of the suite page opens run.html at a run that has data, and has a no-JavaScript twin
+    page = (site / "suite-rep.html").read_text()
+    linked = set(re.findall(r'href="run\.html#([0-9a-f]{16})"', page))
+    assert linked == {p.stem for p in runs.glob("*.json")}
+    assert set(re.findall(r'href="runs/([0-9a-f]{16})\.json"', page)) == linked
+
+
+def test_notes_render_markdown_escaped():
+    """Issue 20 item 4: Markdown in suite text becomes markup (code, emphasis, links) and nothing else does."""
+    from bench.report.mdtext import md_inline
+
+    out = str(md_inline("Run `bench run` with **care**, see [003](https://arxiv.org/abs/1606.04300) & <b>x</b>"))
+    assert "<code>bench run</code>" in out and "<strong>care</strong>" in out
+    assert '<a href="https://arxiv.org/abs/1606.04300">003</a>' in out
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out and "&amp;" in out
+    evil = str(md_inline("<script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"))
+    assert "<script" not in evil and "<img" not in evil and 'href="javascript' not in evil
+    assert str(md_inline("a\n\nb")).count("<p>") == 0  # inline: the page supplies the paragraph
+    assert str(md_inline(None)) == ""
+
+
+def test_a_glance_column_with_only_conv_measured_collapses_to_a_count(tmp_path):
+    from bench.records import write_json_atomic
+    from bench.report.site import build_site
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "rep.yaml").write_text(SUITE)
+    s = load_suite(suites / "rep.yaml")
+    recs = fake_records(s)
+    for rec in recs:
+        if rec["label"] == "conv":
+            write_json_atomic(tmp_path / "only" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json", rec)
+        write_json_atomic(tmp_path / "all" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json", rec)
+    build_site(tmp_path / "only", suites, tmp_path / "s1")
+    html = (tmp_path / "s1" / "index.html").read_text()
+    assert 'id="summary-table"' not in html and 'id="conv-only"' in html
+    assert "1 leaderboard with only conv measured" in html
+    build_site(tmp_path / "all", suites, tmp_path / "s2")
+    html = (tmp_path / "s2" / "index.html").read_text()
+    assert 'id="summary-table"' in html and 'id="conv-only"' not in html
+
+
+def test_stale_check_keeps_a_relabelled_row_and_flags_a_changed_option(tmp_path):
+    """A row's id never hashes its label: relabelling keeps its records; a new option supersedes them, at any
+    seed (the suite is expanded once and each record's own seed put in)."""
+    from bench.report.tables import stale_records
+
+    s = load_suite(_write(tmp_path / "a.yaml", SUITE))
+    records = fake_records(s)
+    text = SUITE.replace("row: sep-chans", "row: chans").replace("a: sep-chans,", "a: chans,").replace(
+        "b: sep-chans,", "b: chans,").replace("layers: [conv, sep-chans, sep-space]",
+                                              "layers: [conv, {name: sep-chans, label: chans}, sep-space]")
+    relabelled = load_suite(_write(tmp_path / "b.yaml", text))
+    assert [r["label"] for r in relabelled.layers] == ["conv", "chans", "sep-space"]
+    assert stale_records(records, {"rep": relabelled}) == {}
+    from bench.identity import run_id
+
+    def reseeded(rec, seed, **layer):
+        spec = dict(rec["spec"], seed=seed, layer=dict(rec["spec"]["layer"], **layer))
+        return dict(rec, spec=spec, id=run_id(spec))
+
+    extra = [reseeded(r, 7) for r in records if r["spec"]["seed"] == 0]  # a seed the suite does not list
+    assert len(extra) == 3 and stale_records(records + extra, {"rep": s}) == {}
+    changed = reseeded(records[0], 7, options={"x": 1})
+    assert list(stale_records([changed], {"rep": s})) == [changed["id"]]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

@@ -158,6 +158,23 @@ def _problems(entries: list[dict]) -> list[str]:
     return [e["message"] for e in entries if e["level"] in ("SEVERE", "WARNING")]
 
 
+def _run_ids(site: Path) -> list[str]:
+    """The runs the site has data for (``runs/<id>.json``), each drawn by ``run.html#<id>``."""
+    return sorted(p.stem for p in (site / "runs").glob("*.json"))
+
+
+def _open_run(browser: _Browser, site: Path, run_id: str) -> list[dict]:
+    """Open ``run.html#<id>`` fresh and wait until its script has drawn the run from its shard."""
+    entries = _open(browser, site / "run.html", "#" + run_id)
+    for _ in range(100):
+        state = browser.js("return document.getElementById('run').getAttribute('data-state')")
+        if state != "loading":
+            break
+        time.sleep(0.05)
+    assert state == "ready", (run_id, state)
+    return entries + browser.logs()
+
+
 ROWS_JS = """
 var t = document.getElementById(arguments[0]), col = arguments[1];
 return Array.prototype.map.call(t.tBodies[0].rows, function (tr) {
@@ -189,19 +206,29 @@ def _hash(browser) -> str:
 
 def test_pages_load_without_console_errors(site, browser):
     pages = [site / "index.html", site / "suite-browser.html", site / "verdicts.html", site / "families.html",
-             site / "costs.html", *sorted((site / "runs").glob("*.html"))]
-    assert len(pages) == 8
+             site / "costs.html"]
     for page in pages:
         entries = _open(browser, page)
         assert _problems(entries) == [], (page.name, entries)
         assert browser.alert_text() is None, page.name
         assert browser.js("return document.title")
-    # run pages are titled by suite, row, backbone and seed, and name their metrics as the leaderboard does
-    for page in sorted((site / "runs").glob("*.html")):
-        html = page.read_text()
-        title = html[html.index("<title>") + 7:html.index("</title>")]
-        assert title.startswith("browser · ") and " · preact-resnet · seed 0 — run " in title, title
-        assert "Top-1 (%)" in html and "{&#39;" not in html.split("<h2>Spec")[0]  # no Python dict
+    # one run.html draws each run from its data: titled by suite, row, backbone and seed, metrics named as the
+    # leaderboard names them, no Python dict
+    assert len(_run_ids(site)) == 3
+    for run_id in _run_ids(site):
+        entries = _open_run(browser, site, run_id)
+        assert _problems(entries) == [], (run_id, entries)
+        assert browser.alert_text() is None, run_id
+        title = browser.js("return document.title")
+        assert title.startswith("browser · ") and title.endswith(" · preact-resnet · seed 0 — run " + run_id), title
+        text = browser.js("return document.getElementById('run').textContent")
+        assert "Top-1 (%)" in text and "{'" not in text.split("Spec (")[0]
+        # the no-JavaScript view: the record itself, linked from the page
+        assert browser.js("return document.querySelector('#run a[href$=\".json\"]').getAttribute('href')") == \
+            f"runs/{run_id}.json"
+    # an address naming no run of the site says so (and loads nothing that fails)
+    _open(browser, site / "run.html")
+    assert browser.js("return document.getElementById('run').getAttribute('data-state')") == "no-id"
     # the inline script ran to its end on the pages with tables: it fills in the row counters
     _open(browser, site / "families.html")
     assert _count_text(browser, "families").endswith(" rows")
@@ -324,8 +351,8 @@ def test_svg_plots_render_with_marks(site, browser):
     assert sum(p["points"].count(2) for p in lines) >= 3
     assert all(w > 0 or h > 0 for p in lines for w, h, _, _ in p["polylines"])
 
-    for run_page in sorted((site / "runs").glob("*.html")):
-        _open(browser, run_page)
+    for run_id in _run_ids(site):
+        _open_run(browser, site, run_id)
         (p,) = browser.js(PLOTS_JS, "figure svg")
         assert p["w"] > 100 and p["h"] > 100
         assert p["polylines"] and len(p["circles"]) >= 2 and max(p["points"]) == 2
@@ -352,9 +379,9 @@ def test_html_in_a_row_label_stays_text(site, browser):
                           " function (t) { return t.textContent; }).join('\\n')")
     assert EVIL in svg_text
     # the run page of that row names it in its heading, as text
-    for run_page in sorted((site / "runs").glob("*.html")):
-        entries = _open(browser, run_page)
-        if EVIL in browser.js("return document.querySelector('body > h1').textContent"):
+    for run_id in _run_ids(site):
+        entries = _open_run(browser, site, run_id)
+        if EVIL in browser.js("return document.querySelector('#run h1').textContent"):
             time.sleep(0.2)
             assert _dialogs(entries) == [] and browser.alert_text() is None
             assert _problems(entries) == []
@@ -423,9 +450,14 @@ def _assert_readable(layout: dict, name: str):
 
 def test_small_site_readable_at_1400(site, browser):
     assert browser.js("return window.innerWidth") == WIDTH
-    for page in [site / "index.html", site / "suite-browser.html", *sorted((site / "runs").glob("*.html"))]:
+    for page in [site / "index.html", site / "suite-browser.html"]:
         layout = _layout(browser, page)
         _assert_readable(layout, page.name)
+        assert layout["tables"] >= 1
+    for run_id in _run_ids(site):
+        assert _problems(_open_run(browser, site, run_id)) == []
+        layout = browser.js(LAYOUT_JS)
+        _assert_readable(layout, run_id)
         assert layout["tables"] >= 1
     # the index answers at a glance: the family × suite summary and the claims board
     _open(browser, site / "index.html")

@@ -51,13 +51,13 @@ def test_rebuild_deletes_only_what_it_wrote(tmp_path, capsys):
     suites, results, paths = _site_inputs(tmp_path)
     site = tmp_path / "site"
     assert _report(tmp_path, results, suites, site, capsys)[0] == 0
-    own = sorted((site / "runs").glob("*.html"))
+    own = sorted((site / "runs").glob("*.json"))  # each run's data (run.html draws it)
     (site / "runs" / "user.html").write_text("mine")
     (site / "data" / "user.csv").write_text("mine")
     (site / "extra.html").write_text("mine")
     (site / "runs" / "sub").mkdir()
     (site / "runs" / "sub" / "f").write_text("mine")
-    paths[0].unlink()  # its run page goes
+    paths[0].unlink()  # its run data goes
     assert _report(tmp_path, results, suites, site, capsys)[0] == 0
     for rel in ("runs/user.html", "data/user.csv", "extra.html", "runs/sub/f"):
         assert (site / rel).read_text() == "mine", rel
@@ -91,13 +91,14 @@ def test_a_linked_page_is_replaced_not_written_through(tmp_path, capsys):
     assert _report(tmp_path, results, suites, site, capsys)[0] == 0
     outside = tmp_path / "outside.html"
     outside.write_text("keep")
-    page = next((site / "runs").glob("*.html"))
-    for p in (site / "index.html", page):
+    data, shard = next((site / "runs").glob("*.json")), next((site / "runs").glob("*.js"))  # a run's data files
+    for p in (site / "index.html", data, shard):
         p.unlink()
         p.symlink_to(outside)
     assert _report(tmp_path, results, suites, site, capsys)[0] == 0
     assert outside.read_text() == "keep"
-    assert not (site / "index.html").is_symlink() and not page.is_symlink() and page.stat().st_size > 100
+    for p in (site / "index.html", data, shard):
+        assert not p.is_symlink() and p.stat().st_size > 100, p
 
 
 def test_the_committed_site_carries_the_marker():

@@ -279,7 +279,17 @@ def test_stale_records_are_flagged_listed_and_left_out_and_downloads_carry_inter
     out = capsys.readouterr().out
     stale_lines = [line for line in out.splitlines() if line.startswith("stale ")]
     assert len(stale_lines) == 1 and stale_id in stale_lines[0] and "superseded by the current suite" in stale_lines[0]
-    assert "superseded by the current suite" in (site / "runs" / f"{stale_id}.html").read_text()
+    # its run page (drawn from its shard) flags it and names the run-affecting field that changed
+    from bench.report.runpage import read_shard, shard_of
+
+    run = read_shard((site / "runs" / f"{shard_of(stale_id)}.js").read_text())["runs"][stale_id]
+    assert run["page"]["stale"] is True and run["record"]["metrics"]["top1"] == 11.0
+    change = run["page"]["change"]
+    assert change["stale"] and {"field": "layer.options.retired_option", "then": 1, "now": None} in change["diff"]
+    assert [d["field"] for d in change["diff"]] == ["layer.options.retired_option"]
+    fresh = next(r for r in recs if r["label"] == old["label"] and r["spec"]["seed"] == old["spec"]["seed"])
+    assert read_shard((site / "runs" / f"{shard_of(fresh['id'])}.js").read_text())["runs"][fresh["id"]]["page"][
+        "stale"] is False
     page = (site / "suite-ver.html").read_text()
     assert "Superseded records" in page and stale_id in page
     assert 'class="badge dev"' in page and "data-reencoded" in page and "one-epoch cosine" in page

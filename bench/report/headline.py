@@ -119,11 +119,12 @@ def step_ratios_from(benchmarks: list[dict]) -> dict:
     return {k: v / base for k, v in times.items() if _num(v) and _num(base) and base > 0}
 
 
-def overview_points(head: dict) -> list[dict]:
-    """Points for the overview plot: Δ top-1 against the training-time ratio, one per measured family."""
-    points = [{"x": r["time"], "y": r["delta"], "label": r["label"], "key": r["label"],
+def overview_points(head: dict, x: str = "time") -> list[dict]:
+    """Points for the overview plot: Δ top-1 against the training-time ratio (``x="time"``) or the MAC ratio
+    (``x="macs"``) to conv, one per measured family."""
+    points = [{"x": r[x], "y": r["delta"], "label": r["label"], "key": r["label"],
                "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None}
-              for r in head["rows"] if r["delta"] is not None and _num(r["time"])]
+              for r in head["rows"] if r["delta"] is not None and _num(r[x])]
     if points:  # the baseline itself, at Δ 0 and time × 1, as the reference every other point is read against
         points.insert(0, {"x": 1.0, "y": 0.0, "label": "conv (baseline)", "key": "conv", "yerr": None})
     return points

@@ -28,6 +28,7 @@ class Site:
         self.root = Path(root)
         self.previous = claim(self.root)
         self.written: set[str] = set()
+        self._folders: set[str] = set()  # folders already checked by path() in this build
         self._mark(self.previous)  # owned from now on: a build that stops half-way leaves a folder it may reuse
 
     def path(self, rel: str) -> Path:
@@ -35,6 +36,9 @@ class Site:
         parts = Path(rel).parts
         if not parts or Path(rel).is_absolute() or ".." in parts or parts[0] == MARKER:
             raise SpecError(self.root, rel, "not a path inside the site")
+        parent = str(Path(*parts[:-1])) if len(parts) > 1 else ""
+        if parent in self._folders:
+            return self.root / rel
         folder = self.root
         for part in parts[:-1]:
             folder = folder / part
@@ -49,6 +53,7 @@ class Site:
                                 "through links")
             if not stat.S_ISDIR(st.st_mode):
                 raise SpecError(self.root, str(folder.relative_to(self.root)), "is a file, not a folder")
+        self._folders.add(parent)
         return self.root / rel
 
     def write(self, rel: str, data: bytes | str) -> Path:
@@ -57,6 +62,39 @@ class Site:
         write_bytes_atomic(target, data.encode() if isinstance(data, str) else data, durable=False)
         self.written.add(rel)
         return target
+
+    def write_if_changed(self, rel: str, data: bytes | str) -> bool:
+        """List ``rel`` and write it unless it already is a plain file with exactly these bytes (then it is not
+        touched: its mtime stays). A new file is created exclusively (``O_EXCL``: never through a link, never
+        over another file), an existing one replaced atomically as :meth:`write` does. True if written."""
+        blob = data.encode() if isinstance(data, str) else data
+        target = self.path(rel)
+        self.written.add(rel)
+        try:
+            fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except FileExistsError:  # made meanwhile, or a link: replaced atomically
+                self.write(rel, blob)
+                return True
+            try:
+                os.fchmod(fd, 0o644)  # whatever the umask: site files are world-readable
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            return True
+        except OSError:  # a link (ELOOP) or unreadable: replaced atomically
+            self.write(rel, blob)
+            return True
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            same = stat.S_ISREG(st.st_mode) and st.st_size == len(blob) and f.read() == blob
+        if not same:
+            self.write(rel, blob)
+        return not same
 
     def keep(self, rel: str) -> bool:
         """List ``rel``, left as it is, if it is a plain file of the site (not a link); False otherwise."""

@@ -1,4 +1,5 @@
-"""Tables → static site: ``site/index.html``, one page per suite, one page per run, CSV/JSON downloads.
+"""Tables → static site: ``site/index.html``, one page per suite, one page that draws any run from its record
+(:mod:`bench.report.runpage`), CSV/JSON downloads.
 Works opened straight from disk (no CDN, no server); every text from a suite or record is escaped."""
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from bench.errors import BenchError
 from bench.records import json_bytes, load_records
 from bench.report import svg
 from bench.report.headline import HEADLINE_SUITE, headline, overview_points, step_ratios_from
+from bench.report.mdtext import md_inline
 from bench.report.owned import Site
+from bench.report.runpage import SHARD_DIGITS, run_href, write_run_data
 from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
 from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
 
@@ -47,7 +50,7 @@ def _env(documents: dict | None = None) -> jinja2.Environment:
     env.filters["chips"] = deviation_chips
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.filters["opts"] = options_text
-    env.filters["md"] = inline_code
+    env.filters["md"] = md_inline
     env.globals["DOCUMENTS"] = documents or {}
     env.globals["VERDICTS"] = VERDICTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES
@@ -77,14 +80,6 @@ def _si(v, unit: str = ""):
         if abs(v) >= div:
             return f"{v / div:.3g}\u00a0{suf}{unit}"
     return f"{v:.3g}" + (f"\u00a0{unit}" if unit else "")
-
-
-def inline_code(text) -> Markup:
-    """A note's Markdown code spans (`bench run`) as <code>, everything else escaped text (no other markup)."""
-    import re
-    from markupsafe import escape
-
-    return Markup(re.sub(r"`([^`\n]+)`", lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
 
 
 def options_text(options) -> str:
@@ -151,8 +146,9 @@ def _board_view(board, records_by_id: dict) -> dict:
     for r in rows:
         opts = json.loads(r["backbone_options"])
         r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
-        r["display"] = f"{r['title']} ({r['backbone']}" + (
-            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "") + ")"
+        r["network"] = r["backbone"] + (
+            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "")
+        r["display"] = f"{r['title']} ({r['network']})"
         r["refs"] = [ref for ref in refs_by_row.get(r["label"], [])
                      if not ref.get("backbone") or ref["backbone"] == r["backbone"]]
         r["options_text"] = options_text(opts)
@@ -167,13 +163,15 @@ def _board_view(board, records_by_id: dict) -> dict:
     scatter_macs = svg.scatter(points, "MACs per image (fvcore, log scale)", primary[1] if primary else "",
                                title="accuracy vs MACs") if primary else ""
     pareto_time = pareto_macs = ""
+    # one Pareto front per network; where several networks share the plot, each label names its network
+    several = len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1
     if primary:
-        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["title"], "key": r["family"]}
-               for r in rows]
+        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["display"] if several else r["title"],
+                "key": r["family"], "group": r["network"]} for r in rows]
         pareto_time = svg.scatter(pts, "training time (s, log scale)", primary[1], title="accuracy vs time",
                                   frontier=True)
-        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["title"], "key": r["family"]}
-               for r in rows]
+        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["display"] if several else r["title"],
+                "key": r["family"], "group": r["network"]} for r in rows]
         pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × training-mode forward MACs × images seen, log scale)",
                                   primary[1], title="accuracy vs training MACs", frontier=True)
     # per-epoch curves (first ok seed of each row) and any task curves
@@ -242,7 +240,8 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
     # a downloaded CSV stands alone: each row names its suite, setting, epochs and device, the document's value,
     # Δ = measured − document and the verdict with its reason (one entry per document number, "; "-joined)
     df.insert(0, "suite", board.suite)
-    df["setting"] = board.setting_tag
+    df["setting"] = board.setting
+    df["tier"] = board.setting_tag.split(": ", 1)[1] if board.setting_tag.startswith("shortened: ") else ""
     df["epochs"] = board.protocol.get("epochs")
     df["device"] = board.device or "; ".join(board.devices)
     for col, key, fmt in (("document_value", "value", "g"), ("delta_measured_minus_document", "diff", "+.3f"),
@@ -259,9 +258,20 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
                 df[c] = df[c].round(3 if c.startswith("m:") else 1 if c == "throughput" else 2)
     csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
     site.write(csv_rel, df.to_csv(index=False))
+    # the JSON's rows are the CSV's (same columns, same rounding), each document number also as a list entry
+    per_ref = [[{"document": x.get("document"), "where": x.get("where"), "metric": x.get("metric"),
+                 "document_value": x.get("value"),
+                 "delta_measured_minus_document": round(x["diff"], 3) if _isnum(x.get("diff")) else None,
+                 "verdict": x.get("verdict"), "verdict_reason": x.get("verdict_detail")} for x in refs.get(k, [])]
+               for k in keys]
+    json_rows = [dict({c: (None if v is pd.NA or (isinstance(v, float) and not math.isfinite(v)) else v)
+                       for c, v in zip(df.columns, vals)}, references=ref)
+                 for vals, ref in zip(df.astype(object).to_numpy().tolist(), per_ref)]
     payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
                "overrides": board.overrides, "devices": board.devices,
-               "rows": _clean([{c: r.get(c) for c in cols} for r in board.records]),
+               "columns": {"delta_measured_minus_document": "Δ = measured − document (points)",
+                           "setting": "document / shared / shortened", "tier": "the declared tier, if shortened"},
+               "rows": _clean(json_rows),
                "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
                "claims": _clean(board.claims)}
     site.write(json_rel, json_bytes(payload))
@@ -330,6 +340,7 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     head = headline(suite_views, suites, step_ratios_from(benchmarks))
     if head:
         head["plot"] = Markup(overview_plot(head))
+        head["plot_macs"] = Markup(overview_plot(head, "macs"))
     board = scoreboard(verdict_rows, documents, document_costs(verdict_rows, suites, records))
     ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families,
            "problems": problems, "benchmarks": benchmarks, "n_records": len(records),
@@ -350,13 +361,12 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
             extra = {"headline": head, "search": _search_plot(benchmarks)}
         html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
                                                      summary=summ, views=views, **extra,
-                                                     stale=[dict(id=i, line=line, page=f"runs/{_slug(i)}.html")
+                                                     stale=[dict(id=i, line=line, page=run_href(i))
                                                             for i, line in sorted(stale.items())
                                                             if by_id[i]["suite"]["name"] == summ["name"]],
                                                      references_unmatched=_unmatched_refs(s, views))
         site.write(summ["page"], html)
         pages += 1
-    renderer = _renderer_key()
     metric_names = {}  # per task: metric key → its display name (the leaderboard's column labels)
     for task in {rec.get("task") for rec in records}:
         try:
@@ -366,69 +376,18 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     for rec in records:
         try:
             _copy_artifacts(rec, results, site)
-            _run_page(env, rec, site, f"runs/{_slug(rec['id'])}.html", renderer,
-                      metric_names.get(rec.get("task"), {}))
         except BenchError:
             raise  # the site itself refuses (a link inside it): not one record's problem
-        except Exception as exc:  # one record that cannot be rendered is named and skipped, never fatal
-            problems.append((rec.get("_path", rec.get("id")), f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
-            continue
-        pages += 1
+        except Exception as exc:  # one record whose artifacts cannot be copied is named; its run still shows
+            problems.append((rec.get("_path", rec.get("id")), f"cannot copy artifacts ({type(exc).__name__}: "
+                                                              f"{str(exc)[:100]})"))
+    write_run_data(site, records, suites, metric_names, _slug)
+    site.write("run.html", env.get_template("run.html").render(title="convbench: run", depth="", page="run",
+                                                               shard_digits=SHARD_DIGITS))
+    pages += 1
     site.finish()  # files of the last build not written now (pages of records that are gone) go; nothing else
     return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
             "stale": sorted(stale.values())}
-
-
-_KEY_LINE = "<!-- page key {} -->\n"
-
-
-def _renderer_key() -> str:
-    """Checksum of everything besides its record that a run page's bytes depend on: the report's code, its
-    templates, the record loader (upgrades), the jinja2 version and markupsafe's code. Contents, not mtimes, so a
-    fresh clone computes the same key as the checkout that built the committed site."""
-    import markupsafe
-
-    here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + sorted((here / "templates").glob("*.html")) + [here.parent / "records.py"]
-    h = hashlib.sha256(jinja2.__version__.encode())
-    for f in files + [Path(markupsafe.__file__)]:  # (markupsafe.__version__ is deprecated: its code instead)
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:32]
-
-
-def _run_page(env: jinja2.Environment, rec: dict, site: Site, rel: str, renderer: str,
-              metric_names: dict | None = None) -> None:
-    """Write one run's page, or keep the page already there when it was rendered from the same record file
-    (content checksum from load_records), the same copied artifacts and the same renderer: rendering the run
-    pages was a fifth of a report's own time, and most reports change few records. The key is the page's last
-    line."""
-    arts = [a.get("site_path") for a in rec.get("artifacts") or []]
-    blob = json.dumps([renderer, rec.get("_digest"), rec.get("_path"), arts, bool(rec.get("_stale")),
-                       rec.get("_suite_sha_now")], default=str)
-    key = _KEY_LINE.format(hashlib.sha256(blob.encode()).hexdigest()[:32])
-    page = site.path(rel)
-    if rec.get("_digest") and not page.is_symlink():
-        try:
-            with open(page, "rb") as fh:
-                fh.seek(-len(key), os.SEEK_END)
-                if fh.read() == key.encode() and site.keep(rel):
-                    return
-        except OSError:
-            pass
-    layer = rec.get("spec", {}).get("layer") or {}
-    row = layer.get("display") or rec.get("label") or layer.get("name", "")
-    title = (f"{rec['suite']['name']} · {row} · {rec['spec'].get('backbone', {}).get('name', '')} · "
-             f"seed {rec['spec'].get('seed')} — run {rec['id']}")
-    accs = [h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _isnum(h.get("test_acc"))]
-    html = env.get_template("run.html").render(title=title, depth="../", rec=rec, metric_names=metric_names or {},
-                                               best_acc=max(accs) if accs else None,
-                                               spec_json=json.dumps(rec["spec"], indent=1, sort_keys=True,
-                                                                    default=str),
-                                               env_json=json.dumps(rec.get("env", {}), indent=1,
-                                                                   sort_keys=True, default=str),
-                                               plot=Markup(_run_plot(rec)),
-                                               suite_page=f"suite-{_slug(rec['suite']['name'])}.html")
-    site.write(rel, html.rstrip("\n") + "\n" + key)
 
 
 def _unmatched_refs(suite, views) -> list:
@@ -601,18 +560,24 @@ VERDICT_SHAPES = {"better": ("triangle", False), "worse": ("triangle-down", Fals
                   "no difference shown": ("circle", False), "baseline": ("square", False)}
 
 
-def overview_plot(head: dict) -> str:
-    """Δ top-1 against conv (± half the 95 % interval) by training-time ratio, one labelled point per family;
-    the marker's shape says the verdict (▲ better, ▼ worse, ● no difference shown, ○ too few seeds)."""
+OVERVIEW_X = {"time": ("training time as a multiple of conv's (log scale)", "training-time ratio"),
+              "macs": ("MACs per image as a multiple of conv's (log scale)", "MAC ratio")}
+
+
+def overview_plot(head: dict, x: str = "time") -> str:
+    """Δ top-1 against conv (± half the 95 % interval) by training-time ratio (or MAC ratio: ``x="macs"``), one
+    labelled point per family; the marker's shape says the verdict (▲ better, ▼ worse, ● no difference shown,
+    ○ too few seeds)."""
     verdict_of = {r["label"]: r["verdict"] for r in head["rows"]}
+    xlabel, what = OVERVIEW_X[x]
     pts = []
-    for p in overview_points(head):
+    for p in overview_points(head, x):
         v = "baseline" if p["key"] == "conv" and p["label"].startswith("conv") and p["x"] == 1.0 and p["y"] == 0.0 \
             else verdict_of.get(p["label"], "")
         shape, hollow = VERDICT_SHAPES.get(v, ("circle", True))
         pts.append(dict(p, shape=shape, hollow=hollow, tip=f"{p['label']} ({v or 'no verdict'})"))
-    return svg.scatter(pts, "training time as a multiple of conv's (log scale)", "Δ top-1 = family − conv (points)",
-                       "Δ top-1 against conv by training-time ratio", logx=True, zero_line=True, h=340)
+    return svg.scatter(pts, xlabel, "Δ top-1 = family − conv (points)", f"Δ top-1 against conv by {what}",
+                       logx=True, zero_line=True, h=340)
 
 
 VERDICT_COLORS = {"reproduced": "#1a7f37", "not reproduced": "#c62828", "inconclusive": "#1f5fbf"}
@@ -634,18 +599,6 @@ def verdict_plot(verdict_rows: list[dict]) -> str:
                            f"document {r['value']:g}, Δ = measured − document {r['measured'] - r['value']:+.2f}"})
     return svg.scatter(pts, "document's value", "measured (mean of seeds)", "measured against the document's value",
                        logx=False, diagonal=True, w=560, h=420)
-
-
-def _run_plot(rec: dict) -> str:
-    hist = rec.get("history") or []
-    if not hist or "test_acc" not in hist[0]:
-        return ""
-    series = [{"label": "test accuracy", "key": "test", "x": [h["epoch"] for h in hist],
-               "y": [h.get("test_acc") for h in hist]}]
-    if "train_acc" in hist[0]:
-        series.append({"label": "train accuracy", "key": "train", "x": [h["epoch"] for h in hist],
-                       "y": [h.get("train_acc") for h in hist]})
-    return svg.lines(series, "epoch", "accuracy (%)")
 
 
 ARTIFACT_MAX_BYTES = 64 << 20
@@ -786,9 +739,17 @@ def family_summary(suite_views: dict) -> dict:
                         "tone": tone, "rows": len(frows), "fmt": fmt,
                         "macs": _ratio(best.get("macs"), conv.get("macs")),
                         "time": _ratio(best.get("train_s"), conv.get("train_s"))}
+    # a column where no family but conv has a measured cell compares nothing: collapsed to a count (an expander
+    # lists them), and a family left without any cell goes with it
+    def compares(c):
+        return any(fam != "conv" and (cells.get((fam, c["id"])) or {}).get("state") == "ok" for fam in families)
+
+    conv_only = [c for c in columns if not compares(c)]
+    columns = [c for c in columns if compares(c)]
     fam_order = sorted(families, key=lambda f: (f != "conv", f))
     rows = [{"family": f, "cells": [cells.get((f, c["id"])) for c in columns]} for f in fam_order]
-    return {"columns": columns, "rows": rows, "no_conv": no_conv}
+    rows = [r for r in rows if any(cell is not None for cell in r["cells"])]
+    return {"columns": columns, "rows": rows, "no_conv": no_conv, "conv_only": conv_only}
 
 
 # what each data set needs before a suite on it can run: (what to put where, training images) — None: ships

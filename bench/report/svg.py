@@ -228,6 +228,13 @@ def _positive(v) -> bool:
     return _finite(v) and v >= 1 / PLOT_MAX
 
 
+def statement(title: str, lines: list[str], why: str = "one point only: nothing to compare it with") -> str:
+    """What a plot with a single point (or a curve at a single x) would show, as a short labelled list."""
+    items = "".join(f"<li>{escape(t)}</li>" for t in lines)
+    return (f'<div class="plot-statement" role="note"><b>{escape(title)}</b> <span class="muted">({escape(why)})'
+            f'</span><ul>{items}</ul></div>')
+
+
 def _svg(parts: list[str], w: int, h: int, title: str) -> str:
     # scales to its container (width 100 %, at most its drawn size), keeping its aspect ratio
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" '
@@ -246,18 +253,28 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx:
            if (_positive(p.get("x")) if logx else _finite(p.get("x"))) and _finite(p.get("y"))]
     if not pts:
         return ""
+    if len(pts) == 1:  # one point has nothing to be compared with: said in words, not drawn on empty axes
+        p = pts[0]
+        return statement(title or f"{ylabel} vs {xlabel}",
+                         [f"{p['label']}: {ylabel} {p['y']:.4g} at {xlabel} {_fmt_tick(p['x'])}"])
     fr = _Frame([p["x"] for p in pts], [p["y"] - (p.get("yerr") or 0) for p in pts] +
                 [p["y"] + (p.get("yerr") or 0) for p in pts], logx, False, w, h)
     parts = fr.axes(xlabel, ylabel)
-    if frontier:
-        best, front = -math.inf, []
-        for p in sorted(pts, key=lambda p: (p["x"], -p["y"])):
-            if p["y"] > best:
-                front.append(p)
-                best = p["y"]
-        if len(front) > 1:
-            d = " ".join(f"{fr.px(p['x']):.1f},{fr.py(p['y']):.1f}" for p in front)
-            parts.append(f'<polyline points="{d}" fill="none" stroke="#aaa" stroke-dasharray="4 3"/>')
+    if frontier:  # one front per group (a backbone): a front never joins points of different networks
+        groups: dict = {}
+        for p in pts:
+            groups.setdefault(p.get("group"), []).append(p)
+        for group, members in groups.items():
+            best, front = -math.inf, []
+            for p in sorted(members, key=lambda p: (p["x"], -p["y"])):
+                if p["y"] > best:
+                    front.append(p)
+                    best = p["y"]
+            if len(front) > 1:
+                d = " ".join(f"{fr.px(p['x']):.1f},{fr.py(p['y']):.1f}" for p in front)
+                name = f"<title>Pareto front{' of ' + escape(str(group)) if group else ''}</title>"
+                parts.append(f'<polyline class="front" points="{d}" fill="none" stroke="#aaa" '
+                             f'stroke-dasharray="4 3">{name}</polyline>')
     if diagonal:  # y = x across the part of the frame where both axes overlap
         lo, hi = max(fr.x0, fr.y0), min(fr.x1, fr.y1)
         if lo < hi:
@@ -337,6 +354,10 @@ def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: b
     series = [s for s in series if s["x"]]
     if not series:
         return ""
+    if all(len(set(s["x"])) == 1 for s in series):  # a "curve" at one x (a 1-epoch run): its values in words
+        return statement(title or f"{ylabel} by {xlabel}",
+                         [f"{s['label']}: {ylabel} {s['y'][-1]:.4g} at {xlabel} {_fmt_tick(s['x'][-1])}"
+                          for s in series], "one " + xlabel + " only: no curve to draw")
     xs = [x for s in series for x in s["x"]]
     ys = [y for s in series for y in s["y"] if y is not None]
     legend_h = 16 * len(series)

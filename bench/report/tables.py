@@ -307,36 +307,47 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
     """{record id: one line} for records whose run id the current suite file no longer produces (a family
     option added with a default, a row relabelled, a protocol changed): expanded again with the record's own
     seed and overrides, plain or under each declared tier. Records of suites that are not loaded are left
-    alone (nothing to compare with)."""
-    from bench.errors import BenchError
+    alone (nothing to compare with).
 
-    wanted: dict[tuple, set] = {}
-    for r in records:
-        spec = r.get("spec") or {}
-        name = (r.get("suite") or {}).get("name")
-        if name in suites:
-            key = (name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
-            wanted.setdefault(key, set()).add(int(spec.get("seed", 0)))
-    produced: dict[tuple, set] = {}
-    for (name, ov_json), seeds in wanted.items():
-        suite, ov = suites[name], json.loads(ov_json)
-        ids: set = set()
-        for tier in [None] + [t["name"] for t in getattr(suite, "tiers", None) or []]:
-            try:
-                ids |= {s.id for s in suite.expand(overrides=ov, seeds=sorted(seeds), tier=tier)}
-            except (BenchError, KeyError, TypeError):
-                continue
-        produced[(name, ov_json)] = ids
+    A suite's expansion differs from seed to seed only in the ``seed`` field, so each (suite, overrides, tier)
+    is expanded once (for one seed) and a record's id is checked against the specs of its family and backbone
+    with its seed put in: the work grows with the records, not with records × rows × seeds."""
+    from bench.errors import BenchError
+    from bench.identity import run_id
+
+    # (suite, overrides json) -> {(family, backbone name): [spec dicts]}: keyed by what a row's id cannot lose
+    # (a relabelled row keeps its id, so the label is not part of the key)
+    rows_of: dict[tuple, dict | None] = {}
+
+    def row_specs(name: str, ov_json: str) -> dict | None:
+        key = (name, ov_json)
+        if key not in rows_of:
+            suite, ov = suites[name], json.loads(ov_json)
+            found: dict[tuple, list] = {}
+            for tier in [None] + [t["name"] for t in getattr(suite, "tiers", None) or []]:
+                try:
+                    specs = suite.expand(overrides=ov, seeds=[0], tier=tier)
+                except (BenchError, KeyError, TypeError):
+                    continue
+                for sp in specs:
+                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(sp.to_dict())
+            rows_of[key] = found
+        return rows_of[key]
+
     from bench.layers import LAYERS
 
     out = {}
     for r in records:
         spec = r.get("spec") or {}
         name = (r.get("suite") or {}).get("name")
-        key = (name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
+        if name not in suites:
+            continue
         if (spec.get("layer") or {}).get("name") not in LAYERS:
             continue  # a plug-in family not loaded for this report (bench report --layers FILE): unknown, not stale
-        if key in produced and r["id"] not in produced[key]:
+        found = row_specs(name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
+        seed = int(spec.get("seed", 0))
+        candidates = found.get((spec["layer"].get("name"), (spec.get("backbone") or {}).get("name")), [])
+        if not any(run_id(dict(c, seed=seed)) == r["id"] for c in candidates):
             out[r["id"]] = (f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
                             f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
                             f"run another id)")

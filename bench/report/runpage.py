@@ -1,0 +1,140 @@
+"""Run pages (issue 20 item 6): one static ``run.html`` draws any run from its record in the browser.
+
+Rendering one HTML page per run was 61 % of a 10,000-record report, so the site now carries each run's data,
+not a page per run:
+
+- ``runs/<id>.json``: the run's record as loaded (the no-JavaScript view; every suite page links it inside a
+  ``<noscript>``), written only when its bytes changed, so a report over an existing site leaves unchanged
+  records' files alone;
+- ``runs/<first two hex digits of the id>.js``: a shard, ``convbenchRuns({...})`` holding the records of the
+  ids that start with those digits, each with what the page says about it besides the record (its title, its
+  suite page, whether the current suite file supersedes it, and how the suite file changed since it ran);
+  a ``<script>`` can load it from a page opened straight from disk, where ``fetch`` of a local file cannot;
+- ``run.html#<id>``: the page; its script loads the id's shard and draws the run with ``textContent`` only
+  (no record text is ever parsed as markup).
+
+Every number the page shows comes from the record in the shard.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from bench.identity import identity
+
+SHARD_DIGITS = 2  # 256 shards: about 40 records each at 10,000 records
+
+
+def run_href(run_id: str) -> str:
+    """The site-relative link to a run's page."""
+    return f"run.html#{run_id}"
+
+
+def data_href(run_id: str) -> str:
+    """The site-relative link to a run's raw record (what the page draws)."""
+    return f"runs/{run_id}.json"
+
+
+def shard_of(run_id: str) -> str:
+    return run_id[:SHARD_DIGITS]
+
+
+def run_title(rec: dict) -> str:
+    """``suite · row · backbone · seed N — run <id>``: what a run is, before its hash."""
+    spec = rec.get("spec") or {}
+    layer = spec.get("layer") or {}
+    row = layer.get("display") or rec.get("label") or layer.get("name", "")
+    return (f"{rec['suite']['name']} · {row} · {(spec.get('backbone') or {}).get('name', '')} · "
+            f"seed {spec.get('seed')} — run {rec['id']}")
+
+
+def _flat(value, prefix: str = "") -> dict:
+    """A nested mapping as {dotted path: leaf value} (an empty mapping has no leaves: absent)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def identity_diff(old_spec: dict, new_spec: dict) -> list[dict]:
+    """The run-affecting fields (those the run id hashes) that differ between two specs: dotted path, the
+    value when the run was made and the value the current suite file gives (None: absent)."""
+    a, b = _flat(identity(old_spec)), _flat(identity(new_spec))
+    return [{"field": k, "then": a.get(k), "now": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def suite_change(rec: dict, suite, cache: dict) -> dict | None:
+    """How the suite file changed since ``rec`` ran, or None when it has not (same sha256) or is not loaded:
+    ``{"sha_now", "stale", "diff"}``. A run the current file still produces changed in no run-affecting field
+    (``diff`` empty); for a superseded one ``diff`` lists the fields, against the current file's run of the
+    same row and seed (under the record's overrides; ``row_gone`` when the file has no such row any more)."""
+    then = (rec.get("suite") or {}).get("sha256")
+    if suite is None or not then or suite.sha256 == then:
+        return None
+    out = {"sha_now": suite.sha256, "stale": bool(rec.get("_stale")), "diff": [], "row_gone": False}
+    if not rec.get("_stale"):
+        return out
+    spec = rec.get("spec") or {}
+    key = (suite.name, int(spec.get("seed", 0)), json.dumps(spec.get("overrides") or {}, sort_keys=True))
+    if key not in cache:
+        try:
+            cache[key] = [s.to_dict() for s in suite.expand(overrides=json.loads(key[2]), seeds=[key[1]])]
+        except Exception:  # a suite this report cannot expand (a plug-in it does not load): no diff to show
+            cache[key] = []
+    same = [s for s in cache[key] if (s.get("layer") or {}).get("label") == rec.get("label")
+            and (s.get("backbone") or {}).get("name") == (spec.get("backbone") or {}).get("name")]
+    if not same:
+        out["row_gone"] = True
+        return out
+    # several option sets of one backbone: the one that differs least
+    out["diff"] = min((identity_diff(spec, s) for s in same), key=len)
+    return out
+
+
+def _public(rec: dict) -> dict:
+    """The record as loaded, without the report's own ``_`` keys (the artifacts' site paths stay: the page
+    shows the copied images)."""
+    return {k: v for k, v in rec.items() if not k.startswith("_")}
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=str)
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, slug) -> int:
+    """Write every record's ``runs/<id>.json`` (when changed) and the shards; returns the number of runs.
+    ``metric_names``: per task, metric key → display name; ``slug``: the suite page's file-name rule."""
+    shards: dict[str, list[str]] = {}
+    cache: dict = {}
+    tasks_seen: set = set()
+    for rec in records:
+        rid = rec["id"]
+        blob = _dumps(_public(rec))
+        site.write_if_changed(data_href(rid), blob + "\n")
+        accs = [h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict)
+                and _finite(h.get("test_acc"))]
+        page = {"title": run_title(rec), "suite_page": f"suite-{slug(rec['suite']['name'])}.html",
+                "stale": bool(rec.get("_stale")), "best_acc": max(accs) if accs else None,
+                "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache)}
+        tasks_seen.add(rec.get("task"))
+        shards.setdefault(shard_of(rid), []).append(f"{json.dumps(rid)}:{{\"record\":{blob},\"page\":{_dumps(page)}}}")
+    names = _dumps({str(t): metric_names.get(t, {}) for t in sorted(tasks_seen, key=str)})
+    for shard, entries in sorted(shards.items()):
+        site.write_if_changed(f"runs/{shard}.js", "convbenchRuns({\"metric_names\":" + names + ",\"runs\":{"
+                              + ",".join(entries) + "}});\n")
+    return len(records)
+
+
+def read_shard(text: str) -> dict:
+    """A shard's data (``convbenchRuns({...});``) as a mapping: for tools and tests."""
+    head, tail = "convbenchRuns(", ");\n"
+    if not (text.startswith(head) and text.endswith(tail)):
+        raise ValueError("not a run-data shard")
+    return json.loads(text[len(head):-len(tail)])
