@@ -95,9 +95,6 @@ def test_bench_report_imports_no_torch(tmp_path):
                      "--site", str(tmp_path / "site")], tmp_path / "cache")
     assert out["rc"] == 0 and out["foreign"] == []
     assert (tmp_path / "site" / "index.html").is_file()
-    if out["torch"]:
-        pytest.xfail("bench/report/site.py and bench/report/tables.py still import bench.layers and bench.tasks "
-                     "(the report rewrite reads bench.catalog.catalog() instead)")
     assert out == {"rc": 0, **LIGHT}
 
 

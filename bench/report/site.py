@@ -279,8 +279,9 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
 
 
 def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path) -> dict:
-    from bench.layers import LAYERS
-    from bench.tasks import TASKS
+    from bench.catalog import catalog  # registry metadata without torch
+
+    LAYERS, TASKS = catalog().layers, catalog().tasks
 
     results = Path(results)
     site = Site(site_dir)  # refuses a foreign folder before anything is read or written

@@ -334,8 +334,9 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
             rows_of[key] = found
         return rows_of[key]
 
-    from bench.layers import LAYERS
+    from bench.catalog import catalog
 
+    LAYERS = catalog().layers
     out = {}
     for r in records:
         spec = r.get("spec") or {}
