@@ -243,25 +243,26 @@ def cmd_run(args) -> int:
     device = parse_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    ctx = RunContext(device=device, allow_download=args.allow_download, progress=not args.no_progress)
     # command-line choices that do not change what a run computes (so not in its id), kept in every record
-    ctx.extra["invocation"] = {"seeds": args.seeds, "device": args.device, "only": args.only or None,
-                               "backbone": args.backbone or None, "threads": args.threads,
-                               "data_root": args.data_root, "force": args.force}
+    invocation = {"seeds": args.seeds, "device": args.device, "only": args.only or None,
+                  "backbone": args.backbone or None, "threads": args.threads,
+                  "data_root": args.data_root, "force": args.force}
     if args.tier:
-        ctx.extra["invocation"]["tier"] = args.tier
+        invocation["tier"] = args.tier
     if args.refresh_data:
         os.environ["BENCH_REFRESH_DATA"] = "1"
     if args.jobs > 1:
-        ctx.extra["invocation"]["jobs"] = args.jobs
+        invocation["jobs"] = args.jobs
     if args.compile:
-        ctx.extra["compile"] = ctx.extra["invocation"]["compile"] = True
+        invocation["compile"] = True
     if args.tune:
-        ctx.extra["tune"] = ctx.extra["invocation"]["tune"] = True
+        invocation["tune"] = True
     # where and how runs were trained (host, pid, shard, executor): in every record's provenance, not its id
     executor = args.executor or ("jobs" if args.jobs > 1 else "local")
-    ctx.extra["provenance"] = {k: v for k, v in {"shard": args.shard, "executor": executor}.items() if v}
-    ctx.extra["wait_elsewhere"] = not args.no_wait
+    provenance = {k: v for k, v in {"shard": args.shard, "executor": executor}.items() if v}
+    ctx = RunContext(device=device, allow_download=args.allow_download, progress=not args.no_progress,
+                     invocation=invocation, provenance=provenance, compile=bool(args.compile),
+                     tune=bool(args.tune), wait_elsewhere=not args.no_wait)
     from bench.locks import clean_stale_tmp
     clean_stale_tmp(args.results, suite.name)
     try:

@@ -37,7 +37,7 @@ def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
         "schema": RECORD_SCHEMA, "id": spec.id, "identity_version": IDENTITY_VERSION, "label": spec.label, "task": spec.task["name"],
         "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
         "spec": spec.to_dict(), "env": environment(ctx.device), "started": started,
-        "invocation": {k: v for k, v in ctx.extra.get("invocation", {}).items() if v not in (None, False)},
+        "invocation": {k: v for k, v in ctx.invocation.items() if v not in (None, False)},
     }
     try:
         result = task.obj(spec, ctx, **spec.task.get("options", {}))

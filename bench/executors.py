@@ -168,11 +168,9 @@ def _ray_task(spec, suite, results: str, setup: dict, policy: Policy, wait: bool
         device = torch.device(setup["device"])
     else:
         device = torch.device("cuda" if torch.cuda.is_available() and setup.get("gpus", 0) > 0 else "cpu")
-    ctx = RunContext(device=device, allow_download=setup.get("allow_download", False), progress=False)
-    ctx.extra.update(setup.get("extra") or {})  # the driver's run options (e.g. --compile)
-    ctx.extra["invocation"] = dict(setup.get("invocation") or {})
-    ctx.extra["results_dir"] = Path(results)
-    ctx.extra["artifact_dir"] = Path(results) / spec.suite / "artifacts" / spec.id
+    ctx = RunContext(device=device, allow_download=setup.get("allow_download", False), progress=False,
+                     invocation=dict(setup.get("invocation") or {}), provenance=dict(setup.get("provenance") or {}),
+                     **(setup.get("options") or {})).for_run(results, spec)  # options: the driver's --compile, --tune
     out = claim_and_run(spec, results, lambda: execute(spec, ctx, suite), policy, wait=wait,
                         provenance={"executor": "ray", **(setup.get("provenance") or {})})
     rec = out.record or {}

@@ -32,6 +32,7 @@ This module imports no torch at import time: the workers import it after setting
 from __future__ import annotations
 
 import collections
+from dataclasses import replace
 import importlib
 import json
 import os
@@ -327,7 +328,9 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
     return {"pids": pids}
 
 
-def _init_worker(threads: int, layer_files: list[str], device: str, allow_download: bool, extra: dict) -> None:
+def _init_worker(threads: int, layer_files: list[str], device: str, allow_download: bool, options: dict) -> None:
+    """A worker's start: its threads, the user's layer files and the one context its runs share (``options``:
+    the driver's RunContext fields invocation, provenance, compile and tune)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     import torch
@@ -338,9 +341,8 @@ def _init_worker(threads: int, layer_files: list[str], device: str, allow_downlo
 
     for f in layer_files:
         LAYERS.load_file(f)
-    ctx = RunContext(device=torch.device(device), allow_download=allow_download, progress=False)
-    ctx.extra.update(extra)
-    _WORKER["ctx"] = ctx
+    _WORKER["ctx"] = RunContext(device=torch.device(device), allow_download=allow_download, progress=False,
+                                **options)
 
 
 def _run_one(run_id: str, blob: bytes) -> dict:
@@ -353,8 +355,7 @@ def _run_one(run_id: str, blob: bytes) -> dict:
     assert spec.id == run_id
     lines: list[str] = []
     t0 = time.monotonic()
-    ctx = _WORKER["ctx"]
-    ctx.extra["wait_elsewhere"] = wait
+    ctx = replace(_WORKER["ctx"], wait_elsewhere=wait)  # this task's choice; the worker's context stays as it was
     counts = run_specs(suite, [spec], results, ctx, log=lines.append, policy=policy)
     summary = ""
     path = record_path(results, spec)
@@ -415,10 +416,9 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
 
     total = threads or torch.get_num_threads()
     processes, per_job, warning = plan(jobs, len(todo) + len(held), total, cpu_cores(), oversubscribe)
-    extra = {k: v for k, v in ctx.extra.items() if k in ("invocation", "compile", "tune")}
-    extra["provenance"] = provenance
+    options = {"invocation": ctx.invocation, "compile": ctx.compile, "tune": ctx.tune, "provenance": provenance}
     init = (worker[0], (per_job, [str(Path(f).resolve()) for f in layer_files or []], str(ctx.device),
-                        ctx.allow_download, extra))
+                        ctx.allow_download, options))
     bar = None
     if ctx.progress:
         from tqdm import tqdm
@@ -462,7 +462,7 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
     def on_lost(run_id, why):
         spec = by_id[run_id]
         msg = f"worker lost: {why}, twice (the run was retried once in a fresh worker)"
-        rec = failed_record(spec, suite, ctx.device, msg, ctx.extra.get("invocation"))
+        rec = failed_record(spec, suite, ctx.device, msg, ctx.invocation)
         out = claim_and_run(spec, results, lambda: rec, policy, wait=True, provenance=provenance)
         if out.status == "ran":
             counts["ran"] += 1
@@ -504,4 +504,4 @@ def run_jobs_launch(launch) -> dict:
     return run_jobs(launch.suite, launch.specs, launch.results, launch.ctx, launch.jobs, threads=launch.threads,
                     layer_files=launch.layer_files, force=launch.force, retry_failed=launch.retry_failed,
                     max_failures=launch.max_failures, no_wait=launch.no_wait, oversubscribe=launch.oversubscribe,
-                    provenance=launch.ctx.extra.get("provenance"))
+                    provenance=launch.ctx.provenance)

@@ -18,11 +18,11 @@ def run_ray_launch(launch: Launch) -> dict:
     gpus = launch.gpus_per_run if launch.gpus_per_run is not None else (1.0 if torch.cuda.is_available() else 0.0)
     if gpus < 0 or launch.cpus_per_run <= 0:
         raise SpecError("command line", "--gpus-per-run/--cpus-per-run", "must be positive")
-    extra = launch.ctx.extra
+    ctx = launch.ctx
     setup = {"layer_files": [str(Path(f).resolve()) for f in launch.layer_files], "threads": launch.threads,
              "device": launch.device, "allow_download": launch.allow_download,
-             "invocation": extra["invocation"], "provenance": extra["provenance"],
-             "extra": {k: v for k, v in extra.items() if k not in ("invocation", "provenance")}}
+             "invocation": ctx.invocation, "provenance": ctx.provenance,
+             "options": {"compile": ctx.compile, "tune": ctx.tune}}
     policy = Policy(force=launch.force, retry_failed=launch.retry_failed).baseline(launch.results, launch.specs)
     return run_ray(launch.suite, launch.specs, launch.results, setup, policy, address=launch.address,
                    cpus_per_run=launch.cpus_per_run, gpus_per_run=gpus, local_cpus=launch.ray_cpus,

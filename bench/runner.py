@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from bench.execute import execute  # noqa: F401  (bench.runner.execute: the single-run path, re-exported)
 from bench.executors import Launch, Policy, claim_and_run, register_executor
 from bench.locks import describe
@@ -25,17 +24,16 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
     # which records count as done, by content; with --force the records there now are noted before anything
     # runs, so a peer's record written meanwhile counts as done (bench.executors.Policy)
     policy = (policy or Policy(force=force, retry_failed=retry_failed)).baseline(results, specs)
-    wait_elsewhere = ctx.extra.get("wait_elsewhere", True)
+    wait_elsewhere = ctx.wait_elsewhere
     queue, busy, waiting = list(specs), [], False
     while queue or (busy and wait_elsewhere and not waiting):
         if not queue:
             queue, busy, waiting = busy, [], True
             log(f"waiting for {len(queue)} run(s) running elsewhere")
         spec = queue.pop(0)
-        ctx.extra["results_dir"] = Path(results)
-        ctx.extra["artifact_dir"] = Path(results) / spec.suite / "artifacts" / spec.id
-        outcome = claim_and_run(spec, results, lambda: execute(spec, ctx, suite), policy, wait=waiting,
-                                provenance=ctx.extra.get("provenance"))
+        run_ctx = ctx.for_run(results, spec)  # this run's folders, in a context of its own (ctx is shared)
+        outcome = claim_and_run(spec, results, lambda: execute(spec, run_ctx, suite), policy, wait=waiting,
+                                provenance=ctx.provenance)
         if outcome.status == "busy":
             busy.append(spec)
             if not wait_elsewhere:

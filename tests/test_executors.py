@@ -28,7 +28,7 @@ def test_bench_run_picks_the_executor_from_the_registry(tmp_path, monkeypatch, c
     assert main(argv) == 0
     jobs, local = seen
     assert jobs.jobs == 2 and jobs.threads == 2 and [s.label for s in jobs.specs] == ["conv"]
-    assert jobs.ctx.extra["provenance"]["executor"] == "jobs" and local.ctx.extra["provenance"]["executor"] == "local"
+    assert jobs.ctx.provenance["executor"] == "jobs" and local.ctx.provenance["executor"] == "local"
     assert isinstance(local.ctx.device, torch.device) and local.jobs == 1
     assert "1 already done" in capsys.readouterr().out
     # 'local' with --jobs N is a contradiction: one line, exit 2

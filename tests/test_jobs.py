@@ -115,7 +115,7 @@ def test_killed_worker_loses_only_its_run_and_pool_goes_on(tmp_path, monkeypatch
     (marks / "plan.json").write_text(json.dumps({by_label["conv"].id: "once", by_label["sep-chans"].id: "always"}))
     results = tmp_path / "results"
     ctx = RunContext(device=torch.device("cpu"), progress=False)
-    ctx.dataset = lambda spec: None  # the fake runs read no data: nothing to decode first
+    monkeypatch.setattr(RunContext, "dataset", lambda self, spec: None)  # fake runs read no data: none decoded
     with within(60, "run_jobs"):
         counts = run_jobs(suite, specs, results, ctx, 2, threads=2, provenance={"shard": "0/1"},
                           worker=("tests._jobworkers:init_jobs", "tests._jobworkers:fake_run"), log=print)

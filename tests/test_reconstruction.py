@@ -139,8 +139,8 @@ def test_task_runs_end_to_end_on_tiny_images(tmp_path, monkeypatch):
                    {**RANDOM, "label": "gaussian", "stem": None},
                    {"epochs": 1, "batch_size": 4, "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
                     "schedule": {"name": "constant"}}, 0, data_root=str(root))
-    ctx = RunContext(torch.device("cpu"), extra={"results_dir": tmp_path / "res",
-                                                 "artifact_dir": tmp_path / "res" / "t" / "artifacts" / "x"})
+    ctx = RunContext(torch.device("cpu"), results_dir=tmp_path / "res",
+                     artifact_dir=tmp_path / "res" / "t" / "artifacts" / "x")
     out = TASKS.get("reconstruction").obj(spec, ctx, networks=2, sweeps=[
         {"option": "channels", "values": [2, 8], "rows": ["gaussian"]}])
     m = out["metrics"]

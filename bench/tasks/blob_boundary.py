@@ -247,11 +247,11 @@ def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=Tru
                "pixel_acc": 100.0 * float(((prob >= 0.5) == test_b.to(device)).float().mean())}
     curves = {"pr": {"x": scores["recall"], "y": scores["precision"], "xlabel": "recall", "ylabel": "precision"}}
     artifacts = []
-    if figure_examples and ctx.extra.get("artifact_dir") is not None:
+    if figure_examples and ctx.artifact_dir is not None:
         k = min(figure_examples, n_test)
-        path = ctx.extra["artifact_dir"] / "blobs.png"
+        path = ctx.artifact_dir / "blobs.png"
         has_pose = _figure(model, test_x[:k].to(device), test_b[:k], prob[:k].cpu(), path)
-        rel = path.relative_to(ctx.extra["results_dir"]) if "results_dir" in ctx.extra else path
+        rel = path.relative_to(ctx.results_dir) if ctx.results_dir is not None else path
         artifacts.append({"path": str(rel), "caption": "Columns: input, gradient magnitude, prediction, "
                           + ("pose θ mod π (first dynamic block), " if has_pose else "") + "target (cf. Figure 10)."})
     return {"metrics": metrics, "history": history, "params": params, "macs": macs,

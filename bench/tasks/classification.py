@@ -72,12 +72,12 @@ def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
         out["autocast"] = "bf16" if uses_amp(spec.protocol, device) else "off"
         if device.type == "cpu":
             out["cpu_native_bf16"] = cpu_has_native_bf16()
-    if ctx.extra.get("compile"):
+    if ctx.compile:
         ok = LAYERS.get(spec.layer["name"]).compile
         out["compile"] = ok is True
         if ok is not True:
             out["compile_skipped"] = str(ok)
-    if ctx.extra.get("tune"):
+    if ctx.tune:
         from bench.speed import choose_speed_paths
 
         batch = data.train_x[:spec.protocol["batch_size"]].to(device)

@@ -32,8 +32,8 @@ frozen random encoder (and decoder, when the backbone's ``decoder`` is ``random`
   x = block number (Conv1 … Conv5).
 * **Artifacts**: PNGs of originals and reconstructions (colour output and the grey, sign-corrected image
   the score is computed on) and, for each sweep, the first test image's reconstruction at every value. They
-  are written under the runner's ``ctx.extra["artifact_dir"]`` (else ``<results_dir>/artifacts/<run id>``,
-  else a temporary folder) and listed with paths relative to ``ctx.extra["results_dir"]``.
+  are written under the run's ``ctx.artifact_dir`` (else ``<results_dir>/artifacts/<run id>``,
+  else a temporary folder) and listed with paths relative to ``ctx.results_dir``.
 """
 from __future__ import annotations
 
@@ -233,8 +233,8 @@ def _grey_view(y01: np.ndarray, inverted: bool) -> np.ndarray:
 
 
 def _artifact_dirs(spec, ctx: RunContext) -> tuple[Path, Path]:
-    results = ctx.extra.get("results_dir")
-    out = ctx.extra.get("artifact_dir")
+    results = ctx.results_dir
+    out = ctx.artifact_dir
     if out is None:
         out = Path(results) / "artifacts" / spec.id if results is not None else \
             Path(tempfile.mkdtemp(prefix="bench-reconstruction-"))
