@@ -10,6 +10,7 @@ record beside the committed record of the same run id (same spec, so the same ru
 
 Pure functions over record dicts; no torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,21 +47,32 @@ def compare(fresh: list[dict], committed: list[dict], metric: str = "top1") -> l
         new = (r.get("metrics") or {}).get(metric) if isinstance(r.get("metrics"), dict) else None
         old_rec = by_id.get(r.get("id"))
         old = (old_rec.get("metrics") or {}).get(metric) if old_rec else None
-        row = {"id": r.get("id"), "label": r.get("label"), "seed": (r.get("spec") or {}).get("seed"),
-               "committed": old if _num(old) else None, "fresh": new if _num(new) else None,
-               "device": device_class(r)[0]}
+        row = {
+            "id": r.get("id"),
+            "label": r.get("label"),
+            "seed": (r.get("spec") or {}).get("seed"),
+            "committed": old if _num(old) else None,
+            "fresh": new if _num(new) else None,
+            "device": device_class(r)[0],
+        }
         if row["fresh"] is None:
             row.update(expect="—", agree=False, why=f"fresh run {r.get('status', 'failed')}")
         elif row["committed"] is None:
             row.update(expect="—", agree=None, why="no committed record of this run")
         elif device_class(r) == device_class(old_rec):
-            row.update(expect="bitwise", agree=new == old,
-                       why="equal" if new == old else f"differs by {new - old:+.4f} on the same device class")
+            row.update(
+                expect="bitwise",
+                agree=new == old,
+                why="equal" if new == old else f"differs by {new - old:+.4f} on the same device class",
+            )
         else:
             vals = seeds.get(row_key(old_rec), [])
             band = max(MIN_BAND, 2 * statistics.stdev(vals)) if len(vals) > 1 else MIN_BAND
-            row.update(expect=f"±{band:.2f}", agree=abs(new - old) <= band,
-                       why=f"Δ {new - old:+.2f} (committed on {device_class(old_rec)[0] or 'unknown'})")
+            row.update(
+                expect=f"±{band:.2f}",
+                agree=abs(new - old) <= band,
+                why=f"Δ {new - old:+.2f} (committed on {device_class(old_rec)[0] or 'unknown'})",
+            )
         rows.append(row)
     return rows
 
@@ -71,8 +83,9 @@ def format_table(rows: list[dict], metric: str = "top1") -> str:
         c = f"{r['committed']:.2f}" if r["committed"] is not None else "—"
         f = f"{r['fresh']:.2f}" if r["fresh"] is not None else "—"
         a = {True: "yes", False: "NO", None: "n/a"}[r["agree"]]
-        lines.append(f"{str(r['label'])[:22]:<22} {str(r['seed']):>4} {c:>10} {f:>8}  {r['expect']:<8} {a:<5}  "
-                     f"{r['why']}")
+        lines.append(
+            f"{str(r['label'])[:22]:<22} {str(r['seed']):>4} {c:>10} {f:>8}  {r['expect']:<8} {a:<5}  {r['why']}"
+        )
     agreed = sum(1 for r in rows if r["agree"])
     compared = sum(1 for r in rows if r["agree"] is not None)
     lines.append(f"{metric}: {agreed} of {compared} compared runs agree with the committed records")

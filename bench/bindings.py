@@ -11,6 +11,7 @@ shown beside the leaderboard, never compared.
 It also catches a YAML trap: in a plain (unquoted) scalar, `` #`` starts a comment, so
 ``where: Table 5, PNN row, #Mask = 160`` is read as ``"Table 5, PNN row,"``.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,16 +27,18 @@ def check_comment_truncation(text: str, path: str) -> None:
     for n, line in enumerate(text.splitlines(), 1):
         m = _TRUNCATED.match(line)
         if m:
-            raise SpecError(path, f"line {n}.{m.group(1)}",
-                            "unquoted ' #' in a text field: YAML reads the rest as a comment; quote the value")
+            raise SpecError(
+                path,
+                f"line {n}.{m.group(1)}",
+                "unquoted ' #' in a text field: YAML reads the rest as a comment; quote the value",
+            )
 
 
 def _selector_matches(selector: str, backbones: list[dict]) -> bool:
     conds = [kv.split("=", 1) for kv in selector.split(",")]
     if any(len(c) != 2 for c in conds):
         return False
-    return any(all(str(b["options"].get(k.strip())).lower() == v.strip().lower() for k, v in conds)
-               for b in backbones)
+    return any(all(str(b["options"].get(k.strip())).lower() == v.strip().lower() for k, v in conds) for b in backbones)
 
 
 def emits(task, metric: str) -> bool:
@@ -47,8 +50,9 @@ def emits(task, metric: str) -> bool:
     return any(fnmatchcase(metric, pattern) for pattern in names)
 
 
-def check_bindings(path: str, *, references: list[dict], claims: list[dict], labels: set[str],
-                   backbones: list[dict], task) -> None:
+def check_bindings(
+    path: str, *, references: list[dict], claims: list[dict], labels: set[str], backbones: list[dict], task
+) -> None:
     names = {b["name"] for b in backbones}
 
     def metric_ok(metric: str) -> bool:
@@ -61,18 +65,29 @@ def check_bindings(path: str, *, references: list[dict], claims: list[dict], lab
         cell = (ref["document"], ref["where"], ref["metric"], ref["value"], ref.get("epochs"))
         target = (ref["row"], ref["backbone"])
         if cell in bound and bound[cell][1] != target:
-            raise SpecError(path, f"{where}.row", f"document {ref['document']} value {ref['value']:g} "
-                            f"({ref['where']}) is already bound to row {bound[cell][1][0]!r} "
-                            f"(references[{bound[cell][0]}]): one document value binds to one row; say the other "
-                            "reading in its note")
+            raise SpecError(
+                path,
+                f"{where}.row",
+                f"document {ref['document']} value {ref['value']:g} "
+                f"({ref['where']}) is already bound to row {bound[cell][1][0]!r} "
+                f"(references[{bound[cell][0]}]): one document value binds to one row; say the other "
+                "reading in its note",
+            )
         bound.setdefault(cell, (i, target))
         if ref["row"] not in labels:
-            raise SpecError(path, f"{where}.row", f"no layer row labelled {ref['row']!r} in this suite "
-                            f"(rows: {', '.join(sorted(labels))}); add the row, bind to the nearest runnable row "
-                            "and say so in the note, or move the number to 'context'")
+            raise SpecError(
+                path,
+                f"{where}.row",
+                f"no layer row labelled {ref['row']!r} in this suite "
+                f"(rows: {', '.join(sorted(labels))}); add the row, bind to the nearest runnable row "
+                "and say so in the note, or move the number to 'context'",
+            )
         if ref["backbone"] is not None and ref["backbone"] not in names:
-            raise SpecError(path, f"{where}.backbone", f"backbone {ref['backbone']!r} is not run by this suite "
-                            f"(backbones: {', '.join(sorted(names))})")
+            raise SpecError(
+                path,
+                f"{where}.backbone",
+                f"backbone {ref['backbone']!r} is not run by this suite (backbones: {', '.join(sorted(names))})",
+            )
         if not metric_ok(ref["metric"]):
             raise SpecError(path, f"{where}.metric", f"task {task.name!r} emits no metric {ref['metric']!r}")
     for i, claim in enumerate(claims):
@@ -84,10 +99,16 @@ def check_bindings(path: str, *, references: list[dict], claims: list[dict], lab
                 if not _selector_matches(ident, backbones):
                     raise SpecError(path, f"{where}.{side}", f"no backbone of this suite has options {ident!r}")
             elif ident not in labels:
-                raise SpecError(path, f"{where}.{side}", f"no layer row labelled {ident!r} in this suite "
-                                f"(rows: {', '.join(sorted(labels))})")
+                raise SpecError(
+                    path,
+                    f"{where}.{side}",
+                    f"no layer row labelled {ident!r} in this suite (rows: {', '.join(sorted(labels))})",
+                )
         if chk["backbone"] is not None and chk["backbone"] not in names:
-            raise SpecError(path, f"{where}.backbone", f"backbone {chk['backbone']!r} is not run by this suite "
-                            f"(backbones: {', '.join(sorted(names))})")
+            raise SpecError(
+                path,
+                f"{where}.backbone",
+                f"backbone {chk['backbone']!r} is not run by this suite (backbones: {', '.join(sorted(names))})",
+            )
         if not metric_ok(chk["metric"]):
             raise SpecError(path, f"{where}.metric", f"task {task.name!r} emits no metric {chk['metric']!r}")

@@ -10,6 +10,7 @@ requirement (issue 19, item 6):
 * it is bounded: :func:`prune` keeps a folder's entries under a size cap, least recently used first out (a hit
   refreshes an entry's time: :func:`touch`). Times decide only what is evicted, never what is trusted.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -56,8 +57,11 @@ def usable_dir(path: Path) -> Path:
             atexit.register(shutil.rmtree, tmp, True)
             _FALLBACK["dir"] = Path(tmp)
             os.environ["BENCH_CACHE"] = tmp  # workers started from here share it
-        warn_once(f"dir:{path}", f"cache {path}: {_cause(exc)}; running without it (a temporary cache in "
-                                 f"{_FALLBACK['dir']} for this process)")
+        warn_once(
+            f"dir:{path}",
+            f"cache {path}: {_cause(exc)}; running without it (a temporary cache in "
+            f"{_FALLBACK['dir']} for this process)",
+        )
         return _FALLBACK["dir"]
 
 

@@ -16,6 +16,7 @@ tests) it describes the live registries instead, entries registered in this proc
 built the same way (:func:`describe_registries`). Callables (factories, ``learned_params``, ``norm`` …) are not
 metadata: a :class:`CatalogEntry` lists their names, and code that needs them imports the real registries.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,12 @@ from bench.registry import Entry
 from bench.schema import Range, option_json_schema, option_type
 
 #: catalog attribute → (registry package, registry attribute)
-REGISTRIES = {"layers": ("bench.layers", "LAYERS"), "backbones": ("bench.backbones", "BACKBONES"),
-              "tasks": ("bench.tasks", "TASKS"), "datasets": ("bench.datasets", "DATASETS")}
+REGISTRIES = {
+    "layers": ("bench.layers", "LAYERS"),
+    "backbones": ("bench.backbones", "BACKBONES"),
+    "tasks": ("bench.tasks", "TASKS"),
+    "datasets": ("bench.datasets", "DATASETS"),
+}
 CATALOG_VERSION = 1
 _PKG = Path(__file__).resolve().parent
 #: modules whose code decides what the catalog holds (beside the registry packages themselves)
@@ -47,6 +52,7 @@ _LIVE: dict = {}  # memo of the live catalog: key → Catalog
 
 
 # -- values ------------------------------------------------------------------------------------------------------
+
 
 def _enc(v: Any) -> Any:
     """A metadata value as JSON that decodes to the same Python value (tuples stay tuples)."""
@@ -77,6 +83,7 @@ def _dec(v: Any) -> Any:
 
 
 # -- the catalog ---------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Option:
@@ -148,11 +155,20 @@ class Catalog:
         self.data = data
         self.fingerprint = data.get("fingerprint", "")
         for attr, reg in data["registries"].items():
-            entries = [CatalogEntry(name=e["name"], obj=None, summary=e["summary"], origin=e["origin"],
-                                    defaults={k: _dec(o["default"]) for k, o in e["options"].items()},
-                                    ranges={k: Range.of(o["range"]) for k, o in e["options"].items() if o["range"]},
-                                    kind=reg["kind"], fields={k: _dec(v) for k, v in e["fields"].items()},
-                                    callables=tuple(e["callables"])) for e in reg["entries"]]
+            entries = [
+                CatalogEntry(
+                    name=e["name"],
+                    obj=None,
+                    summary=e["summary"],
+                    origin=e["origin"],
+                    defaults={k: _dec(o["default"]) for k, o in e["options"].items()},
+                    ranges={k: Range.of(o["range"]) for k, o in e["options"].items() if o["range"]},
+                    kind=reg["kind"],
+                    fields={k: _dec(v) for k, v in e["fields"].items()},
+                    callables=tuple(e["callables"]),
+                )
+                for e in reg["entries"]
+            ]
             setattr(self, attr, Kind(reg["kind"], entries))
 
     layers: Kind
@@ -162,6 +178,7 @@ class Catalog:
 
 
 # -- describing the live registries (imports torch) ------------------------------------------------------------
+
 
 def _describe_entry(e: Entry) -> dict:
     base = {f.name for f in dataclasses.fields(Entry)}
@@ -174,10 +191,18 @@ def _describe_entry(e: Entry) -> dict:
             callables.append(f.name)
         else:
             fields_[f.name] = _enc(value)
-    options = {k: {"default": _enc(d), "type": option_type(d),
-                   "range": e.ranges[k].to_json() if k in e.ranges else None} for k, d in e.defaults.items()}
-    return {"name": e.name, "summary": e.summary, "origin": e.origin, "options": options, "fields": fields_,
-            "callables": callables}
+    options = {
+        k: {"default": _enc(d), "type": option_type(d), "range": e.ranges[k].to_json() if k in e.ranges else None}
+        for k, d in e.defaults.items()
+    }
+    return {
+        "name": e.name,
+        "summary": e.summary,
+        "origin": e.origin,
+        "options": options,
+        "fields": fields_,
+        "callables": callables,
+    }
 
 
 def _registries() -> dict:
@@ -199,12 +224,23 @@ def describe_registries(layer_files: list[str] | tuple = ()) -> dict:
     """The catalog's data from the real registries (this imports them, so torch), with ``layer_files`` loaded."""
     regs = _registries()
     _load_files(regs["layers"], layer_files)
-    return {"version": CATALOG_VERSION, "fingerprint": "",
-            "registries": {attr: {"kind": reg.kind, "package": reg.package, "group": reg.group,
-                                  "entries": [_describe_entry(e) for e in reg]} for attr, reg in regs.items()}}
+    return {
+        "version": CATALOG_VERSION,
+        "fingerprint": "",
+        "registries": {
+            attr: {
+                "kind": reg.kind,
+                "package": reg.package,
+                "group": reg.group,
+                "entries": [_describe_entry(e) for e in reg],
+            }
+            for attr, reg in regs.items()
+        },
+    }
 
 
 # -- the file ------------------------------------------------------------------------------------------------------
+
 
 def fingerprint(layer_files: list[str] | tuple = ()) -> str:
     """A digest of every source that can register an entry or change what the catalog holds (stat calls only)."""
@@ -283,16 +319,24 @@ def _build_in_child(path: Path, layer_files: list[str] | tuple) -> bool:
     """Build the catalog in a child process (the same ``bench`` package as this one); False if that failed for
     another reason than a bad user file (which is raised as the BenchError it is)."""
     code = "import sys; from bench.catalog import _child_main; sys.exit(_child_main(sys.argv[1:]))"
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "PYTHONPATH": os.pathsep.join([str(_PKG.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "PYTHONPATH": os.pathsep.join([str(_PKG.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    }
     try:
-        proc = subprocess.run([sys.executable, "-c", code, str(path), *map(str, layer_files)], capture_output=True,
-                              text=True, timeout=600, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), *map(str, layer_files)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     for line in proc.stderr.splitlines():
         if line.startswith(_ERROR_PREFIX):
-            raise BenchError(line[len(_ERROR_PREFIX):])
+            raise BenchError(line[len(_ERROR_PREFIX) :])
     return proc.returncode == 0
 
 
@@ -319,6 +363,7 @@ def load_catalog(layer_files: list[str] | tuple = (), build: bool = True) -> Cat
 
 
 # -- the one entry point -------------------------------------------------------------------------------------------
+
 
 def add_layer_files(paths: list[str] | tuple) -> None:
     """Include these user files (``--layers``) in every catalog of this process, as ``LAYERS.load_file`` does."""

@@ -2,6 +2,7 @@
 
 Bad input (suite file, flags, missing data) is one line on stderr naming the file and field, exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,70 +34,129 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="Benchmark harness for alternatives to the convolution layer.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    r = sub.add_parser("run", help="run a suite: one record per run under results/<suite>/",
-                       description="Run every (seed, backbone, layer) of a suite (tasks: see 'bench list').")
+    r = sub.add_parser(
+        "run",
+        help="run a suite: one record per run under results/<suite>/",
+        description="Run every (seed, backbone, layer) of a suite (tasks: see 'bench list').",
+    )
     r.add_argument("suite", help="suite file (YAML), e.g. suites/quick.yaml")
     r.add_argument("--results", default="results", help="records folder (default: results)")
-    r.add_argument("--layers", action="append", default=[], metavar="FILE",
-                   help="Python file registering extra layer families (repeatable)")
+    r.add_argument(
+        "--layers",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Python file registering extra layer families (repeatable)",
+    )
     r.add_argument("--epochs", type=int, help="override protocol.epochs")
     r.add_argument("--train-subset", type=int, help="override protocol.train_subset (images)")
     r.add_argument("--test-subset", type=int, help="override protocol.test_subset (images)")
     r.add_argument("--max-batches", type=int, help="override protocol.max_batches (per epoch)")
     r.add_argument("--batch-size", type=int, help="override protocol.batch_size")
     r.add_argument("--seeds", type=_int_list, help="override seeds, e.g. 0,1,2")
-    r.add_argument("--tier", metavar="NAME", help="run at a tier the suite declares (its overrides and task "
-                   "options), e.g. cpu-3ep in suites/cifar.yaml")
+    r.add_argument(
+        "--tier",
+        metavar="NAME",
+        help="run at a tier the suite declares (its overrides and task options), e.g. cpu-3ep in suites/cifar.yaml",
+    )
     r.add_argument("--only", action="append", default=[], metavar="LABEL", help="run only these layer rows")
     r.add_argument("--backbone", action="append", default=[], metavar="NAME", help="run only these backbones")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     r.add_argument("--data-root", default=None, help="data root (default: dataset.root or $BENCH_DATA_ROOT)")
-    r.add_argument("--allow-download", action="store_true", default=os.environ.get("BENCH_ALLOW_DOWNLOAD") == "1",
-                   help="let torchvision download missing data (or set BENCH_ALLOW_DOWNLOAD=1)")
+    r.add_argument(
+        "--allow-download",
+        action="store_true",
+        default=os.environ.get("BENCH_ALLOW_DOWNLOAD") == "1",
+        help="let torchvision download missing data (or set BENCH_ALLOW_DOWNLOAD=1)",
+    )
     r.add_argument("--force", action="store_true", help="rerun runs that already have a record")
     r.add_argument("--retry-failed", action="store_true", help="rerun runs whose record says failed")
     r.add_argument("--max-failures", type=int, default=None, help="stop the suite after this many failed runs")
     r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    r.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="run N runs at once in separate processes (CPU: threads divided; GPU: device shared)")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N runs at once in separate processes (CPU: threads divided; GPU: device shared)",
+    )
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training and evaluation")
-    r.add_argument("--tune", action="store_true",
-                   help="choose memory layout (channels_last or not) and CPU threads by timing a few steps per run")
-    r.add_argument("--refresh-data", action="store_true",
-                   help="decode the data set again instead of using the cache (or set BENCH_REFRESH_DATA=1)")
+    r.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose memory layout (channels_last or not) and CPU threads by timing a few steps per run",
+    )
+    r.add_argument(
+        "--refresh-data",
+        action="store_true",
+        help="decode the data set again instead of using the cache (or set BENCH_REFRESH_DATA=1)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done; run nothing")
     r.add_argument("--report", metavar="SITE", default=None, help="build the site into SITE afterwards")
-    r.add_argument("--compare-with", metavar="DIR", default=None,
-                   help="afterwards, set each record beside the record of the same run in DIR (e.g. the committed "
-                        "results/) and say whether they agree (bitwise on the same device class, else within "
-                        "the seed-noise band)")
+    r.add_argument(
+        "--compare-with",
+        metavar="DIR",
+        default=None,
+        help="afterwards, set each record beside the record of the same run in DIR (e.g. the committed "
+        "results/) and say whether they agree (bitwise on the same device class, else within "
+        "the seed-noise band)",
+    )
     many = r.add_argument_group("many runners (see docs/many-runners.md)")
-    many.add_argument("--shard", metavar="I/N", default=None,
-                      help="run only share I of N (0 ≤ I < N) of the suite's runs; N shards make one serial run")
-    many.add_argument("--executor", choices=executor_names(), default=None,
-                      help="local: this process, one run after another (the default); jobs: --jobs N supervised worker "
-                           "processes (the default with --jobs > 1); ray: one Ray task per run "
-                           "(pip install 'convbench[ray]')")
+    many.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="run only share I of N (0 ≤ I < N) of the suite's runs; N shards make one serial run",
+    )
+    many.add_argument(
+        "--executor",
+        choices=executor_names(),
+        default=None,
+        help="local: this process, one run after another (the default); jobs: --jobs N supervised worker "
+        "processes (the default with --jobs > 1); ray: one Ray task per run "
+        "(pip install 'convbench[ray]')",
+    )
     many.add_argument("--address", default=None, help="Ray: join this cluster (default: start a local one)")
-    many.add_argument("--gpus-per-run", type=float, default=None, metavar="G",
-                      help="Ray: GPUs each run declares, fractions allowed (0.25 packs four runs on a GPU; "
-                           "default: 1 if this machine has CUDA, else 0)")
+    many.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        metavar="G",
+        help="Ray: GPUs each run declares, fractions allowed (0.25 packs four runs on a GPU; "
+        "default: 1 if this machine has CUDA, else 0)",
+    )
     many.add_argument("--cpus-per-run", type=float, default=1.0, metavar="C", help="Ray: CPUs each run declares")
-    many.add_argument("--ray-cpus", type=int, default=None, metavar="N",
-                      help="Ray: CPUs of the local cluster started without --address (default: all)")
-    many.add_argument("--no-wait", action="store_true",
-                      help="do not wait for runs another process is training: report them as running elsewhere")
-    many.add_argument("--oversubscribe", action="store_true",
-                      help="with --jobs: allow more runs at once than this machine has CPU cores (default: capped)")
+    many.add_argument(
+        "--ray-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Ray: CPUs of the local cluster started without --address (default: all)",
+    )
+    many.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for runs another process is training: report them as running elsewhere",
+    )
+    many.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        help="with --jobs: allow more runs at once than this machine has CPU cores (default: capped)",
+    )
 
     rep = sub.add_parser("report", help="render the static leaderboard from records")
     rep.add_argument("--results", default="results")
     rep.add_argument("--suites", default="suites", help="folder of suite files (for references and claims)")
     rep.add_argument("--site", default="site", help="output folder")
-    rep.add_argument("--layers", action="append", default=[], metavar="FILE",
-                     help="Python file registering extra layer families (repeatable), as given to bench run: "
-                          "suites using a plug-in family are then rendered, not skipped")
+    rep.add_argument(
+        "--layers",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Python file registering extra layer families (repeatable), as given to bench run: "
+        "suites using a plug-in family are then rendered, not skipped",
+    )
 
     lay = sub.add_parser("layers", help="list every registered layer family")
     lay.add_argument("--layers", action="append", default=[], metavar="FILE")
@@ -104,8 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list registered backbones, tasks and data sets")
 
-    rk = sub.add_parser("rekey", help="give records written before run identity version 2 their current ids "
-                                      "(files and artifact folders renamed; metrics unchanged)")
+    rk = sub.add_parser(
+        "rekey",
+        help="give records written before run identity version 2 their current ids "
+        "(files and artifact folders renamed; metrics unchanged)",
+    )
     rk.add_argument("results", nargs="?", default="results", help="records folder (default: results)")
     rk.add_argument("--dry-run", action="store_true", help="list the renames; change nothing")
     return p
@@ -129,9 +192,19 @@ def cmd_layers(args) -> int:
     from bench.catalog import add_layer_files, catalog
 
     add_layer_files(args.layers)
-    rows = [{"name": e.name, "document": e.document, "section": e.section, "fixed": e.fixed,
-             "learned": e.learned, "defaults": e.defaults, "summary": e.summary, "origin": e.origin}
-            for e in catalog().layers]
+    rows = [
+        {
+            "name": e.name,
+            "document": e.document,
+            "section": e.section,
+            "fixed": e.fixed,
+            "learned": e.learned,
+            "defaults": e.defaults,
+            "summary": e.summary,
+            "origin": e.origin,
+        }
+        for e in catalog().layers
+    ]
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0
@@ -164,8 +237,12 @@ def check_run_flags(args) -> None:
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise SpecError("command line", "--threads", f"must be between 1 and {MAX_THREADS}, got {args.threads}")
     if args.max_failures is not None and args.max_failures < 1:
-        raise SpecError("command line", "--max-failures", f"must be at least 1 (the suite stops once that many "
-                        f"runs failed; leave it out for no limit), got {args.max_failures}")
+        raise SpecError(
+            "command line",
+            "--max-failures",
+            f"must be at least 1 (the suite stops once that many "
+            f"runs failed; leave it out for no limit), got {args.max_failures}",
+        )
     if args.jobs < 1:
         raise SpecError("command line", "--jobs", f"must be positive, got {args.jobs}")
     parse_device(args.device, available=False)
@@ -189,8 +266,9 @@ def parse_device(text: str | None, available: bool = True):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SpecError("command line", "--device", "CUDA requested but not available")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise SpecError("command line", "--device", f"no CUDA device {device.index} "
-                        f"({torch.cuda.device_count()} available)")
+        raise SpecError(
+            "command line", "--device", f"no CUDA device {device.index} ({torch.cuda.device_count()} available)"
+        )
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise SpecError("command line", "--device", "MPS requested but not available")
     return device
@@ -218,12 +296,18 @@ def cmd_run(args) -> int:
         if unknown:
             raise SpecError("command line", "--backbone", f"no backbone {unknown[0]!r} in {args.suite}")
         suite.backbones = [b for b in suite.backbones if b["name"] in args.backbone]
-    overrides = {"epochs": args.epochs, "train_subset": args.train_subset, "test_subset": args.test_subset,
-                 "max_batches": args.max_batches, "batch_size": args.batch_size}
+    overrides = {
+        "epochs": args.epochs,
+        "train_subset": args.train_subset,
+        "test_subset": args.test_subset,
+        "max_batches": args.max_batches,
+        "batch_size": args.batch_size,
+    }
     for key, value in overrides.items():
         if value is not None and value <= 0:
             raise SpecError("command line", f"--{key.replace('_', '-')}", f"must be positive, got {value}")
     from bench.suite import MAX_EPOCHS
+
     if args.epochs is not None and args.epochs > MAX_EPOCHS:
         raise SpecError("command line", "--epochs", f"must be at most {MAX_EPOCHS}, got {args.epochs}")
     if args.seeds is not None and (not args.seeds or min(args.seeds) < 0):
@@ -231,6 +315,7 @@ def cmd_run(args) -> int:
     specs = suite.expand(overrides, seeds=args.seeds, data_root=args.data_root, tier=args.tier)
     if args.shard is not None:
         from bench.executors import parse_shard, shard
+
         specs = shard(specs, *parse_shard(args.shard))
     if args.force:
         _say_replaced(args.results, specs)
@@ -244,9 +329,15 @@ def cmd_run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     # command-line choices that do not change what a run computes (so not in its id), kept in every record
-    invocation = {"seeds": args.seeds, "device": args.device, "only": args.only or None,
-                  "backbone": args.backbone or None, "threads": args.threads,
-                  "data_root": args.data_root, "force": args.force}
+    invocation = {
+        "seeds": args.seeds,
+        "device": args.device,
+        "only": args.only or None,
+        "backbone": args.backbone or None,
+        "threads": args.threads,
+        "data_root": args.data_root,
+        "force": args.force,
+    }
     if args.tier:
         invocation["tier"] = args.tier
     if args.refresh_data:
@@ -260,26 +351,52 @@ def cmd_run(args) -> int:
     # where and how runs were trained (host, pid, shard, executor): in every record's provenance, not its id
     executor = args.executor or ("jobs" if args.jobs > 1 else "local")
     provenance = {k: v for k, v in {"shard": args.shard, "executor": executor}.items() if v}
-    ctx = RunContext(device=device, allow_download=args.allow_download, progress=not args.no_progress,
-                     invocation=invocation, provenance=provenance, compile=bool(args.compile),
-                     tune=bool(args.tune), wait_elsewhere=not args.no_wait)
+    ctx = RunContext(
+        device=device,
+        allow_download=args.allow_download,
+        progress=not args.no_progress,
+        invocation=invocation,
+        provenance=provenance,
+        compile=bool(args.compile),
+        tune=bool(args.tune),
+        wait_elsewhere=not args.no_wait,
+    )
     from bench.locks import clean_stale_tmp
+
     clean_stale_tmp(args.results, suite.name)
     try:
         from bench.executors import Launch, executors
+
         if executor == "local" and args.jobs > 1:
             raise SpecError("command line", "--jobs", "runs N worker processes: the 'jobs' executor, not 'local'")
-        launch = Launch(suite, specs, args.results, ctx, force=args.force, retry_failed=args.retry_failed,
-                        max_failures=args.max_failures, no_wait=args.no_wait, threads=args.threads,
-                        jobs=args.jobs, oversubscribe=args.oversubscribe, layer_files=list(args.layers),
-                        device=args.device, allow_download=args.allow_download, address=args.address,
-                        cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, ray_cpus=args.ray_cpus)
+        launch = Launch(
+            suite,
+            specs,
+            args.results,
+            ctx,
+            force=args.force,
+            retry_failed=args.retry_failed,
+            max_failures=args.max_failures,
+            no_wait=args.no_wait,
+            threads=args.threads,
+            jobs=args.jobs,
+            oversubscribe=args.oversubscribe,
+            layer_files=list(args.layers),
+            device=args.device,
+            allow_download=args.allow_download,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run,
+            ray_cpus=args.ray_cpus,
+        )
         counts = executors()[executor].run(launch)
     except DataMissing as exc:
         raise SpecError(args.suite, "dataset", str(exc)) from None
     elsewhere = f", {counts['elsewhere']} running elsewhere" if counts.get("elsewhere") else ""
-    print(f"suite {suite.name}: {counts['ran']} ran, {counts['skipped']} already done, {counts['failed']} failed"
-          f"{elsewhere} → {Path(args.results) / suite.name}")
+    print(
+        f"suite {suite.name}: {counts['ran']} ran, {counts['skipped']} already done, {counts['failed']} failed"
+        f"{elsewhere} → {Path(args.results) / suite.name}"
+    )
     if args.compare_with:
         _print_agreement(args.results, args.compare_with, suite.name, {s.id for s in specs})
     if args.report:
@@ -361,8 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list,
-               "rekey": cmd_rekey}[args.command]
+        cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list, "rekey": cmd_rekey}[
+            args.command
+        ]
         rc = cmd(args)  # report, layers, list: registry metadata from bench.catalog, no torch import
         sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
         return rc

@@ -5,6 +5,7 @@ Torch-free (only PyYAML). :func:`load_documents` validates the file and raises :
 own text states belongs in it (title, authors, year, arXiv id, links); a field the text does not give is left out.
 ``documents.yaml`` lives beside the suite files but is not a suite: :func:`suite_files` lists the suites alone.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,7 +75,7 @@ def _document(path: str, i: int, raw) -> Document:
             raise SpecError(path, f"{at}.{k}", "is required")
     doc_id = raw["id"]
     if not isinstance(doc_id, str) or not ID_RE.match(doc_id):
-        raise SpecError(path, f"{at}.id", f"must be three digits in quotes (\"003\"), got {doc_id!r}")
+        raise SpecError(path, f"{at}.id", f'must be three digits in quotes ("003"), got {doc_id!r}')
     at = f"documents[{doc_id}]"
     authors = raw.get("authors")
     if authors is not None and (not isinstance(authors, list) or not authors):
@@ -98,10 +99,17 @@ def _document(path: str, i: int, raw) -> Document:
         if not URL_RE.match(url):
             raise SpecError(path, where + ".url", f"must be an http(s) address, got {url!r}")
         out_links.append((url, _text(path, where + ".text", link["text"], True)))
-    return Document(id=doc_id, name=_text(path, f"{at}.name", raw["name"], True),
-                    title=_text(path, f"{at}.title", raw.get("title")), authors=names, year=year, arxiv=arxiv,
-                    links=tuple(out_links), contents=_text(path, f"{at}.contents", raw.get("contents")),
-                    file=_text(path, f"{at}.file", raw.get("file")))
+    return Document(
+        id=doc_id,
+        name=_text(path, f"{at}.name", raw["name"], True),
+        title=_text(path, f"{at}.title", raw.get("title")),
+        authors=names,
+        year=year,
+        arxiv=arxiv,
+        links=tuple(out_links),
+        contents=_text(path, f"{at}.contents", raw.get("contents")),
+        file=_text(path, f"{at}.file", raw.get("file")),
+    )
 
 
 def load_documents(path: str | Path = DEFAULT_PATH) -> dict[str, Document]:

@@ -3,6 +3,7 @@
 The single-run path every executor shares (serial :mod:`bench.runner`, ``--jobs`` workers, Ray tasks); it imports
 no executor, so :mod:`bench.executors` and :mod:`bench.runner` can both import it without a cycle.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,9 +35,15 @@ def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
     task = TASKS.get(spec.task["name"])
     started, t0 = _now(), time.monotonic()
     record = {
-        "schema": RECORD_SCHEMA, "id": spec.id, "identity_version": IDENTITY_VERSION, "label": spec.label, "task": spec.task["name"],
+        "schema": RECORD_SCHEMA,
+        "id": spec.id,
+        "identity_version": IDENTITY_VERSION,
+        "label": spec.label,
+        "task": spec.task["name"],
         "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
-        "spec": spec.to_dict(), "env": environment(ctx.device), "started": started,
+        "spec": spec.to_dict(),
+        "env": environment(ctx.device),
+        "started": started,
         "invocation": {k: v for k, v in ctx.invocation.items() if v not in (None, False)},
     }
     try:
@@ -50,13 +57,11 @@ def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
     except OSError as exc:
         if exc.errno in _ENVIRONMENT:  # the machine's fault, not the family's: the suite stops (one line, exit 2)
             raise
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8))
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
     except torch.OutOfMemoryError as exc:
         record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0][:200]}")
     except Exception as exc:  # a broken family must not stop the suite; the record says what happened
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8))
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
     record["finished"] = _now()
     record["duration_s"] = time.monotonic() - t0
     return record

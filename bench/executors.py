@@ -10,6 +10,7 @@
 
 Shards (``--shard i/n``) need no coordinator: :func:`shard` splits the expanded specs deterministically.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,7 +28,7 @@ from bench.records import existing_record_blob, record_path, write_json_atomic
 
 @dataclass
 class Outcome:
-    status: str                 # "ran" | "skipped" | "busy"
+    status: str  # "ran" | "skipped" | "busy"
     record: dict | None = None  # the record written ("ran") or found ("skipped")
     holder: dict | None = None  # who holds the lock ("busy")
 
@@ -44,8 +45,8 @@ class Policy:
     the run had when this invocation first looked (:meth:`baseline`: the digest of its bytes, or None for
     none), i.e. a peer runner wrote it since."""
 
-    force: bool = False          # redo runs that have a record…
-    retry_failed: bool = False   # redo runs whose record says failed
+    force: bool = False  # redo runs that have a record…
+    retry_failed: bool = False  # redo runs whose record says failed
     seen: dict = field(default_factory=dict)  # force: run id → digest of the record found first (None: none)
 
     def baseline(self, results, specs) -> "Policy":
@@ -78,8 +79,14 @@ def _digest(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def claim_and_run(spec, results: str | Path, run: Callable[[], dict], policy: Policy | None = None,
-                  wait: bool = False, provenance: dict | None = None) -> Outcome:
+def claim_and_run(
+    spec,
+    results: str | Path,
+    run: Callable[[], dict],
+    policy: Policy | None = None,
+    wait: bool = False,
+    provenance: dict | None = None,
+) -> Outcome:
     """Train ``spec`` once across every process sharing ``results``: see the module's docstring.
     ``run()`` returns the record; it is written here, with ``provenance`` (host, pid, …) added."""
     policy = policy or Policy()
@@ -107,6 +114,7 @@ def claim_and_run(spec, results: str | Path, run: Callable[[], dict], policy: Po
 
 # -- shards -----------------------------------------------------------------------------------------------
 
+
 def parse_shard(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not m:
@@ -128,6 +136,7 @@ def shard(specs: list, i: int, n: int) -> list:
 
 # -- Ray --------------------------------------------------------------------------------------------------
 
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -140,11 +149,22 @@ def failed_record(spec, suite, device, error: str, invocation: dict | None = Non
     now = _now()
     from bench.identity import IDENTITY_VERSION
 
-    return {"schema": RECORD_SCHEMA, "id": spec.id, "identity_version": IDENTITY_VERSION, "label": spec.label, "task": spec.task["name"],
-            "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
-            "spec": spec.to_dict(), "env": environment(device), "started": now, "finished": now,
-            "duration_s": 0.0, "invocation": {k: v for k, v in (invocation or {}).items() if v not in (None, False)},
-            "status": "failed", "error": error}
+    return {
+        "schema": RECORD_SCHEMA,
+        "id": spec.id,
+        "identity_version": IDENTITY_VERSION,
+        "label": spec.label,
+        "task": spec.task["name"],
+        "suite": {"name": suite.name, "file": str(suite.path), "sha256": suite.sha256},
+        "spec": spec.to_dict(),
+        "env": environment(device),
+        "started": now,
+        "finished": now,
+        "duration_s": 0.0,
+        "invocation": {k: v for k, v in (invocation or {}).items() if v not in (None, False)},
+        "status": "failed",
+        "error": error,
+    }
 
 
 _LOADED: set = set()
@@ -168,20 +188,47 @@ def _ray_task(spec, suite, results: str, setup: dict, policy: Policy, wait: bool
         device = torch.device(setup["device"])
     else:
         device = torch.device("cuda" if torch.cuda.is_available() and setup.get("gpus", 0) > 0 else "cpu")
-    ctx = RunContext(device=device, allow_download=setup.get("allow_download", False), progress=False,
-                     invocation=dict(setup.get("invocation") or {}), provenance=dict(setup.get("provenance") or {}),
-                     **(setup.get("options") or {})).for_run(results, spec)  # options: the driver's --compile, --tune
-    out = claim_and_run(spec, results, lambda: execute(spec, ctx, suite), policy, wait=wait,
-                        provenance={"executor": "ray", **(setup.get("provenance") or {})})
+    ctx = RunContext(
+        device=device,
+        allow_download=setup.get("allow_download", False),
+        progress=False,
+        invocation=dict(setup.get("invocation") or {}),
+        provenance=dict(setup.get("provenance") or {}),
+        **(setup.get("options") or {}),
+    ).for_run(results, spec)  # options: the driver's --compile, --tune
+    out = claim_and_run(
+        spec,
+        results,
+        lambda: execute(spec, ctx, suite),
+        policy,
+        wait=wait,
+        provenance={"executor": "ray", **(setup.get("provenance") or {})},
+    )
     rec = out.record or {}
-    return {"status": out.status, "ok": rec.get("status") == "ok", "error": rec.get("error"),
-            "holder": out.holder, "summary": {k: v for k, v in (rec.get("metrics") or {}).items()
-                                              if isinstance(v, (int, float))}}
+    return {
+        "status": out.status,
+        "ok": rec.get("status") == "ok",
+        "error": rec.get("error"),
+        "holder": out.holder,
+        "summary": {k: v for k, v in (rec.get("metrics") or {}).items() if isinstance(v, (int, float))},
+    }
 
 
-def run_ray(suite, specs: list, results: str | Path, setup: dict, policy: Policy, *, address: str | None = None,
-            cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, local_cpus: int | None = None,
-            max_failures: int | None = None, retries: int = 1, log=print) -> dict:
+def run_ray(
+    suite,
+    specs: list,
+    results: str | Path,
+    setup: dict,
+    policy: Policy,
+    *,
+    address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
+    local_cpus: int | None = None,
+    max_failures: int | None = None,
+    retries: int = 1,
+    log=print,
+) -> dict:
     """Each run one Ray task (``num_cpus``/``num_gpus`` declared); busy runs are retried, waiting on their lock,
     once the rest is done. A task whose worker dies is retried ``retries`` times, then recorded as failed."""
     try:
@@ -209,11 +256,14 @@ def run_ray(suite, specs: list, results: str | Path, setup: dict, policy: Policy
     if gpus_per_run > 0 and have_gpus < gpus_per_run:
         if started_here:  # nothing will ever join a local cluster: its tasks would wait forever
             ray.shutdown()
-            raise BenchError(f"command line: --gpus-per-run: {gpus_per_run:g} GPU per run, but the local Ray "
-                             f"cluster has {have_gpus:g} (use --gpus-per-run 0 for CPU runs)")
+            raise BenchError(
+                f"command line: --gpus-per-run: {gpus_per_run:g} GPU per run, but the local Ray "
+                f"cluster has {have_gpus:g} (use --gpus-per-run 0 for CPU runs)"
+            )
         log(f"the Ray cluster has fewer GPUs than --gpus-per-run {gpus_per_run}: runs wait for GPU nodes to join")
-    remote = ray.remote(_ray_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries,
-                                           retry_exceptions=False)
+    remote = ray.remote(_ray_task).options(
+        num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries, retry_exceptions=False
+    )
     pending = {remote.remote(s, suite, results, setup, policy, False): (s, False) for s in todo}
     stop = False
     try:
@@ -229,9 +279,9 @@ def run_ray(suite, specs: list, results: str | Path, setup: dict, policy: Policy
                     raise exc.cause from None  # bad input (missing data…) stops the suite, as in a serial run
                 msg = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
                 import torch
+
                 rec = failed_record(spec, suite, torch.device("cpu"), msg, setup.get("invocation"))
-                o = claim_and_run(spec, results, lambda: rec, policy, wait=True,
-                                  provenance={"executor": "ray-driver"})
+                o = claim_and_run(spec, results, lambda: rec, policy, wait=True, provenance={"executor": "ray-driver"})
                 out = {"status": o.status, "ok": False, "error": msg}
             if out["status"] == "busy":
                 log(f"{name}: {describe(out.get('holder'))}; a task waits for its lock")
@@ -245,8 +295,10 @@ def run_ray(suite, specs: list, results: str | Path, setup: dict, policy: Policy
                 counts["failed"] += 1
                 log(f"run failed: {name}: {out.get('error')}")
             else:
-                log(f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: "
-                    + ", ".join(f"{k}={v:.2f}" for k, v in list(out["summary"].items())[:2]))
+                log(
+                    f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: "
+                    + ", ".join(f"{k}={v:.2f}" for k, v in list(out["summary"].items())[:2])
+                )
             if max_failures is not None and counts["failed"] >= max_failures and not stop:
                 stop = True
                 log(f"stopping: {counts['failed']} failed runs (--max-failures {max_failures})")
@@ -266,8 +318,8 @@ def run_ray(suite, specs: list, results: str | Path, setup: dict, policy: Policy
     return counts
 
 
-
 # -- the executor registry ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Launch:
@@ -308,11 +360,13 @@ EXECUTOR_MODULES = ("bench.runner", "bench.jobs", "bench.ray_executor")
 
 def register_executor(name: str, summary: str = ""):
     """Register ``fn(launch) -> counts`` as executor ``name`` (``bench run --executor NAME``)."""
+
     def deco(fn):
         if name in EXECUTORS and EXECUTORS[name].run is not fn:
             raise BenchError(f"executor {name!r} registered twice")
         EXECUTORS[name] = Executor(name, fn, summary)
         return fn
+
     return deco
 
 

@@ -11,6 +11,7 @@ and description and row label included; :func:`legacy_id_v1` still computes it s
 validated, re-keyed on load and re-keyed on disk by ``bench rekey``. Each record written now carries
 ``identity_version`` (:data:`IDENTITY_VERSION`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,9 @@ def identity(spec: dict, per_row: bool = True) -> dict:
     ``per_row=False`` keeps per-row options as the whole mapping (what the rows of one leaderboard share)."""
     layer = spec.get("layer") if isinstance(spec.get("layer"), dict) else {}
     out = {key: _named(spec.get(key), layer.get("label"), per_row) for key in NAMED_PARTS}
-    out["layer"] = _unset_dropped({"name": layer.get("name"), "options": layer.get("options") or {},
-                                   "stem": layer.get("stem")})
+    out["layer"] = _unset_dropped(
+        {"name": layer.get("name"), "options": layer.get("options") or {}, "stem": layer.get("stem")}
+    )
     out["protocol"] = _protocol(spec.get("protocol"))
     out["seed"] = spec.get("seed")
     out["overrides"] = _unset_dropped(spec.get("overrides") or {})

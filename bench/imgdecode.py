@@ -3,6 +3,7 @@
 Kept outside ``bench.datasets`` (whose package imports torch) so a spawned decode worker starts in a fraction
 of a second.
 """
+
 from __future__ import annotations
 
 import numpy as np

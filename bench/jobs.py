@@ -29,6 +29,7 @@
 
 This module imports no torch at import time: the workers import it after setting their thread count.
 """
+
 from __future__ import annotations
 
 import collections
@@ -53,8 +54,10 @@ from bench.errors import BenchError
 _WORKER: dict = {}
 #: seconds a stopped worker gets to exit before it is killed
 STOP_GRACE_S = 10.0
-_BOOT = ("import json, os, sys; sys.path[:0] = json.loads(os.environ.pop('BENCH_JOBS_PATH', '[]')); "
-         "from bench.jobs import _worker_main; _worker_main()")
+_BOOT = (
+    "import json, os, sys; sys.path[:0] = json.loads(os.environ.pop('BENCH_JOBS_PATH', '[]')); "
+    "from bench.jobs import _worker_main; _worker_main()"
+)
 
 
 def threads_per_job(total: int, jobs: int) -> int:
@@ -79,13 +82,16 @@ def plan(jobs: int, runs: int, threads: int, cores: int, oversubscribe: bool = F
     n = max(1, int(jobs))
     warning = None
     if n > cores and not oversubscribe:
-        warning = (f"--jobs {jobs}: this machine lets this process use {cores} CPU core(s); running {cores} runs "
-                   "at once (--oversubscribe runs more)")
+        warning = (
+            f"--jobs {jobs}: this machine lets this process use {cores} CPU core(s); running {cores} runs "
+            "at once (--oversubscribe runs more)"
+        )
         n = cores
     return max(1, min(n, int(runs))), threads_per_job(threads, n), warning
 
 
 # -- worker side ------------------------------------------------------------------------------------------
+
 
 def _resolve(name: str) -> Callable:
     module, _, attr = name.partition(":")
@@ -178,17 +184,23 @@ def _reply(conn: Connection, kind: str, value) -> None:
 
 # -- parent side ------------------------------------------------------------------------------------------
 
+
 class _Worker:
     """One worker process and its two pipes."""
 
     def __init__(self, init: tuple[str, tuple]):
         task_r, task_w = os.pipe()
         res_r, res_w = os.pipe()
-        env = {**os.environ, "BENCH_JOBS_PATH": json.dumps([p for p in sys.path if p]),
-               "BENCH_JOBS_FDS": f"{task_r},{res_w}", "BENCH_JOBS_PARENT": str(os.getpid())}
+        env = {
+            **os.environ,
+            "BENCH_JOBS_PATH": json.dumps([p for p in sys.path if p]),
+            "BENCH_JOBS_FDS": f"{task_r},{res_w}",
+            "BENCH_JOBS_PARENT": str(os.getpid()),
+        }
         try:
-            self.proc = subprocess.Popen([sys.executable, "-c", _BOOT], pass_fds=(task_r, res_w), env=env,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT], pass_fds=(task_r, res_w), env=env, stdin=subprocess.DEVNULL
+            )
         except BaseException:
             for fd in (task_r, task_w, res_r, res_w):
                 os.close(fd)
@@ -242,9 +254,17 @@ class _Worker:
         self.results.close()
 
 
-def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Callable, on_lost: Callable, *,
-              retries: int = 1, stopping: Callable[[], bool] = lambda: False,
-              on_retry: Callable = lambda key, why: None) -> dict:
+def supervise(
+    tasks: list,
+    processes: int,
+    init: tuple[str, tuple],
+    on_done: Callable,
+    on_lost: Callable,
+    *,
+    retries: int = 1,
+    stopping: Callable[[], bool] = lambda: False,
+    on_retry: Callable = lambda key, why: None,
+) -> dict:
     """Run ``tasks`` — (key, "module:function", args) — in at most ``processes`` worker processes, each started
     with ``init`` ("module:function", args). ``on_done(key, value)`` gets each result and may return more tasks
     (queued last). A task whose worker dies is given to a fresh worker, ``retries`` times, then
@@ -273,8 +293,9 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                     w.task = None
                     why = w.why_dead()
                     if not w.ready and w.proc.returncode > 0:
-                        raise BenchError(f"--jobs: a worker process {why} before it could take a run (its "
-                                         "output is above)")
+                        raise BenchError(
+                            f"--jobs: a worker process {why} before it could take a run (its output is above)"
+                        )
                     w.close()
                     workers.remove(w)
             while queue and len(workers) < processes:
@@ -299,8 +320,9 @@ def supervise(tasks: list, processes: int, init: tuple[str, tuple], on_done: Cal
                 except (EOFError, OSError):  # the worker died with the task
                     why = w.why_dead()
                     if not w.ready and w.proc.returncode > 0:  # it could not start at all: not the run's fault
-                        raise BenchError(f"--jobs: a worker process {why} before it could take a run (its "
-                                         "output is above)") from None
+                        raise BenchError(
+                            f"--jobs: a worker process {why} before it could take a run (its output is above)"
+                        ) from None
                     w.task = None
                     w.close()
                     workers.remove(w)
@@ -341,8 +363,7 @@ def _init_worker(threads: int, layer_files: list[str], device: str, allow_downlo
 
     for f in layer_files:
         LAYERS.load_file(f)
-    _WORKER["ctx"] = RunContext(device=torch.device(device), allow_download=allow_download, progress=False,
-                                **options)
+    _WORKER["ctx"] = RunContext(device=torch.device(device), allow_download=allow_download, progress=False, **options)
 
 
 def _run_one(run_id: str, blob: bytes) -> dict:
@@ -368,15 +389,27 @@ def _run_one(run_id: str, blob: bytes) -> dict:
                 summary = f"failed: {rec.get('error', '')}"[:200]
         except (OSError, ValueError):
             pass
-    return {"counts": counts, "lines": lines, "summary": summary, "wall_s": time.monotonic() - t0,
-            "pid": os.getpid()}
+    return {"counts": counts, "lines": lines, "summary": summary, "wall_s": time.monotonic() - t0, "pid": os.getpid()}
 
 
-def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads: int | None = None,
-             layer_files: list[str] | None = None, force: bool = False, retry_failed: bool = False,
-             max_failures: int | None = None, no_wait: bool = False, oversubscribe: bool = False,
-             provenance: dict | None = None, log=print,
-             worker: tuple[str, str] = ("bench.jobs:_init_worker", "bench.jobs:_run_one")) -> dict:
+def run_jobs(
+    suite,
+    specs: list,
+    results: str | Path,
+    ctx,
+    jobs: int,
+    *,
+    threads: int | None = None,
+    layer_files: list[str] | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    max_failures: int | None = None,
+    no_wait: bool = False,
+    oversubscribe: bool = False,
+    provenance: dict | None = None,
+    log=print,
+    worker: tuple[str, str] = ("bench.jobs:_init_worker", "bench.jobs:_run_one"),
+) -> dict:
     """Run ``specs`` in up to ``jobs`` worker processes. Returns the same counts as :func:`bench.runner.run_specs`.
     ``worker``: the (init, task) functions a worker runs (tests put light ones in)."""
     import torch
@@ -399,8 +432,10 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
     if no_wait and held:
         counts["elsewhere"] = len(held)
         for spec in held:
-            log(f"{spec.backbone['name']}/{spec.label}/seed {spec.seed}: "
-                f"{describe(RunLock(results, spec.suite, spec.id).holder())}")
+            log(
+                f"{spec.backbone['name']}/{spec.label}/seed {spec.seed}: "
+                f"{describe(RunLock(results, spec.suite, spec.id).holder())}"
+            )
         held = []
     if not todo and not held:
         return counts
@@ -417,11 +452,14 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
     total = threads or torch.get_num_threads()
     processes, per_job, warning = plan(jobs, len(todo) + len(held), total, cpu_cores(), oversubscribe)
     options = {"invocation": ctx.invocation, "compile": ctx.compile, "tune": ctx.tune, "provenance": provenance}
-    init = (worker[0], (per_job, [str(Path(f).resolve()) for f in layer_files or []], str(ctx.device),
-                        ctx.allow_download, options))
+    init = (
+        worker[0],
+        (per_job, [str(Path(f).resolve()) for f in layer_files or []], str(ctx.device), ctx.allow_download, options),
+    )
     bar = None
     if ctx.progress:
         from tqdm import tqdm
+
         bar = tqdm(total=len(specs), initial=counts["skipped"], desc=f"suite {suite.name} ×{processes}", unit="run")
     say = log if bar is None else (lambda s: bar.write(s))
     if warning:
@@ -454,8 +492,10 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
         for line in out["lines"]:
             say(line)
         if not out["lines"] and c.get("ran"):
-            say(f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: {out['summary']} "
-                f"({out['wall_s']:.1f} s, pid {out['pid']})")
+            say(
+                f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: {out['summary']} "
+                f"({out['wall_s']:.1f} s, pid {out['pid']})"
+            )
         _tick()
         return ()
 
@@ -487,8 +527,16 @@ def run_jobs(suite, specs: list, results: str | Path, ctx, jobs: int, *, threads
         return hit
 
     try:
-        supervise([task(s, False) for s in todo] + [task(s, True) for s in held], processes, init, on_done, on_lost,
-                  retries=1, stopping=stopping, on_retry=on_retry)
+        supervise(
+            [task(s, False) for s in todo] + [task(s, True) for s in held],
+            processes,
+            init,
+            on_done,
+            on_lost,
+            retries=1,
+            stopping=stopping,
+            on_retry=on_retry,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -501,7 +549,18 @@ if __name__ == "__main__":  # pragma: no cover
 
 @register_executor("jobs", "--jobs N supervised worker processes on this machine")
 def run_jobs_launch(launch) -> dict:
-    return run_jobs(launch.suite, launch.specs, launch.results, launch.ctx, launch.jobs, threads=launch.threads,
-                    layer_files=launch.layer_files, force=launch.force, retry_failed=launch.retry_failed,
-                    max_failures=launch.max_failures, no_wait=launch.no_wait, oversubscribe=launch.oversubscribe,
-                    provenance=launch.ctx.provenance)
+    return run_jobs(
+        launch.suite,
+        launch.specs,
+        launch.results,
+        launch.ctx,
+        launch.jobs,
+        threads=launch.threads,
+        layer_files=launch.layer_files,
+        force=launch.force,
+        retry_failed=launch.retry_failed,
+        max_failures=launch.max_failures,
+        no_wait=launch.no_wait,
+        oversubscribe=launch.oversubscribe,
+        provenance=launch.ctx.provenance,
+    )

@@ -23,6 +23,7 @@ the holder of the run's lock and left only by a process killed while writing a r
 a process that holds that lock (issue 19, item 5: recognised by their owner's lock, never by age, so no clock
 — skewed, or a writer stalled for hours — can make a runner delete a live writer's file).
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,6 +6,7 @@ record's training ``timing`` (:func:`bench.measure.epoch_timing`: the same field
 step function per epoch (train one epoch, return its mean training loss, the images it consumed and any
 other fields) and, optionally, an evaluation per epoch. No task times its own training.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,20 @@ from bench.errors import RunFailed
 from bench.measure import Clock, epoch_timing
 
 
-def fit(epochs: int, train_epoch: Callable[[int], dict], *, device, steps: int,
-        evaluate: Callable[[int], dict | None] | None = None, progress: bool = False, desc: str = "train",
-        on_epoch: Callable[[dict], None] | None = None, show: str | None = None, first_epoch: int = 1,
-        what: str = "") -> dict:
+def fit(
+    epochs: int,
+    train_epoch: Callable[[int], dict],
+    *,
+    device,
+    steps: int,
+    evaluate: Callable[[int], dict | None] | None = None,
+    progress: bool = False,
+    desc: str = "train",
+    on_epoch: Callable[[dict], None] | None = None,
+    show: str | None = None,
+    first_epoch: int = 1,
+    what: str = "",
+) -> dict:
     """Train ``epochs`` epochs; return ``{"history": [...], "timing": {...}}``.
 
     ``train_epoch(epoch)`` trains one epoch and returns ``{"train_loss": float, "images": int, ...}`` (extra
@@ -45,8 +56,14 @@ def fit(epochs: int, train_epoch: Callable[[int], dict], *, device, steps: int,
                 raise RunFailed(f"training loss became {train_loss} in epoch {epoch}{what}")
             cum += epoch_s
             seen += images
-            row = {"epoch": epoch, "train_loss": train_loss, **out, "epoch_s": epoch_s, "train_s_cum": cum,
-                   "images_seen": seen}
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **out,
+                "epoch_s": epoch_s,
+                "train_s_cum": cum,
+                "images_seen": seen,
+            }
             if evaluate is not None:
                 row.update(evaluate(epoch) or {})
             history.append(row)
@@ -54,8 +71,9 @@ def fit(epochs: int, train_epoch: Callable[[int], dict], *, device, steps: int,
                 on_epoch(row)
             if bar is not None:
                 extra = row.get(show) if show else None
-                bar.set_postfix(loss=f"{train_loss:.3f}", **({show: "-" if extra is None else f"{extra:.3g}"}
-                                                            if show else {}))
+                bar.set_postfix(
+                    loss=f"{train_loss:.3f}", **({show: "-" if extra is None else f"{extra:.3g}"} if show else {})
+                )
                 bar.update(1)
     finally:
         if bar is not None:

@@ -4,6 +4,7 @@ Timing method: on CUDA, ``torch.cuda.Event`` pairs around the timed region, read
 ``time.perf_counter`` (monotonic). The same code path serves both. Warm-up (first batches, compilation) is
 excluded from the timed repeats and reported separately by the callers.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,8 +53,15 @@ class Clock:
 
 
 #: the training-timing fields every task's record carries (:func:`epoch_timing`, through :func:`bench.loop.fit`)
-EPOCH_TIMING_FIELDS = ("train_s", "warmup_epoch_s", "train_s_after_warmup", "epoch_s_median", "epoch_s_spread",
-                       "steps_per_epoch", "clock")
+EPOCH_TIMING_FIELDS = (
+    "train_s",
+    "warmup_epoch_s",
+    "train_s_after_warmup",
+    "epoch_s_median",
+    "epoch_s_spread",
+    "steps_per_epoch",
+    "clock",
+)
 
 
 def epoch_timing(history: list[dict], steps: int, clock: Clock) -> dict:
@@ -124,12 +132,25 @@ def repeat_timing(fn, clock: Clock, warmup: int, repeats: int, iters: int) -> di
             fn()
         samples.append(clock.stop(t0) / iters)
     med = statistics.median(samples)
-    return {"median_s": med, "min_s": min(samples), "max_s": max(samples),
-            "spread": (max(samples) - min(samples)) / med if med > 0 else 0.0, "repeats": repeats, "iters": iters}
+    return {
+        "median_s": med,
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "spread": (max(samples) - min(samples)) / med if med > 0 else 0.0,
+        "repeats": repeats,
+        "iters": iters,
+    }
 
 
-def inference_speed(model: nn.Module, example: torch.Tensor, batch_size: int, device: torch.device,
-                    repeats: int = 5, warmup: int = 2, amp: bool = False) -> dict:
+def inference_speed(
+    model: nn.Module,
+    example: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    repeats: int = 5,
+    warmup: int = 2,
+    amp: bool = False,
+) -> dict:
     """Throughput (images/s) at ``batch_size`` and latency (ms) at batch 1, medians of ``repeats``."""
     model.eval()
     clock = Clock(device)
@@ -190,8 +211,9 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -241,11 +263,21 @@ def environment(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update({"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-                    "gpu_memory_bytes": props.total_memory, "gpu_capability": f"{props.major}.{props.minor}"})
+        env.update(
+            {
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+                "gpu_memory_bytes": props.total_memory,
+                "gpu_capability": f"{props.major}.{props.minor}",
+            }
+        )
         try:
-            drv = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
+            drv = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             env["driver"] = drv.stdout.strip().splitlines()[0] if drv.returncode == 0 else None
         except (OSError, subprocess.SubprocessError, IndexError):
             env["driver"] = None

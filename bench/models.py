@@ -1,4 +1,5 @@
 """Whole models: input normalisation inside the model (so attacks and users feed pixels in [0, 1]) + backbone."""
+
 from __future__ import annotations
 
 import torch
@@ -27,12 +28,20 @@ class ImageClassifier(nn.Module):
         return self.backbone(self.normalize(x))
 
 
-def build_classifier(backbone: dict, layer: dict, in_channels: int, num_classes: int,
-                     mean: list[float], std: list[float], example: torch.Tensor) -> ImageClassifier:
+def build_classifier(
+    backbone: dict,
+    layer: dict,
+    in_channels: int,
+    num_classes: int,
+    mean: list[float],
+    std: list[float],
+    example: torch.Tensor,
+) -> ImageClassifier:
     """Build and materialise (one example forward) a classifier; the caller seeds the RNG first."""
     ops = Ops.of(layer["name"], layer.get("options"), layer.get("stem"))
-    model = ImageClassifier(build_backbone(backbone["name"], ops, in_channels, num_classes, backbone.get("options")),
-                            mean, std)
+    model = ImageClassifier(
+        build_backbone(backbone["name"], ops, in_channels, num_classes, backbone.get("options")), mean, std
+    )
     materialise(model, example)
     return model
 
@@ -52,8 +61,9 @@ DATA_INIT_IMAGES = 5000
 
 
 @torch.no_grad()
-def init_from_data(model: "ImageClassifier", train_x_u8: torch.Tensor, seed: int, device,
-                   images: int = DATA_INIT_IMAGES) -> int:
+def init_from_data(
+    model: "ImageClassifier", train_x_u8: torch.Tensor, seed: int, device, images: int = DATA_INIT_IMAGES
+) -> int:
     """Fit every module that defines ``init_from_data(x)`` on a seeded random sample of ``images`` training
     images (uint8, converted and normalised as the network's input is). The sample is drawn with its own
     generator, so the run's random stream is untouched, and at random (data loaded from class folders is

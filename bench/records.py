@@ -3,6 +3,7 @@
 A record is complete or absent: it is written to a temporary file in the same folder, flushed to disk and
 renamed over the final name, so a process killed at any moment leaves either the old state or the new one.
 """
+
 from __future__ import annotations
 
 import errno
@@ -116,8 +117,10 @@ def existing_record_blob(results: str | Path, spec) -> tuple[dict, bytes] | None
     under the record's identity version and the hash of its stored spec, and its status is one of
     :data:`STATUSES` (no file times, no clock). A record written before identity version 2 is found under its
     old file name and counts until ``bench rekey`` renames it."""
-    for path, rid in ((record_path(results, spec), spec.id),
-                      (Path(results) / spec.suite / spec.legacy_filename, spec.legacy_id)):
+    for path, rid in (
+        (record_path(results, spec), spec.id),
+        (Path(results) / spec.suite / spec.legacy_filename, spec.legacy_id),
+    ):
         try:
             rec, blob = read_record(path)
         except (OSError, ValueError):
@@ -145,8 +148,9 @@ REQUIRED_KEYS = ("schema", "id", "status", "suite", "spec", "label")
 def record_files(root: Path) -> list[Path]:
     """The ``*.json`` files under ``root`` that may be records: none under a hidden part (temporary files,
     ``.locks/``). Shared by :func:`load_records` and :func:`rekey`."""
-    return [p for p in sorted(root.rglob("*.json"))
-            if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return [
+        p for p in sorted(root.rglob("*.json")) if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
 
 
 def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]]:
@@ -268,7 +272,7 @@ def rekey(results: str | Path, dry_run: bool = False) -> dict:
             done["current"] += 1
             continue
         suffix = f"--{old}.json"
-        name = path.name[:-len(suffix)] + f"--{new}.json" if path.name.endswith(suffix) else f"{path.stem}--{new}.json"
+        name = path.name[: -len(suffix)] + f"--{new}.json" if path.name.endswith(suffix) else f"{path.stem}--{new}.json"
         target = path.with_name(name)
         done["renamed"].append((str(path), str(target)))
         if dry_run:

@@ -6,6 +6,7 @@ Types are written as tuples of tokens: ``NUM`` (a finite int or float, not a boo
 ``BOOL``, ``NULL``, ``ANY`` (any JSON value), a dict (a mapping with those keys; ``"*"``: the type of other
 keys) or a one-item list (a list of that type).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,43 +18,101 @@ SCALAR = (NUM, STR, BOOL, NULL)
 NAMED = {"name": (STR,), "options": ({"*": (ANY,)},), "*": (ANY,)}
 
 PROTOCOL = {
-    "name": (STR, NULL), "epochs": (INT,), "batch_size": (INT, NULL), "train_subset": (INT, NULL),
-    "test_subset": (INT, NULL), "max_batches": (INT, NULL), "threshold": (NUM, NULL), "*": (ANY,),
+    "name": (STR, NULL),
+    "epochs": (INT,),
+    "batch_size": (INT, NULL),
+    "train_subset": (INT, NULL),
+    "test_subset": (INT, NULL),
+    "max_batches": (INT, NULL),
+    "threshold": (NUM, NULL),
+    "*": (ANY,),
 }
 
 #: timing fields the leaderboard averages or compares: numbers (or null) only
-TIMING_NUMBERS = ("train_s", "warmup_epoch_s", "epoch_s_median", "epoch_s_spread", "throughput_img_s",
-                  "throughput_spread", "latency_ms", "latency_spread", "train_macs_estimate", "train_forward_macs",
-                  "train_s_after_warmup", "total_s", "steps_per_epoch", "repeats", "throughput_batch")
+TIMING_NUMBERS = (
+    "train_s",
+    "warmup_epoch_s",
+    "epoch_s_median",
+    "epoch_s_spread",
+    "throughput_img_s",
+    "throughput_spread",
+    "latency_ms",
+    "latency_spread",
+    "train_macs_estimate",
+    "train_forward_macs",
+    "train_s_after_warmup",
+    "total_s",
+    "steps_per_epoch",
+    "repeats",
+    "throughput_batch",
+)
 #: counts the verdicts divide by (chance level, binomial standard error): positive where given
 POSITIVE = (("metrics", "classes"), ("data", "classes"), ("data", "test"))
 
 SPEC = {
-    "suite": (STR,), "task": (NAMED,), "dataset": (NAMED,), "backbone": (NAMED,),
-    "layer": ({"name": (STR,), "label": (STR, NULL), "display": (STR, NULL), "options": ({"*": (ANY,)},),
-               "*": (ANY,)},),
-    "protocol": (PROTOCOL,), "seed": (INT,), "overrides": ({"*": (INT, NUM, NULL)}, NULL),
-    "data_root": (STR, NULL), "*": (ANY,),
+    "suite": (STR,),
+    "task": (NAMED,),
+    "dataset": (NAMED,),
+    "backbone": (NAMED,),
+    "layer": (
+        {"name": (STR,), "label": (STR, NULL), "display": (STR, NULL), "options": ({"*": (ANY,)},), "*": (ANY,)},
+    ),
+    "protocol": (PROTOCOL,),
+    "seed": (INT,),
+    "overrides": ({"*": (INT, NUM, NULL)}, NULL),
+    "data_root": (STR, NULL),
+    "*": (ANY,),
 }
 
 RECORD = {
-    "schema": (INT,), "id": (STR,), "identity_version": (INT, NULL), "legacy_id": (STR, NULL), "status": (STR,), "label": (STR,), "task": (STR, NULL),
+    "schema": (INT,),
+    "id": (STR,),
+    "identity_version": (INT, NULL),
+    "legacy_id": (STR, NULL),
+    "status": (STR,),
+    "label": (STR,),
+    "task": (STR, NULL),
     "suite": ({"name": (STR,), "file": (STR, NULL), "sha256": (STR, NULL), "*": (ANY,)},),
     "spec": (SPEC,),
     "metrics": ({"*": SCALAR}, NULL),
-    "timing": ({"to_threshold": ({"seconds": (NUM, NULL), "train_macs": (NUM, NULL), "*": (ANY,)}, NULL),
-                "speed_paths": (ANY,), **{k: (NUM, NULL) for k in TIMING_NUMBERS}, "*": SCALAR}, NULL),
+    "timing": (
+        {
+            "to_threshold": ({"seconds": (NUM, NULL), "train_macs": (NUM, NULL), "*": (ANY,)}, NULL),
+            "speed_paths": (ANY,),
+            **{k: (NUM, NULL) for k in TIMING_NUMBERS},
+            "*": SCALAR,
+        },
+        NULL,
+    ),
     "params": ({"learned": (INT, NULL), "fixed": (INT, NULL), "total": (INT, NULL), "*": SCALAR}, NULL),
     "env": ({"device": (STR, NULL), "*": (ANY,)}, NULL),
     "data": ({"test": (INT, NULL), "classes": (INT, [(ANY,)], NULL), "*": (ANY,)}, NULL),
-    "macs": (NUM, NULL), "duration_s": (NUM, NULL),
-    "started": (STR, NULL), "finished": (STR, NULL), "error": (STR, NULL), "traceback": (STR, NULL),
+    "macs": (NUM, NULL),
+    "duration_s": (NUM, NULL),
+    "started": (STR, NULL),
+    "finished": (STR, NULL),
+    "error": (STR, NULL),
+    "traceback": (STR, NULL),
     "history": ([({"epoch": (NUM,), "*": SCALAR},)], NULL),
-    "curves": ({"*": ({"x": ([(NUM, NULL)],), "y": ([(NUM, NULL)],), "xlabel": (STR,), "ylabel": (STR,),
-                       "logx": (BOOL, NULL), "*": (ANY,)},)}, NULL),
+    "curves": (
+        {
+            "*": (
+                {
+                    "x": ([(NUM, NULL)],),
+                    "y": ([(NUM, NULL)],),
+                    "xlabel": (STR,),
+                    "ylabel": (STR,),
+                    "logx": (BOOL, NULL),
+                    "*": (ANY,),
+                },
+            )
+        },
+        NULL,
+    ),
     "artifacts": ([({"path": (STR,), "caption": (STR, NULL), "*": (ANY,)},)], NULL),
     "memory": ({"peak_bytes": (NUM, NULL), "kind": (STR, NULL), "*": (ANY,)}, NULL),
-    "invocation": ({"*": (ANY,)}, NULL), "provenance": ({"*": (ANY,)}, NULL),
+    "invocation": ({"*": (ANY,)}, NULL),
+    "provenance": ({"*": (ANY,)}, NULL),
     "*": (ANY,),
 }
 

@@ -15,6 +15,7 @@ Entries are discovered from three places, in this order:
 2. the registry's entry-point group (``bench.layers`` …) of installed distributions;
 3. user files passed explicitly (``bench run --layers path/to/my_layer.py``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -88,8 +89,9 @@ class Registry(Generic[E]):
             summary = fields.pop("summary", None) or _first_line(obj.__doc__)
             origin = getattr(obj, "__module__", "")
             ranges = _declared_ranges(self.kind, key, origin, meta_defaults, fields.pop("ranges", None) or {})
-            entry = self.entry_cls(name=key, obj=obj, summary=summary, defaults=dict(meta_defaults),
-                                   origin=origin, ranges=ranges, **fields)
+            entry = self.entry_cls(
+                name=key, obj=obj, summary=summary, defaults=dict(meta_defaults), origin=origin, ranges=ranges, **fields
+            )
             existing = self._entries.get(key)
             if existing is not None and existing.origin != entry.origin:
                 raise BenchError(f"{self.kind} {key!r} registered twice: by {existing.origin} and {entry.origin}")
@@ -170,16 +172,19 @@ def _declared_ranges(kind: str, name: str, origin: str, defaults: dict, ranges: 
     out = {}
     for option, declared in ranges.items():
         if option not in defaults:
-            raise BenchError(f"{kind} {name!r} ({origin}): ranges names {option!r}, which is not an option "
-                             f"(options: {', '.join(sorted(defaults)) or 'none'})")
+            raise BenchError(
+                f"{kind} {name!r} ({origin}): ranges names {option!r}, which is not an option "
+                f"(options: {', '.join(sorted(defaults)) or 'none'})"
+            )
         try:
             out[option] = Range.of(declared)
         except TypeError as exc:
             raise BenchError(f"{kind} {name!r} ({origin}): ranges.{option}: {exc}") from None
         bad = option_error(defaults[option], out[option], defaults[option])
         if bad:
-            raise BenchError(f"{kind} {name!r} ({origin}): the default of {option!r} is outside its declared "
-                             f"range ({bad})")
+            raise BenchError(
+                f"{kind} {name!r} ({origin}): the default of {option!r} is outside its declared range ({bad})"
+            )
     return out
 
 
@@ -198,9 +203,13 @@ def _keyword_defaults(fn: Callable) -> dict:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return {}
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-            and p.name not in BUILD_KEYWORDS}
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and p.default is not inspect.Parameter.empty
+        and p.name not in BUILD_KEYWORDS
+    }
 
 
 def entry_fields(cls: type) -> list[str]:

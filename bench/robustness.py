@@ -17,6 +17,7 @@ Summary numbers:
 The document's curves (Figs. 10, 14, 15) have an ε axis whose exact values did not survive text extraction;
 the default list covers the usual range up to 16/255 on a roughly logarithmic grid.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -40,9 +41,17 @@ def make_attack(model: nn.Module, name: str, eps: float, steps: int = 10, alpha:
     raise ValueError(f"unknown attack {name!r} (known: fgsm, pgd)")
 
 
-def adversarial_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                         eps_255: Sequence[float] = DEFAULT_EPS, attack: str = "fgsm", batch_size: int = 256,
-                         steps: int = 10, alpha_255: float | None = None, seed: int = 0) -> dict:
+def adversarial_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eps_255: Sequence[float] = DEFAULT_EPS,
+    attack: str = "fgsm",
+    batch_size: int = 256,
+    steps: int = 10,
+    alpha_255: float | None = None,
+    seed: int = 0,
+) -> dict:
     """Accuracy (%) of ``model`` on ``images`` (float in [0, 1] or uint8) under ``attack`` at every ε/255.
 
     Returns ``{"attack", "eps": [ε·255…], "acc": [%…], "acc_at_8": % or None, "auc": % or None}``.
@@ -62,15 +71,18 @@ def adversarial_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.T
         if attack == "fgsm":
             counts = _fgsm_counts(model, images, labels, eps_list, batch_size, device)
         else:
-            counts = _attack_counts(model, images, labels, eps_list, attack, batch_size, steps, alpha_255, seed,
-                                    device)
+            counts = _attack_counts(model, images, labels, eps_list, attack, batch_size, steps, alpha_255, seed, device)
         # one transfer for the whole curve
         accs = [100.0 * c / max(1, len(labels)) for c in torch.stack(counts).tolist()] if counts else []
     finally:
         model.train(was_training)
-    return {"attack": attack, "eps": eps_list, "acc": accs,
-            "acc_at_8": next((a for e, a in zip(eps_list, accs) if e == 8), None),
-            "auc": normalised_auc(eps_list, accs)}
+    return {
+        "attack": attack,
+        "eps": eps_list,
+        "acc": accs,
+        "acc_at_8": next((a for e, a in zip(eps_list, accs) if e == 8), None),
+        "auc": normalised_auc(eps_list, accs),
+    }
 
 
 def _attack_counts(model, images, labels, eps_list, attack, batch_size, steps, alpha_255, seed, device):
@@ -82,8 +94,8 @@ def _attack_counts(model, images, labels, eps_list, attack, batch_size, steps, a
             atk = make_attack(model, attack, e / 255, steps, None if alpha_255 is None else alpha_255 / 255)
             correct = torch.zeros((), dtype=torch.long, device=device)
             for i in range(0, len(labels), batch_size):
-                x = images[i:i + batch_size].to(device, non_blocking=True)
-                y = labels[i:i + batch_size].to(device, non_blocking=True)
+                x = images[i : i + batch_size].to(device, non_blocking=True)
+                y = labels[i : i + batch_size].to(device, non_blocking=True)
                 x_adv = atk(x, y) if e > 0 else x
                 with torch.no_grad():
                     correct += (model(x_adv).argmax(1) == y).sum()
@@ -101,8 +113,14 @@ def fgsm_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor, return_logits:
     return (sign, logits.detach()) if return_logits else sign
 
 
-def _fgsm_counts(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps_list: list[float],
-                 batch_size: int, device: torch.device) -> list[torch.Tensor]:
+def _fgsm_counts(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eps_list: list[float],
+    batch_size: int,
+    device: torch.device,
+) -> list[torch.Tensor]:
     """Correct counts per ε for FGSM. FGSM's direction sign(∇ₓ loss) does not depend on ε, so it is computed
     once per batch (one forward + backward) and every ε > 0 costs one forward; ε = 0 reuses the clean logits
     of the gradient's forward pass. The adversarial images are ``clip₀¹(x + ε·sign)``, the same expression as
@@ -111,8 +129,8 @@ def _fgsm_counts(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, e
     counts = [torch.zeros((), dtype=torch.long, device=device) for _ in eps_list]
     attacked = any(e > 0 for e in eps_list)
     for i in range(0, len(labels), batch_size):
-        x = images[i:i + batch_size].to(device, non_blocking=True)
-        y = labels[i:i + batch_size].to(device, non_blocking=True)
+        x = images[i : i + batch_size].to(device, non_blocking=True)
+        y = labels[i : i + batch_size].to(device, non_blocking=True)
         sign, clean = fgsm_sign(model, x, y, return_logits=True) if attacked else (None, None)
         with torch.no_grad():
             for j, e in enumerate(eps_list):

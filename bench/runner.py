@@ -1,4 +1,5 @@
 """Runs: execute run specs one by one, write one record per run, skip what is already done."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,14 +11,23 @@ from bench.suite import RunSpec, Suite
 from bench.tasks import RunContext
 
 
-def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunContext, force: bool = False,
-              retry_failed: bool = False, max_failures: int | None = None, log=print,
-              policy: Policy | None = None) -> dict:
+def run_specs(
+    suite: Suite,
+    specs: list[RunSpec],
+    results: str | Path,
+    ctx: RunContext,
+    force: bool = False,
+    retry_failed: bool = False,
+    max_failures: int | None = None,
+    log=print,
+    policy: Policy | None = None,
+) -> dict:
     """Run every spec without a record (or all with ``force``). Returns counts."""
     counts = {"ran": 0, "skipped": 0, "failed": 0}
     bar = None
     if ctx.progress:
         from tqdm import tqdm
+
         bar = tqdm(total=len(specs), desc=f"suite {suite.name}", unit="run")
     # one run trained once across processes: every run goes through the lock protocol of bench.executors;
     # runs another process is training are come back to at the end (waiting on their lock) or reported
@@ -32,8 +42,9 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
             log(f"waiting for {len(queue)} run(s) running elsewhere")
         spec = queue.pop(0)
         run_ctx = ctx.for_run(results, spec)  # this run's folders, in a context of its own (ctx is shared)
-        outcome = claim_and_run(spec, results, lambda: execute(spec, run_ctx, suite), policy, wait=waiting,
-                                provenance=ctx.provenance)
+        outcome = claim_and_run(
+            spec, results, lambda: execute(spec, run_ctx, suite), policy, wait=waiting, provenance=ctx.provenance
+        )
         if outcome.status == "busy":
             busy.append(spec)
             if not wait_elsewhere:
@@ -50,8 +61,7 @@ def run_specs(suite: Suite, specs: list[RunSpec], results: str | Path, ctx: RunC
             counts["failed"] += 1
             log(f"run failed: {spec.backbone['name']}/{spec.label}/seed {spec.seed}: {record['error']}")
         elif bar is None:
-            log(f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: "
-                f"{_summary(record)}")
+            log(f"{spec.backbone['name']:>14} {spec.label:<22} seed {spec.seed}: {_summary(record)}")
         if bar is not None:
             bar.set_postfix_str(f"{spec.label}: {_summary(record)}"[:60])
             bar.update(1)
@@ -74,5 +84,12 @@ def _summary(record: dict) -> str:
 
 @register_executor("local", "one run after another in this process")
 def run_local(launch: Launch) -> dict:
-    return run_specs(launch.suite, launch.specs, launch.results, launch.ctx, force=launch.force,
-                     retry_failed=launch.retry_failed, max_failures=launch.max_failures)
+    return run_specs(
+        launch.suite,
+        launch.specs,
+        launch.results,
+        launch.ctx,
+        force=launch.force,
+        retry_failed=launch.retry_failed,
+        max_failures=launch.max_failures,
+    )

@@ -1,5 +1,6 @@
 """Reading files that are data, never trusted: regular files only, with a size cap, never blocking; JSON with
 bounded nesting and only finite numbers. Every refusal is a :class:`Refused` with a one-line reason."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-RECORD_MAX_BYTES = 8 << 20    # a run record (the largest committed one is ~10 kB)
-SUITE_MAX_BYTES = 1 << 20     # a suite file (the largest committed one is ~30 kB)
-MAX_DEPTH = 64                # JSON / YAML nesting (records nest 5 deep)
+RECORD_MAX_BYTES = 8 << 20  # a run record (the largest committed one is ~10 kB)
+SUITE_MAX_BYTES = 1 << 20  # a suite file (the largest committed one is ~30 kB)
+MAX_DEPTH = 64  # JSON / YAML nesting (records nest 5 deep)
 
 
 class Refused(ValueError):
@@ -19,8 +20,13 @@ class Refused(ValueError):
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"

@@ -1,4 +1,5 @@
 """A small declarative validator for suite files: every error is one line naming the file and the field."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ class F:
 
     types: tuple
     default: Any = None
-    schema: dict | None = None        # nested mapping schema (when the value is a dict)
-    items: "F | None" = None          # schema of list items (when the value is a list)
+    schema: dict | None = None  # nested mapping schema (when the value is a dict)
+    items: "F | None" = None  # schema of list items (when the value is a list)
     check: Callable[[Any], str | None] | None = None  # returns an error message or None
     doc: str = ""
 
@@ -25,8 +26,16 @@ ANY_MAPPING = {"*": F((object,))}
 
 
 def _type_name(types: tuple) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping",
-             type(None): "null", object: "anything"}
+    names = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "mapping",
+        type(None): "null",
+        object: "anything",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
@@ -142,11 +151,20 @@ class Range:
             return value
         if isinstance(value, (tuple, list)) and len(value) == 2:
             return cls(*value)
-        if isinstance(value, dict) and set(value) <= {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
-                                                      "note"}:
-            return cls(value.get("minimum", value.get("exclusiveMinimum")),
-                       value.get("maximum", value.get("exclusiveMaximum")), "exclusiveMinimum" in value,
-                       "exclusiveMaximum" in value, value.get("note", ""))
+        if isinstance(value, dict) and set(value) <= {
+            "minimum",
+            "exclusiveMinimum",
+            "maximum",
+            "exclusiveMaximum",
+            "note",
+        }:
+            return cls(
+                value.get("minimum", value.get("exclusiveMinimum")),
+                value.get("maximum", value.get("exclusiveMaximum")),
+                "exclusiveMinimum" in value,
+                "exclusiveMaximum" in value,
+                value.get("note", ""),
+            )
         raise TypeError(f"a range is a Range or (low, high), not {value!r:.60}")
 
 
@@ -164,8 +182,7 @@ def option_type(default: Any) -> str | None:
     """The type an option's default declares (a JSON Schema type name), None if undeclared (None, other)."""
     if isinstance(default, bool):
         return "boolean"
-    for t, name in ((int, "integer"), (float, "number"), (str, "string"), ((list, tuple), "array"),
-                    (dict, "object")):
+    for t, name in ((int, "integer"), (float, "number"), (str, "string"), ((list, tuple), "array"), (dict, "object")):
         if isinstance(default, t):
             return name
     return None
@@ -235,8 +252,15 @@ def check_options(defaults: dict, ranges: dict, given: dict, path: str, where: s
 
 # -- JSON Schema export (for editors; suites/schema.json) -------------------------------------------------
 
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object",
-               type(None): "null"}
+_JSON_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
 
 
 def _json_default(value: Any) -> Any:

@@ -7,6 +7,7 @@ of it. The fastest combination is used for the run and the timings are written i
 (``timing.speed_paths``). It is off by default: on CPU a different layout or thread count may pick different
 kernels, so a tuned run's numbers are not bit-identical to an untuned one's, and tuning costs a few steps.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,9 @@ def _time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) 
     return samples[len(samples) // 2]
 
 
-def choose_speed_paths(model: nn.Module, batch_u8: torch.Tensor, labels: torch.Tensor, device: torch.device,
-                       steps: int = 3) -> dict:
+def choose_speed_paths(
+    model: nn.Module, batch_u8: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int = 3
+) -> dict:
     """Time ``steps`` training steps per candidate; set the chosen thread count; return the choice and times."""
     from bench.train import prepare
 
@@ -56,6 +58,12 @@ def choose_speed_paths(model: nn.Module, batch_u8: torch.Tensor, labels: torch.T
             times[(cl, n)] = _time_steps(m, x, labels, steps)
     best = min(times, key=times.get)
     torch.set_num_threads(best[1])
-    return {"channels_last": best[0], "threads": best[1], "tuned": True, "tune_steps": steps,
-            "tune_ms": {f"{'channels_last' if cl else 'contiguous'}/{n}t": round(t * 1e3, 3)
-                        for (cl, n), t in times.items()}}
+    return {
+        "channels_last": best[0],
+        "threads": best[1],
+        "tuned": True,
+        "tune_steps": steps,
+        "tune_ms": {
+            f"{'channels_last' if cl else 'contiguous'}/{n}t": round(t * 1e3, 3) for (cl, n), t in times.items()
+        },
+    }

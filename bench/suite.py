@@ -5,6 +5,7 @@ run specs; a run is identified by the hash of its resolved spec.
 Data flows one way: suite → run specs (here) → runs (:mod:`bench.runner`) → records (:mod:`bench.records`)
 → tables (:mod:`bench.report.tables`) → site (:mod:`bench.report.site`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,12 +48,13 @@ def _open_unit(v):
 
 MAX_EPOCHS = 10_000  # a sane upper bound: more is a typo, not a protocol
 MAX_BATCH = 1 << 20  # images per batch
-MAX_IMAGES = 10 ** 9  # subsets and batches per epoch
-MAX_PADDING = 256    # pixels of crop padding
+MAX_IMAGES = 10**9  # subsets and batches per epoch
+MAX_PADDING = 256  # pixels of crop padding
 
 
 def _between(lo, hi, lo_open: bool = False, hi_open: bool = False):
     """A check that a number (or None) lies in [lo, hi] (open ends as asked)."""
+
     def check(v):
         if v is None:
             return None
@@ -61,6 +63,7 @@ def _between(lo, hi, lo_open: bool = False, hi_open: bool = False):
         if below or above:
             return f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}, got {v}"
         return None
+
     return check
 
 
@@ -77,8 +80,10 @@ def _safe_name(v):
     """Suite names and row labels name files: one path component of letters, digits, ``_ . + -``."""
     if v is None or SAFE_NAME.fullmatch(v):
         return None
-    return (f"{v!r:.60} is not a safe name: use 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter "
-            f"or digit (a row's free-text title goes in 'display')")
+    return (
+        f"{v!r:.60} is not a safe name: use 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter "
+        f"or digit (a row's free-text title goes in 'display')"
+    )
 
 
 NAMED = {"name": F((str,), REQUIRED), "options": F((dict,), dict, schema=ANY_MAPPING)}
@@ -89,52 +94,92 @@ PROTOCOL = {
     "epochs": F((int,), REQUIRED, check=_epochs),
     "batch_size": F((int,), 128, check=_at_most(MAX_BATCH)),
     "eval_batch_size": F((int,), 1000, check=_at_most(MAX_BATCH)),
-    "optimizer": F((dict,), lambda: {"name": "sgd"}, schema={
-        "name": F((str,), "sgd", check=_one_of(OPTIMIZERS)),
-        "lr": F((float,), 0.1, check=_between(0, 1e3, lo_open=True)),
-        "momentum": F((float,), 0.9, check=_between(0, 1)),
-        "nesterov": F((bool,), True),
-        "weight_decay": F((float,), 5e-4, check=_between(0, 1)),
-        "betas": F((list,), None, items=F((float,), check=_between(0, 1, hi_open=True)),
-                   check=lambda v: None if v is None or len(v) == 2 else f"must be two numbers, got {len(v)}"),
-        "norm_lr_scale": F((float, type(None)), None, check=_between(0, 1e6, lo_open=True),
-                           doc="learning rate × s and weight decay ÷ s for normalisation layers' parameters"),
-    }),
-    "schedule": F((dict,), lambda: {"name": "cosine"}, schema={
-        "name": F((str,), "cosine", check=_one_of(SCHEDULES)),
-        "milestones": F((list,), list, items=F((int,), check=_epochs)),
-        "gamma": F((float,), 0.1, check=_between(0, 1e3, lo_open=True)),
-        "warmup_epochs": F((float,), 0.0, check=_between(0, MAX_EPOCHS)),
-        # triangle: lr factor from `start` up to 1 at fraction `peak` of the steps, then linearly to `end`
-        "start": F((float, type(None)), None, check=_unit),
-        "peak": F((float, type(None)), None, check=_open_unit),
-        "end": F((float, type(None)), None, check=_unit),
-    }),
+    "optimizer": F(
+        (dict,),
+        lambda: {"name": "sgd"},
+        schema={
+            "name": F((str,), "sgd", check=_one_of(OPTIMIZERS)),
+            "lr": F((float,), 0.1, check=_between(0, 1e3, lo_open=True)),
+            "momentum": F((float,), 0.9, check=_between(0, 1)),
+            "nesterov": F((bool,), True),
+            "weight_decay": F((float,), 5e-4, check=_between(0, 1)),
+            "betas": F(
+                (list,),
+                None,
+                items=F((float,), check=_between(0, 1, hi_open=True)),
+                check=lambda v: None if v is None or len(v) == 2 else f"must be two numbers, got {len(v)}",
+            ),
+            "norm_lr_scale": F(
+                (float, type(None)),
+                None,
+                check=_between(0, 1e6, lo_open=True),
+                doc="learning rate × s and weight decay ÷ s for normalisation layers' parameters",
+            ),
+        },
+    ),
+    "schedule": F(
+        (dict,),
+        lambda: {"name": "cosine"},
+        schema={
+            "name": F((str,), "cosine", check=_one_of(SCHEDULES)),
+            "milestones": F((list,), list, items=F((int,), check=_epochs)),
+            "gamma": F((float,), 0.1, check=_between(0, 1e3, lo_open=True)),
+            "warmup_epochs": F((float,), 0.0, check=_between(0, MAX_EPOCHS)),
+            # triangle: lr factor from `start` up to 1 at fraction `peak` of the steps, then linearly to `end`
+            "start": F((float, type(None)), None, check=_unit),
+            "peak": F((float, type(None)), None, check=_open_unit),
+            "end": F((float, type(None)), None, check=_unit),
+        },
+    ),
     "augment": F((list,), lambda: ["crop", "flip"], items=F((str,), check=_one_of(AUGMENTS))),
     "crop_padding": F((int,), 4, check=_between(0, MAX_PADDING)),
     "label_smoothing": F((float,), 0.0, check=_between(0, 1, hi_open=True)),
     "train_subset": F((int, type(None)), None, check=_at_most(MAX_IMAGES)),
     "test_subset": F((int, type(None)), None, check=_at_most(MAX_IMAGES)),
-    "max_batches": F((int, type(None)), None, check=_at_most(MAX_IMAGES),
-                     doc="cap on training batches per epoch (smoke runs)"),
-    "threshold": F((float, type(None)), None, check=_between(0, 100),
-                   doc="accuracy (%) whose time-to-reach is recorded"),
+    "max_batches": F(
+        (int, type(None)), None, check=_at_most(MAX_IMAGES), doc="cap on training batches per epoch (smoke runs)"
+    ),
+    "threshold": F(
+        (float, type(None)), None, check=_between(0, 100), doc="accuracy (%) whose time-to-reach is recorded"
+    ),
     # options added later: left out of the protocol (so out of every run id) while unset, see OPTIONAL_PROTOCOL
-    "ema": F((dict, type(None)), None, schema={
-        "decay": F((float,), 0.999, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
-        "warmup": F((bool,), True, doc="effective decay min(decay, (1 + t) / (10 + t)) at step t"),
-    }, doc="exponential moving average of the weights (and buffers), used for every evaluation"),
-    "tta": F((str, type(None)), None, check=_one_of(TTAS),
-             doc="test-time augmentation: 'flip' averages the logits of each image and its mirror; "
-                 "'flip-translate' also those of the image shifted by one pixel (six views)"),
-    "lookahead": F((dict, type(None)), None, schema={
-        "every": F((int,), 5, check=_positive),
-        "decay": F((float,), 0.95, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
-    }, doc="lookahead averaging of the live weights (bench.train.Lookahead)"),
-    "eval_epochs": F((list, type(None)), None, items=F((int,), check=_epochs),
-                     doc="epochs after which the test set is evaluated (the last always is); default every epoch"),
-    "precision": F((str, type(None)), None, check=_one_of((None, "fp32", "bf16")),
-                   doc="'bf16': bf16 autocast on CPU and CUDA; 'fp32': none; unset: bf16 on CUDA only"),
+    "ema": F(
+        (dict, type(None)),
+        None,
+        schema={
+            "decay": F((float,), 0.999, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
+            "warmup": F((bool,), True, doc="effective decay min(decay, (1 + t) / (10 + t)) at step t"),
+        },
+        doc="exponential moving average of the weights (and buffers), used for every evaluation",
+    ),
+    "tta": F(
+        (str, type(None)),
+        None,
+        check=_one_of(TTAS),
+        doc="test-time augmentation: 'flip' averages the logits of each image and its mirror; "
+        "'flip-translate' also those of the image shifted by one pixel (six views)",
+    ),
+    "lookahead": F(
+        (dict, type(None)),
+        None,
+        schema={
+            "every": F((int,), 5, check=_positive),
+            "decay": F((float,), 0.95, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
+        },
+        doc="lookahead averaging of the live weights (bench.train.Lookahead)",
+    ),
+    "eval_epochs": F(
+        (list, type(None)),
+        None,
+        items=F((int,), check=_epochs),
+        doc="epochs after which the test set is evaluated (the last always is); default every epoch",
+    ),
+    "precision": F(
+        (str, type(None)),
+        None,
+        check=_one_of((None, "fp32", "bf16")),
+        doc="'bf16': bf16 autocast on CPU and CUDA; 'fp32': none; unset: bf16 on CUDA only",
+    ),
     "channels_last": F((bool, type(None)), None, doc="channels_last memory format; unset: on CUDA only"),
 }
 
@@ -148,8 +193,15 @@ LAYER_ITEM = {
     "options": F((dict,), dict, schema=ANY_MAPPING),
     "label": F((str, type(None)), None, check=_safe_name),
     "display": F((str, type(None)), None, doc="the row's name as shown on the site, free text (default: label)"),
-    "stem": F((str, type(None)), None, check=lambda v: None if v in (None, "conv", "family", "frozen-conv")
-              else f"must be 'family', 'conv' or 'frozen-conv', not {v!r}"),
+    "stem": F(
+        (str, type(None)),
+        None,
+        check=lambda v: (
+            None
+            if v in (None, "conv", "family", "frozen-conv")
+            else f"must be 'family', 'conv' or 'frozen-conv', not {v!r}"
+        ),
+    ),
 }
 
 REFERENCE = {
@@ -163,15 +215,31 @@ REFERENCE = {
     "setting": F((str,), REQUIRED),
     "source": F((str,), "paper", check=_one_of(("paper", "reproduction", "code"))),
     "note": F((str,), ""),
-    "epochs": F((int, type(None)), None, check=_positive,
-                doc="epochs of the document's setting for this number (default: the suite protocol's)"),
+    "epochs": F(
+        (int, type(None)),
+        None,
+        check=_positive,
+        doc="epochs of the document's setting for this number (default: the suite protocol's)",
+    ),
     # verdict fields (bench.report.verdicts): not part of any run id (references never are)
-    "tolerance": F((float,), DEFAULT_TOLERANCE, check=lambda v: None if v >= 0 else f"must be >= 0, got {v}",
-                   doc="points the measured 95 % interval is widened by before the verdict; fixed before the runs"),
-    "runs": F((int, type(None)), None, check=_positive,
-              doc="how many runs the document's std is over (its standard error is std / sqrt(runs))"),
-    "deviations": F((list,), list, items=F((str, dict), check=check_deviation),
-                    doc="deviations from the document: " + ", ".join(DEVIATIONS) + " ({kind: other, text: ...})"),
+    "tolerance": F(
+        (float,),
+        DEFAULT_TOLERANCE,
+        check=lambda v: None if v >= 0 else f"must be >= 0, got {v}",
+        doc="points the measured 95 % interval is widened by before the verdict; fixed before the runs",
+    ),
+    "runs": F(
+        (int, type(None)),
+        None,
+        check=_positive,
+        doc="how many runs the document's std is over (its standard error is std / sqrt(runs))",
+    ),
+    "deviations": F(
+        (list,),
+        list,
+        items=F((str, dict), check=check_deviation),
+        doc="deviations from the document: " + ", ".join(DEVIATIONS) + " ({kind: other, text: ...})",
+    ),
 }
 
 # A number a document quotes that no row of the suite can produce (another method's result, a network or
@@ -190,9 +258,13 @@ TIER = {
     "name": F((str,), REQUIRED),
     "description": F((str,), ""),
     "overrides": F((dict,), REQUIRED, schema=ANY_MAPPING, doc="command-line overrides that make this tier"),
-    "task_options": F((dict,), dict, schema=ANY_MAPPING,
-                      doc="task options this tier runs with (e.g. a smaller attack subset); "
-                          "bench run --tier NAME applies them with the overrides"),
+    "task_options": F(
+        (dict,),
+        dict,
+        schema=ANY_MAPPING,
+        doc="task options this tier runs with (e.g. a smaller attack subset); "
+        "bench run --tier NAME applies them with the overrides",
+    ),
 }
 
 CLAIM = {
@@ -200,17 +272,25 @@ CLAIM = {
     "text": F((str,), REQUIRED),
     "document": F((str,), REQUIRED),
     "where": F((str,), REQUIRED),
-    "check": F((dict,), REQUIRED, schema={
-        "metric": F((str,), "top1"),
-        "a": F((str,), REQUIRED),
-        "b": F((str,), REQUIRED),
-        "op": F((str,), REQUIRED, check=_one_of(("within", "above", "below"))),
-        "points": F((float,), REQUIRED),
-        "backbone": F((str, type(None)), None),
-        "epochs": F((int, type(None)), None, check=_positive),
-    }),
-    "deviations": F((list,), list, items=F((str, dict), check=check_deviation),
-                    doc="deviations from the document: " + ", ".join(DEVIATIONS) + " ({kind: other, text: ...})"),
+    "check": F(
+        (dict,),
+        REQUIRED,
+        schema={
+            "metric": F((str,), "top1"),
+            "a": F((str,), REQUIRED),
+            "b": F((str,), REQUIRED),
+            "op": F((str,), REQUIRED, check=_one_of(("within", "above", "below"))),
+            "points": F((float,), REQUIRED),
+            "backbone": F((str, type(None)), None),
+            "epochs": F((int, type(None)), None, check=_positive),
+        },
+    ),
+    "deviations": F(
+        (list,),
+        list,
+        items=F((str, dict), check=check_deviation),
+        doc="deviations from the document: " + ", ".join(DEVIATIONS) + " ({kind: other, text: ...})",
+    ),
 }
 
 SUITE = {
@@ -220,12 +300,21 @@ SUITE = {
     "dataset": F((str, dict), REQUIRED),
     "protocol": F((dict,), REQUIRED, schema=PROTOCOL),
     "backbones": F((list,), REQUIRED, items=F((str, dict))),
-    "layers": F((str, list), "all", items=F((str, dict)),
-                doc="'all' (every registered family, plug-ins included) or a list of rows"),
-    "layer_options": F((dict,), dict, schema={"*": F((dict,), schema=ANY_MAPPING)},
-                       doc="with layers: all, options per family name, e.g. {pnn: {fanout: 1}}"),
-    "seeds": F((list,), lambda: [0], items=F((int,), check=lambda v: None if v >= 0 else
-                                              f"must be non-negative, got {v}")),
+    "layers": F(
+        (str, list),
+        "all",
+        items=F((str, dict)),
+        doc="'all' (every registered family, plug-ins included) or a list of rows",
+    ),
+    "layer_options": F(
+        (dict,),
+        dict,
+        schema={"*": F((dict,), schema=ANY_MAPPING)},
+        doc="with layers: all, options per family name, e.g. {pnn: {fanout: 1}}",
+    ),
+    "seeds": F(
+        (list,), lambda: [0], items=F((int,), check=lambda v: None if v >= 0 else f"must be non-negative, got {v}")
+    ),
     "references": F((list,), list, items=F((dict,), schema=REFERENCE)),
     "claims": F((list,), list, items=F((dict,), schema=CLAIM)),
     "context": F((list,), list, items=F((dict,), schema=CONTEXT)),
@@ -236,8 +325,12 @@ SUITE = {
     # declared shortened tiers (e.g. CPU-sized overrides): verdicts from them carry the tier's tag
     "tiers": F((list,), list, items=F((dict,), schema=TIER)),
     # deviations from the documents that hold for every reference and claim of the suite (each adds its own)
-    "deviations": F((list,), list, items=F((str, dict), check=check_deviation),
-                    doc="deviations of every reference and claim: " + ", ".join(DEVIATIONS)),
+    "deviations": F(
+        (list,),
+        list,
+        items=F((str, dict), check=check_deviation),
+        doc="deviations of every reference and claim: " + ", ".join(DEVIATIONS),
+    ),
 }
 
 # Fields the command line may override; the record keeps what was overridden.
@@ -250,10 +343,15 @@ def check_overrides(overrides: dict, path: str, where: str) -> dict:
     naming ``where.key``; unknown or not overridable keys are refused too."""
     for key in overrides:
         if key not in OVERRIDABLE:
-            raise SpecError(path, f"{where}.{key}" if where else key,
-                            f"not an overridable field (allowed: {', '.join(OVERRIDABLE)})")
-    schema = {k: F(tuple(t for t in PROTOCOL[k].types if t is not type(None)), None, check=PROTOCOL[k].check)
-              for k in OVERRIDABLE}
+            raise SpecError(
+                path,
+                f"{where}.{key}" if where else key,
+                f"not an overridable field (allowed: {', '.join(OVERRIDABLE)})",
+            )
+    schema = {
+        k: F(tuple(t for t in PROTOCOL[k].types if t is not type(None)), None, check=PROTOCOL[k].check)
+        for k in OVERRIDABLE
+    }
     return {k: validate(v, schema[k], path, f"{where}.{k}" if where else k) for k, v in overrides.items()}
 
 
@@ -273,8 +371,16 @@ class RunSpec:
     data_root: str | None = None  # where the data came from: not part of the identity
 
     def identity(self) -> dict:
-        return {"suite": self.suite, "task": self.task, "dataset": self.dataset, "backbone": self.backbone,
-                "layer": self.layer, "protocol": self.protocol, "seed": self.seed, "overrides": self.overrides}
+        return {
+            "suite": self.suite,
+            "task": self.task,
+            "dataset": self.dataset,
+            "backbone": self.backbone,
+            "layer": self.layer,
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "overrides": self.overrides,
+        }
 
     @property
     def id(self) -> str:
@@ -335,8 +441,13 @@ class Suite:
         known = ", ".join(t["name"] for t in self.tiers) or "none declared"
         raise SpecError(self.path, "tiers", f"no tier {name!r} (known: {known})")
 
-    def expand(self, overrides: dict | None = None, seeds: list[int] | None = None,
-               data_root: str | None = None, tier: str | None = None) -> list[RunSpec]:
+    def expand(
+        self,
+        overrides: dict | None = None,
+        seeds: list[int] | None = None,
+        data_root: str | None = None,
+        tier: str | None = None,
+    ) -> list[RunSpec]:
         """Run specs for every (seed, backbone, layer). ``tier``: a declared tier whose overrides and task
         options apply (explicit ``overrides`` may not contradict it)."""
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -349,28 +460,44 @@ class Suite:
             declared = self.tier(tier)
             for key, value in overrides.items():
                 if key in declared["overrides"] and declared["overrides"][key] != value:
-                    raise SpecError("command line", key, f"{value!r} contradicts tier {tier!r} "
-                                    f"({key}: {declared['overrides'][key]!r})")
+                    raise SpecError(
+                        "command line",
+                        key,
+                        f"{value!r} contradicts tier {tier!r} ({key}: {declared['overrides'][key]!r})",
+                    )
             overrides = {**declared["overrides"], **overrides}
             task["options"] = {**task.get("options", {}), **declared["task_options"]}
         protocol = copy.deepcopy(self.protocol)
         protocol.update(overrides)
         dataset = {k: v for k, v in self.dataset.items() if k != "root"}
         specs = []
-        for seed in (seeds if seeds is not None else self.seeds):
+        for seed in seeds if seeds is not None else self.seeds:
             for backbone in self.backbones:
                 for layer in self.layers:
-                    specs.append(RunSpec(self.name, copy.deepcopy(task), copy.deepcopy(dataset),
-                                         copy.deepcopy(backbone), copy.deepcopy(layer), copy.deepcopy(protocol),
-                                         int(seed), dict(overrides),
-                                         data_root=data_root or self.dataset.get("root")))
+                    specs.append(
+                        RunSpec(
+                            self.name,
+                            copy.deepcopy(task),
+                            copy.deepcopy(dataset),
+                            copy.deepcopy(backbone),
+                            copy.deepcopy(layer),
+                            copy.deepcopy(protocol),
+                            int(seed),
+                            dict(overrides),
+                            data_root=data_root or self.dataset.get("root"),
+                        )
+                    )
         seen: dict[str, RunSpec] = {}
         for spec in specs:  # run ids hash only what changes a result: two rows that differ in name only collide
             other = seen.setdefault(spec.id, spec)
             if other is not spec:
-                raise SpecError(self.path, "layers", f"rows {other.label!r} and {spec.label!r} are the same run "
-                                f"(backbone {spec.backbone['name']}, seed {spec.seed}): they differ only in "
-                                "name; give one other options or drop it")
+                raise SpecError(
+                    self.path,
+                    "layers",
+                    f"rows {other.label!r} and {spec.label!r} are the same run "
+                    f"(backbone {spec.backbone['name']}, seed {spec.seed}): they differ only in "
+                    "name; give one other options or drop it",
+                )
         return specs
 
 
@@ -390,8 +517,9 @@ def _named(value: Any, kind: Kind, path: str, where: str, extra: dict | None = N
         value = {"name": value}
     value = validate_mapping(value, {**NAMED, **(extra or {})}, path, where)
     if value["name"] not in kind:
-        raise SpecError(path, f"{where}.name", f"unknown {kind.kind} {value['name']!r} "
-                                               f"(known: {', '.join(kind.names())})")
+        raise SpecError(
+            path, f"{where}.name", f"unknown {kind.kind} {value['name']!r} (known: {', '.join(kind.names())})"
+        )
     _resolve_options(kind, value, path, where)
     return value
 
@@ -449,8 +577,11 @@ def _yaml_loader():
                     continue  # an unhashable key: the constructor reports it
                 if first is not key_node:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r:.40} (first on line {first.start_mark.line + 1})",
-                        key_node.start_mark)
+                        None,
+                        None,
+                        f"duplicate key {key!r:.40} (first on line {first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
             return super().construct_mapping(node, deep)
 
     return Loader
@@ -491,7 +622,7 @@ def _parse_yaml(text: str, use_memo: bool = True) -> Any:
         try:
             blob = memo.read_bytes()
             head = len(_MEMO_MAGIC)
-            digest, payload = blob[head:head + 32], blob[head + 32:]
+            digest, payload = blob[head : head + 32], blob[head + 32 :]
             if blob[:head] != _MEMO_MAGIC or hashlib.sha256(key.encode() + payload).digest() != digest:
                 raise ValueError("not this text's memo")
             raw = marshal.loads(payload)
@@ -513,8 +644,7 @@ def _parse_yaml(text: str, use_memo: bool = True) -> Any:
     _check_shape(raw)
     try:
         payload = marshal.dumps(raw)
-        write_bytes_atomic(memo, _MEMO_MAGIC + hashlib.sha256(key.encode() + payload).digest() + payload,
-                           durable=False)
+        write_bytes_atomic(memo, _MEMO_MAGIC + hashlib.sha256(key.encode() + payload).digest() + payload, durable=False)
     except (OSError, ValueError):
         pass
     else:
@@ -546,8 +676,9 @@ def _read_text(path: Path) -> str:
     try:
         text = blob.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SpecError(path, "", f"not UTF-8 text (byte {exc.start}: {blob[exc.start:exc.start + 1]!r}); "
-                                  f"save the suite as UTF-8") from None
+        raise SpecError(
+            path, "", f"not UTF-8 text (byte {exc.start}: {blob[exc.start : exc.start + 1]!r}); save the suite as UTF-8"
+        ) from None
     text = text.replace("\r\n", "\n")
     bad = _control_character(text)
     if bad:
@@ -582,8 +713,12 @@ def load_suite(path: str | Path, use_memo: bool = True, registries: Catalog | No
         provides = cat.backbones.get(b["name"]).provides
         if needs not in provides:
             fits = ", ".join(e.name for e in cat.backbones if needs in e.provides)
-            raise SpecError(p, f"backbones[{i}]", f"{b['name']!r} cannot serve task {task['name']!r} (it needs a "
-                            f"{needs}; {b['name']} is a {' / '.join(provides)}; backbones that fit: {fits})")
+            raise SpecError(
+                p,
+                f"backbones[{i}]",
+                f"{b['name']!r} cannot serve task {task['name']!r} (it needs a "
+                f"{needs}; {b['name']} is a {' / '.join(provides)}; backbones that fit: {fits})",
+            )
 
     layers_raw = data["layers"]
     per_family = data["layer_options"]
@@ -592,8 +727,9 @@ def load_suite(path: str | Path, use_memo: bool = True, registries: Catalog | No
             raise SpecError(p, "layers", f"must be 'all' or a list, not {layers_raw!r}")
         for fam in per_family:
             if fam not in cat.layers:
-                raise SpecError(p, f"layer_options.{fam}", f"unknown layer family {fam!r} "
-                                                           f"(known: {', '.join(cat.layers.names())})")
+                raise SpecError(
+                    p, f"layer_options.{fam}", f"unknown layer family {fam!r} (known: {', '.join(cat.layers.names())})"
+                )
         # every registered family (plug-ins from --layers and entry points included), each with its options
         layers_raw = [{"name": n, "options": per_family[n]} if n in per_family else n for n in cat.layers.names()]
     elif per_family:
@@ -605,8 +741,9 @@ def load_suite(path: str | Path, use_memo: bool = True, registries: Catalog | No
         where = f"layers[{i}]"
         item = validate_mapping({"name": item} if isinstance(item, str) else item, LAYER_ITEM, p, where)
         if item["name"] not in cat.layers:
-            raise SpecError(p, f"{where}.name", f"unknown layer family {item['name']!r} "
-                                                f"(known: {', '.join(cat.layers.names())})")
+            raise SpecError(
+                p, f"{where}.name", f"unknown layer family {item['name']!r} (known: {', '.join(cat.layers.names())})"
+            )
         _resolve_options(cat.layers, item, p, where)
         item["label"] = item["label"] or item["name"]
         if item["display"] is None:
@@ -619,27 +756,46 @@ def load_suite(path: str | Path, use_memo: bool = True, registries: Catalog | No
     if not data["seeds"]:
         raise SpecError(p, "seeds", "at least one seed is required")
     check_comment_truncation(text, p)
-    check_bindings(p, references=data["references"], claims=data["claims"], labels=labels,
-                   backbones=backbones, task=task_entry)
+    check_bindings(
+        p, references=data["references"], claims=data["claims"], labels=labels, backbones=backbones, task=task_entry
+    )
     for i, tier in enumerate(data["tiers"]):
         check_overrides(tier["overrides"], p, f"tiers[{i}].overrides")
         defaults = task_entry.defaults
         for key, value in tier["task_options"].items():
             if key not in defaults:
-                raise SpecError(p, f"tiers[{i}].task_options.{key}", f"unknown option of task {task['name']!r} "
-                                f"(known: {', '.join(sorted(defaults)) or 'none'})")
+                raise SpecError(
+                    p,
+                    f"tiers[{i}].task_options.{key}",
+                    f"unknown option of task {task['name']!r} (known: {', '.join(sorted(defaults)) or 'none'})",
+                )
             msg = option_error(defaults[key], task_entry.ranges.get(key), value)
             if msg:
                 raise SpecError(p, f"tiers[{i}].task_options.{key}", msg)
     name = data["name"] or path.stem
     bad = _safe_name(name)
     if bad:
-        raise SpecError(p, "name", bad.split(" (a row")[0] + ("" if data["name"] else " (taken from the file name: "
-                                                                "give the suite a 'name:')"))
-    return Suite(path=path, name=name, description=data["description"], task=task,
-                 dataset=dataset, backbones=backbones, layers=layers,
-                 protocol=_drop_unset(data["protocol"]),
-                 seeds=list(data["seeds"]), references=data["references"], claims=data["claims"],
-                 notes=data["notes"], sha256=hashlib.sha256(text.encode()).hexdigest(),
-                 context=data["context"], setting=data["setting"], tiers=data["tiers"],
-                 deviations=data["deviations"])
+        raise SpecError(
+            p,
+            "name",
+            bad.split(" (a row")[0] + ("" if data["name"] else " (taken from the file name: give the suite a 'name:')"),
+        )
+    return Suite(
+        path=path,
+        name=name,
+        description=data["description"],
+        task=task,
+        dataset=dataset,
+        backbones=backbones,
+        layers=layers,
+        protocol=_drop_unset(data["protocol"]),
+        seeds=list(data["seeds"]),
+        references=data["references"],
+        claims=data["claims"],
+        notes=data["notes"],
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        context=data["context"],
+        setting=data["setting"],
+        tiers=data["tiers"],
+        deviations=data["deviations"],
+    )

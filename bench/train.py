@@ -3,6 +3,7 @@
 The whole training set sits on the device as uint8; each step gathers a batch by index, converts it and
 augments it there (random crop after padding, horizontal flip) with batched tensor ops: no per-image Python.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,8 @@ def random_crop_flip(x: torch.Tensor, padding: int, crop: bool, flip: bool, gene
         xp = F.pad(x, (padding, padding, padding, padding))
         dy = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
         dx = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]   # (B,1,H,1)
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]   # (B,1,1,W)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B,1,H,1)
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B,1,1,W)
         bidx = torch.arange(b, device=x.device)[:, None, None, None]
         cidx = torch.arange(c, device=x.device)[None, :, None, None]
         x = xp[bidx, cidx, rows, cols]
@@ -55,8 +56,13 @@ def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     params = param_groups(model, cfg)
     name = cfg["name"]
     if name == "sgd":
-        return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
-                               nesterov=cfg["nesterov"] and cfg["momentum"] > 0, weight_decay=cfg["weight_decay"])
+        return torch.optim.SGD(
+            params,
+            lr=cfg["lr"],
+            momentum=cfg["momentum"],
+            nesterov=cfg["nesterov"] and cfg["momentum"] > 0,
+            weight_decay=cfg["weight_decay"],
+        )
     betas = tuple(cfg["betas"]) if cfg.get("betas") else (0.9, 0.999)
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     return cls(params, lr=cfg["lr"], betas=betas, weight_decay=cfg["weight_decay"])
@@ -94,7 +100,7 @@ def lr_factor(cfg: dict, epochs: int, steps_per_epoch: int):
 def _batches(n: int, batch_size: int, device, generator=None, shuffle: bool = True, drop_last: bool = False):
     order = torch.randperm(n, device=device, generator=generator) if shuffle else torch.arange(n, device=device)
     stop = n - (n % batch_size) if (drop_last and n >= batch_size) else n
-    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, stop, batch_size)]
 
 
 class WeightEMA:
@@ -150,19 +156,26 @@ TTA = {None: lambda model, xb: model(xb), "flip": _flip_tta, "flip-translate": _
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int, amp: bool,
-             tta: str | None = None, channels_last: bool | None = None) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module,
+    x_u8: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    amp: bool,
+    tta: str | None = None,
+    channels_last: bool | None = None,
+) -> tuple[float, float]:
     """Mean loss and top-1 accuracy (%) on device-resident uint8 images (``tta="flip"``: logits averaged
     with the mirrored image's)."""
     model.eval()
     loss_sum = torch.zeros((), device=x_u8.device)
     correct = torch.zeros((), device=x_u8.device, dtype=torch.long)
     for i in range(0, len(y), batch_size):
-        xb = prepare(x_u8[i:i + batch_size], channels_last)
+        xb = prepare(x_u8[i : i + batch_size], channels_last)
         with _autocast(x_u8.device, amp):
             out = TTA[tta](model, xb)
-        loss_sum += F.cross_entropy(out.float(), y[i:i + batch_size], reduction="sum")
-        correct += (out.argmax(1) == y[i:i + batch_size]).sum()
+        loss_sum += F.cross_entropy(out.float(), y[i : i + batch_size], reduction="sum")
+        correct += (out.argmax(1) == y[i : i + batch_size]).sum()
     model.train()
     n = max(1, len(y))
     return float(loss_sum) / n, 100.0 * float(correct) / n
@@ -201,8 +214,9 @@ def cpu_has_native_bf16() -> bool:
     is_bf16 = getattr(getattr(torch, "_C", None), "_cpu", None)
     try:
         if is_bf16 is not None and hasattr(is_bf16, "_is_avx512_bf16_supported"):
-            return bool(is_bf16._is_avx512_bf16_supported() or getattr(is_bf16, "_is_amx_tile_supported",
-                                                                        lambda: False)())
+            return bool(
+                is_bf16._is_avx512_bf16_supported() or getattr(is_bf16, "_is_amx_tile_supported", lambda: False)()
+            )
     except Exception:  # pragma: no cover - private API moved
         pass
     return bool(probe and "AVX512" in probe())
@@ -231,7 +245,7 @@ class Lookahead:
     def update(self) -> None:
         self.steps += 1
         if self.steps % self.every == 0:
-            self._sync(self.decay ** self.every * (min(self.steps, self.total) / self.total) ** 3)
+            self._sync(self.decay**self.every * (min(self.steps, self.total) / self.total) ** 3)
 
     def finish(self) -> None:
         self._sync(1.0)
@@ -243,10 +257,21 @@ def alternating_flip_bits(n: int, device, generator=None) -> torch.Tensor:
     return torch.rand(n, device=device, generator=generator) < 0.5
 
 
-def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
-                   test_y: torch.Tensor, protocol: dict, device: torch.device, seed: int,
-                   progress: bool = False, desc: str = "", on_epoch=None, compile: bool = False,
-                   channels_last: bool | None = None) -> dict:
+def fit_classifier(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    protocol: dict,
+    device: torch.device,
+    seed: int,
+    progress: bool = False,
+    desc: str = "",
+    on_epoch=None,
+    compile: bool = False,
+    channels_last: bool | None = None,
+) -> dict:
     """Train ``model`` with cross-entropy under ``protocol`` on device-resident uint8 tensors.
 
     Returns ``history`` (per epoch: train loss/acc, test loss/acc, training seconds, cumulative seconds and
@@ -307,19 +332,33 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             count += len(idx)
         if lookahead is not None and epoch == epochs:
             lookahead.finish()
-        return {"train_loss": float(loss_sum) / max(1, count), "images": count,
-                "train_acc": 100.0 * float(correct) / max(1, count), "lr": opt.param_groups[0]["lr"]}
+        return {
+            "train_loss": float(loss_sum) / max(1, count),
+            "images": count,
+            "train_acc": 100.0 * float(correct) / max(1, count),
+            "lr": opt.param_groups[0]["lr"],
+        }
 
     def evaluate_epoch(epoch: int) -> dict:
         if epoch not in eval_at:  # epochs outside ``eval_epochs`` are not evaluated (time-to-accuracy checkpoints)
             return {"test_loss": None, "test_acc": None}
-        test_loss, test_acc = evaluate(ema.model if ema is not None else fwd, test_x, test_y,
-                                       protocol["eval_batch_size"], amp, tta, channels_last)
+        test_loss, test_acc = evaluate(
+            ema.model if ema is not None else fwd, test_x, test_y, protocol["eval_batch_size"], amp, tta, channels_last
+        )
         return {"test_loss": test_loss, "test_acc": test_acc}
 
     model.train()
-    result = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch, progress=progress,
-                 desc=desc or "train", on_epoch=on_epoch, show="test_acc")
+    result = fit(
+        epochs,
+        train_epoch,
+        device=device,
+        steps=steps,
+        evaluate=evaluate_epoch,
+        progress=progress,
+        desc=desc or "train",
+        on_epoch=on_epoch,
+        show="test_acc",
+    )
     if ema is not None:  # what was evaluated is what the caller measures further (speed, robustness)
         model.load_state_dict(ema.model.state_dict())
     return result

@@ -7,6 +7,7 @@ against the fastest. It checked that suites/fast-cifar.yaml's batch (64) costs n
     python benchmarks/batch_throughput.py [--batches 64,128,256,512] [--rounds 5] [--seconds 4] [--threads 1]
         [--device cpu|cuda] [--out results/benchmarks/batch_throughput.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,26 @@ def main(argv=None) -> dict:
     suite = load_suite(ROOT / "suites" / "fast-cifar.yaml")
     sgd, smoothing = suite.protocol["optimizer"], suite.protocol.get("label_smoothing", 0.0)
     torch.manual_seed(0)
-    model = build_classifier(suite.backbones[0], {"name": "conv"}, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26],
-                             torch.zeros(1, 3, 32, 32)).to(dev).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=sgd["momentum"], nesterov=sgd["nesterov"],
-                          weight_decay=sgd["weight_decay"])  # a small lr: throughput only, nothing diverges
+    model = (
+        build_classifier(
+            suite.backbones[0],
+            {"name": "conv"},
+            3,
+            10,
+            [0.49, 0.48, 0.45],
+            [0.25, 0.24, 0.26],
+            torch.zeros(1, 3, 32, 32),
+        )
+        .to(dev)
+        .train()
+    )
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=0.01,
+        momentum=sgd["momentum"],
+        nesterov=sgd["nesterov"],
+        weight_decay=sgd["weight_decay"],
+    )  # a small lr: throughput only, nothing diverges
     data = {b: (torch.rand(b, 3, 32, 32, device=dev), torch.randint(0, 10, (b,), device=dev)) for b in sizes}
 
     def step(b):
@@ -70,23 +87,41 @@ def main(argv=None) -> dict:
     best = max(med.values())
     result = {
         "title": "Training throughput of the fast protocol's ResNet-20 by batch size",
-        "description": (f"Conv pre-activation ResNet-20, one training step per batch (forward, backward, SGD "
-                        f"update) on data already on the device, {args.threads} thread(s), batch sizes "
-                        f"alternating over {args.rounds} rounds of {args.seconds:g} s each; median images/s and "
-                        f"its ratio to the fastest size."),
+        "description": (
+            f"Conv pre-activation ResNet-20, one training step per batch (forward, backward, SGD "
+            f"update) on data already on the device, {args.threads} thread(s), batch sizes "
+            f"alternating over {args.rounds} rounds of {args.seconds:g} s each; median images/s and "
+            f"its ratio to the fastest size."
+        ),
         "source": "benchmarks/batch_throughput.py",
         "device": device_name(dev),
         "columns": ["batch", "img_s", "min_img_s", "max_img_s", "ratio_to_fastest", "epoch_min"],
-        "formats": {"img_s": ".0f", "min_img_s": ".0f", "max_img_s": ".0f", "ratio_to_fastest": ".3f",
-                    "epoch_min": ".2f"},
-        "rows": [{"batch": b, "img_s": med[b], "min_img_s": min(rates[b]), "max_img_s": max(rates[b]),
-                  "ratio_to_fastest": med[b] / best, "epoch_min": 50000 / med[b] / 60} for b in sizes],
+        "formats": {
+            "img_s": ".0f",
+            "min_img_s": ".0f",
+            "max_img_s": ".0f",
+            "ratio_to_fastest": ".3f",
+            "epoch_min": ".2f",
+        },
+        "rows": [
+            {
+                "batch": b,
+                "img_s": med[b],
+                "min_img_s": min(rates[b]),
+                "max_img_s": max(rates[b]),
+                "ratio_to_fastest": med[b] / best,
+                "epoch_min": 50000 / med[b] / 60,
+            }
+            for b in sizes
+        ],
     }
     if args.out:
         write_json_atomic(args.out, result)
     for r in result["rows"]:
-        print(f"batch {r['batch']:4d}: {r['img_s']:7.1f} img/s ({r['ratio_to_fastest']:.3f} of the fastest), "
-              f"{r['epoch_min']:.2f} min per 50,000 images")
+        print(
+            f"batch {r['batch']:4d}: {r['img_s']:7.1f} img/s ({r['ratio_to_fastest']:.3f} of the fastest), "
+            f"{r['epoch_min']:.2f} min per 50,000 images"
+        )
     return result
 
 

@@ -7,6 +7,7 @@ own, bench.report.verdicts.difference_interval; shown from two seeds on each sid
 ratios to conv, FGSM accuracy at ε = 8/255, and training CPU-hours spent. Only records with status ok count;
 every number comes from the records. No torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,16 +38,27 @@ def rows(folder: Path) -> list[dict]:
         top1 = [r["metrics"]["top1"] for r in rs]
         fgsm = [r["metrics"].get("fgsm8") for r in rs if isinstance(r["metrics"].get("fgsm8"), (int, float))]
         train = [r["timing"]["train_s"] for r in rs]
-        out.append({"label": label, "n": len(rs), "top1": _stats(top1), "fgsm8": statistics.fmean(fgsm) if fgsm else None,
-                    "train_s": statistics.fmean(train), "cpu_h": sum(train) / 3600, "macs": rs[0].get("macs"),
-                    "seeds": sorted(r["spec"]["seed"] for r in rs)})
+        out.append(
+            {
+                "label": label,
+                "n": len(rs),
+                "top1": _stats(top1),
+                "fgsm8": statistics.fmean(fgsm) if fgsm else None,
+                "train_s": statistics.fmean(train),
+                "cpu_h": sum(train) / 3600,
+                "macs": rs[0].get("macs"),
+                "seeds": sorted(r["spec"]["seed"] for r in rs),
+            }
+        )
     return sorted(out, key=lambda r: (r["label"] != "conv", -r["top1"][0]))
 
 
 def markdown(table: list[dict]) -> str:
     conv = next((r for r in table if r["label"] == "conv"), None)
-    lines = ["| family | n | top-1 % (mean ± std) | Δ vs conv [95 % interval] | MACs × | time × | FGSM ε=8/255 % | CPU-h |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| family | n | top-1 % (mean ± std) | Δ vs conv [95 % interval] | MACs × | time × | FGSM ε=8/255 % | CPU-h |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in table:
         m, s = r["top1"]
         delta = "—"
@@ -57,8 +69,9 @@ def markdown(table: list[dict]) -> str:
         time = f"{r['train_s'] / conv['train_s']:.2f}" if conv else "—"
         fgsm = f"{r['fgsm8']:.2f}" if r["fgsm8"] is not None and math.isfinite(r["fgsm8"]) else "—"
         spread = f" ± {s:.2f}" if s is not None else ""
-        lines.append(f"| {r['label']} | {r['n']} | {m:.2f}{spread} | {delta} | {macs} | {time} | {fgsm} | "
-                     f"{r['cpu_h']:.2f} |")
+        lines.append(
+            f"| {r['label']} | {r['n']} | {m:.2f}{spread} | {delta} | {macs} | {time} | {fgsm} | {r['cpu_h']:.2f} |"
+        )
     total = sum(r["cpu_h"] for r in table)
     lines.append(f"\nTraining CPU-hours in these records: {total:.2f} ({sum(r['n'] for r in table)} runs).")
     return "\n".join(lines)

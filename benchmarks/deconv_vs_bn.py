@@ -12,6 +12,7 @@ round, so drifts of a shared machine hit all of them alike. ``mac_ratio`` is the
 training-mode forward MACs per image (fvcore, :func:`bench.measure.count_training_macs`): the arithmetic
 the whitening adds (covariance, Newton–Schulz iterations, folding D into the weights), whatever the device.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,7 @@ def measure_width(width: float, batch: int, rounds: int, block: int, device: tor
     for name in names:  # warm-up: first step of every model (allocations, one-off set-up)
         steppers[name].step()
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order every round
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order every round
             for i in range(block):  # consecutive steps, as in training; the first absorbs the switch
                 w, c = steppers[name].step()
                 if i > 0:
@@ -80,18 +81,30 @@ def measure_width(width: float, batch: int, rounds: int, block: int, device: tor
     rows = []
     for name in names:
         med = statistics.median(wall[name])
-        rows.append({"model": f"resnet18 ×{width:g} + {name}", "width": width, "median_ms": med * 1e3,
-                     "spread": (max(wall[name]) - min(wall[name])) / med, "ratio": med / med_bn,
-                     "cpu_time_ratio": statistics.median(cpu[name]) / cpu_bn,
-                     "mac_ratio": steppers[name].macs / macs_bn})
+        rows.append(
+            {
+                "model": f"resnet18 ×{width:g} + {name}",
+                "width": width,
+                "median_ms": med * 1e3,
+                "spread": (max(wall[name]) - min(wall[name])) / med,
+                "ratio": med / med_bn,
+                "cpu_time_ratio": statistics.median(cpu[name]) / cpu_bn,
+                "mac_ratio": steppers[name].macs / macs_bn,
+            }
+        )
     return rows
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="JSON file to write (the site's benchmark format)")
-    ap.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25],
-                    help="channel multipliers of ResNet-18 (1.0 = the document's network)")
+    ap.add_argument(
+        "--widths",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.25],
+        help="channel multipliers of ResNet-18 (1.0 = the document's network)",
+    )
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--block", type=int, default=3, help="consecutive steps per model and round (≥ 2)")
@@ -100,31 +113,35 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     if args.block < 2:
         ap.error("--block must be at least 2 (the first step of each block is not timed)")
-    rows = [row for width in args.widths for row in measure_width(width, args.batch, args.rounds, args.block,
-                                                                  device)]
+    rows = [row for width in args.widths for row in measure_width(width, args.batch, args.rounds, args.block, device)]
     result = {
         "title": "Network deconvolution vs batch norm: one training step of the same ResNet-18",
-        "description": (f"CIFAR ResNet-18 at widths {', '.join(f'{w:g}' for w in args.widths)} (1 = the document's "
-                        f"network), batch {args.batch} of 3×32×32, forward + cross-entropy + backward + SGD; "
-                        f"median of {args.rounds}×{args.block - 1} steps timed in {args.rounds} rotating rounds of "
-                        f"{args.block} consecutive steps per model (first of each not timed), "
-                        f"{torch.get_num_threads()} thread(s). Ratio = median step time / BN's at the same width; "
-                        "CPU-time ratio uses this process's CPU time; MAC ratio = training-mode forward MACs "
-                        "per image / BN's (fvcore). Document 003 §A.6 reports a slow-down of about 10–30 % "
-                        "on modern networks at B=16, S=4 (its Fig. 12 setting); the issue's target is "
-                        f"≤ {TARGET}×. At the defaults (B=64, S=3), the 576×576 Newton–Schulz products and the "
-                        "covariance add about as much arithmetic as the convolutions themselves (MAC ratio)."),
-        "device": device_name(device), "source": "benchmarks/deconv_vs_bn.py",
+        "description": (
+            f"CIFAR ResNet-18 at widths {', '.join(f'{w:g}' for w in args.widths)} (1 = the document's "
+            f"network), batch {args.batch} of 3×32×32, forward + cross-entropy + backward + SGD; "
+            f"median of {args.rounds}×{args.block - 1} steps timed in {args.rounds} rotating rounds of "
+            f"{args.block} consecutive steps per model (first of each not timed), "
+            f"{torch.get_num_threads()} thread(s). Ratio = median step time / BN's at the same width; "
+            "CPU-time ratio uses this process's CPU time; MAC ratio = training-mode forward MACs "
+            "per image / BN's (fvcore). Document 003 §A.6 reports a slow-down of about 10–30 % "
+            "on modern networks at B=16, S=4 (its Fig. 12 setting); the issue's target is "
+            f"≤ {TARGET}×. At the defaults (B=64, S=3), the 576×576 Newton–Schulz products and the "
+            "covariance add about as much arithmetic as the convolutions themselves (MAC ratio)."
+        ),
+        "device": device_name(device),
+        "source": "benchmarks/deconv_vs_bn.py",
         "columns": ["model", "median_ms", "spread", "ratio", "cpu_time_ratio", "mac_ratio"],
-        "formats": {"median_ms": ".1f", "spread": ".2f", "ratio": ".2f", "cpu_time_ratio": ".2f",
-                    "mac_ratio": ".2f"},
-        "rows": rows, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "formats": {"median_ms": ".1f", "spread": ".2f", "ratio": ".2f", "cpu_time_ratio": ".2f", "mac_ratio": ".2f"},
+        "rows": rows,
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
-        print(f"{r['model']}: {r['median_ms']:.1f} ms per step (spread {r['spread']:.2f}), ratio {r['ratio']:.2f}× "
-              f"(CPU time {r['cpu_time_ratio']:.2f}×, MACs {r['mac_ratio']:.2f}×)")
+        print(
+            f"{r['model']}: {r['median_ms']:.1f} ms per step (spread {r['spread']:.2f}), ratio {r['ratio']:.2f}× "
+            f"(CPU time {r['cpu_time_ratio']:.2f}×, MACs {r['mac_ratio']:.2f}×)"
+        )
     return result
 
 

@@ -9,6 +9,7 @@ hits both; the ratio is median(harness) / median(plain).
 CIFAR-10 is read from --data-root / $BENCH_DATA_ROOT (torchvision format or image folders); without it the
 script says so and uses random uint8 images of the same shape (the timing does not depend on pixel values).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def load(args):
         return d.train_x, d.train_y, d.test_x, d.test_y, f"CIFAR-10 ({root})"
     print("no CIFAR-10 root given: timing on random uint8 images of CIFAR-10's shape", file=sys.stderr)
     g = torch.Generator().manual_seed(0)
-    mk = lambda n: (torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-                    torch.randint(0, 10, (n,), generator=g))
+    mk = lambda n: (
+        torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (n,), generator=g),
+    )
     return (*mk(args.train), *mk(args.test), "random uint8 images, CIFAR-10 shape")
 
 
@@ -50,10 +53,17 @@ def model(device):
     return net.to(memory_format=torch.channels_last) if device.type == "cuda" else net
 
 
-PROTOCOL = {"epochs": 1, "batch_size": 128, "eval_batch_size": 1000, "augment": ["crop", "flip"],
-            "crop_padding": 4, "label_smoothing": 0.0, "max_batches": None,
-            "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
-            "schedule": {"name": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": 0.0}}
+PROTOCOL = {
+    "epochs": 1,
+    "batch_size": 128,
+    "eval_batch_size": 1000,
+    "augment": ["crop", "flip"],
+    "crop_padding": 4,
+    "label_smoothing": 0.0,
+    "max_batches": None,
+    "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+    "schedule": {"name": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": 0.0},
+}
 
 
 def plain_epoch(net, trx, tr_y, tex, te_y, device):
@@ -66,15 +76,19 @@ def plain_epoch(net, trx, tr_y, tex, te_y, device):
     perm = torch.randperm(len(tr_y), device=device)
     net.train()
     for i in range(steps):
-        idx = perm[i * 128:(i + 1) * 128]
+        idx = perm[i * 128 : (i + 1) * 128]
         x = trx[idx].float() / 255
         b = x.shape[0]
         xp = F.pad(x, (4, 4, 4, 4))
         oy = torch.randint(0, 9, (b,), device=device)
         ox = torch.randint(0, 9, (b,), device=device)
         ar = torch.arange(32, device=device)
-        x = xp[torch.arange(b, device=device)[:, None, None, None], torch.arange(3, device=device)[None, :, None, None],
-               (oy[:, None] + ar)[:, None, :, None], (ox[:, None] + ar)[:, None, None, :]]
+        x = xp[
+            torch.arange(b, device=device)[:, None, None, None],
+            torch.arange(3, device=device)[None, :, None, None],
+            (oy[:, None] + ar)[:, None, :, None],
+            (ox[:, None] + ar)[:, None, None, :],
+        ]
         x = torch.where((torch.rand(b, device=device) < 0.5)[:, None, None, None], x.flip(3), x)
         if amp:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -88,7 +102,7 @@ def plain_epoch(net, trx, tr_y, tex, te_y, device):
     correct = 0
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(te_y), 1000):
-            correct += int((net(tex[i:i + 1000].float() / 255).argmax(1) == te_y[i:i + 1000]).sum())
+            correct += int((net(tex[i : i + 1000].float() / 255).argmax(1) == te_y[i : i + 1000]).sum())
     return correct
 
 
@@ -123,15 +137,25 @@ def main(argv=None):
     ratio = h / q
     out = {
         "title": "Harness overhead: one epoch of the conv ResNet-20, harness vs hand-written loop",
-        "description": (f"{len(tr_y)} training + {len(te_y)} test images ({source}), batch 128, "
-                        f"{args.repeats} alternating repeats, medians; target ratio ≤ 1.05."),
-        "device": device_name(device), "source": "benchmarks/harness_overhead.py", "clock": clock.source,
+        "description": (
+            f"{len(tr_y)} training + {len(te_y)} test images ({source}), batch 128, "
+            f"{args.repeats} alternating repeats, medians; target ratio ≤ 1.05."
+        ),
+        "device": device_name(device),
+        "source": "benchmarks/harness_overhead.py",
+        "clock": clock.source,
         "columns": ["path", "median_s", "min_s", "max_s", "ratio"],
         "formats": {"median_s": ".3f", "min_s": ".3f", "max_s": ".3f", "ratio": ".3f"},
-        "rows": [{"path": "harness (bench.train.fit_classifier)", "median_s": h, "min_s": min(harness),
-                  "max_s": max(harness), "ratio": ratio},
-                 {"path": "plain PyTorch loop", "median_s": q, "min_s": min(plain), "max_s": max(plain),
-                  "ratio": 1.0}],
+        "rows": [
+            {
+                "path": "harness (bench.train.fit_classifier)",
+                "median_s": h,
+                "min_s": min(harness),
+                "max_s": max(harness),
+                "ratio": ratio,
+            },
+            {"path": "plain PyTorch loop", "median_s": q, "min_s": min(plain), "max_s": max(plain), "ratio": 1.0},
+        ],
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(json.dumps({"harness_s": h, "plain_s": q, "ratio": ratio, "device": out["device"]}))

@@ -9,6 +9,7 @@ Each N runs the same specs (fresh results folder, so nothing is skipped) as one 
 imports and the workers' start included: what a user waits for). Runs per hour = runs / wall seconds × 3600.
 The N values run one after the other, in the order given, then in reverse if ``--both-orders`` (drift check).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_once(jobs: int, args, results: Path) -> dict:
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(ROOT / "suites" / "quick.yaml"), "--results", str(results),
-           "--jobs", str(jobs), "--threads", str(args.threads), "--epochs", str(args.epochs), "--train-subset",
-           str(args.train_subset), "--test-subset", str(args.test_subset), "--device", args.device,
-           "--seeds", args.seeds, "--no-progress", "--force"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        str(ROOT / "suites" / "quick.yaml"),
+        "--results",
+        str(results),
+        "--jobs",
+        str(jobs),
+        "--threads",
+        str(args.threads),
+        "--epochs",
+        str(args.epochs),
+        "--train-subset",
+        str(args.train_subset),
+        "--test-subset",
+        str(args.test_subset),
+        "--device",
+        args.device,
+        "--seeds",
+        args.seeds,
+        "--no-progress",
+        "--force",
+    ]
     for o in args.only:
         cmd += ["--only", o]
     if args.max_batches:
@@ -40,9 +62,15 @@ def run_once(jobs: int, args, results: Path) -> dict:
         raise SystemExit(f"bench run --jobs {jobs} failed:\n{proc.stderr[-2000:]}")
     records = [json.loads(p.read_text()) for p in (results / "quick").glob("*.json")]
     ok = sum(r.get("status") == "ok" for r in records)
-    return {"jobs": jobs, "threads_per_job": max(1, args.threads // jobs), "runs": len(records), "ok": ok,
-            "wall_s": wall, "runs_per_hour": 3600.0 * len(records) / wall,
-            "metrics": {r["id"]: r.get("metrics", {}).get("top1") for r in records}}
+    return {
+        "jobs": jobs,
+        "threads_per_job": max(1, args.threads // jobs),
+        "runs": len(records),
+        "ok": ok,
+        "wall_s": wall,
+        "runs_per_hour": 3600.0 * len(records) / wall,
+        "metrics": {r["id"]: r.get("metrics", {}).get("top1") for r in records},
+    }
 
 
 def main(argv=None) -> dict:
@@ -66,18 +94,24 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for k, jobs in enumerate(order):
             rows.append(run_once(jobs, args, Path(tmp) / f"r{k}"))
-            print(f"--jobs {jobs}: {rows[-1]['runs']} runs in {rows[-1]['wall_s']:.1f} s → "
-                  f"{rows[-1]['runs_per_hour']:.0f} runs/hour", flush=True)
+            print(
+                f"--jobs {jobs}: {rows[-1]['runs']} runs in {rows[-1]['wall_s']:.1f} s → "
+                f"{rows[-1]['runs_per_hour']:.0f} runs/hour",
+                flush=True,
+            )
     base = rows[0]["runs_per_hour"]
     for r in rows:
         r["speed_up"] = r["runs_per_hour"] / base
     result = {
         "title": "Runs packed on one device: aggregate runs per hour, bench run --jobs N",
-        "description": (f"suites/quick.yaml (digits), {rows[0]['runs']} runs per N ({', '.join(args.only) or 'every family'}"
-                        f", seeds {args.seeds}), {args.epochs} epoch(s), {args.train_subset}/{args.test_subset} "
-                        f"images, {args.threads} CPU threads divided among the N jobs; wall time of the whole "
-                        "`bench run` process (start-up included). CPU figures on a shared machine are indicative."),
-        "source": "benchmarks/jobs_throughput.py", "device": args.device,
+        "description": (
+            f"suites/quick.yaml (digits), {rows[0]['runs']} runs per N ({', '.join(args.only) or 'every family'}"
+            f", seeds {args.seeds}), {args.epochs} epoch(s), {args.train_subset}/{args.test_subset} "
+            f"images, {args.threads} CPU threads divided among the N jobs; wall time of the whole "
+            "`bench run` process (start-up included). CPU figures on a shared machine are indicative."
+        ),
+        "source": "benchmarks/jobs_throughput.py",
+        "device": args.device,
         "columns": ["jobs", "threads_per_job", "runs", "wall_s", "runs_per_hour", "speed_up"],
         "formats": {"wall_s": ".1f", "runs_per_hour": ".0f", "speed_up": ".2f"},
         "rows": [{k: v for k, v in r.items() if k != "metrics"} for r in rows],

@@ -7,6 +7,7 @@ device. The median over rounds is reported with the ratios fp32 / bf16 (>1: bf16
     python benchmarks/precision_step.py [--families conv,pnn,...] [--batch 256] [--rounds 3] [--steps 2]
         [--threads 1] [--device cpu|cuda] [--out results/benchmarks/precision_step.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,13 @@ MODES = (("fp32", False, False), ("fp32-cl", False, True), ("bf16-cl", True, Tru
 def time_family(layer: dict, suite, batch: int, rounds: int, steps: int, dev: torch.device) -> dict:
     """Median step seconds of one suite row (its family, options and stem) in each of :data:`MODES`."""
     torch.manual_seed(0)
-    model = build_classifier(suite.backbones[0], layer, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26],
-                             torch.rand(1, 3, 32, 32)).to(dev).train()
+    model = (
+        build_classifier(
+            suite.backbones[0], layer, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], torch.rand(1, 3, 32, 32)
+        )
+        .to(dev)
+        .train()
+    )
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.85)
     x0, y = torch.rand(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
 
@@ -55,9 +61,13 @@ def time_family(layer: dict, suite, batch: int, rounds: int, steps: int, dev: to
             if r:
                 times[name].append(clock.stop(started) / steps)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"family": layer["label"], **{f"{k}_s": v for k, v in med.items()},
-            "fp32_over_bf16": med["fp32"] / med["bf16-cl"], "fp32cl_over_bf16": med["fp32-cl"] / med["bf16-cl"],
-            "bf16_img_s": batch / med["bf16-cl"]}
+    return {
+        "family": layer["label"],
+        **{f"{k}_s": v for k, v in med.items()},
+        "fp32_over_bf16": med["fp32"] / med["bf16-cl"],
+        "fp32cl_over_bf16": med["fp32-cl"] / med["bf16-cl"],
+        "bf16_img_s": batch / med["bf16-cl"],
+    }
 
 
 def main(argv=None) -> dict:
@@ -82,20 +92,31 @@ def main(argv=None) -> dict:
             continue
         row = time_family(layer, suite, args.batch, args.rounds, args.steps, dev)
         rows.append(row)
-        print(f"{layer['label']:16s} fp32 {row['fp32_s']:.3f} s  fp32-cl {row['fp32-cl_s']:.3f} s  bf16-cl "
-              f"{row['bf16-cl_s']:.3f} s  fp32/bf16 {row['fp32_over_bf16']:.2f}×", flush=True)
+        print(
+            f"{layer['label']:16s} fp32 {row['fp32_s']:.3f} s  fp32-cl {row['fp32-cl_s']:.3f} s  bf16-cl "
+            f"{row['bf16-cl_s']:.3f} s  fp32/bf16 {row['fp32_over_bf16']:.2f}×",
+            flush=True,
+        )
     result = {
         "title": "fp32 against bf16 training-step time per family (fast protocol v2 network)",
-        "description": (f"{suite.backbones[0]['name']} {suite.backbones[0].get('options', {})}, batch {args.batch}, "
-                        f"{args.threads} thread(s); per family one model timed as fp32 NCHW, fp32 channels_last and "
-                        f"bf16 autocast + channels_last, modes alternating over {args.rounds} rounds of "
-                        f"{args.steps} steps after a warm-up round; median seconds per step and the ratios "
-                        f"(> 1: bf16 faster). Total {time.perf_counter() - t0:.0f} s."),
+        "description": (
+            f"{suite.backbones[0]['name']} {suite.backbones[0].get('options', {})}, batch {args.batch}, "
+            f"{args.threads} thread(s); per family one model timed as fp32 NCHW, fp32 channels_last and "
+            f"bf16 autocast + channels_last, modes alternating over {args.rounds} rounds of "
+            f"{args.steps} steps after a warm-up round; median seconds per step and the ratios "
+            f"(> 1: bf16 faster). Total {time.perf_counter() - t0:.0f} s."
+        ),
         "source": "benchmarks/precision_step.py",
         "device": device_name(dev),
         "columns": ["family", "fp32_s", "fp32-cl_s", "bf16-cl_s", "fp32_over_bf16", "fp32cl_over_bf16", "bf16_img_s"],
-        "formats": {"fp32_s": ".3f", "fp32-cl_s": ".3f", "bf16-cl_s": ".3f", "fp32_over_bf16": ".2f",
-                    "fp32cl_over_bf16": ".2f", "bf16_img_s": ".0f"},
+        "formats": {
+            "fp32_s": ".3f",
+            "fp32-cl_s": ".3f",
+            "bf16-cl_s": ".3f",
+            "fp32_over_bf16": ".2f",
+            "fp32cl_over_bf16": ".2f",
+            "bf16_img_s": ".0f",
+        },
         "rows": rows,
     }
     if args.out:

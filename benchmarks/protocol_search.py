@@ -6,6 +6,7 @@ a JSON-lines file or from record folders, so every point is a real run of the ha
     python benchmarks/protocol_search.py results/benchmarks/protocol-search/records.jsonl results/fast-cifar \
         --out results/benchmarks/protocol_search.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def recipe(r: dict) -> str:
     spec, proto = r["spec"], r["spec"]["protocol"]
     opts = ", ".join(f"{k}={v}" for k, v in sorted(spec["backbone"].get("options", {}).items()))
     suite = r["suite"]["name"] if isinstance(r.get("suite"), dict) else r.get("suite")
-    return (f"{suite}: {spec['backbone']['name']}({opts}), {proto['epochs']} ep, batch {proto['batch_size']}, "
-            f"lr {proto['optimizer']['lr']:g}")
+    return (
+        f"{suite}: {spec['backbone']['name']}({opts}), {proto['epochs']} ep, batch {proto['batch_size']}, "
+        f"lr {proto['optimizer']['lr']:g}"
+    )
 
 
 def short(r: dict) -> str:
@@ -45,8 +48,13 @@ def short(r: dict) -> str:
 def pareto(points: list[dict]) -> None:
     """Mark each point that no other point beats on both training time (lower) and top-1 (higher)."""
     for p in points:
-        p["pareto"] = not any(q is not p and q["train_min"] <= p["train_min"] and q["top1"] >= p["top1"] and
-                              (q["train_min"] < p["train_min"] or q["top1"] > p["top1"]) for q in points)
+        p["pareto"] = not any(
+            q is not p
+            and q["train_min"] <= p["train_min"]
+            and q["top1"] >= p["top1"]
+            and (q["train_min"] < p["train_min"] or q["top1"] > p["top1"])
+            for q in points
+        )
 
 
 def main(argv=None) -> dict:
@@ -57,16 +65,27 @@ def main(argv=None) -> dict:
     rows = []
     for r in _records(args.sources):
         t = r["timing"]
-        rows.append({"recipe": recipe(r), "short": short(r), "seed": r["spec"]["seed"], "top1": r["metrics"]["top1"],
-                     "train_min": t["train_s"] / 60, "fits_15_min": t["train_s"] <= BUDGET_S,
-                     "paths": t.get("speed_paths", {}).get("autocast", "fp32"), "run_id": r["id"]})
+        rows.append(
+            {
+                "recipe": recipe(r),
+                "short": short(r),
+                "seed": r["spec"]["seed"],
+                "top1": r["metrics"]["top1"],
+                "train_min": t["train_s"] / 60,
+                "fits_15_min": t["train_s"] <= BUDGET_S,
+                "paths": t.get("speed_paths", {}).get("autocast", "fp32"),
+                "run_id": r["id"],
+            }
+        )
     pareto(rows)
     rows.sort(key=lambda x: x["train_min"])
     result = {
         "title": "Fast protocol v2: accuracy against training minutes of every recipe tried",
-        "description": ("Conv row on full CIFAR-10 (JPEG copy), one CPU thread per run, two runs at a time; top-1 "
-                        "with the recipe's test-time augmentation; Pareto: no other recipe both faster and more "
-                        "accurate; fits: at most 15 minutes (900 s) of training."),
+        "description": (
+            "Conv row on full CIFAR-10 (JPEG copy), one CPU thread per run, two runs at a time; top-1 "
+            "with the recipe's test-time augmentation; Pareto: no other recipe both faster and more "
+            "accurate; fits: at most 15 minutes (900 s) of training."
+        ),
         "source": "benchmarks/protocol_search.py",
         "device": _device(args.sources),
         "columns": ["short", "seed", "top1", "train_min", "fits_15_min", "pareto", "paths", "recipe"],
@@ -76,8 +95,10 @@ def main(argv=None) -> dict:
     if args.out:
         write_json_atomic(args.out, result)
     for x in rows:
-        print(f"{x['train_min']:6.1f} min  {x['top1']:6.2f} %  {'P' if x['pareto'] else ' '} "
-              f"{'fits' if x['fits_15_min'] else 'over'}  {x['recipe']} (seed {x['seed']})")
+        print(
+            f"{x['train_min']:6.1f} min  {x['top1']:6.2f} %  {'P' if x['pareto'] else ' '} "
+            f"{'fits' if x['fits_15_min'] else 'over'}  {x['recipe']} (seed {x['seed']})"
+        )
     return result
 
 

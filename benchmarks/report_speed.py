@@ -18,6 +18,7 @@ clock (time.perf_counter) around ``subprocess.run``; medians. One untimed report
 metadata catalog (bench.catalog) if it is missing, as any first report after a code change does. Whether the
 report process imported torch is checked and recorded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORT = ("import sys, json, resource; from bench.cli import main; rc = main(sys.argv[1:]); "
-          "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, "
-          "'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))")
+REPORT = (
+    "import sys, json, resource; from bench.cli import main; rc = main(sys.argv[1:]); "
+    "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, "
+    "'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+)
 
 
 def synthetic_results(source: Path, out: Path, n: int) -> int:
@@ -99,12 +102,18 @@ def scale(args, tmp: Path) -> list[dict]:
             over.append(timed(base + [str(tmp / f"site-{n}-{k}" / "site")]))  # over the site just built
         load1 = os.getloadavg()
         for how, runs in (("into a new folder", fresh), ("over an existing site", over)):
-            rows.append({"command": f"bench report, {n:,} synthetic records ({how})", "records": n,
-                         "cpu_s": statistics.median(r["cpu_s"] for r in runs),
-                         "median_s": statistics.median(r["wall_s"] for r in runs),
-                         "min_s": min(r["wall_s"] for r in runs), "max_s": max(r["wall_s"] for r in runs),
-                         "maxrss_mb": max(r["maxrss_mb"] for r in runs),
-                         "load_1min": round((load0[0] + load1[0]) / 2, 2)})
+            rows.append(
+                {
+                    "command": f"bench report, {n:,} synthetic records ({how})",
+                    "records": n,
+                    "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+                    "median_s": statistics.median(r["wall_s"] for r in runs),
+                    "min_s": min(r["wall_s"] for r in runs),
+                    "max_s": max(r["wall_s"] for r in runs),
+                    "maxrss_mb": max(r["maxrss_mb"] for r in runs),
+                    "load_1min": round((load0[0] + load1[0]) / 2, 2),
+                }
+            )
     return rows
 
 
@@ -118,13 +127,26 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         scaled = scale(args, Path(tmp))
-        report_cmd = [sys.executable, "-c", REPORT, "report", "--results", args.results, "--suites", args.suites,
-                      "--site", str(Path(tmp) / "site")]
+        report_cmd = [
+            sys.executable,
+            "-c",
+            REPORT,
+            "report",
+            "--results",
+            args.results,
+            "--suites",
+            args.suites,
+            "--site",
+            str(Path(tmp) / "site"),
+        ]
         imports_cmd = [sys.executable, "-c", "import jinja2, pandas"]
         first = subprocess.run(report_cmd, capture_output=True, text=True, cwd=ROOT, check=True)
         probe = json.loads(first.stdout.strip().splitlines()[-1])
-        n_records = sum(1 for p in Path(args.results).rglob("*.json") if "benchmarks" not in p.parts
-                        and not p.name.startswith(".") and ".locks" not in p.parts)
+        n_records = sum(
+            1
+            for p in Path(args.results).rglob("*.json")
+            if "benchmarks" not in p.parts and not p.name.startswith(".") and ".locks" not in p.parts
+        )
         rep, fresh, imp = [], [], []
         for k in range(args.repeats):
             t0 = time.perf_counter()
@@ -134,40 +156,80 @@ def main(argv=None) -> dict:
             subprocess.run(report_cmd, check=True, capture_output=True, cwd=ROOT)  # over the previous site
             rep.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            subprocess.run(report_cmd[:-1] + [str(Path(tmp) / f"fresh{k}")], check=True, capture_output=True,
-                           cwd=ROOT)  # into a new folder
+            subprocess.run(
+                report_cmd[:-1] + [str(Path(tmp) / f"fresh{k}")], check=True, capture_output=True, cwd=ROOT
+            )  # into a new folder
             fresh.append(time.perf_counter() - t0)
     r, f, i = statistics.median(rep), statistics.median(fresh), statistics.median(imp)
     result = {
         "title": "bench report vs importing jinja2 and pandas",
-        "description": (f"`bench report` on the committed results (~{n_records} record files) into a temporary "
-                        "site (over the previous repeat's site, whose unchanged run pages it keeps, and into a new "
-                        "folder), "
-                        f"versus `python -c \"import jinja2, pandas\"`, {args.repeats} alternating repeats "
-                        f"each as a fresh process, medians of wall time. Report imported torch: {probe['torch']}. "
-                        "Target: ratio ≤ 2. Scale rows (issue 20 item 6, target ≤ 5 s at 10,000 records into a new "
-                        f"folder): synthetic records cloned from the committed ones with new seeds, validated by "
-                        f"the harness, {args.repeats} repeats each, medians; cpu_s is the report process's user + "
-                        f"sys time, which a busy machine does not inflate as it does wall time "
-                        f"({os.cpu_count()} cores; load_1min is the machine's 1-minute load average during "
-                        "those runs)."),
-        "source": "benchmarks/report_speed.py", "device": "CPU (process start-up and imports)",
+        "description": (
+            f"`bench report` on the committed results (~{n_records} record files) into a temporary "
+            "site (over the previous repeat's site, whose unchanged run pages it keeps, and into a new "
+            "folder), "
+            f'versus `python -c "import jinja2, pandas"`, {args.repeats} alternating repeats '
+            f"each as a fresh process, medians of wall time. Report imported torch: {probe['torch']}. "
+            "Target: ratio ≤ 2. Scale rows (issue 20 item 6, target ≤ 5 s at 10,000 records into a new "
+            f"folder): synthetic records cloned from the committed ones with new seeds, validated by "
+            f"the harness, {args.repeats} repeats each, medians; cpu_s is the report process's user + "
+            f"sys time, which a busy machine does not inflate as it does wall time "
+            f"({os.cpu_count()} cores; load_1min is the machine's 1-minute load average during "
+            "those runs)."
+        ),
+        "source": "benchmarks/report_speed.py",
+        "device": "CPU (process start-up and imports)",
         "columns": ["command", "cpu_s", "median_s", "min_s", "max_s", "maxrss_mb", "load_1min", "ratio"],
-        "formats": {"cpu_s": ".2f", "median_s": ".3f", "min_s": ".3f", "max_s": ".3f", "maxrss_mb": ".0f",
-                    "load_1min": ".2f", "ratio": ".2f"},
-        "rows": [{"command": "bench report (over an existing site)", "median_s": r, "min_s": min(rep),
-                  "max_s": max(rep), "ratio": r / i},
-                 {"command": "bench report (into a new folder)", "median_s": f, "min_s": min(fresh),
-                  "max_s": max(fresh), "ratio": f / i},
-                 {"command": "python -c \"import jinja2, pandas\"", "median_s": i, "min_s": min(imp),
-                  "max_s": max(imp), "ratio": 1.0}] + scaled,
-        "ratio": r / i, "ratio_new_folder": f / i, "report_imports_torch": probe["torch"],
+        "formats": {
+            "cpu_s": ".2f",
+            "median_s": ".3f",
+            "min_s": ".3f",
+            "max_s": ".3f",
+            "maxrss_mb": ".0f",
+            "load_1min": ".2f",
+            "ratio": ".2f",
+        },
+        "rows": [
+            {
+                "command": "bench report (over an existing site)",
+                "median_s": r,
+                "min_s": min(rep),
+                "max_s": max(rep),
+                "ratio": r / i,
+            },
+            {
+                "command": "bench report (into a new folder)",
+                "median_s": f,
+                "min_s": min(fresh),
+                "max_s": max(fresh),
+                "ratio": f / i,
+            },
+            {
+                "command": 'python -c "import jinja2, pandas"',
+                "median_s": i,
+                "min_s": min(imp),
+                "max_s": max(imp),
+                "ratio": 1.0,
+            },
+        ]
+        + scaled,
+        "ratio": r / i,
+        "ratio_new_folder": f / i,
+        "report_imports_torch": probe["torch"],
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    print(json.dumps({"scale": [{k: row[k] for k in ("command", "cpu_s", "median_s", "maxrss_mb")}
-                                for row in scaled]}))
-    print(json.dumps({"report_s": r, "report_new_folder_s": f, "imports_s": i, "ratio": r / i,
-                      "ratio_new_folder": f / i, "torch": probe["torch"]}))
+    print(json.dumps({"scale": [{k: row[k] for k in ("command", "cpu_s", "median_s", "maxrss_mb")} for row in scaled]}))
+    print(
+        json.dumps(
+            {
+                "report_s": r,
+                "report_new_folder_s": f,
+                "imports_s": i,
+                "ratio": r / i,
+                "ratio_new_folder": f / i,
+                "torch": probe["torch"],
+            }
+        )
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

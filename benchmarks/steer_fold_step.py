@@ -8,6 +8,7 @@ round; per round the process CPU time (``time.process_time``: on one thread, les
 than wall clock) of ``--steps`` steps; medians and their ratio (> 1: folded faster). Both paths compute the same
 function (tests/test_steerable.py::test_folded_steering_equals_steering_every_atom).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def main(argv=None) -> dict:
     suite = load_suite(args.suite)
     row = next(lay for lay in suite.layers if lay["label"] == "steer-dynamic")
     torch.manual_seed(0)
-    model = build_classifier(suite.backbones[0], row, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26],
-                             torch.rand(1, 3, 32, 32)).train().to(memory_format=torch.channels_last)
+    model = (
+        build_classifier(
+            suite.backbones[0], row, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], torch.rand(1, 3, 32, 32)
+        )
+        .train()
+        .to(memory_format=torch.channels_last)
+    )
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.85)
     x = torch.rand(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (args.batch,))
@@ -66,15 +72,18 @@ def main(argv=None) -> dict:
     finally:
         SteerableBlock._forward_folded = folded
     med = {k: statistics.median(v) for k, v in times.items()}
-    out = {"title": "steer-dynamic: folded steering vs steering every atom (CPU s per step)",
-           "description": f"{args.suite} steer-dynamic row, batch {args.batch}, bf16 autocast + channels_last, "
-                          f"1 thread; paths alternating over {args.rounds} rounds of {args.steps} steps after a "
-                          "warm-up round; median process CPU seconds per step.",
-           "device": device_name(dev),
-           "columns": ["path", "cpu_s_per_step", "rounds"],
-           "rows": [{"path": k, "cpu_s_per_step": round(med[k], 4), "rounds": [round(v, 4) for v in times[k]]}
-                    for k in paths],
-           "atoms_over_folded": round(med["atoms"] / med["folded"], 3)}
+    out = {
+        "title": "steer-dynamic: folded steering vs steering every atom (CPU s per step)",
+        "description": f"{args.suite} steer-dynamic row, batch {args.batch}, bf16 autocast + channels_last, "
+        f"1 thread; paths alternating over {args.rounds} rounds of {args.steps} steps after a "
+        "warm-up round; median process CPU seconds per step.",
+        "device": device_name(dev),
+        "columns": ["path", "cpu_s_per_step", "rounds"],
+        "rows": [
+            {"path": k, "cpu_s_per_step": round(med[k], 4), "rounds": [round(v, 4) for v in times[k]]} for k in paths
+        ],
+        "atoms_over_folded": round(med["atoms"] / med["folded"], 3),
+    }
     print(out["rows"], "atoms/folded =", out["atoms_over_folded"])
     if args.out:
         write_json_atomic(args.out, out)

@@ -30,6 +30,7 @@ pytest-benchmark's wall clock measures the kernels and not their launch. On CPU 
 ``OMP_NUM_THREADS=1``) the timer is the process's CPU time, so time the scheduler gives to other processes on a
 shared machine is not counted; with more threads it is the wall clock (see ``CPU_TIMER``).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,8 @@ KERNEL = 3
 # threads CPU time sums over them, so the wall clock (time.perf_counter) is used. CUDA: wall clock + synchronize.
 CPU_TIMER = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
 DEVICES = [pytest.param("cpu", marks=pytest.mark.benchmark(timer=CPU_TIMER))] + (
-    ["cuda"] if torch.cuda.is_available() else [])
+    ["cuda"] if torch.cuda.is_available() else []
+)
 # Non-default settings a document's cost claim is about (family -> options), benchmarked as extra variants:
 # 003 A.6 / Fig. 12 time network deconvolution with B = 16, S = 4 ("the slow down is tunable").
 CLAIM_VARIANTS = {"deconv": [{"block": 16, "sampling_stride": 4}]}
@@ -104,6 +106,7 @@ def _target(layer: nn.Module, x: torch.Tensor, mode: str):
         def fwd():
             with torch.no_grad():
                 return layer(x)
+
         return fwd
     layer.train()
     x = x.detach().requires_grad_(True)
@@ -115,6 +118,7 @@ def _target(layer: nn.Module, x: torch.Tensor, mode: str):
     def fwdbwd():
         y = layer(x)
         return torch.autograd.grad(y, [x] + params, grad_out)
+
     return fwdbwd
 
 
@@ -128,13 +132,28 @@ def test_layer_cost(benchmark, device, case, stage, mode):
     dev = torch.device(device)
     entry = LAYERS.get(family)
     benchmark.group = f"{device} {'unit' if unit else 'layer'} c{channels} {size}x{size} {mode}"
-    benchmark.extra_info.update({
-        "family": family, "options": options, "label": label(family, options), "unit": unit, "norm": ("BatchNorm2d" if family == "conv" else "family norm") if unit
-        else None, "document": entry.document, "channels": channels, "size": size, "batch": BATCH,
-        "kernel": KERNEL, "mode": mode, "device": device, "device_name": device_name(dev),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "clock": "time.perf_counter, cuda synchronize around each round" if dev.type == "cuda"
-        else f"time.{CPU_TIMER.__name__}"})
+    benchmark.extra_info.update(
+        {
+            "family": family,
+            "options": options,
+            "label": label(family, options),
+            "unit": unit,
+            "norm": ("BatchNorm2d" if family == "conv" else "family norm") if unit else None,
+            "document": entry.document,
+            "channels": channels,
+            "size": size,
+            "batch": BATCH,
+            "kernel": KERNEL,
+            "mode": mode,
+            "device": device,
+            "device_name": device_name(dev),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "clock": "time.perf_counter, cuda synchronize around each round"
+            if dev.type == "cuda"
+            else f"time.{CPU_TIMER.__name__}",
+        }
+    )
     try:
         layer, x = _build(family, options, unit, channels, size, dev)
         fn = _target(layer, x, mode)
@@ -146,9 +165,11 @@ def test_layer_cost(benchmark, device, case, stage, mode):
         return
 
     if dev.type == "cuda":
+
         def target():
             fn()
             torch.cuda.synchronize(dev)
+
         setup = lambda: torch.cuda.synchronize(dev)  # noqa: E731
     else:
         target, setup = fn, None

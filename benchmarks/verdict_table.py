@@ -11,6 +11,7 @@ It uses only what :func:`bench.report.tables.leaderboards` returns, so it reads 
 and the seed-slack text) as well as the new one (``interval``, ``compared``). Items with no measured run ("not
 yet run") are left out unless ``--all``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,35 +44,69 @@ def rows(results: str, suites_dir: str) -> list[dict]:
                 interval = f"± {_f(iv['half'])}" if iv.get("half") is not None else "no interval"
                 interval += f" (95 % t, ±{ref.get('tolerance', 1):g} tol.)"
             elif ref.get("measured") is not None:
-                interval = (f"± {_f(ref.get('measured_std'))} (seed std; tol. {ref.get('tolerance', '')})"
-                            if ref.get("measured_std") is not None else "no spread")
+                interval = (
+                    f"± {_f(ref.get('measured_std'))} (seed std; tol. {ref.get('tolerance', '')})"
+                    if ref.get("measured_std") is not None
+                    else "no spread"
+                )
             else:
                 interval = ""
-            out.append({"suite": b.suite, "kind": "ref", "what": f"{ref['row']} / {ref.get('backbone') or 'any'}"
-                        f" / {ref['metric']}" + (f" @{ref['epochs']}ep" if ref.get("epochs") else ""),
-                        "setting": ref["setting_tag"], "document": _f(ref["value"]),
-                        "mean": _f(ref.get("measured")), "interval": interval, "n": _n(ref.get("n") or None),
-                        "verdict": ref["verdict"], "measured": ref.get("measured") is not None})
+            out.append(
+                {
+                    "suite": b.suite,
+                    "kind": "ref",
+                    "what": f"{ref['row']} / {ref.get('backbone') or 'any'}"
+                    f" / {ref['metric']}" + (f" @{ref['epochs']}ep" if ref.get("epochs") else ""),
+                    "setting": ref["setting_tag"],
+                    "document": _f(ref["value"]),
+                    "mean": _f(ref.get("measured")),
+                    "interval": interval,
+                    "n": _n(ref.get("n") or None),
+                    "verdict": ref["verdict"],
+                    "measured": ref.get("measured") is not None,
+                }
+            )
         for c in b.claims:
             chk = c["check"]
-            boundary = {"above": f"≥ {chk['points']:g}", "below": f"≤ −{chk['points']:g}",
-                        "within": f"within ±{chk['points']:g}"}[chk["op"]]
+            boundary = {
+                "above": f"≥ {chk['points']:g}",
+                "below": f"≤ −{chk['points']:g}",
+                "within": f"within ±{chk['points']:g}",
+            }[chk["op"]]
             per = []
             if c.get("compared"):
-                per = [(x["backbone"], x["centre"], f"± {_f(x['half'])} (95 % Welch)" if x.get("half") is not None
-                        else "no interval", "/".join(map(str, x["n"])) if isinstance(x["n"], list) else _n(x["n"]),
-                        x["verdict"]) for x in c["compared"]]
+                per = [
+                    (
+                        x["backbone"],
+                        x["centre"],
+                        f"± {_f(x['half'])} (95 % Welch)" if x.get("half") is not None else "no interval",
+                        "/".join(map(str, x["n"])) if isinstance(x["n"], list) else _n(x["n"]),
+                        x["verdict"],
+                    )
+                    for x in c["compared"]
+                ]
             else:  # the old text: "<backbone>: a − b = +1.23 (seed slack 0.45)"
-                for m in re.finditer(r"([\w.-]+): \S+ − \S+ = ([+-][\d.]+) \(seed slack ([\d.]+)\)",
-                                     c.get("verdict_detail", "")):
+                for m in re.finditer(
+                    r"([\w.-]+): \S+ − \S+ = ([+-][\d.]+) \(seed slack ([\d.]+)\)", c.get("verdict_detail", "")
+                ):
                     per.append((m.group(1), float(m.group(2)), f"slack {m.group(3)} (2 × max seed std)", "", ""))
             if not per:
                 per = [("", None, "", "", "")]
             for bb, centre, interval, n, _ in per:
-                out.append({"suite": b.suite, "kind": "claim", "what": f"{c['id']} ({chk['a']} − {chk['b']}"
-                            + (f", {bb}" if bb else "") + ")", "setting": c["setting_tag"], "document": boundary,
-                            "mean": _f(centre), "interval": interval, "n": n, "verdict": c["verdict"],
-                            "measured": centre is not None})
+                out.append(
+                    {
+                        "suite": b.suite,
+                        "kind": "claim",
+                        "what": f"{c['id']} ({chk['a']} − {chk['b']}" + (f", {bb}" if bb else "") + ")",
+                        "setting": c["setting_tag"],
+                        "document": boundary,
+                        "mean": _f(centre),
+                        "interval": interval,
+                        "n": n,
+                        "verdict": c["verdict"],
+                        "measured": centre is not None,
+                    }
+                )
     return out
 
 
@@ -88,8 +123,10 @@ def main(argv=None) -> int:
     print("| suite | kind | reference / claim | setting | document | mean | interval | n | verdict |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| {r['suite']} | {r['kind']} | {r['what']} | {r['setting']} | {r['document']} | {r['mean']} | "
-              f"{r['interval']} | {r['n']} | {r['verdict']} |")
+        print(
+            f"| {r['suite']} | {r['kind']} | {r['what']} | {r['setting']} | {r['document']} | {r['mean']} | "
+            f"{r['interval']} | {r['n']} | {r['verdict']} |"
+        )
     return 0
 
 
@@ -100,8 +137,10 @@ def _joined(after: list[dict], before_md: str) -> int:
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         if len(cells) == 9 and cells[0] not in ("suite", "---|---|---|---|---|---|---|---|---"):
             before.setdefault(tuple(cells[:4]), []).append(cells)
-    print("| suite | kind | reference / claim | setting | document | before: mean, spread, n → verdict | "
-          "after: mean ± 95 % half-width, n → verdict |")
+    print(
+        "| suite | kind | reference / claim | setting | document | before: mean, spread, n → verdict | "
+        "after: mean ± 95 % half-width, n → verdict |"
+    )
     print("|---|---|---|---|---|---|---|")
     seen = set()
     for r in after:
@@ -111,12 +150,16 @@ def _joined(after: list[dict], before_md: str) -> int:
         seen.add(key)
         b = f"{old[5]} {old[6]}, n={old[7] or '–'} → **{old[8]}**" if old else "(not listed)"
         doc = r["document"] if not old or old[4] == r["document"] else f"{old[4]} → {r['document']}"
-        print(f"| {r['suite']} | {r['kind']} | {r['what']} | {r['setting']} | {doc} | {b} | "
-              f"{r['mean']} {r['interval']}, n={r['n'] or '–'} → **{r['verdict']}** |")
+        print(
+            f"| {r['suite']} | {r['kind']} | {r['what']} | {r['setting']} | {doc} | {b} | "
+            f"{r['mean']} {r['interval']}, n={r['n'] or '–'} → **{r['verdict']}** |"
+        )
     for key, olds in before.items():
         for old in olds:
-            print(f"| {old[0]} | {old[1]} | {old[2]} | {old[3]} | {old[4]} | {old[5]} {old[6]}, n={old[7] or '–'} → "
-                  f"**{old[8]}** | moved to context (no verdict) or no longer aggregated |")
+            print(
+                f"| {old[0]} | {old[1]} | {old[2]} | {old[3]} | {old[4]} | {old[5]} {old[6]}, n={old[7] or '–'} → "
+                f"**{old[8]}** | moved to context (no verdict) or no longer aggregated |"
+            )
     return 0
 
 

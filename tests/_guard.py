@@ -3,6 +3,7 @@
 Every cap is at least :data:`FLOOR_S`: a guard catches code that never finishes (a tick loop that does not end,
 a FIFO read that blocks for good), never code that is merely slow on a busy machine, so no test turns red
 because the cores are taken (speed is measured in benchmarks/, not asserted here)."""
+
 from __future__ import annotations
 
 import contextlib

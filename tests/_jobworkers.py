@@ -1,5 +1,6 @@
 """Light worker functions for tests of the ``--jobs`` supervisor (bench.jobs): no torch, so a worker starts in
 a fraction of a second. Each worker records its pid in the folder it was given."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ def fake_run(run_id, blob) -> dict:
     if how == "always" or (how == "once" and not mark.exists()):
         mark.touch()
         os.kill(os.getpid(), signal.SIGKILL)
-    return {"counts": {"ran": 1, "skipped": 0, "failed": 0}, "lines": [], "summary": "fake", "wall_s": 0.0,
-            "pid": os.getpid()}
+    return {
+        "counts": {"ran": 1, "skipped": 0, "failed": 0},
+        "lines": [],
+        "summary": "fake",
+        "wall_s": 0.0,
+        "pid": os.getpid(),
+    }
 
 
 def sleep_forever(_key) -> None:

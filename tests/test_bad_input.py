@@ -1,5 +1,6 @@
 """Bad input stays bad input: one line naming the file and field, exit code 2, nothing written anywhere; Ctrl-C
 ends with one line and exit code 130, keeping finished records and no partial one."""
+
 from __future__ import annotations
 
 import json
@@ -29,25 +30,44 @@ def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")} if root.exists() else set()
 
 
-@pytest.mark.parametrize("old,new,field,message", [
-    ("layers: [conv, {name: pnn, options: {noise_level: 0.1}, label: pnn-l}]", "layers: []", "layers",
-     "at least one layer row"),
-    ("epochs: 1,", "epochs: 1000000000000,", "protocol.epochs", "at most 10000"),
-    ("seeds: [0]", "seeds: [-1]", "seeds[0]", "non-negative"),
-    ("noise_level: 0.1", "noise_level: lots", "layers[1].options.noise_level", "expected number"),
-    ("noise_level: 0.1", "noise_level: -1.0", "layers[1].options.noise_level", "non-negative"),
-    ("options: {n: 1}", "options: {n: 1, width: -4}", "backbones[0].options.width", "must be positive"),
-    ("options: {n: 1}", "options: {n: two}", "backbones[0].options.n", "expected integer"),
-    ("dataset: digits", "dataset: {name: digits, options: {test_fraction: 2.0}}", "dataset.options.test_fraction",
-     "[0, 1]"),
-    ("dataset: digits", "dataset: {name: digits, options: {test_fraction: half}}", "dataset.options.test_fraction",
-     "expected number"),
-    ("task: classification", "task: {name: classification, options: {timing_repeats: 0}}",
-     "task.options.timing_repeats", "must be positive"),
-    ("name: bad", "name: ../escape", "name", "not a safe name"),
-    ("name: bad", "name: /abs/path", "name", "not a safe name"),
-    ("label: pnn-l", "label: ../../pnn", "layers[1].label", "not a safe name"),
-])
+@pytest.mark.parametrize(
+    "old,new,field,message",
+    [
+        (
+            "layers: [conv, {name: pnn, options: {noise_level: 0.1}, label: pnn-l}]",
+            "layers: []",
+            "layers",
+            "at least one layer row",
+        ),
+        ("epochs: 1,", "epochs: 1000000000000,", "protocol.epochs", "at most 10000"),
+        ("seeds: [0]", "seeds: [-1]", "seeds[0]", "non-negative"),
+        ("noise_level: 0.1", "noise_level: lots", "layers[1].options.noise_level", "expected number"),
+        ("noise_level: 0.1", "noise_level: -1.0", "layers[1].options.noise_level", "non-negative"),
+        ("options: {n: 1}", "options: {n: 1, width: -4}", "backbones[0].options.width", "must be positive"),
+        ("options: {n: 1}", "options: {n: two}", "backbones[0].options.n", "expected integer"),
+        (
+            "dataset: digits",
+            "dataset: {name: digits, options: {test_fraction: 2.0}}",
+            "dataset.options.test_fraction",
+            "[0, 1]",
+        ),
+        (
+            "dataset: digits",
+            "dataset: {name: digits, options: {test_fraction: half}}",
+            "dataset.options.test_fraction",
+            "expected number",
+        ),
+        (
+            "task: classification",
+            "task: {name: classification, options: {timing_repeats: 0}}",
+            "task.options.timing_repeats",
+            "must be positive",
+        ),
+        ("name: bad", "name: ../escape", "name", "not a safe name"),
+        ("name: bad", "name: /abs/path", "name", "not a safe name"),
+        ("label: pnn-l", "label: ../../pnn", "layers[1].label", "not a safe name"),
+    ],
+)
 def test_bad_suite_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, old, new, field, message):
     assert old in GOOD
     suite = tmp_path / "suites" / "bad.yaml"
@@ -88,12 +108,15 @@ def _write(p: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("flags,field", [
-    (["--seeds", "-1"], "--seeds"),
-    (["--epochs", "1000000000000"], "--epochs"),
-    (["--shard", "2/2"], "--shard"),
-    (["--shard", "one of two"], "--shard"),
-])
+@pytest.mark.parametrize(
+    "flags,field",
+    [
+        (["--seeds", "-1"], "--seeds"),
+        (["--epochs", "1000000000000"], "--epochs"),
+        (["--shard", "2/2"], "--shard"),
+        (["--shard", "one of two"], "--shard"),
+    ],
+)
 def test_bad_flags_exit_2(tmp_path, capsys, flags, field):
     suite = _write(tmp_path / "bad.yaml", GOOD)
     rc = main(["run", str(suite), "--results", str(tmp_path / "results"), "--no-progress", *flags])
@@ -124,13 +147,31 @@ def test_ctrl_c_is_one_line_exit_130_keeping_finished_records(tmp_path):
     suite = _write(tmp_path / "ctrlc.yaml", INTERRUPT_SUITE)
     results = tmp_path / "results"
     out = results / "ctrlc"
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--no-progress",
-           "--device", "cpu", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        str(suite),
+        "--results",
+        str(results),
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # SIGINT back to its default in the child: a test runner started in the background by a non-interactive
     # shell inherits it ignored, and Python then installs no KeyboardInterrupt handler
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:

@@ -1,4 +1,5 @@
 """The issue-10 benchmark scripts at smoke size: they run and report what they claim to measure."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,9 +21,26 @@ def _load(name):
 
 def test_jobs_throughput_reports_n1_and_n2_side_by_side(tmp_path):
     out = tmp_path / "jobs.json"
-    res = _load("jobs_throughput").main(["--only", "conv", "--seeds", "0,1", "--epochs", "1", "--max-batches", "1",
-                                         "--train-subset", "64", "--test-subset", "32", "--threads", "2",
-                                         "--out", str(out)])
+    res = _load("jobs_throughput").main(
+        [
+            "--only",
+            "conv",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "1",
+            "--max-batches",
+            "1",
+            "--train-subset",
+            "64",
+            "--test-subset",
+            "32",
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     rows = json.loads(out.read_text())["rows"]
     assert [r["jobs"] for r in rows] == [1, 2] and [r["threads_per_job"] for r in rows] == [2, 1]
     assert all(r["runs"] == 2 and r["ok"] == 2 and r["runs_per_hour"] > 0 for r in rows)
@@ -32,8 +50,9 @@ def test_jobs_throughput_reports_n1_and_n2_side_by_side(tmp_path):
 
 def test_report_speed_measures_a_torch_free_report(tmp_path):
     shutil.copytree(ROOT / "results" / "quick", tmp_path / "results" / "quick")
-    res = _load("report_speed").main(["--results", str(tmp_path / "results"), "--repeats", "1", "--sizes", "12",
-                                      "--out", str(tmp_path / "r.json")])
+    res = _load("report_speed").main(
+        ["--results", str(tmp_path / "results"), "--repeats", "1", "--sizes", "12", "--out", str(tmp_path / "r.json")]
+    )
     assert res["report_imports_torch"] is False
     rows = res["rows"]
     assert rows[0]["median_s"] > 0 and res["ratio"] == rows[0]["median_s"] / rows[2]["median_s"]
@@ -54,8 +73,9 @@ def test_synthetic_records_pass_the_harness_validation(tmp_path):
 
 
 def test_fixed_costs_times_every_part(tmp_path):
-    res = _load("fixed_costs").main(["--epochs", "1", "--train", "64", "--test", "32", "--out",
-                                     str(tmp_path / "f.json")])
+    res = _load("fixed_costs").main(
+        ["--epochs", "1", "--train", "64", "--test", "32", "--out", str(tmp_path / "f.json")]
+    )
     parts = [r["part"] for r in res["rows"]]
     assert any("MAC counting" in p for p in parts) and any(p.startswith("FGSM, 6 ε on 32") for p in parts)
     assert any(p.startswith("latency") for p in parts)
@@ -66,8 +86,7 @@ def test_fixed_costs_times_every_part(tmp_path):
 
 def test_batch_throughput_rates_every_size_against_the_fastest(tmp_path):
     out = tmp_path / "b.json"
-    res = _load("batch_throughput").main(["--batches", "4,8", "--rounds", "2", "--seconds", "0.2",
-                                          "--out", str(out)])
+    res = _load("batch_throughput").main(["--batches", "4,8", "--rounds", "2", "--seconds", "0.2", "--out", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert [r["batch"] for r in rows] == [4, 8]
     assert max(r["ratio_to_fastest"] for r in rows) == 1.0
@@ -98,16 +117,18 @@ def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
     mod = _load("campaign_table")
     table = mod.rows(folder)
     assert [r["label"] for r in table] == ["conv", "pnn"] and [r["n"] for r in table] == [2, 2]
-    iv = difference_interval(69.0, 2 ** 0.5, 2, 89.3, 0.18 ** 0.5, 2)
+    iv = difference_interval(69.0, 2**0.5, 2, 89.3, 0.18**0.5, 2)
     line = next(x for x in mod.markdown(table).splitlines() if x.startswith("| pnn"))
     assert f"{iv.centre:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]" in line and "| 2 | 69.00 ± 1.41 |" in line
 
 
 def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
     from bench.layers.steerable import SteerableBlock
+
     before = SteerableBlock._forward_folded
-    res = _load("steer_fold_step").main(["--batch", "2", "--rounds", "1", "--steps", "1",
-                                         "--out", str(tmp_path / "s.json")])
+    res = _load("steer_fold_step").main(
+        ["--batch", "2", "--rounds", "1", "--steps", "1", "--out", str(tmp_path / "s.json")]
+    )
     assert SteerableBlock._forward_folded is before
     rows = {r["path"]: r for r in json.loads((tmp_path / "s.json").read_text())["rows"]}
     assert set(rows) == {"folded", "atoms"} and all(len(r["rounds"]) == 1 for r in rows.values())

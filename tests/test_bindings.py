@@ -2,6 +2,7 @@
 claim bound to something the suite can produce; a suite naming a row, backbone, metric or option set it cannot
 produce, or with an unquoted ' #' in a text field, is rejected by `bench run --dry-run` with exit 2 and one
 line naming the file and the field; numbers under `context` need no row."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,19 +60,34 @@ def test_good_suite_dry_runs(tmp_path, capsys):
     assert rc == 0, out.err
 
 
-@pytest.mark.parametrize("old,new,field,message", [
-    ("{row: pnn-l, backbone: preact-resnet, metric: top1", "{row: pnn-l5, backbone: preact-resnet, metric: top1",
-     "references[0].row", "no layer row labelled 'pnn-l5'"),
-    ("{row: pnn-l, backbone: preact-resnet, metric: top1", "{row: pnn-l, backbone: dynresnet-bsd, metric: top1",
-     "references[0].backbone", "backbone 'dynresnet-bsd' is not run by this suite"),
-    ("metric: param_ratio", "metric: mAP", "references[1].metric", "emits no metric 'mAP'"),
-    ("a: pnn-l, b: conv", "a: pnn-l, b: lbcnn", "claims[0].check.b", "no layer row labelled 'lbcnn'"),
-    ('a: "width=1"', 'a: "width=2"', "claims[1].check.a", "no backbone of this suite has options 'width=2'"),
-    ("points: 2.0, backbone: preact-resnet", "points: 2.0, backbone: resnet18", "claims[0].check.backbone",
-     "backbone 'resnet18' is not run by this suite"),
-    ("metric: top1, a: pnn-l", "metric: ods, a: pnn-l", "claims[0].check.metric", "emits no metric 'ods'"),
-    ("    where: Table 4\n", "    where: Table 4, #Mask = 64 column\n", "line 16.where", "unquoted ' #'"),
-])
+@pytest.mark.parametrize(
+    "old,new,field,message",
+    [
+        (
+            "{row: pnn-l, backbone: preact-resnet, metric: top1",
+            "{row: pnn-l5, backbone: preact-resnet, metric: top1",
+            "references[0].row",
+            "no layer row labelled 'pnn-l5'",
+        ),
+        (
+            "{row: pnn-l, backbone: preact-resnet, metric: top1",
+            "{row: pnn-l, backbone: dynresnet-bsd, metric: top1",
+            "references[0].backbone",
+            "backbone 'dynresnet-bsd' is not run by this suite",
+        ),
+        ("metric: param_ratio", "metric: mAP", "references[1].metric", "emits no metric 'mAP'"),
+        ("a: pnn-l, b: conv", "a: pnn-l, b: lbcnn", "claims[0].check.b", "no layer row labelled 'lbcnn'"),
+        ('a: "width=1"', 'a: "width=2"', "claims[1].check.a", "no backbone of this suite has options 'width=2'"),
+        (
+            "points: 2.0, backbone: preact-resnet",
+            "points: 2.0, backbone: resnet18",
+            "claims[0].check.backbone",
+            "backbone 'resnet18' is not run by this suite",
+        ),
+        ("metric: top1, a: pnn-l", "metric: ods, a: pnn-l", "claims[0].check.metric", "emits no metric 'ods'"),
+        ("    where: Table 4\n", "    where: Table 4, #Mask = 64 column\n", "line 16.where", "unquoted ' #'"),
+    ],
+)
 def test_unbound_reference_or_claim_is_one_line_exit_2(tmp_path, capsys, old, new, field, message):
     assert GOOD.count(old) == 1, old
     suite, rc, out = _dry_run(tmp_path, capsys, GOOD.replace(old, new))
@@ -88,15 +104,22 @@ def test_quoted_hash_keeps_the_whole_text(tmp_path):
 
 
 def test_context_number_needs_no_row(tmp_path, capsys):
-    text = GOOD + """context:
+    text = (
+        GOOD
+        + """context:
   - {label: "Maxout [6]", value: 90.65, document: "000", where: "Table 4, CIFAR-10 row, Maxout column", note: "another method"}
   - {label: "PNN-VGG-16 (Faster R-CNN)", metric: map, value: 69.6, document: "000", where: "Table 7, #Mask unknown"}
 """
+    )
     suite, rc, out = _dry_run(tmp_path, capsys, text)
     assert rc == 0, out.err
     ctx = load_suite(suite).context
     assert [c["label"] for c in ctx] == ["Maxout [6]", "PNN-VGG-16 (Faster R-CNN)"]
-    assert ctx[0]["metric"] == "top1" and ctx[0]["note"] == "another method" and ctx[1]["where"] == "Table 7, #Mask unknown"
+    assert (
+        ctx[0]["metric"] == "top1"
+        and ctx[0]["note"] == "another method"
+        and ctx[1]["where"] == "Table 7, #Mask unknown"
+    )
 
 
 def test_context_numbers_are_rendered_on_the_suite_page(tmp_path):
@@ -105,19 +128,29 @@ def test_context_numbers_are_rendered_on_the_suite_page(tmp_path):
     suites, results = tmp_path / "suites", tmp_path / "results"
     suites.mkdir()
     results.mkdir()
-    (suites / "bind.yaml").write_text(GOOD + """context:
+    (suites / "bind.yaml").write_text(
+        GOOD
+        + """context:
   - {label: "Maxout [6]", value: 90.65, document: "000", where: "Table 4, CIFAR-10 row, Maxout column", note: "another method"}
   - {label: "PNN-ResNet-18, #Mask = 8", metric: param_ratio, value: 451.1, document: "000", where: "Table 5, Ratio row, #Mask = 8 column"}
-""")
+"""
+    )
     build_site(results, suites, tmp_path / "site")
     html = (tmp_path / "site" / "suite-bind.html").read_text()
     assert "Numbers quoted by the documents (not compared)" in html
-    for text in ("Maxout [6]", "90.65", "Table 4, CIFAR-10 row, Maxout column", "another method",
-                 "Table 5, Ratio row, #Mask = 8 column", "451.1"):
+    for text in (
+        "Maxout [6]",
+        "90.65",
+        "Table 4, CIFAR-10 row, Maxout column",
+        "another method",
+        "Table 5, Ratio row, #Mask = 8 column",
+        "451.1",
+    ):
         assert text in html, text
 
 
 # -- issue 18: honest bindings ------------------------------------------------------------------------------
+
 
 def _loaded():
     return {p.stem: load_suite(p) for p in SUITES}
@@ -138,8 +171,10 @@ def test_no_document_value_is_bound_to_two_rows_of_one_suite():
 
 
 def test_the_loader_rejects_one_document_value_on_two_rows(tmp_path, capsys):
-    bad = GOOD.replace('  - {row: pnn-l, metric: param_ratio, value: 7.9, document: "000", where: "Table 5, Ratio row", setting: s}',
-                       '  - {row: conv, backbone: preact-resnet, metric: top1, value: 90.0, document: "000", where: "Table 5, PNN row, #Mask = 64 column", setting: s}')
+    bad = GOOD.replace(
+        '  - {row: pnn-l, metric: param_ratio, value: 7.9, document: "000", where: "Table 5, Ratio row", setting: s}',
+        '  - {row: conv, backbone: preact-resnet, metric: top1, value: 90.0, document: "000", where: "Table 5, PNN row, #Mask = 64 column", setting: s}',
+    )
     p = tmp_path / "dup.yaml"
     p.write_text(bad)
     assert main(["run", str(p), "--dry-run"]) == 2
@@ -199,11 +234,18 @@ def test_claim_margins_agree_across_suites():
         for bb, pts in got:
             per_backbone.setdefault(bb, set()).add(pts)
         assert all(len(v) == 1 for v in per_backbone.values()), (key, got)
-    space = {pts for (doc, a, b, op, _), got in margins.items() if (a, b, op) == ("sep-space", "sep-chans", "below")
-             for _, pts in got}
-    pnn = {pts for (doc, a, b, op, m), got in margins.items()
-           if doc == "000" and a in ("pnn", "pnn-stem-conv") and b == "conv" and op == "within" and m == "top1"
-           for _, pts in got}
+    space = {
+        pts
+        for (doc, a, b, op, _), got in margins.items()
+        if (a, b, op) == ("sep-space", "sep-chans", "below")
+        for _, pts in got
+    }
+    pnn = {
+        pts
+        for (doc, a, b, op, m), got in margins.items()
+        if doc == "000" and a in ("pnn", "pnn-stem-conv") and b == "conv" and op == "within" and m == "top1"
+        for _, pts in got
+    }
     assert space == {5.0} and pnn == {2.0}
 
 
@@ -211,8 +253,11 @@ def test_deviations_come_from_the_fixed_vocabulary(tmp_path, capsys):
     from bench.report.verdicts import DEVIATIONS
 
     for name, s in _loaded().items():
-        for item in [*s.deviations, *(d for r in s.references for d in r["deviations"]),
-                     *(d for c in s.claims for d in c["deviations"])]:
+        for item in [
+            *s.deviations,
+            *(d for r in s.references for d in r["deviations"]),
+            *(d for c in s.claims for d in c["deviations"]),
+        ]:
             kind = item if isinstance(item, str) else item["kind"]
             assert kind in DEVIATIONS, (name, item)
     # every suite on the JPEG CIFAR-10 copy says so

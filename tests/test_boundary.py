@@ -1,6 +1,7 @@
 """A boundary no file crosses: record paths stay under --results; `bench report` accepts only records whose id is
 the harness's (16 hex digits, the hash of the record's spec), refuses artifacts outside the results folder, skips
 what it cannot render (one line each, naming the file) and always builds the site. Records and site files: 0644."""
+
 from __future__ import annotations
 
 import copy
@@ -31,11 +32,21 @@ seeds: [0, 1]
 
 
 def fake(spec, suite, acc=90.0, **extra):
-    rec = {"schema": 1, "id": spec.id, "status": "ok", "label": spec.label, "task": "classification",
-           "suite": {"name": suite.name, "file": "x", "sha256": "y"}, "spec": spec.to_dict(),
-           "metrics": {"top1": acc, "top1_best": acc}, "params": {"learned": 10, "fixed": 2, "total": 12},
-           "macs": 1000, "timing": {"train_s": 1.0, "throughput_img_s": 100.0}, "env": {"device": "CPU: test"},
-           "history": [{"epoch": 1, "test_acc": acc}]}
+    rec = {
+        "schema": 1,
+        "id": spec.id,
+        "status": "ok",
+        "label": spec.label,
+        "task": "classification",
+        "suite": {"name": suite.name, "file": "x", "sha256": "y"},
+        "spec": spec.to_dict(),
+        "metrics": {"top1": acc, "top1_best": acc},
+        "params": {"learned": 10, "fixed": 2, "total": 12},
+        "macs": 1000,
+        "timing": {"train_s": 1.0, "throughput_img_s": 100.0},
+        "env": {"device": "CPU: test"},
+        "history": [{"epoch": 1, "test_acc": acc}],
+    }
     rec.update(extra)
     return rec
 
@@ -137,8 +148,16 @@ def test_record_ids_are_the_hash_of_the_stored_spec(tmp_path):
 
 def test_plots_ignore_non_finite_values():
     nan = math.nan
-    out = svg.scatter([{"x": 10.0, "y": nan, "label": "a"}, {"x": nan, "y": 1.0, "label": "b"},
-                       {"x": 100.0, "y": 2.0, "label": "c", "yerr": nan}], "x", "y", frontier=True)
+    out = svg.scatter(
+        [
+            {"x": 10.0, "y": nan, "label": "a"},
+            {"x": nan, "y": 1.0, "label": "b"},
+            {"x": 100.0, "y": 2.0, "label": "c", "yerr": nan},
+        ],
+        "x",
+        "y",
+        frontier=True,
+    )
     # one finite point left: said in words (a single point is not drawn on empty axes), no NaN in it
     assert "plot-statement" in out and "c: y 2 at x 100" in out and "nan" not in out.lower()
     line = svg.lines([{"label": "s", "x": [1, 2, 3], "y": [nan, 2.0, math.inf]}], "epoch", "acc")

@@ -1,5 +1,6 @@
 """The cache is an optimisation (issue 19, item 6): an unusable $BENCH_CACHE warns once and the run proceeds;
 a failed cache write loses nothing; the cache stays under its size cap."""
+
 from __future__ import annotations
 
 import errno

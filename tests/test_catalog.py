@@ -2,6 +2,7 @@
 `load_suite` import no torch and put nothing into sys.modules; the catalog file a child process writes is what
 the live registries describe; a user --layers file enters it once the fingerprint changes; option ranges are
 declared at registration, become schema bounds, and a value outside one is a one-line file:field error."""
+
 from __future__ import annotations
 
 import inspect
@@ -40,8 +41,9 @@ print(json.dumps({"rc": rc, "torch": "torch" in sys.modules, "scipy": "scipy" in
 
 def _probe(args, cache: Path, cwd=ROOT):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CACHE": str(cache)}
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(ROOT), *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ROOT), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc
 
@@ -63,9 +65,11 @@ def test_load_suite_and_bench_layers_and_list_read_the_catalog_without_torch(tmp
     from bench.documents import suite_files
 
     cache = tmp_path / "cache"
-    code = ("from bench.documents import suite_files\nfrom bench.suite import load_suite\n"
-            f"names = [load_suite(p).name for p in suite_files({str(ROOT / 'suites')!r})]\n"
-            "print(json.dumps(names))")
+    code = (
+        "from bench.documents import suite_files\nfrom bench.suite import load_suite\n"
+        f"names = [load_suite(p).name for p in suite_files({str(ROOT / 'suites')!r})]\n"
+        "print(json.dumps(names))"
+    )
     out, proc = _probe(["-c", code], cache)
     assert out == {"rc": 0, **LIGHT}
     assert len(json.loads(proc.stdout.splitlines()[0])) == len(suite_files(ROOT / "suites")) > 10
@@ -73,16 +77,19 @@ def test_load_suite_and_bench_layers_and_list_read_the_catalog_without_torch(tmp
 
     out, proc = _probe(["layers", "--json"], cache)
     assert out == {"rc": 0, **LIGHT}
-    rows = json.loads(proc.stdout[:proc.stdout.rindex("\n{")])
+    rows = json.loads(proc.stdout[: proc.stdout.rindex("\n{")])
     from bench.layers import LAYERS
+
     assert [r["name"] for r in rows] == LAYERS.names()
-    assert {r["name"]: r["defaults"] for r in rows} == json.loads(json.dumps(
-        {e.name: e.defaults for e in LAYERS}, default=str))
+    assert {r["name"]: r["defaults"] for r in rows} == json.loads(
+        json.dumps({e.name: e.defaults for e in LAYERS}, default=str)
+    )
 
     out, proc = _probe(["list"], cache)
     assert out == {"rc": 0, **LIGHT}
     from bench.backbones import BACKBONES
     from bench.tasks import TASKS
+
     for name in TASKS.names() + BACKBONES.names():
         assert f"  {name:<18} " in proc.stdout
 
@@ -91,8 +98,18 @@ def test_bench_report_imports_no_torch(tmp_path):
     import shutil
 
     shutil.copytree(ROOT / "results" / "quick", tmp_path / "results" / "quick")
-    out, _ = _probe(["report", "--results", str(tmp_path / "results"), "--suites", str(ROOT / "suites"),
-                     "--site", str(tmp_path / "site")], tmp_path / "cache")
+    out, _ = _probe(
+        [
+            "report",
+            "--results",
+            str(tmp_path / "results"),
+            "--suites",
+            str(ROOT / "suites"),
+            "--site",
+            str(tmp_path / "site"),
+        ],
+        tmp_path / "cache",
+    )
     assert out["rc"] == 0 and out["foreign"] == []
     assert (tmp_path / "site" / "index.html").is_file()
     assert out == {"rc": 0, **LIGHT}
@@ -110,6 +127,7 @@ def test_the_catalog_file_is_what_the_live_registries_describe():
     from bench.backbones import BACKBONES
     from bench.layers import LAYERS
     from bench.tasks import TASKS
+
     for reg, kind in ((LAYERS, cat.layers), (BACKBONES, cat.backbones), (TASKS, cat.tasks)):
         assert kind.names() == reg.names()
         for e in reg:
@@ -179,14 +197,14 @@ def test_a_user_layers_file_enters_the_catalog_when_the_fingerprint_changes(tmp_
     assert first != base
     out, proc = _probe(["layers", "--json", "--layers", str(plugin)], tmp_path / "cache")
     assert out == {"rc": 0, **LIGHT}
-    rows = {r["name"]: r for r in json.loads(proc.stdout[:proc.stdout.rindex("\n{")])}
+    rows = {r["name"]: r for r in json.loads(proc.stdout[: proc.stdout.rindex("\n{")])}
     assert rows["zz-user-a"]["defaults"] == {"width": 8} and rows["zz-user-a"]["document"] == "user"
 
     plugin.write_text(PLUGIN.format(name="zz-user-a") + PLUGIN.format(name="zz-user-b").replace("factory", "f2"))
     assert fingerprint([str(plugin)]) not in (base, first)
     out, proc = _probe(["layers", "--json", "--layers", str(plugin)], tmp_path / "cache")
     assert out == {"rc": 0, **LIGHT}
-    rows = {r["name"] for r in json.loads(proc.stdout[:proc.stdout.rindex("\n{")])}
+    rows = {r["name"] for r in json.loads(proc.stdout[: proc.stdout.rindex("\n{")])}
     assert {"zz-user-a", "zz-user-b"} <= rows
     assert len(list((tmp_path / "cache").glob("catalog-*.json"))) == 2
 
@@ -204,8 +222,9 @@ def ranged_family():
     from bench.layers import LAYERS
 
     @LAYERS.register("zz-ranged", document="user", ranges={"width": (1, 64), "drop": (0, 1)})
-    def zz_ranged(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, width=8,
-                  drop=0.5, depth=2):
+    def zz_ranged(
+        in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, width=8, drop=0.5, depth=2
+    ):
         """A family with declared ranges (tests/test_catalog.py)."""
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
 
@@ -235,13 +254,18 @@ def test_a_declared_range_is_a_schema_bound_and_a_bad_value_a_one_line_error(ran
     # the committed entries declare theirs: sizes positive (capped), fractions in [0, 1]
     assert catalog().backbones.get("nin").option("width").json_schema()["exclusiveMinimum"] == 0
     assert catalog().backbones.get("nin").option("dropout").json_schema() == {
-        "type": "number", "default": 0.5, "minimum": 0, "maximum": 1}
+        "type": "number",
+        "default": 0.5,
+        "minimum": 0,
+        "maximum": 1,
+    }
 
     for options, field, message in (
-            ("{width: 65}", "width", "must lie in [1, 64], got 65"),
-            ("{width: 0}", "width", "must lie in [1, 64], got 0"),
-            ("{drop: 1.5}", "drop", "must lie in [0, 1], got 1.5"),
-            ("{width: 2.5}", "width", "expected integer (the default is 8), got float 2.5")):
+        ("{width: 65}", "width", "must lie in [1, 64], got 65"),
+        ("{width: 0}", "width", "must lie in [1, 64], got 0"),
+        ("{drop: 1.5}", "drop", "must lie in [0, 1], got 1.5"),
+        ("{width: 2.5}", "width", "expected integer (the default is 8), got float 2.5"),
+    ):
         path = tmp_path / "ranged.yaml"
         path.write_text(SUITE.replace("{OPTIONS}", options))
         capsys.readouterr()

@@ -1,5 +1,6 @@
 """Time cannot lose a run (issue 19, item 5): temporary files are judged by their owner's lock and records by
 their content, so a skewed clock (or file times from another machine's clock) changes nothing."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ A family added later — a file in bench/layers/, or another package's ``bench.l
 covered here without editing this file. A family in a file given to ``bench run --layers FILE`` is covered
 with ``BENCH_LAYERS=FILE pytest tests/test_contract.py`` (several files: separated by ``os.pathsep``, ``:``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -64,8 +65,7 @@ def test_fixed_parts_do_not_move_and_reload_exactly(name):
     fixed_before = {k: v.clone() for k, v in fixed_tensors(layer).items()}
     frozen_before = {n: p.detach().clone() for n, p in layer.named_parameters() if not p.requires_grad}
     learned_before = {n: p.detach().clone() for n, p in layer.named_parameters() if p.requires_grad}
-    opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=0.5, momentum=0.9,
-                          weight_decay=0.1)
+    opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=0.5, momentum=0.9, weight_decay=0.1)
     for _ in range(2):
         opt.zero_grad()
         (layer(x) ** 2).mean().backward()

@@ -1,4 +1,5 @@
 """ConvMixer backbone (`004_…` §3.3, §4.2): structure, learn = full | chans | space, DCT smoothing, families."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,18 +21,20 @@ def net(learn="full", family="conv", seed=0, stem=None, **opts):
 
 
 def hand_counts(c=3, h=8, depth=2, k=3, p=2, n=10):
-    stem = c * h * p * p + h + 2 * h          # patch conv (+bias), BN
-    dw, pw = h * k * k + h, h * h + h          # depthwise (+bias), pointwise (+bias)
-    block = dw + 2 * h + pw + 2 * h            # each followed by a BN
-    total = stem + depth * block + h * n + n   # classifier
+    stem = c * h * p * p + h + 2 * h  # patch conv (+bias), BN
+    dw, pw = h * k * k + h, h * h + h  # depthwise (+bias), pointwise (+bias)
+    block = dw + 2 * h + pw + 2 * h  # each followed by a BN
+    total = stem + depth * block + h * n + n  # classifier
     return {"full": (total, 0), "chans": (total - depth * dw, depth * dw), "space": (total - depth * pw, depth * pw)}
 
 
 @pytest.mark.parametrize("learn", ["full", "chans", "space"])
 def test_parameter_counts(learn):
     learned, fixed = hand_counts()[learn]
-    assert (learned, fixed) == ({"full": 578, "chans": 418, "space": 434}[learn], {"full": 0, "chans": 160,
-                                                                                     "space": 144}[learn])
+    assert (learned, fixed) == (
+        {"full": 578, "chans": 418, "space": 434}[learn],
+        {"full": 0, "chans": 160, "space": 144}[learn],
+    )
     c = count_parameters(net(learn))
     assert (c["learned"], c["fixed"]) == (learned, fixed)
 

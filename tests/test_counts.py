@@ -1,4 +1,5 @@
 """Parameter and MAC counts against hand-computed values; frozen parts unchanged by training."""
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,8 @@ def test_pnn_parameter_ratio_eq_28():
         materialise(pnn, torch.randn(1, 8, 6, 6))
         p, c = count_parameters(pnn), count_parameters(conv)
         assert p["learned"] == 8 * fanout * 16
-        assert c["learned"] / p["learned"] == 9 / fanout   # CNN/PNN = h·w / (m/p)
-        assert p["fixed"] == 8 * fanout * 6 * 6           # one input-sized mask per fan-out map
+        assert c["learned"] / p["learned"] == 9 / fanout  # CNN/PNN = h·w / (m/p)
+        assert p["fixed"] == 8 * fanout * 6 * 6  # one input-sized mask per fan-out map
 
 
 def test_small_resnet_counts_by_hand():
@@ -51,9 +52,9 @@ def test_small_resnet_counts_by_hand():
     conv = lambda cin, cout, k: cin * cout * k * k
     bn = lambda c: 2 * c
     expected = conv(3, 16, 3)
-    expected += bn(16) + conv(16, 16, 3) + bn(16) + conv(16, 16, 3)                        # stage 1
-    expected += bn(16) + conv(16, 32, 3) + bn(32) + conv(32, 32, 3) + conv(16, 32, 1)       # stage 2 + proj
-    expected += bn(32) + conv(32, 64, 3) + bn(64) + conv(64, 64, 3) + conv(32, 64, 1)       # stage 3 + proj
+    expected += bn(16) + conv(16, 16, 3) + bn(16) + conv(16, 16, 3)  # stage 1
+    expected += bn(16) + conv(16, 32, 3) + bn(32) + conv(32, 32, 3) + conv(16, 32, 1)  # stage 2 + proj
+    expected += bn(32) + conv(32, 64, 3) + bn(64) + conv(64, 64, 3) + conv(32, 64, 1)  # stage 3 + proj
     expected += bn(64) + 64 * 10 + 10
     assert count_parameters(net) == {"learned": expected, "fixed": 0, "total": expected}
 

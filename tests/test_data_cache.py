@@ -1,5 +1,6 @@
 """Image-folder cache: a cached load reads no per-file metadata; a changed folder is still detected; the first
 decode can use several processes and gives the same tensors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +26,7 @@ def _folder(root, n_train=4, n_test=2, seed=0):
 def _forbid_listing(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("per-file listing or hashing on a cached load")
+
     monkeypatch.setattr(imf, "list_split", boom)
     monkeypatch.setattr(imf, "files_key", boom)
     monkeypatch.setattr(imf, "decode", boom)

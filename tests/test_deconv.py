@@ -1,5 +1,6 @@
 """Network deconvolution (`003_…`): whitening, implicit = explicit, Newton–Schulz, running statistics,
 block layouts of the two variants, the classifier, and the Table 1 backbones."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,11 +11,9 @@ from torch import nn
 from bench.backbones import Ops, build_backbone
 from bench.layers import LAYERS, count_parameters
 from bench.measure import count_macs, count_training_macs
-from bench.layers.deconv import (Deconv2d, DeconvLinear, block_columns, gram, isqrt_newton_schulz, resolve_block)
+from bench.layers.deconv import Deconv2d, DeconvLinear, block_columns, gram, isqrt_newton_schulz, resolve_block
 
 VARIANTS = ("code", "paper")
-
-
 
 
 def correlated_images(n=16, c=4, hw=12, seed=0, scale=1.0):
@@ -44,6 +43,7 @@ def naive_coupled_ns(a, iters, normalise):
 
 # -- Newton–Schulz ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("normalise", [True, False])
 def test_newton_schulz_matches_eigendecomposition(normalise):
     g = torch.Generator().manual_seed(1)
@@ -62,12 +62,15 @@ def test_newton_schulz_matches_eigendecomposition(normalise):
 def test_newton_schulz_without_normalisation_needs_small_spectrum():
     """The text's iteration (Y0 = Cov) diverges for eigenvalues > 5; the code's Frobenius scaling does not."""
     a = torch.diag(torch.tensor([0.5, 1.0, 8.0]))
-    assert not torch.isfinite(isqrt_newton_schulz(a, 20, normalise=False)).all() or \
-        (isqrt_newton_schulz(a, 20, normalise=False) - inv_sqrt_eig(a)).abs().max() > 1
+    assert (
+        not torch.isfinite(isqrt_newton_schulz(a, 20, normalise=False)).all()
+        or (isqrt_newton_schulz(a, 20, normalise=False) - inv_sqrt_eig(a)).abs().max() > 1
+    )
     torch.testing.assert_close(isqrt_newton_schulz(a, 20, normalise=True), inv_sqrt_eig(a), rtol=1e-4, atol=1e-4)
 
 
 # -- block layouts --------------------------------------------------------------------------------------
+
 
 def test_block_size_rule_and_stem_iterations():
     assert resolve_block(3, 64) == 3 and resolve_block(64, 64) == 64 and resolve_block(128, 64) == 64
@@ -99,9 +102,20 @@ def test_interleaved_vs_contiguous_blocks():
     assert torch.equal(block_columns(4, 3, 4, "code"), block_columns(4, 3, 4, "paper"))
 
 
-@pytest.mark.parametrize("k,stride,sampling,hw", [(3, 1, 3, 12), (3, 1, 4, 13), (3, 1, 1, 7), (3, 1, 2, 9),
-                                                   (3, 2, 3, 11), (5, 1, 3, 10), (1, 1, 3, 12), (1, 1, 3, 7),
-                                                   (1, 2, 3, 8)])
+@pytest.mark.parametrize(
+    "k,stride,sampling,hw",
+    [
+        (3, 1, 3, 12),
+        (3, 1, 4, 13),
+        (3, 1, 1, 7),
+        (3, 1, 2, 9),
+        (3, 2, 3, 11),
+        (5, 1, 3, 10),
+        (1, 1, 3, 12),
+        (1, 1, 3, 7),
+        (1, 2, 3, 8),
+    ],
+)
 def test_sampled_patches_equal_strided_im2col(k, stride, sampling, hw):
     """The strided-view patch sampler gives F.unfold's patches at stride S (1×1: every S²-th pixel of the
     (N·H·W, C) matrix), values and gradients, overlapping (S < k) or not."""
@@ -141,6 +155,7 @@ def test_code_variant_pools_blocks_into_one_covariance():
 
 # -- whitening --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_whitened_patches_have_identity_covariance(variant):
     x = correlated_images()
@@ -162,6 +177,7 @@ def test_whitened_patches_have_identity_covariance(variant):
 
 
 # -- implicit = explicit ---------------------------------------------------------------------------------
+
 
 def explicit(layer: Deconv2d, x, mean, d):
     """Whiten the conv's own im2col patches explicitly, then multiply by the weights (§4.2, Fig. 3)."""
@@ -207,6 +223,7 @@ def test_deconv_linear_implicit_equals_explicit():
 
 # -- running statistics -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_running_statistics_used_in_eval(variant):
     torch.manual_seed(0)
@@ -249,6 +266,7 @@ def test_gradient_flows_through_the_whitening():
 
 # -- cost ----------------------------------------------------------------------------------------------------
 
+
 def test_gram_gradient_matches_autograd():
     x = torch.randn(2, 7, 5, dtype=torch.float64, requires_grad=True)
     torch.autograd.gradcheck(gram, (x,))
@@ -266,7 +284,7 @@ def test_training_macs_count_the_whitening_by_hand():
     f, m = 72, 72
     conv = 4 * 36 * f  # per image
     fold = 4 * f * f + 4 * f  # D·w and μ·(D·w)
-    gram_macs, newton_schulz = m * f * f, 12 * f ** 3  # 1 + 3 + 3 + 3 + 2 products of F×F matrices
+    gram_macs, newton_schulz = m * f * f, 12 * f**3  # 1 + 3 + 3 + 3 + 2 products of F×F matrices
     # inference: the fold is done once per set of weights (cached in evaluation), so an image costs the conv
     assert count_macs(layer, x) == conv
     assert count_training_macs(layer, x) == conv + (fold + gram_macs + newton_schulz) / 2  # stats once per batch
@@ -276,6 +294,7 @@ def test_training_macs_count_the_whitening_by_hand():
 
 
 # -- registration and backbones ---------------------------------------------------------------------------
+
 
 def test_family_registration():
     fam = LAYERS.get("deconv")
@@ -317,8 +336,14 @@ def test_backbones_train_with_bn_and_deconv(name):
 # Table 1 "Size" column (CIFAR-10, 10 classes). It matches the networks without batch norm and with a bias
 # in every layer — the deconvolution models (DenseNet-121 with BN would be 6.96M). MobileNetV2's depthwise
 # convs are whitened and biased too, as in the code.
-SIZES = {"vgg16": 14.71, "resnet18": 11.17, "preact-resnet18": 11.17, "densenet121": 6.88, "mobilenetv2": 2.28,
-         "pnasnet-a": 0.13}
+SIZES = {
+    "vgg16": 14.71,
+    "resnet18": 11.17,
+    "preact-resnet18": 11.17,
+    "densenet121": 6.88,
+    "mobilenetv2": 2.28,
+    "pnasnet-a": 0.13,
+}
 
 
 @pytest.mark.parametrize("name", TABLE1)
@@ -330,6 +355,7 @@ def test_backbone_sizes_match_table1(name):
 
 # -- the authors' per-layer settings, grouped layers, freezing, evaluation cache -------------------------------
 
+
 def grouped_reference(layer, x):
     """Per group g: patches of its channels (F.unfold), own mean and covariance, D_g by the normalised
     coupled iteration, y = (P − μ_g) D_g w_oᵀ + b_o for the outputs o of group g (no folding, no sampling)."""
@@ -338,15 +364,15 @@ def grouped_reference(layer, x):
     cin_g, cout_g = c // g, layer.out_channels // g
     outs = []
     for gi in range(g):
-        p = F.unfold(x[:, gi * cin_g:(gi + 1) * cin_g], k, padding=layer.padding, stride=layer.stride)
+        p = F.unfold(x[:, gi * cin_g : (gi + 1) * cin_g], k, padding=layer.padding, stride=layer.stride)
         l = p.shape[-1]
         p = p.transpose(1, 2).reshape(n * l, -1)  # (N·L, cin_g·k²)
         mean = p.mean(0)
         pc = p - mean
         cov = pc.t() @ pc / pc.shape[0] + layer.eps * torch.eye(p.shape[1])
         d = naive_coupled_ns(cov, layer.iterations, normalise=True)
-        wg = layer.weight[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1)
-        y = pc @ d @ wg.t() + layer.bias[gi * cout_g:(gi + 1) * cout_g]
+        wg = layer.weight[gi * cout_g : (gi + 1) * cout_g].reshape(cout_g, -1)
+        y = pc @ d @ wg.t() + layer.bias[gi * cout_g : (gi + 1) * cout_g]
         outs.append(y.reshape(n, l, cout_g).transpose(1, 2))
     ho = (h + 2 * layer.padding - k) // layer.stride + 1
     return torch.cat(outs, 1).reshape(n, layer.out_channels, ho, -1)

@@ -1,5 +1,6 @@
 """Detection: the VOC07 metric against hand-computed values, the VOC loader on generated VOC-format files,
 and the Faster R-CNN task end to end on them (CPU, tiny sizes)."""
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,8 @@ from bench.tasks import TASKS, RunContext
 from bench.tasks.detection import area_ap, box_iou, evaluate_detections, scale_image, voc07_ap
 
 
-
-
 # -- metric ---------------------------------------------------------------------------------------------------
+
 
 def test_voc07_eleven_point_ap_by_hand():
     # recall reaches 0.5 at precision 1, then 1.0 at precision 0.5: t = 0..0.5 (6 points) → 1, t = 0.6..1 → 0.5
@@ -40,22 +40,37 @@ def test_box_iou_by_hand():
     b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
     assert box_iou(a, b).flatten().tolist() == pytest.approx([1 / 7, 1.0, 0.0])
     # devkit convention on 1-based inclusive pixels: [1,1,2,2] is 2×2 pixels, overlap with [2,2,3,3] is 1 pixel
-    assert box_iou(torch.tensor([[1.0, 1, 2, 2]]), torch.tensor([[2.0, 2, 3, 3]]), plus_one=True).item() == \
-        pytest.approx(1 / 7)
+    assert box_iou(
+        torch.tensor([[1.0, 1, 2, 2]]), torch.tensor([[2.0, 2, 3, 3]]), plus_one=True
+    ).item() == pytest.approx(1 / 7)
 
 
 def test_evaluate_detections_by_hand():
     # image 0: class 1 has A (normal) and B (difficult); class 2 has C. image 1: no objects.
-    gt = [(torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]), torch.tensor([1, 1, 2]),
-           torch.tensor([False, True, False])),
-          (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool))]
-    dets = [(torch.tensor([[60.0, 60, 70, 70],     # class 1, 0.9: no overlap → FP
-                           [0.0, 0, 10, 10],       # class 1, 0.8: A → TP
-                           [20.0, 20, 30, 30],     # class 1, 0.7: the difficult B → ignored
-                           [0.0, 0, 10, 9.9],      # class 1, 0.6: A again → FP (duplicate)
-                           [40.0, 40, 50, 45]]),   # class 2, 0.95: IoU exactly 0.5 → FP (needs > 0.5)
-             torch.tensor([0.9, 0.8, 0.7, 0.6, 0.95]), torch.tensor([1, 1, 1, 1, 2])),
-            (torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([0.85]), torch.tensor([1]))]  # class 1 on image 1: FP
+    gt = [
+        (
+            torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]),
+            torch.tensor([1, 1, 2]),
+            torch.tensor([False, True, False]),
+        ),
+        (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool)),
+    ]
+    dets = [
+        (
+            torch.tensor(
+                [
+                    [60.0, 60, 70, 70],  # class 1, 0.9: no overlap → FP
+                    [0.0, 0, 10, 10],  # class 1, 0.8: A → TP
+                    [20.0, 20, 30, 30],  # class 1, 0.7: the difficult B → ignored
+                    [0.0, 0, 10, 9.9],  # class 1, 0.6: A again → FP (duplicate)
+                    [40.0, 40, 50, 45],
+                ]
+            ),  # class 2, 0.95: IoU exactly 0.5 → FP (needs > 0.5)
+            torch.tensor([0.9, 0.8, 0.7, 0.6, 0.95]),
+            torch.tensor([1, 1, 1, 1, 2]),
+        ),
+        (torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([0.85]), torch.tensor([1])),
+    ]  # class 1 on image 1: FP
     r = evaluate_detections(dets, gt, num_classes=3)
     # class 1 ranking: 0.9 FP, 0.85 FP, 0.8 TP, (0.7 ignored), 0.6 FP; npos = 1
     # precision at recall 1 = 1/3, the best for every t → AP07 = 1/3
@@ -69,13 +84,16 @@ def test_evaluate_detections_by_hand():
 
 # -- data -----------------------------------------------------------------------------------------------------
 
+
 def test_voc_xml_parsing(tmp_path):
-    xml = ("<annotation><size><width>50</width><height>40</height><depth>3</depth></size>"
-           "<object><name>dog</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>10</xmax>"
-           "<ymax>20</ymax></bndbox></object>"
-           "<object><name>unicorn</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object>"
-           "<object><name>car</name><difficult>0</difficult><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>7</xmax>"
-           "<ymax>8</ymax></bndbox></object></annotation>")
+    xml = (
+        "<annotation><size><width>50</width><height>40</height><depth>3</depth></size>"
+        "<object><name>dog</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>10</xmax>"
+        "<ymax>20</ymax></bndbox></object>"
+        "<object><name>unicorn</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object>"
+        "<object><name>car</name><difficult>0</difficult><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>7</xmax>"
+        "<ymax>8</ymax></bndbox></object></annotation>"
+    )
     f = tmp_path / "a.xml"
     f.write_text(xml)
     ann = parse_voc_xml(f)
@@ -114,22 +132,42 @@ def test_scale_image_and_letterbox():
 
 # -- task end to end -------------------------------------------------------------------------------------------
 
+
 def run_suite(tmp_path, backbone, layer, task_options=None, epochs=1):
     root = tmp_path / "voc"
     if not root.exists():
         write_voc_detection(root, n_train=4, n_test=3, size=(48, 64), n_classes=2, seed=0)
-    opts = {"min_size": 48, "max_size": 64, "anchor_sizes": [8, 16, 32], "rpn_batch": 16, "box_batch": 8,
-            "rpn_pre_nms_train": 100, "rpn_post_nms_train": 20, "rpn_pre_nms_test": 50, "rpn_post_nms_test": 10,
-            "workers": 0, **(task_options or {})}
-    suite = {"name": "det-test", "task": {"name": "detection", "options": opts},
-             "dataset": {"name": "voc2007", "root": str(root)},
-             "protocol": {"epochs": epochs, "batch_size": 2, "max_batches": 1,
-                          "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
-                                        "weight_decay": 0.0001}, "schedule": {"name": "constant"}},
-             "backbones": [backbone], "layers": [layer], "seeds": [0]}
+    opts = {
+        "min_size": 48,
+        "max_size": 64,
+        "anchor_sizes": [8, 16, 32],
+        "rpn_batch": 16,
+        "box_batch": 8,
+        "rpn_pre_nms_train": 100,
+        "rpn_post_nms_train": 20,
+        "rpn_pre_nms_test": 50,
+        "rpn_post_nms_test": 10,
+        "workers": 0,
+        **(task_options or {}),
+    }
+    suite = {
+        "name": "det-test",
+        "task": {"name": "detection", "options": opts},
+        "dataset": {"name": "voc2007", "root": str(root)},
+        "protocol": {
+            "epochs": epochs,
+            "batch_size": 2,
+            "max_batches": 1,
+            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0001},
+            "schedule": {"name": "constant"},
+        },
+        "backbones": [backbone],
+        "layers": [layer],
+        "seeds": [0],
+    }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(suite))
-    spec, = load_suite(path).expand()
+    (spec,) = load_suite(path).expand()
     ctx = RunContext(device=torch.device("cpu"), progress=False)
     return TASKS.get("detection").obj(spec, ctx, **spec.task["options"])
 
@@ -148,8 +186,12 @@ def test_detection_end_to_end_vgg_conv(tmp_path):
 
 
 def test_detection_end_to_end_resnet_pnn_with_canvas(tmp_path):
-    r = run_suite(tmp_path, {"name": "tv-resnet50", "options": {"layers": [1, 1, 1, 1], "width_per_group": 8}},
-                  {"name": "pnn", "options": {"fanout": 1}}, task_options={"canvas": [48, 48]})
+    r = run_suite(
+        tmp_path,
+        {"name": "tv-resnet50", "options": {"layers": [1, 1, 1, 1], "width_per_group": 8}},
+        {"name": "pnn", "options": {"fanout": 1}},
+        task_options={"canvas": [48, 48]},
+    )
     assert r["params"]["fixed"] > 0  # PNN's noise masks
     assert r["data"]["swapped"]["spatial"] == 5 and r["data"]["canvas"] == [48, 48]
     assert 0.0 <= r["metrics"]["map"] <= 100.0 and math.isfinite(r["metrics"]["train_loss"])

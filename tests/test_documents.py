@@ -1,5 +1,6 @@
 """suites/documents.yaml and its loader (bench/documents.py): the committed file loads, every suite names only
 documents it lists, and a malformed file is one line naming the file and the field (exit 2 from bench report)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,21 +44,28 @@ def test_committed_file_loads_and_covers_every_document_the_suites_name():
 def test_good_file_parses_every_field(tmp_path):
     (tmp_path / DOCUMENTS_FILE).write_text(GOOD)
     d = load_documents(tmp_path / DOCUMENTS_FILE)["004"]
-    assert (d.year, d.arxiv_url, d.authors_text) == (2022, "https://arxiv.org/abs/2201.00001",
-                                                     "George Cazenavette, Joel Julin, Simon Lucey")
-    assert load_documents(tmp_path / DOCUMENTS_FILE)["003"].links == (("https://github.com/yechengxi/deconvolution",
-                                                                      "source code"),)
+    assert (d.year, d.arxiv_url, d.authors_text) == (
+        2022,
+        "https://arxiv.org/abs/2201.00001",
+        "George Cazenavette, Joel Julin, Simon Lucey",
+    )
+    assert load_documents(tmp_path / DOCUMENTS_FILE)["003"].links == (
+        ("https://github.com/yechengxi/deconvolution", "source code"),
+    )
 
 
-@pytest.mark.parametrize("old, new, field", [
-    ('id: "003"', "id: 3", "documents[0].id"),
-    ("name: Network Deconvolution", "nam: Network Deconvolution", "documents[0].nam"),
-    ("year: 2022", "year: twenty", "documents[004].year"),
-    ('arxiv: "2201.00001"', "arxiv: arXiv-one", "documents[004].arxiv"),
-    ('url: "https://github.com/yechengxi/deconvolution"', "url: github.com/x", "documents[003].links[0].url"),
-    ("authors: [George Cazenavette, Joel Julin, Simon Lucey]", "authors: George", "documents[004].authors"),
-    ('id: "004"', 'id: "003"', "documents[1].id"),  # a duplicate id
-])
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ('id: "003"', "id: 3", "documents[0].id"),
+        ("name: Network Deconvolution", "nam: Network Deconvolution", "documents[0].nam"),
+        ("year: 2022", "year: twenty", "documents[004].year"),
+        ('arxiv: "2201.00001"', "arxiv: arXiv-one", "documents[004].arxiv"),
+        ('url: "https://github.com/yechengxi/deconvolution"', "url: github.com/x", "documents[003].links[0].url"),
+        ("authors: [George Cazenavette, Joel Julin, Simon Lucey]", "authors: George", "documents[004].authors"),
+        ('id: "004"', 'id: "003"', "documents[1].id"),  # a duplicate id
+    ],
+)
 def test_a_bad_field_is_named(tmp_path, old, new, field):
     path = tmp_path / DOCUMENTS_FILE
     assert old in GOOD
@@ -73,8 +81,17 @@ def test_report_exits_2_on_a_broken_documents_file(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / DOCUMENTS_FILE).write_text("documents: [{id: '003'}]\n")
-    rc = main(["report", "--results", str(tmp_path / "results"), "--suites", str(tmp_path / "suites"),
-               "--site", str(tmp_path / "site")])
+    rc = main(
+        [
+            "report",
+            "--results",
+            str(tmp_path / "results"),
+            "--suites",
+            str(tmp_path / "suites"),
+            "--site",
+            str(tmp_path / "site"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and DOCUMENTS_FILE in err[0] and "documents[0].name" in err[0]
 
@@ -93,11 +110,20 @@ def test_document_costs_sum_measured_hours_and_estimate_the_rest_per_epoch():
     suites = {"s": NS(expand=lambda: todo), "t": NS(expand=lambda: [spec(9)])}
 
     def rec(i, dur, epochs, device="CPU: x", status="ok"):
-        return {"id": f"r{i}", "status": status, "duration_s": dur, "env": {"device": device},
-                "spec": {"suite": "s", "backbone": {"name": "b1"}, "protocol": {"epochs": epochs}}}
+        return {
+            "id": f"r{i}",
+            "status": status,
+            "duration_s": dur,
+            "env": {"device": device},
+            "spec": {"suite": "s", "backbone": {"name": "b1"}, "protocol": {"epochs": epochs}},
+        }
 
-    records = [rec(0, 3600.0, 10), rec(1, 7200.0, 10, device="CUDA: H200"), rec(7, 1800.0, 5, status="failed"),
-               dict(rec(8, 1e9, 10), _stale=True)]
+    records = [
+        rec(0, 3600.0, 10),
+        rec(1, 7200.0, 10, device="CUDA: H200"),
+        rec(7, 1800.0, 5, status="failed"),
+        dict(rec(8, 1e9, 10), _stale=True),
+    ]
     rows = [{"document": "003", "suite": "s"}, {"document": "003", "suite": "t"}, {"document": "004", "suite": "t"}]
     costs = document_costs(rows, suites, records)
     c = costs["003"]

@@ -1,4 +1,5 @@
 """End to end: the quick suite on a few batches → records → site, through the command line."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,19 @@ from bench.cli import main
 from bench.layers import LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICK_FLAGS = ["--epochs", "1", "--max-batches", "2", "--train-subset", "128", "--test-subset", "64", "--no-progress",
-               "--device", "cpu"]
+QUICK_FLAGS = [
+    "--epochs",
+    "1",
+    "--max-batches",
+    "2",
+    "--train-subset",
+    "128",
+    "--test-subset",
+    "64",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
 
 
 class _Rows(HTMLParser):
@@ -105,8 +117,12 @@ references:
         assert evil not in html, page
     # run data is JSON inside a script file (read by run.html, whose script sets it as text, never as markup)
     (shard,) = {p for p in (site / "runs").glob("*.js")}
-    assert evil in json.loads(shard.read_text()[len("convbenchRuns("):-3])["runs"].popitem()[1]["record"]["spec"][
-        "layer"]["display"]
+    assert (
+        evil
+        in json.loads(shard.read_text()[len("convbenchRuns(") : -3])["runs"].popitem()[1]["record"]["spec"]["layer"][
+            "display"
+        ]
+    )
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (site / "suite-evil.html").read_text()
 
 
@@ -126,7 +142,7 @@ def test_report_skips_corrupt_files_by_name(quick_site, capsys, tmp_path):
 def test_user_layer_file_is_benchmarked(tmp_path):
     """A new layer in one file: registered by --layers, run, and shown on the site."""
     layer = tmp_path / "my_layer.py"
-    layer.write_text('''
+    layer.write_text("""
 from torch import nn
 from bench.layers import LAYERS
 
@@ -135,7 +151,7 @@ from bench.layers import LAYERS
 def my_dilated(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, dilation=2):
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=dilation * (kernel_size // 2),
                      dilation=dilation, bias=bias)
-''')
+""")
     suite = tmp_path / "suites" / "mine.yaml"
     suite.parent.mkdir()
     suite.write_text("""
@@ -148,8 +164,22 @@ layers: [conv, my-dilated]
 """)
     results = tmp_path / "results"
     try:
-        assert main(["run", str(suite), "--layers", str(layer), "--results", str(results), "--no-progress",
-                     "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(suite),
+                    "--layers",
+                    str(layer),
+                    "--results",
+                    str(results),
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         labels = sorted(json.loads(p.read_text())["label"] for p in (results / "mine").glob("*.json"))
         assert labels == ["conv", "my-dilated"]
     finally:

@@ -1,5 +1,6 @@
 """Executors behind one interface (issue 21): a registry the command line picks from, each executor a function
 of one Launch; the built-in names the parser offers are the registered ones."""
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 The fixture tests/data/fashion-mnist holds 20 training and 10 test images of the real data set (the first ones
 of each split, 13 KB), in the distributed gzip'd IDX format: the same code path as the full files."""
+
 from __future__ import annotations
 
 import gzip
@@ -67,14 +68,21 @@ def _corrupt(tmp_path: Path, stem: str, data: bytes) -> Path:
     return root / stem
 
 
-@pytest.mark.parametrize("stem,make,message", [
-    (FILES["train_x"], lambda b: struct.pack(">I", 0x801) + b[4:], "not an IDX images file: magic number 0x00000801"),
-    (FILES["train_x"], lambda b: b[:-100], "header announces 15680 bytes"),
-    (FILES["train_x"], lambda b: b[:8], "shorter than its header"),
-    (FILES["test_x"], lambda b: b[:8] + struct.pack(">II", 32, 32) + b[16:], "images are 32×32, expected 28×28"),
-    (FILES["test_y"], lambda b: b[:-1] + bytes([10]), "label 10 out of range 0–9"),
-    (FILES["train_y"], lambda b: struct.pack(">II", 0x801, 19) + b[8:-1], "19 labels for 20 images"),
-])
+@pytest.mark.parametrize(
+    "stem,make,message",
+    [
+        (
+            FILES["train_x"],
+            lambda b: struct.pack(">I", 0x801) + b[4:],
+            "not an IDX images file: magic number 0x00000801",
+        ),
+        (FILES["train_x"], lambda b: b[:-100], "header announces 15680 bytes"),
+        (FILES["train_x"], lambda b: b[:8], "shorter than its header"),
+        (FILES["test_x"], lambda b: b[:8] + struct.pack(">II", 32, 32) + b[16:], "images are 32×32, expected 28×28"),
+        (FILES["test_y"], lambda b: b[:-1] + bytes([10]), "label 10 out of range 0–9"),
+        (FILES["train_y"], lambda b: struct.pack(">II", 0x801, 19) + b[8:-1], "19 labels for 20 images"),
+    ],
+)
 def test_a_bad_file_is_an_error_naming_it(tmp_path, stem, make, message):
     good = gzip.decompress((FIXTURE / f"{stem}.gz").read_bytes())
     path = _corrupt(tmp_path, stem, make(good))
@@ -170,7 +178,7 @@ def test_linear_fit_trains_each_row_and_records_loss_curves(tmp_path):
         assert m["loss"] == hist[-1]["loss"] and m["loss_e1"] == hist[1]["loss"]
         assert m["loss_auc"] == pytest.approx((hist[1]["loss"] + hist[2]["loss"]) / 2)
         assert 0 <= m["top1"] <= 100 and m["train_loss_e1"] == hist[1]["train_loss"]
-        (name, curve), = rec["curves"].items()
+        ((name, curve),) = rec["curves"].items()
         assert name.startswith(f"{backbone}: ") and curve["x"] == [0, 1, 2] and curve["xlabel"] == "epoch"
         assert rec["data"]["loss"] == ("l2" if backbone == "linear-regression" else "logistic")
         assert rec["timing"]["lr"] == (1.0 if label == "deconv-lr1" else 0.05)
@@ -192,8 +200,9 @@ def test_the_committed_suite_binds_its_claims_to_emitted_metrics():
     assert {c["check"]["backbone"] for c in suite.claims} == {"linear-regression", "logistic-regression"}
 
 
-@pytest.mark.skipif(not (DEBIAN_ROOT / "train-images-idx3-ubyte.gz").is_file(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not (DEBIAN_ROOT / "train-images-idx3-ubyte.gz").is_file(), reason="Debian's dataset-fashion-mnist is not installed"
+)
 def test_the_debian_package_is_the_default_root(monkeypatch):
     monkeypatch.delenv("BENCH_FASHION_MNIST_ROOT", raising=False)
     d = load_dataset("fashion-mnist")
@@ -207,11 +216,28 @@ def test_the_suite_page_plots_one_loss_curve_per_row_in_its_own_colour(tmp_path)
     suites = tmp_path / "suites"
     suites.mkdir()
     suite_path = suites / "fm-tiny.yaml"
-    suite_path.write_text(SUITE.replace("ROOT", str(FIXTURE)).replace("epochs: 2", "epochs: 1")
-                          .replace("backbones: [linear-regression, logistic-regression]", "backbones: [linear-regression]"))
+    suite_path.write_text(
+        SUITE.replace("ROOT", str(FIXTURE))
+        .replace("epochs: 2", "epochs: 1")
+        .replace("backbones: [linear-regression, logistic-regression]", "backbones: [linear-regression]")
+    )
     site = tmp_path / "site"
-    assert main(["run", str(suite_path), "--results", str(tmp_path / "r"), "--no-progress", "--device", "cpu",
-                 "--report", str(site)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(suite_path),
+                "--results",
+                str(tmp_path / "r"),
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--report",
+                str(site),
+            ]
+        )
+        == 0
+    )
     page = (site / "suite-fm-tiny.html").read_text()
     assert "linear-regression: whole-training-set L2 loss per epoch" in page
     # two rows of the deconv family (sgd, deconv-lr1) and the conv row: three colours, not two

@@ -1,5 +1,6 @@
 """The fast shared protocol's options: weight averaging (ema), flip test-time augmentation (tta), --compile,
 --tune, and a 1-epoch smoke of suites/fast-cifar.yaml on a tiny subset."""
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _tiny_model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
 
 
 def test_ema_is_the_running_average_of_the_weights():
@@ -83,38 +90,50 @@ def test_protocol_options_are_validated_and_left_out_when_unset(tmp_path):
     assert fast.protocol["epochs"] <= 20 and fast.protocol["ema"] and fast.protocol["tta"] == "flip"
     assert fast.backbones == [{"name": "preact-resnet", "options": {"n": 3, "width": 1}}]
     from bench.layers import LAYERS
+
     assert sorted(l["name"] for l in fast.layers) == LAYERS.names()
     assert any("no per-family tuning" in n for n in fast.notes)
 
 
 def _protocol(**extra):
-    p = {"epochs": 2, "batch_size": 16, "eval_batch_size": 32, "augment": ["flip"], "crop_padding": 0,
-         "label_smoothing": 0.1, "max_batches": None,
-         "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
-         "schedule": {"name": "onecycle", "milestones": [], "gamma": 0.1, "warmup_epochs": 0.0}}
+    p = {
+        "epochs": 2,
+        "batch_size": 16,
+        "eval_batch_size": 32,
+        "augment": ["flip"],
+        "crop_padding": 0,
+        "label_smoothing": 0.1,
+        "max_batches": None,
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+        "schedule": {"name": "onecycle", "milestones": [], "gamma": 0.1, "warmup_epochs": 0.0},
+    }
     p.update(extra)
     return p
 
 
 def _data():
     g = torch.Generator().manual_seed(1)
-    return (torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g),
-            torch.randint(0, 3, (64,), generator=g),
-            torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=g),
-            torch.randint(0, 3, (32,), generator=g))
+    return (
+        torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g),
+        torch.randint(0, 3, (64,), generator=g),
+        torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=g),
+        torch.randint(0, 3, (32,), generator=g),
+    )
 
 
 def test_fit_with_ema_leaves_the_average_in_the_model():
     trx, tr_y, tex, te_y = _data()
     plain, averaged = _tiny_model(), _tiny_model()
     fit_classifier(plain, trx, tr_y, tex, te_y, _protocol(), torch.device("cpu"), 0)
-    fit = fit_classifier(averaged, trx, tr_y, tex, te_y, _protocol(ema={"decay": 0.9, "warmup": True}),
-                         torch.device("cpu"), 0)
+    fit = fit_classifier(
+        averaged, trx, tr_y, tex, te_y, _protocol(ema={"decay": 0.9, "warmup": True}), torch.device("cpu"), 0
+    )
     # same training trajectory, but the model handed back is the average, not the last weights
     assert not torch.allclose(plain[0].weight, averaged[0].weight)
     loss, acc = evaluate(averaged, tex, te_y, 32, amp=False)
     assert acc == pytest.approx(fit["history"][-1]["test_acc"]) and loss == pytest.approx(
-        fit["history"][-1]["test_loss"], rel=1e-5)
+        fit["history"][-1]["test_loss"], rel=1e-5
+    )
 
 
 def test_compile_trains_like_eager():
@@ -124,8 +143,7 @@ def test_compile_trains_like_eager():
     eager, compiled = _tiny_model(), _tiny_model()
     a = fit_classifier(eager, trx, tr_y, tex, te_y, _protocol(epochs=1), torch.device("cpu"), 0)
     try:
-        b = fit_classifier(compiled, trx, tr_y, tex, te_y, _protocol(epochs=1), torch.device("cpu"), 0,
-                           compile=True)
+        b = fit_classifier(compiled, trx, tr_y, tex, te_y, _protocol(epochs=1), torch.device("cpu"), 0, compile=True)
     except Exception as exc:  # no C++ compiler / inductor unsupported here
         pytest.skip(f"torch.compile unavailable here: {type(exc).__name__}: {str(exc)[:120]}")
     assert b["history"][0]["train_loss"] == pytest.approx(a["history"][0]["train_loss"], rel=1e-3)
@@ -145,7 +163,8 @@ def test_tune_times_layouts_and_threads():
         torch.set_num_threads(threads)
     assert out["tuned"] and isinstance(out["channels_last"], bool) and out["threads"] >= 1
     assert any(k.startswith("contiguous/") for k in out["tune_ms"]) and any(
-        k.startswith("channels_last/") for k in out["tune_ms"])
+        k.startswith("channels_last/") for k in out["tune_ms"]
+    )
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the run's model untouched
 
 
@@ -161,14 +180,35 @@ def test_fast_suite_one_epoch_smoke(tmp_path, monkeypatch):
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i:04d}.jpg")
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path / "data"))
-    rc = main(["run", str(ROOT / "suites" / "fast-cifar.yaml"), "--only", "conv", "--seeds", "0", "--epochs", "1",
-               "--device", "cpu", "--no-progress", "--results", str(tmp_path / "results")])
+    rc = main(
+        [
+            "run",
+            str(ROOT / "suites" / "fast-cifar.yaml"),
+            "--only",
+            "conv",
+            "--seeds",
+            "0",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--results",
+            str(tmp_path / "results"),
+        ]
+    )
     assert rc == 0
     (rec_path,) = (tmp_path / "results" / "fast-cifar").glob("*.json")
     rec = json.loads(rec_path.read_text())
     assert rec["status"] == "ok" and rec["data"]["train"] == 40
-    assert rec["spec"]["protocol"]["tta"] == "flip" and rec["spec"]["protocol"]["ema"] == \
-        load_suite(ROOT / "suites" / "fast-cifar.yaml").protocol["ema"]
-    assert rec["timing"]["speed_paths"] == {"channels_last": False, "threads": torch.get_num_threads(),
-                                            "compile": False, "tuned": False}
+    assert (
+        rec["spec"]["protocol"]["tta"] == "flip"
+        and rec["spec"]["protocol"]["ema"] == load_suite(ROOT / "suites" / "fast-cifar.yaml").protocol["ema"]
+    )
+    assert rec["timing"]["speed_paths"] == {
+        "channels_last": False,
+        "threads": torch.get_num_threads(),
+        "compile": False,
+        "tuned": False,
+    }
     assert rec["timing"]["to_threshold"]["threshold"] == 90.0

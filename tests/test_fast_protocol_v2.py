@@ -1,6 +1,7 @@
 """Fast protocol v2 (suites/fast-cifar-v2.yaml, issue 22): the whitened-vgg backbone and its data-whitened stem,
 bf16 autocast on CPU, the triangle schedule, norm-parameter lr scaling, lookahead, alternating flips, flip +
 translate TTA, evaluation at chosen epochs, and that suites written before these fields keep their run ids."""
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,15 @@ MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
 def _net(family="conv", width=0.125, **options):
     torch.manual_seed(0)
-    return build_classifier({"name": "whitened-vgg", "options": {"width": width, **options}},
-                            {"name": family, "options": {}}, 3, 10, MEAN, STD, torch.rand(1, 3, 32, 32))
+    return build_classifier(
+        {"name": "whitened-vgg", "options": {"width": width, **options}},
+        {"name": family, "options": {}},
+        3,
+        10,
+        MEAN,
+        STD,
+        torch.rand(1, 3, 32, 32),
+    )
 
 
 def test_patch_whitening_whitens_the_patches_it_was_fitted_on():
@@ -35,11 +43,11 @@ def test_patch_whitening_whitens_the_patches_it_was_fitted_on():
     x = torch.cat([base + 0.1 * torch.randn(64, 1, 16, 16, generator=g) for _ in range(3)], 1)
     layer = PatchWhitening(3, 2, eps=1e-8)
     random_init = layer.weight.clone()
-    assert not layer.fitted and torch.count_nonzero(random_init) > 0   # a frozen random stem until fitted
+    assert not layer.fitted and torch.count_nonzero(random_init) > 0  # a frozen random stem until fitted
     layer.init_from_data(x)
     assert layer.fitted and not torch.equal(layer.weight, random_init)
     with torch.no_grad():
-        out = F.conv2d(x.double(), layer.weight.double())[:, :12]   # the first 12 filters (the rest are negatives)
+        out = F.conv2d(x.double(), layer.weight.double())[:, :12]  # the first 12 filters (the rest are negatives)
     flat = out.permute(0, 2, 3, 1).reshape(-1, 12)
     cov = flat.T @ flat / len(flat)
     assert torch.allclose(cov, torch.eye(12, dtype=cov.dtype), atol=1e-3)
@@ -55,14 +63,15 @@ def test_init_from_data_uses_a_seeded_random_sample_and_leaves_the_global_rng_al
     before = torch.rand(3)
     torch.manual_seed(123)
     assert init_from_data(model, x, seed=0, device="cpu", images=40) == 1
-    assert torch.equal(torch.rand(3), before)              # the run's random stream is untouched
+    assert torch.equal(torch.rand(3), before)  # the run's random stream is untouched
     w0 = model.backbone.stem.weight.clone()
     assert model.backbone.stem.fitted
     init_from_data(model, x, seed=0, device="cpu", images=40)
-    assert torch.equal(model.backbone.stem.weight, w0)     # same seed, same sample, same filters
-    plain = build_classifier({"name": "preact-resnet", "options": {"n": 1}}, {"name": "conv"}, 3, 10, MEAN, STD,
-                             torch.rand(1, 3, 32, 32))
-    assert init_from_data(plain, x, seed=0, device="cpu") == 0   # other backbones: nothing happens
+    assert torch.equal(model.backbone.stem.weight, w0)  # same seed, same sample, same filters
+    plain = build_classifier(
+        {"name": "preact-resnet", "options": {"n": 1}}, {"name": "conv"}, 3, 10, MEAN, STD, torch.rand(1, 3, 32, 32)
+    )
+    assert init_from_data(plain, x, seed=0, device="cpu") == 0  # other backbones: nothing happens
 
 
 def test_every_3x3_convolution_is_a_family_slot_and_the_stem_is_not():
@@ -89,8 +98,10 @@ def test_triangle_schedule_runs_from_start_to_peak_to_end():
 
 def test_norm_lr_scale_multiplies_lr_and_divides_weight_decay_of_norm_parameters_only():
     model = _net()
-    opt = make_optimizer(model, {"name": "sgd", "lr": 0.5, "momentum": 0.85, "nesterov": True,
-                                 "weight_decay": 0.01, "norm_lr_scale": 64.0})
+    opt = make_optimizer(
+        model,
+        {"name": "sgd", "lr": 0.5, "momentum": 0.85, "nesterov": True, "weight_decay": 0.01, "norm_lr_scale": 64.0},
+    )
     rest, norm = opt.param_groups
     bn_params = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     assert {id(p) for p in norm["params"]} == bn_params
@@ -110,7 +121,7 @@ def test_lookahead_pulls_the_live_weights_back_to_the_slow_copy():
         before = lin.weight.detach().clone()
         la.update()
         if step % 2:
-            assert torch.equal(lin.weight, before)         # only every 2nd step
+            assert torch.equal(lin.weight, before)  # only every 2nd step
     # at step 10 (t/T = 1) the slow copy keeps α = 0.5² of itself: the live weights are a blend, not the latest
     assert float(lin.weight.detach()[0, 0]) < 10.0
     slow = float(lin.weight.detach()[0, 0])
@@ -128,18 +139,26 @@ def test_flip_translate_tta_is_the_weighted_six_view_average():
     xf = x.float() / 255
     pad = F.pad(xf, (1, 1, 1, 1), mode="reflect")
     with torch.no_grad():
+
         def mirror(v):
             return 0.5 * (model(v) + model(v.flip(3)))
+
         logits = 0.5 * mirror(xf) + 0.25 * (mirror(pad[..., :32, :32]) + mirror(pad[..., 2:, 2:]))
     loss, _ = evaluate(model, x, y, 4, amp=False, tta="flip-translate")
     assert loss == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)
 
 
 def _protocol(**extra):
-    base = {"epochs": 3, "batch_size": 16, "eval_batch_size": 32,
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
-            "schedule": {"name": "constant"}, "augment": ["crop", "flip-alternate"], "crop_padding": 2,
-            "label_smoothing": 0.0}
+    base = {
+        "epochs": 3,
+        "batch_size": 16,
+        "eval_batch_size": 32,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+        "schedule": {"name": "constant"},
+        "augment": ["crop", "flip-alternate"],
+        "crop_padding": 2,
+        "label_smoothing": 0.0,
+    }
     base.update(extra)
     return base
 
@@ -167,8 +186,17 @@ def test_bf16_precision_autocasts_on_cpu_and_unset_keeps_the_old_default():
     model = _net()
     init_from_data(model, x, 0, "cpu")
     model.backbone.groups[0].conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-    fit_classifier(model, x, y, x, y, _protocol(epochs=1, precision="bf16", channels_last=True),
-                   torch.device("cpu"), 0, channels_last=True)
+    fit_classifier(
+        model,
+        x,
+        y,
+        x,
+        y,
+        _protocol(epochs=1, precision="bf16", channels_last=True),
+        torch.device("cpu"),
+        0,
+        channels_last=True,
+    )
     assert torch.bfloat16 in seen
 
 
@@ -197,10 +225,12 @@ def test_optional_fields_keep_old_run_ids_and_v2_suite_loads():
     assert len({s.id for s in v2.expand()}) == len(v2.expand()) == 3 * len(v2.layers)
 
 
-@pytest.mark.parametrize("field, value", [("precision", "fp16"), ("tta", "five-crop"), ("eval_epochs", [0]),
-                                          ("lookahead", {"decay": 1.5})])
+@pytest.mark.parametrize(
+    "field, value", [("precision", "fp16"), ("tta", "five-crop"), ("eval_epochs", [0]), ("lookahead", {"decay": 1.5})]
+)
 def test_bad_v2_protocol_values_are_one_line_errors(tmp_path, field, value):
     import yaml
+
     data = yaml.safe_load((ROOT / "suites" / "fast-cifar-v2.yaml").read_text())
     data["protocol"][field] = copy.deepcopy(value)
     path = tmp_path / "bad.yaml"
@@ -213,7 +243,10 @@ def test_bad_v2_protocol_values_are_one_line_errors(tmp_path, field, value):
 def test_fp32_check_suite_is_v2_with_fp32_only():
     """suites/fast-cifar-v2-fp32.yaml differs from fast-cifar-v2 in precision only, so its PNN runs are the bf16
     runs' twins: same data, network, recipe and PNN options; different run ids (precision changes a result)."""
-    v2, fp32 = load_suite(ROOT / "suites" / "fast-cifar-v2.yaml"), load_suite(ROOT / "suites" / "fast-cifar-v2-fp32.yaml")
+    v2, fp32 = (
+        load_suite(ROOT / "suites" / "fast-cifar-v2.yaml"),
+        load_suite(ROOT / "suites" / "fast-cifar-v2-fp32.yaml"),
+    )
     assert {**v2.protocol, "precision": "fp32"} == fp32.protocol and v2.protocol["precision"] == "bf16"
     assert (v2.task, v2.dataset, v2.backbones, v2.seeds) == (fp32.task, fp32.dataset, fp32.backbones, fp32.seeds)
     pnn = next(row for row in v2.layers if row["label"] == "pnn")
@@ -228,8 +261,9 @@ def test_fashion_suite_is_v2_recipe_at_four_epochs_on_fashion_mnist():
     the mid-run evaluation and the descriptive name/description is v2's, on the same network and families."""
     v2, fm = load_suite(ROOT / "suites" / "fast-cifar-v2.yaml"), load_suite(ROOT / "suites" / "fast-fashion-v2.yaml")
     skip = {"epochs", "eval_epochs", "name", "description"}
-    assert {k: v for k, v in fm.protocol.items() if k not in skip} == \
-        {k: v for k, v in v2.protocol.items() if k not in skip}
+    assert {k: v for k, v in fm.protocol.items() if k not in skip} == {
+        k: v for k, v in v2.protocol.items() if k not in skip
+    }
     assert (fm.protocol["epochs"], fm.protocol["eval_epochs"]) == (4, [2])
     assert fm.dataset["name"] == "fashion-mnist" and fm.backbones == v2.backbones
     assert [row["label"] for row in fm.layers] == [row["label"] for row in v2.layers]

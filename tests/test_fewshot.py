@@ -1,4 +1,5 @@
 """Face folders (`faces` data set) and the few-shot face task (000 supplement §3.3), on a generated PGM folder."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_draw_caps_classes_and_splits_each_class(faces_root):
     data = load_dataset("faces", faces_root, options={"size": None})
     sub, names = draw(data, 100, train_fraction("40-60"), seed=3)
     assert sub.num_classes == PEOPLE and sorted(names) == sorted(data.classes)
-    assert torch.bincount(sub.train_y).tolist() == [2] * PEOPLE   # round(0.4·5) = 2
+    assert torch.bincount(sub.train_y).tolist() == [2] * PEOPLE  # round(0.4·5) = 2
     assert torch.bincount(sub.test_y).tolist() == [3] * PEOPLE
     # train and test images of a draw are disjoint
     tr = {tuple(x.flatten().tolist()) for x in sub.train_x}
@@ -62,7 +63,7 @@ def test_draw_caps_classes_and_splits_each_class(faces_root):
     b, nb = draw(data, 3, 0.2, seed=1)
     assert na == nb and torch.equal(a.train_x, b.train_x)
     assert any(draw(data, 3, 0.2, seed=s)[1] != na for s in range(2, 8))
-    assert torch.bincount(a.train_y).tolist() == [1, 1, 1]       # 20 % of 5 = 1
+    assert torch.bincount(a.train_y).tolist() == [1, 1, 1]  # 20 % of 5 = 1
     with pytest.raises(ValueError):
         train_fraction("50-50")
 

@@ -1,6 +1,7 @@
 """A seeded fuzz test (issue 19): over a thousand mutated suites and records through ``load_suite`` and the
 report's record loading and tables. None may hang and none may raise anything but the harness's one-line
 errors (SpecError for suites; a skipped record with a one-line reason for records)."""
+
 from __future__ import annotations
 
 import copy
@@ -24,20 +25,70 @@ SEED = 19
 N_SUITES = 1000
 N_RECORDS = 1000
 
-ODD_VALUES = [None, True, False, 0, -1, 1, 10 ** 30, -(10 ** 30), 1e308, -1e-308, float("nan"), float("inf"),
-              "", "x", "../../etc", "\x07", "é", [], [1, "a"], {}, {"name": 5}, {"a": {"b": [None]}},
-              "[" * 200, 0.5, 3.0, 100000000, "2026-12-01"]
-YAML_SNIPPETS = [".nan", ".inf", "-.inf", "-5", "0", "1e999", "1000000", "&a [*a]", "*nope", "{", "]", "'",
-                 "!!python/object:os.system", "!!binary aGk=", "<<: {epochs: 1}", "\t", "\x00", "\x1b[31m",
-                 "~", "[[[[[[[[[[", "? [a]\n: b", "---\n---", "%YAML 1.1\n---"]
+ODD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    10**30,
+    -(10**30),
+    1e308,
+    -1e-308,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "../../etc",
+    "\x07",
+    "é",
+    [],
+    [1, "a"],
+    {},
+    {"name": 5},
+    {"a": {"b": [None]}},
+    "[" * 200,
+    0.5,
+    3.0,
+    100000000,
+    "2026-12-01",
+]
+YAML_SNIPPETS = [
+    ".nan",
+    ".inf",
+    "-.inf",
+    "-5",
+    "0",
+    "1e999",
+    "1000000",
+    "&a [*a]",
+    "*nope",
+    "{",
+    "]",
+    "'",
+    "!!python/object:os.system",
+    "!!binary aGk=",
+    "<<: {epochs: 1}",
+    "\t",
+    "\x00",
+    "\x1b[31m",
+    "~",
+    "[[[[[[[[[[",
+    "? [a]\n: b",
+    "---\n---",
+    "%YAML 1.1\n---",
+]
 
 
 def _random_value(rng: random.Random, depth: int = 0):
     if depth < 3 and rng.random() < 0.2:
         return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     if depth < 3 and rng.random() < 0.2:
-        return {rng.choice(["name", "options", "epochs", "x", "root", "value"]): _random_value(rng, depth + 1)
-                for _ in range(rng.randint(0, 3))}
+        return {
+            rng.choice(["name", "options", "epochs", "x", "root", "value"]): _random_value(rng, depth + 1)
+            for _ in range(rng.randint(0, 3))
+        }
     return copy.deepcopy(rng.choice(ODD_VALUES))
 
 
@@ -133,9 +184,12 @@ def test_mutated_records_are_loaded_or_skipped_with_one_line(tmp_path):
     suite = load_suite(suite_path)
     base = fake_records(suite)
     for rec in base:
-        rec.update(history=[{"epoch": 1, "test_acc": 50.0}], curves={"c": {"x": [1, 2], "y": [0.5, 0.25],
-                                                                         "xlabel": "x", "ylabel": "y"}},
-                   data={"test": 359}, finished="2026-12-01")
+        rec.update(
+            history=[{"epoch": 1, "test_acc": 50.0}],
+            curves={"c": {"x": [1, 2], "y": [0.5, 0.25], "xlabel": "x", "ylabel": "y"}},
+            data={"test": 359},
+            finished="2026-12-01",
+        )
     root = tmp_path / "results" / "rep"
     root.mkdir(parents=True)
     for n in range(N_RECORDS):
@@ -143,8 +197,11 @@ def test_mutated_records_are_loaded_or_skipped_with_one_line(tmp_path):
         if n % 3 == 0:
             text = json.dumps(rec)
             k = rng.randrange(len(text))
-            blob = (text[:k] + rng.choice(["", "]", "{", "NaN", "1e999", '"', "\\u0000", "[" * 999]) +
-                    text[k + rng.randint(0, 3):]).encode()
+            blob = (
+                text[:k]
+                + rng.choice(["", "]", "{", "NaN", "1e999", '"', "\\u0000", "[" * 999])
+                + text[k + rng.randint(0, 3) :]
+            ).encode()
         else:
             blob = json.dumps(_mutate_tree(rec, rng)).encode()
         (root / f"r{n:04d}.json").write_bytes(blob)

@@ -1,5 +1,6 @@
 """Hierarchical Attribute CNN (002 ch. 5): the thesis' parameter counts (Tables 7–8, §5.4.2), layer shapes,
 covariance of W_j to translations along attributes (Prop. 5.3.1), the factorisation of Eq. (37)."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,19 +12,21 @@ from bench.backbones.hacnn import HConv, filter_coefficients
 from bench.layers import LAYERS, count_parameters
 
 
-
 CONV = Ops.of("conv")
 
 
-@pytest.mark.parametrize("backbone,options,classes,thesis,digits", [
-    # Table 7 / §5.4.2: "approximately 0.098M" (CIFAR-10, equivalent filters w_vj, 7×11 attribute support)
-    ("hacnn-cifar", {"factorized": False}, 10, 0.098, 3),
-    # Table 7 / §5.4.2: (+) "approximatively 0.34M" coefficients of h_{j,q}, g_{vj,q}
-    ("hacnn-cifar-plus", {}, 10, 0.34, 2),
-    # Table 8 / §5.4.2: CIFAR-100, 11×11 attribute support, 100 classes: 0.25M and 0.89M
-    ("hacnn-cifar", {"factorized": False, "attr_kernel": (11, 11)}, 100, 0.25, 2),
-    ("hacnn-cifar-plus", {"attr_kernel": (11, 11)}, 100, 0.89, 2),
-])
+@pytest.mark.parametrize(
+    "backbone,options,classes,thesis,digits",
+    [
+        # Table 7 / §5.4.2: "approximately 0.098M" (CIFAR-10, equivalent filters w_vj, 7×11 attribute support)
+        ("hacnn-cifar", {"factorized": False}, 10, 0.098, 3),
+        # Table 7 / §5.4.2: (+) "approximatively 0.34M" coefficients of h_{j,q}, g_{vj,q}
+        ("hacnn-cifar-plus", {}, 10, 0.34, 2),
+        # Table 8 / §5.4.2: CIFAR-100, 11×11 attribute support, 100 classes: 0.25M and 0.89M
+        ("hacnn-cifar", {"factorized": False, "attr_kernel": (11, 11)}, 100, 0.25, 2),
+        ("hacnn-cifar-plus", {"attr_kernel": (11, 11)}, 100, 0.89, 2),
+    ],
+)
 def test_thesis_parameter_counts(backbone, options, classes, thesis, digits):
     model = build_backbone(backbone, CONV, 3, classes, options)
     assert round(filter_coefficients(model) / 1e6, digits) == thesis
@@ -56,11 +59,11 @@ def test_attribute_shapes(factorized):
     model = small(factorized=factorized).eval()
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
-        assert model.attributes(x, 3).shape == (2, 2, 4, 8, 8, 8)      # K/4 × K/2 × K attributes
+        assert model.attributes(x, 3).shape == (2, 2, 4, 8, 8, 8)  # K/4 × K/2 × K attributes
         assert model.attributes(x, 4).shape == (2, 2, 4, 8, 8, 8)
-        assert model.attributes(x, 5).shape == (2, 2, 4, 8, 4, 4)      # downsampled along u at j = 5
-        assert model.attributes(x, 9).shape == (2, 2, 4, 8, 2, 2)      # and at j = 9
-        assert model.attributes(x).shape == (2, 2, 4, 5, 2, 2)         # x_{J−1}: last attribute = class
+        assert model.attributes(x, 5).shape == (2, 2, 4, 8, 4, 4)  # downsampled along u at j = 5
+        assert model.attributes(x, 9).shape == (2, 2, 4, 8, 2, 2)  # and at j = 9
+        assert model.attributes(x).shape == (2, 2, 4, 5, 2, 2)  # x_{J−1}: last attribute = class
         logits = model(x)
     assert logits.shape == (2, 5)
     assert torch.allclose(logits, model.attributes(x).mean(dim=(1, 2, 4, 5)))
@@ -72,7 +75,7 @@ def test_layer_is_a_convolution_along_attributes(mode):
     periodic attribute borders (§5.5.3) a shift by 2 of the input is a shift by 1 of the subsampled output."""
     torch.manual_seed(1)
     layer = HConv(CONV, 6, (3, 5), (2, 2), 1, mode=mode, Q=4, attr_padding="circular").eval()
-    x = torch.randn(2, 3, 4, 8, 5, 5)                  # (B, v_{j−3}, v_{j−2}, v_{j−1}, H, W)
+    x = torch.randn(2, 3, 4, 8, 5, 5)  # (B, v_{j−3}, v_{j−2}, v_{j−1}, H, W)
     with torch.no_grad():
         y = layer(x)
         assert y.shape == (2, 2, 4, 6, 5, 5)
@@ -98,10 +101,10 @@ def test_factorisation_collapses_to_equivalent_filters():
         fac.norm_h.weight.uniform_(0.5, 2)
         fac.norm_h.bias.uniform_(-1, 1)
     bn = fac.norm_h
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)        # (Q,)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (Q,)
     shift = bn.bias - bn.running_mean * scale
-    h = fac.h.weight[:, 0]                                         # (Q, 3, 3)
-    g = fac.g.weight                                               # (K, Q, kp, kr)
+    h = fac.h.weight[:, 0]  # (Q, 3, 3)
+    g = fac.g.weight  # (K, Q, kp, kr)
     w = torch.einsum("q,quv,kqab->kabuv", scale, h, g).reshape(K, kp * kr, 3, 3)
     bias = torch.einsum("q,kqab->k", shift, g) + fac.g.bias
 
@@ -114,7 +117,7 @@ def test_factorisation_collapses_to_equivalent_filters():
         direct.norm.bias.copy_(bias)
         x = torch.randn(2, 2, 4, 8, 6, 6)
         assert torch.allclose(fac(x), direct(x), atol=1e-5)
-    assert filter_coefficients(direct) == K * kp * kr * 9          # the equivalent filters w_vj
+    assert filter_coefficients(direct) == K * kp * kr * 9  # the equivalent filters w_vj
 
 
 class SpyOps(Ops):
@@ -130,15 +133,25 @@ class SpyOps(Ops):
 @pytest.mark.parametrize("factorized", [True, False])
 def test_spatial_convolutions_come_from_ops(factorized):
     ops = SpyOps()
-    BACKBONES.get("hacnn-cifar").obj(ops, 3, 10, K=16, Q=32, attr_kernel=(7, 11), depth=12,
-                                     downsample_at=(5, 9), factorized=factorized, attr_padding="zeros")
-    assert ops.convs[0] == (3, 16, 3, 1, "stem")                   # W1
-    assert ops.convs[1] == (11, 16, 3, 1, "body")                  # W2: 3×3×11 filters
+    BACKBONES.get("hacnn-cifar").obj(
+        ops,
+        3,
+        10,
+        K=16,
+        Q=32,
+        attr_kernel=(7, 11),
+        depth=12,
+        downsample_at=(5, 9),
+        factorized=factorized,
+        attr_padding="zeros",
+    )
+    assert ops.convs[0] == (3, 16, 3, 1, "stem")  # W1
+    assert ops.convs[1] == (11, 16, 3, 1, "body")  # W2: 3×3×11 filters
     body = ops.convs[2:]
-    assert len(body) == 9                                          # W3 … W11
+    assert len(body) == 9  # W3 … W11
     expect_in = 1 if factorized else 77
     assert all(c[0] == expect_in and c[2] == 3 for c in body)
-    assert [c[3] for c in body] == [1, 1, 2, 1, 1, 1, 2, 1, 1]     # spatial subsampling at j = 5, 9
+    assert [c[3] for c in body] == [1, 1, 2, 1, 1, 1, 2, 1, 1]  # spatial subsampling at j = 5, 9
 
 
 @pytest.mark.parametrize("backbone", ["hacnn-cifar", "hacnn-cifar-plus"])

@@ -1,4 +1,5 @@
 """The headline comparison (bench/report/headline.py): Welch intervals, verdicts, remaining cost."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ def test_welch_interval_matches_scipys_welch_t_test():
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert delta == pytest.approx(a.mean() - b.mean())
     assert (lo, hi) == pytest.approx((ci.low, ci.high))
-    assert welch_interval(90.0, 0.3, 1, 89.0, 0.2, 3) is None       # one seed: no interval
+    assert welch_interval(90.0, 0.3, 1, 89.0, 0.2, 3) is None  # one seed: no interval
 
 
 def test_verdict_speaks_only_when_the_interval_excludes_zero():
@@ -24,12 +25,20 @@ def test_verdict_speaks_only_when_the_interval_excludes_zero():
     assert verdict((-1.0, -1.8, -0.1)) == "worse"
     assert verdict((0.5, -0.3, 1.3)) == "no difference shown"
     assert verdict(None) == "needs 3 seeds"
-    assert verdict((-1.0, -1.8, -0.1), n=2) == "needs 3 seeds"   # an interval from 2 seeds, but no verdict
+    assert verdict((-1.0, -1.8, -0.1), n=2) == "needs 3 seeds"  # an interval from 2 seeds, but no verdict
 
 
 def _row(label, family, mean, std, n, train_s, macs=1e6, fgsm=None):
-    r = {"label": label, "family": family, "m:top1:mean": mean, "m:top1:std": std, "n": n, "train_s": train_s,
-         "macs": macs, "run_ids": [f"{label}{i}" for i in range(n)]}
+    r = {
+        "label": label,
+        "family": family,
+        "m:top1:mean": mean,
+        "m:top1:std": std,
+        "n": n,
+        "train_s": train_s,
+        "macs": macs,
+        "run_ids": [f"{label}{i}" for i in range(n)],
+    }
     if fgsm is not None:
         r["m:fgsm8:mean"] = fgsm
     return r
@@ -37,13 +46,22 @@ def _row(label, family, mean, std, n, train_s, macs=1e6, fgsm=None):
 
 def test_headline_gives_delta_interval_ratios_and_remaining_cost():
     rows = [_row("conv", "conv", 90.0, 0.2, 3, 800.0, 1e6, 20.0), _row("pnn", "pnn", 87.0, 0.3, 2, 1600.0, 2e6)]
-    view = {"rows": rows, "metric_cols": [("top1", "Top-1", True, ".2f")], "anchor": "b0",
-            "board": SimpleNamespace(device="cpu: test", protocol={"name": "p"})}
-    suite = SimpleNamespace(seeds=[0, 1, 2], layers=[{"label": "conv", "name": "conv"},
-                                                     {"label": "pnn", "name": "pnn"},
-                                                     {"label": "rfnn", "name": "rfnn"}])
-    bench = [{"source": "benchmarks/precision_step.py",
-              "rows": [{"family": "conv", "bf16-cl_s": 0.5}, {"family": "rfnn", "bf16-cl_s": 1.5}]}]
+    view = {
+        "rows": rows,
+        "metric_cols": [("top1", "Top-1", True, ".2f")],
+        "anchor": "b0",
+        "board": SimpleNamespace(device="cpu: test", protocol={"name": "p"}),
+    }
+    suite = SimpleNamespace(
+        seeds=[0, 1, 2],
+        layers=[{"label": "conv", "name": "conv"}, {"label": "pnn", "name": "pnn"}, {"label": "rfnn", "name": "rfnn"}],
+    )
+    bench = [
+        {
+            "source": "benchmarks/precision_step.py",
+            "rows": [{"family": "conv", "bf16-cl_s": 0.5}, {"family": "rfnn", "bf16-cl_s": 1.5}],
+        }
+    ]
     head = headline({"s": [view]}, {"s": suite}, step_ratios_from(bench), suite_name="s")
     by = {r["label"]: r for r in head["rows"]}
     assert by["conv"]["verdict"] == "baseline"
@@ -69,10 +87,15 @@ def test_headline_gives_delta_interval_ratios_and_remaining_cost():
 
 def test_a_family_over_three_hours_a_run_is_planned_for_one_seed():
     rows = [_row("conv", "conv", 90.0, 0.2, 3, 1000.0)]
-    view = {"rows": rows, "metric_cols": [("top1", "Top-1", True, ".2f")], "anchor": "b0",
-            "board": SimpleNamespace(device="cpu", protocol={})}
-    suite = SimpleNamespace(seeds=[0, 1, 2], layers=[{"label": "conv", "name": "conv"},
-                                                     {"label": "slow", "name": "slow"}])
+    view = {
+        "rows": rows,
+        "metric_cols": [("top1", "Top-1", True, ".2f")],
+        "anchor": "b0",
+        "board": SimpleNamespace(device="cpu", protocol={}),
+    }
+    suite = SimpleNamespace(
+        seeds=[0, 1, 2], layers=[{"label": "conv", "name": "conv"}, {"label": "slow", "name": "slow"}]
+    )
     head = headline({"s": [view]}, {"s": suite}, {"slow": 12.0}, suite_name="s")
     slow = next(r for r in head["rows"] if r["label"] == "slow")
     assert slow["seeds"] == 1 and slow["capped"]

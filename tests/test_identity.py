@@ -1,5 +1,6 @@
 """Run identity (bench/identity.py, issue 21): one function computes run ids; only what changes a result
 changes an id; every committed record maps 1:1 onto its current id with unchanged metrics (bench rekey)."""
+
 from __future__ import annotations
 
 import copy
@@ -28,18 +29,24 @@ def _ids(tmp_path: Path, text: str, name: str = "s.yaml") -> list[str]:
 def test_free_text_changes_no_id_and_working_fields_do(tmp_path):
     base = _ids(tmp_path, QUICK)
     assert len(set(base)) == len(base) > 10
-    free = (QUICK.replace("name: quick\n", "name: quick-renamed\n")
-            .replace("name: quick-cpu", "name: another-protocol-name")
-            .replace("A smoke-scale comparison under one protocol", "A comparison with a fixed typo")
-            .replace("layers: all", "layers: all\nnotes: [a note added later]"))
+    free = (
+        QUICK.replace("name: quick\n", "name: quick-renamed\n")
+        .replace("name: quick-cpu", "name: another-protocol-name")
+        .replace("A smoke-scale comparison under one protocol", "A comparison with a fixed typo")
+        .replace("layers: all", "layers: all\nnotes: [a note added later]")
+    )
     assert _ids(tmp_path, free, "free.yaml") == base
     # a display title on a row changes nothing either
-    rows = QUICK.replace("layers: all", "layers:\n  - {name: conv, display: \"plain convolution, 3×3\"}\n  - pnn")
+    rows = QUICK.replace("layers: all", 'layers:\n  - {name: conv, display: "plain convolution, 3×3"}\n  - pnn')
     plain = QUICK.replace("layers: all", "layers: [conv, pnn]")
     assert _ids(tmp_path, rows, "rows.yaml") == _ids(tmp_path, plain, "plain.yaml")
     # what changes the computation changes every id
-    for old, new in (("lr: 0.05,", "lr: 0.04,"), ("epochs: 15\n  batch_size", "epochs: 14\n  batch_size"),
-                     ("options: {n: 1, width: 1}", "options: {n: 1, width: 2}"), ("crop_padding: 1", "crop_padding: 2")):
+    for old, new in (
+        ("lr: 0.05,", "lr: 0.04,"),
+        ("epochs: 15\n  batch_size", "epochs: 14\n  batch_size"),
+        ("options: {n: 1, width: 1}", "options: {n: 1, width: 2}"),
+        ("crop_padding: 1", "crop_padding: 2"),
+    ):
         changed = _ids(tmp_path, QUICK.replace(old, new), "changed.yaml")
         assert not set(changed) & set(base), (old, new)
 
@@ -53,9 +60,14 @@ def test_rows_that_differ_only_in_name_are_refused(tmp_path):
 
 
 def test_a_per_row_option_is_resolved_to_the_row_value():
-    spec = {"task": {"name": "linear-fit", "options": {"lr_by_row": {"fast": 1.0}}},
-            "dataset": {"name": "d", "options": {}}, "backbone": {"name": "b", "options": {}},
-            "layer": {"name": "deconv", "label": "fast", "options": {}}, "protocol": {"epochs": 1}, "seed": 0}
+    spec = {
+        "task": {"name": "linear-fit", "options": {"lr_by_row": {"fast": 1.0}}},
+        "dataset": {"name": "d", "options": {}},
+        "backbone": {"name": "b", "options": {}},
+        "layer": {"name": "deconv", "label": "fast", "options": {}},
+        "protocol": {"epochs": 1},
+        "seed": 0,
+    }
     slow = copy.deepcopy(spec)
     slow["layer"]["label"] = "slow"
     assert run_id(spec) != run_id(slow)  # same family and options, different learning rate: two runs

@@ -1,4 +1,5 @@
 """`imagenet-subset`: class selection by training-image count, resize + centre crop, caching; generated JPEGs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,8 @@ def _jpeg(path, w=40, h=20):
     """Left quarter red, middle half green, right quarter blue: a centre crop keeps only green."""
     a = np.zeros((h, w, 3), np.uint8)
     a[:, : w // 4, 0] = 255
-    a[:, w // 4: 3 * w // 4, 1] = 255
-    a[:, 3 * w // 4:, 2] = 255
+    a[:, w // 4 : 3 * w // 4, 1] = 255
+    a[:, 3 * w // 4 :, 2] = 255
     Image.fromarray(a).save(path, quality=95)
 
 
@@ -47,8 +48,9 @@ def test_selects_classes_with_most_training_images(root):
 
 
 def test_explicit_list_and_cap(root):
-    data = load_dataset("imagenet-subset", root, options={"classes": ["n05", "n02"], "size": 8,
-                                                          "max_train_per_class": 1})
+    data = load_dataset(
+        "imagenet-subset", root, options={"classes": ["n05", "n02"], "size": 8, "max_train_per_class": 1}
+    )
     assert data.classes == ["n02", "n05"]
     assert torch.bincount(data.train_y).tolist() == [1, 1]
     with pytest.raises(ValueError):
@@ -70,5 +72,6 @@ def test_resize_centre_crop_and_cache(root, tmp_path):
 
 def test_missing_folder_is_reported(tmp_path):
     from bench.errors import DataMissing
+
     with pytest.raises(DataMissing):
         load_dataset("imagenet-subset", tmp_path / "nothing", options={})

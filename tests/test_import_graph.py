@@ -1,5 +1,6 @@
 """No import cycle anywhere in bench/ (issue 21): the graph of every ``import bench.…`` / ``from bench… import``
 statement in the package, module level and inside functions alike, is acyclic."""
+
 from __future__ import annotations
 
 import ast
@@ -41,7 +42,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

@@ -1,5 +1,6 @@
 """i-RevNet (002 ch. 6): exact invertible downsampling, round trips x → Φx → Φ⁻¹Φx, shapes, the head trains,
 and the parameter count of Table 9's bijective i-RevNet (b)."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,13 +12,12 @@ from bench.backbones.irevnet import PRESETS, psi, psi_inverse
 from bench.layers import LAYERS, count_parameters
 
 
-
-
 def build(options=None, family="conv", in_channels=3, num_classes=10):
     return build_backbone("irevnet", Ops.of(family), in_channels, num_classes, options or {})
 
 
 # -- psi ----------------------------------------------------------------------------------------------------
+
 
 def test_psi_hand_example_both_orders():
     x = torch.arange(2 * 2 * 2, dtype=torch.float32).view(1, 2, 2, 2)  # c0 = [[0,1],[2,3]], c1 = [[4,5],[6,7]]
@@ -41,6 +41,7 @@ def test_psi_is_an_exact_permutation(order, block):
 
 # -- round trips ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["injective", "bijective"])
 def test_round_trip_float32(variant):
     torch.manual_seed(0)
@@ -55,10 +56,13 @@ def test_round_trip_float32(variant):
         assert z[0].numel() == x[0].numel()
 
 
-@pytest.mark.parametrize("variant,extra", [
-    ("injective", {"kernels": (3, 3, 3), "psi_order": "offset-major", "first_preact": False, "init_ds": 1}),
-    ("bijective", {"blocks": (3, 3, 3), "strides": (2, 2, 1)}),
-])
+@pytest.mark.parametrize(
+    "variant,extra",
+    [
+        ("injective", {"kernels": (3, 3, 3), "psi_order": "offset-major", "first_preact": False, "init_ds": 1}),
+        ("bijective", {"blocks": (3, 3, 3), "strides": (2, 2, 1)}),
+    ],
+)
 def test_round_trip_float64_deeper(variant, extra):
     torch.manual_seed(1)
     model = build({"variant": variant, **extra}).double().eval()
@@ -101,12 +105,13 @@ def test_injective_inverse_is_a_left_inverse_dropping_zero_channels():
 
 def test_invalid_configurations_raise():
     with pytest.raises(ValueError, match="even"):
-        build({"variant": "bijective", "init_ds": 1})           # 3 channels cannot be split in halves
+        build({"variant": "bijective", "init_ds": 1})  # 3 channels cannot be split in halves
     with pytest.raises(ValueError, match="cannot embed"):
-        build({"variant": "injective", "width": 4})             # 12 channels do not fit in 2 × 4
+        build({"variant": "injective", "width": 4})  # 12 channels do not fit in 2 × 4
 
 
 # -- construction through ops ----------------------------------------------------------------------------------
+
 
 class SpyOps(Ops):
     def __init__(self):
@@ -127,9 +132,9 @@ def test_every_conv_and_norm_comes_from_ops():
     model = BACKBONES.get("irevnet").obj(ops, 3, 10, blocks=(2, 1), strides=(1, 2), width=8)
     n_blocks = 3
     assert len(ops.convs) == 3 * n_blocks
-    assert ops.norms == 3 * n_blocks + 1                         # BN before each conv + head BN
+    assert ops.norms == 3 * n_blocks + 1  # BN before each conv + head BN
     assert ops.convs[0][4] == "stem" and all(c[4] == "body" for c in ops.convs[1:])
-    assert [c[2] for c in ops.convs[:3]] == [1, 3, 1]           # thesis kernels 1×1, 3×3, 1×1
+    assert [c[2] for c in ops.convs[:3]] == [1, 3, 1]  # thesis kernels 1×1, 3×3, 1×1
     # downsampling block: stride on its 3×3 convolution
     assert [c[3] for c in ops.convs[6:9]] == [1, 2, 1]
     n_conv2d = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
@@ -138,8 +143,8 @@ def test_every_conv_and_norm_comes_from_ops():
 
 def test_parameter_count_of_a_small_config_by_hand():
     model = build({"blocks": (1, 1), "strides": (1, 2), "width": 8, "init_ds": 2})
-    block1 = 2 * 8 + 8 * 2 + 2 * 2 + 2 * 2 * 9 + 2 * 2 + 2 * 8          # BN(8) 1×1 BN(2) 3×3 BN(2) 1×1
-    block2 = 2 * 8 + 8 * 8 + 2 * 8 + 8 * 8 * 9 + 2 * 8 + 8 * 32         # 8 → 32 channels, stride 2
+    block1 = 2 * 8 + 8 * 2 + 2 * 2 + 2 * 2 * 9 + 2 * 2 + 2 * 8  # BN(8) 1×1 BN(2) 3×3 BN(2) 1×1
+    block2 = 2 * 8 + 8 * 8 + 2 * 8 + 8 * 8 * 9 + 2 * 8 + 8 * 32  # 8 → 32 channels, stride 2
     head = 2 * 64 + 64 * 10 + 10
     assert count_parameters(model)["learned"] == block1 + block2 + head
 
@@ -152,10 +157,11 @@ def test_table9_irevnet_b_has_29M_parameters():
     assert round(learned / 1e6) == 29
     # 300 layers = 100 blocks of 3 convolutions
     assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 300
-    assert model.feature_channels * 7 * 7 == 3 * 224 * 224    # bijective: 3 × 224² coefficients at the end
+    assert model.feature_channels * 7 * 7 == 3 * 224 * 224  # bijective: 3 × 224² coefficients at the end
 
 
 # -- training ------------------------------------------------------------------------------------------------
+
 
 def test_classifier_head_trains():
     torch.manual_seed(4)

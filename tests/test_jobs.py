@@ -1,4 +1,5 @@
 """``bench run --jobs N``: runs packed into N worker processes give the records a serial run gives."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,25 @@ from bench.jobs import threads_per_job
 from tests._guard import within
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--only", "conv", "--only", "sep-chans", "--seeds", "0,1", "--epochs", "2", "--max-batches", "2",
-         "--train-subset", "128", "--test-subset", "64", "--no-progress", "--device", "cpu"]
+FLAGS = [
+    "--only",
+    "conv",
+    "--only",
+    "sep-chans",
+    "--seeds",
+    "0,1",
+    "--epochs",
+    "2",
+    "--max-batches",
+    "2",
+    "--train-subset",
+    "128",
+    "--test-subset",
+    "64",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
 
 
 def test_threads_are_divided():
@@ -38,9 +56,28 @@ def test_jobs_records_match_serial_records(tmp_path):
     # serial at 1 thread per run: what each of the 2 workers gets out of 2 threads
     assert main(["run", str(ROOT / "suites" / "quick.yaml"), *FLAGS, "--threads", "1", "--results", str(serial)]) == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(ROOT / "suites" / "quick.yaml"), *FLAGS,
-                           "--threads", "2", "--jobs", "2", "--shard", "0/1", "--results", str(packed)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            str(ROOT / "suites" / "quick.yaml"),
+            *FLAGS,
+            "--threads",
+            "2",
+            "--jobs",
+            "2",
+            "--shard",
+            "0/1",
+            "--results",
+            str(packed),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "4 runs in 2 processes, 1 CPU thread(s) each" in proc.stdout
     a, b = _records(serial), _records(packed)
@@ -56,9 +93,24 @@ def test_jobs_records_match_serial_records(tmp_path):
         assert rb["provenance"]["executor"] == "jobs" and rb["provenance"]["shard"] == "0/1"
         assert rb["provenance"]["pid"] != os.getpid() and ra["provenance"].get("executor") == "local"
     # a second packed run skips everything (the runner's skip path is used by the workers' parent)
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(ROOT / "suites" / "quick.yaml"), *FLAGS,
-                           "--jobs", "2", "--results", str(packed)], capture_output=True, text=True, env=env,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            str(ROOT / "suites" / "quick.yaml"),
+            *FLAGS,
+            "--jobs",
+            "2",
+            "--results",
+            str(packed),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0 and "0 ran, 4 already done" in proc.stdout
 
 
@@ -68,6 +120,7 @@ def test_jobs_must_be_positive(tmp_path, capsys):
 
 
 # -- supervision (issue 19, item 4): light workers (tests/_jobworkers.py), no torch, no training -------------
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -117,8 +170,17 @@ def test_killed_worker_loses_only_its_run_and_pool_goes_on(tmp_path, monkeypatch
     ctx = RunContext(device=torch.device("cpu"), progress=False)
     monkeypatch.setattr(RunContext, "dataset", lambda self, spec: None)  # fake runs read no data: none decoded
     with within(60, "run_jobs"):
-        counts = run_jobs(suite, specs, results, ctx, 2, threads=2, provenance={"shard": "0/1"},
-                          worker=("tests._jobworkers:init_jobs", "tests._jobworkers:fake_run"), log=print)
+        counts = run_jobs(
+            suite,
+            specs,
+            results,
+            ctx,
+            2,
+            threads=2,
+            provenance={"shard": "0/1"},
+            worker=("tests._jobworkers:init_jobs", "tests._jobworkers:fake_run"),
+            log=print,
+        )
     out = capsys.readouterr().out
     # conv died once (then ran), sep-chans twice (then recorded failed), the two others ran: 4 ran, 1 failed
     assert counts == {"ran": 4, "skipped": 0, "failed": 1}, out
@@ -217,6 +279,11 @@ def test_a_worker_that_cannot_start_stops_the_pool_with_one_error(tmp_path):
         with pytest.raises(ValueError, match="plug-in file failed to import"):
             supervise(tasks, 2, ("tests._jobworkers:fail_at_start", ()), lambda k, v: (), lambda k, w: lost.append(k))
         done = []
-        supervise(tasks, 2, ("tests._jobworkers:init", (str(tmp_path),)), lambda k, v: done.append(v) or (),
-                  lambda k, w: lost.append(k))
+        supervise(
+            tasks,
+            2,
+            ("tests._jobworkers:init", (str(tmp_path),)),
+            lambda k, v: done.append(v) or (),
+            lambda k, w: lost.append(k),
+        )
     assert lost == [] and sorted(done) == [0, 1, 2]

@@ -1,4 +1,5 @@
 """Killing the harness at any moment (SIGKILL) loses at most the run in flight."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,18 @@ def test_sigkill_mid_suite_keeps_completed_records_and_rerun_redoes_only_missing
     suite.write_text(SUITE)
     results = tmp_path / "results"
     out_dir = results / "killme"
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--no-progress",
-           "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        str(suite),
+        "--results",
+        str(results),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:

@@ -1,4 +1,5 @@
 """benchmarks/layer_cost_summary.py on a hand-made pytest-benchmark JSON: ratios, geometric means, errors, format."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,31 +23,65 @@ summary = _load()
 
 
 def _bench(family, mode, median, iqr=0.0, channels=16, size=32, unit=False, error=None, label=None):
-    info = {"family": family, "label": label or family, "unit": unit, "document": {"conv": "004"}.get(family, "000"),
-            "channels": channels, "size": size, "batch": 32, "kernel": 3, "mode": mode, "device": "cpu",
-            "device_name": "CPU: test (1 threads)", "threads": 1, "torch": "x"}
+    info = {
+        "family": family,
+        "label": label or family,
+        "unit": unit,
+        "document": {"conv": "004"}.get(family, "000"),
+        "channels": channels,
+        "size": size,
+        "batch": 32,
+        "kernel": 3,
+        "mode": mode,
+        "device": "cpu",
+        "device_name": "CPU: test (1 threads)",
+        "threads": 1,
+        "torch": "x",
+    }
     if error:
         info["error"] = error
-    return {"name": f"test_layer_cost[{family}-{mode}]", "extra_info": info,
-            "stats": {"median": median, "iqr": iqr, "rounds": 5, "mean": median}}
+    return {
+        "name": f"test_layer_cost[{family}-{mode}]",
+        "extra_info": info,
+        "stats": {"median": median, "iqr": iqr, "rounds": 5, "mean": median},
+    }
 
 
 def _raw(benchmarks):
-    return {"machine_info": {}, "commit_info": {}, "benchmarks": benchmarks, "datetime": "2026-01-02T03:04:05+00:00",
-            "version": "5.1.0"}
+    return {
+        "machine_info": {},
+        "commit_info": {},
+        "benchmarks": benchmarks,
+        "datetime": "2026-01-02T03:04:05+00:00",
+        "version": "5.1.0",
+    }
 
 
 def test_two_families_one_stage(tmp_path):
-    raw = _raw([_bench("conv", "fwd", 0.004), _bench("conv", "fwdbwd", 0.010, iqr=0.001),
-                _bench("pnn", "fwd", 0.001), _bench("pnn", "fwdbwd", 0.008, iqr=0.002)])
+    raw = _raw(
+        [
+            _bench("conv", "fwd", 0.004),
+            _bench("conv", "fwdbwd", 0.010, iqr=0.001),
+            _bench("pnn", "fwd", 0.001),
+            _bench("pnn", "fwdbwd", 0.008, iqr=0.002),
+        ]
+    )
     src = tmp_path / ".raw.json"
     src.write_text(json.dumps(raw))
     out = tmp_path / "bench" / "layer_cost.json"
     assert summary.main([str(src), "--out", str(out), "--note", "shared machine"]) == 0
 
     data = json.loads(out.read_text())
-    for key, typ in (("title", str), ("description", str), ("device", str), ("source", str), ("columns", list),
-                     ("formats", dict), ("rows", list), ("measured", str)):
+    for key, typ in (
+        ("title", str),
+        ("description", str),
+        ("device", str),
+        ("source", str),
+        ("columns", list),
+        ("formats", dict),
+        ("rows", list),
+        ("measured", str),
+    ):
         assert isinstance(data[key], typ), key
     assert data["source"] == "benchmarks/test_layer_cost.py"
     assert data["device"] == "CPU: test (1 threads)"
@@ -79,9 +114,11 @@ def test_geometric_mean_over_stages_and_errors():
     benches = []
     for (ch, size), conv_s, fam_s in (((16, 32), 0.010, 0.020), ((32, 16), 0.010, 0.005)):
         for mode in ("fwd", "fwdbwd"):
-            benches += [_bench("conv", mode, conv_s, channels=ch, size=size),
-                        _bench("sep-full", mode, fam_s, channels=ch, size=size),
-                        _bench("sep-chans", mode, fam_s / 2, channels=ch, size=size)]
+            benches += [
+                _bench("conv", mode, conv_s, channels=ch, size=size),
+                _bench("sep-full", mode, fam_s, channels=ch, size=size),
+                _bench("sep-chans", mode, fam_s / 2, channels=ch, size=size),
+            ]
     benches.append(_bench("lbcnn", "fwd", 0.0, error="ValueError: boom"))
     benches.append(_bench("lbcnn", "fwdbwd", 0.0, error="ValueError: boom"))
     layer, summ = summary.build(_raw(benches))
@@ -102,10 +139,16 @@ def test_geometric_mean_over_stages_and_errors():
 
 
 def test_with_norm_ratio_against_conv_plus_bn():
-    benches = [_bench("conv", "fwd", 0.004), _bench("conv", "fwdbwd", 0.010),
-               _bench("conv", "fwd", 0.005, unit=True), _bench("conv", "fwdbwd", 0.012, unit=True),
-               _bench("deconv", "fwd", 0.004), _bench("deconv", "fwdbwd", 0.014),
-               _bench("deconv", "fwd", 0.004, unit=True), _bench("deconv", "fwdbwd", 0.0144, unit=True)]
+    benches = [
+        _bench("conv", "fwd", 0.004),
+        _bench("conv", "fwdbwd", 0.010),
+        _bench("conv", "fwd", 0.005, unit=True),
+        _bench("conv", "fwdbwd", 0.012, unit=True),
+        _bench("deconv", "fwd", 0.004),
+        _bench("deconv", "fwdbwd", 0.014),
+        _bench("deconv", "fwd", 0.004, unit=True),
+        _bench("deconv", "fwdbwd", 0.0144, unit=True),
+    ]
     layer, summ = summary.build(_raw(benches))
     d = [r for r in layer["rows"] if r["family"] == "deconv"][0]
     assert d["fwd+bwd / conv"] == pytest.approx(1.4)

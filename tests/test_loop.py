@@ -1,5 +1,6 @@
 """bench/loop.py, the one training loop (issue 21): timing by the injected Clock only around training, the
 finite-loss check, the per-epoch row. A fake clock makes every number exact (no wall-clock assertion)."""
+
 from __future__ import annotations
 
 import math

@@ -1,6 +1,7 @@
 """A family added in one file reaches the main path: `tox -e bench-cifar` (suites/cifar.yaml, `layers: all`)
 runs it, `bench report --layers FILE` renders a suite that uses it, and `bench run --force` says whose records
 it replaces. The README's example family is the one file."""
+
 from __future__ import annotations
 
 import json
@@ -45,20 +46,35 @@ def test_cifar_suite_runs_every_family_and_keeps_its_rows():
 
 
 def test_a_family_in_one_file_appears_in_the_cifar_dry_run(family_file, tmp_path, capsys):
-    assert main(["run", str(ROOT / "suites" / "cifar.yaml"), "--layers", str(family_file), "--dry-run",
-                 "--results", str(tmp_path / "results")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "suites" / "cifar.yaml"),
+                "--layers",
+                str(family_file),
+                "--dry-run",
+                "--results",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "resnet18/half-frozen/seed 0" in out and "preact-resnet/half-frozen/seed 2" in out
     assert "resnet18/conv/seed 0" in out
 
 
 def test_layer_options_need_layers_all(tmp_path):
-    text = (ROOT / "suites" / "quick.yaml").read_text().replace("layers: all", "layers: [conv]\nlayer_options: {pnn: {}}")
+    text = (
+        (ROOT / "suites" / "quick.yaml").read_text().replace("layers: all", "layers: [conv]\nlayer_options: {pnn: {}}")
+    )
     (tmp_path / "s.yaml").write_text(text)
     with pytest.raises(Exception, match=r"s\.yaml.*layer_options"):
         load_suite(tmp_path / "s.yaml")
-    (tmp_path / "s.yaml").write_text((ROOT / "suites" / "quick.yaml").read_text()
-                                     .replace("layers: all", "layers: all\nlayer_options: {nope: {}}"))
+    (tmp_path / "s.yaml").write_text(
+        (ROOT / "suites" / "quick.yaml").read_text().replace("layers: all", "layers: all\nlayer_options: {nope: {}}")
+    )
     with pytest.raises(Exception, match=r"layer_options\.nope.*unknown layer family"):
         load_suite(tmp_path / "s.yaml")
 
@@ -85,8 +101,9 @@ def test_report_with_layers_renders_a_suite_using_a_plugin_family(family_file, t
     without = subprocess.run(cmd + ["--site", str(tmp_path / "a")], capture_output=True, text=True, env=env)
     assert without.returncode == 0 and "half-frozen" in without.stderr  # skipped, and said so
     assert not (tmp_path / "a" / "suite-plugin.html").exists()
-    with_layers = subprocess.run(cmd + ["--site", str(tmp_path / "b"), "--layers", str(family_file)],
-                                 capture_output=True, text=True, env=env)
+    with_layers = subprocess.run(
+        cmd + ["--site", str(tmp_path / "b"), "--layers", str(family_file)], capture_output=True, text=True, env=env
+    )
     assert with_layers.returncode == 0, with_layers.stderr
     assert "skipped" not in with_layers.stderr
     page = (tmp_path / "b" / "suite-plugin.html").read_text()
@@ -99,11 +116,21 @@ def test_force_says_whose_records_it_replaces(tmp_path, capsys):
     path = record_path(tmp_path, spec)
     path.parent.mkdir(parents=True)
     # a complete record: one missing its schema, suite, spec or label is not trusted and counts as missing
-    path.write_text(json.dumps({"schema": 1, "id": spec.id, "status": "ok", "suite": {"name": suite.name},
-                                "spec": spec.to_dict(), "label": spec.label, "finished": "2025-03-04T05:06:07",
-                                "env": {"device": "CPU: AMD EPYC (2 threads)"}}))
-    assert main(["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--force",
-                 "--dry-run"]) == 0
+    path.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "id": spec.id,
+                "status": "ok",
+                "suite": {"name": suite.name},
+                "spec": spec.to_dict(),
+                "label": spec.label,
+                "finished": "2025-03-04T05:06:07",
+                "env": {"device": "CPU: AMD EPYC (2 threads)"},
+            }
+        )
+    )
+    assert main(["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--force", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "--force replaces 1 existing record(s)" in out
     assert "1 from CPU: AMD EPYC (2 threads), 2025-03-04" in out

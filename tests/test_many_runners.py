@@ -1,6 +1,7 @@
 """Many runners, one results store: shards, concurrent processes and Ray workers on one results folder make
 exactly the serial run's records (same ids, same metrics on CPU), each run trained once; a lock whose holder was
 killed is taken over; stale temporary files are cleaned."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,23 @@ from bench.suite import load_suite
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "docs" / "many-runners.md"
 ROWS = ["conv", "sep-full", "sep-chans", "sep-space", "pnn", "lbcnn"]
-FLAGS = ["--epochs", "1", "--max-batches", "1", "--train-subset", "64", "--test-subset", "32", "--no-progress",
-         "--device", "cpu", "--threads", "1", "--seeds", "0,1"] + [a for r in ROWS for a in ("--only", r)]
+FLAGS = [
+    "--epochs",
+    "1",
+    "--max-batches",
+    "1",
+    "--train-subset",
+    "64",
+    "--test-subset",
+    "32",
+    "--no-progress",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--seeds",
+    "0,1",
+] + [a for r in ROWS for a in ("--only", r)]
 N_RUNS = 2 * len(ROWS)
 
 
@@ -136,8 +152,9 @@ def test_two_concurrent_processes_train_each_run_once(workspace, serial):
     results = tmp / "concurrent"
     cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), *FLAGS]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
@@ -170,10 +187,23 @@ def test_sigkill_leaves_a_lock_that_the_next_process_takes_over(tmp_path, capsys
     results = tmp_path / "results"
     (spec,) = load_suite(suite).expand()
     lock = RunLock(results, spec.suite, spec.id)
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--no-progress",
-           "--device", "cpu", "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        str(suite),
+        "--results",
+        str(results),
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1")
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -207,8 +237,9 @@ def test_sigkill_leaves_a_lock_that_the_next_process_takes_over(tmp_path, capsys
 def test_runs_held_elsewhere_are_reported_or_waited_for(workspace, serial, capsys):
     tmp, suite = workspace
     results = tmp / "held"
-    specs = load_suite(suite).expand({"epochs": 1, "max_batches": 1, "train_subset": 64, "test_subset": 32},
-                                     seeds=[0, 1])
+    specs = load_suite(suite).expand(
+        {"epochs": 1, "max_batches": 1, "train_subset": 64, "test_subset": 32}, seeds=[0, 1]
+    )
     held = next(s for s in specs if s.label == "pnn" and s.seed == 1)
     lock = RunLock(results, held.suite, held.id)
     assert lock.acquire(blocking=False)  # "another runner" (this test) is training it
@@ -229,10 +260,10 @@ def test_stale_temporary_files_are_cleaned_unless_a_live_lock_covers_them(tmp_pa
     folder = tmp_path / "results" / "s"
     folder.mkdir(parents=True)
     a, b, c = "a" * 16, "b" * 16, "c" * 16
-    free = folder / f".x--{a}.json.r1.tmp"        # nobody holds a's lock: a leftover of a killed writer
-    live = folder / f".x--{b}.json.r2.tmp"        # b's lock is held: a writer is at work
-    old = folder / f".x--{c}.json.r3.tmp"         # c's lock is held and the file is two hours old: a stalled
-    other = folder / ".unrelated.tmp"             # writer, still alive (issue 19: age says nothing)
+    free = folder / f".x--{a}.json.r1.tmp"  # nobody holds a's lock: a leftover of a killed writer
+    live = folder / f".x--{b}.json.r2.tmp"  # b's lock is held: a writer is at work
+    old = folder / f".x--{c}.json.r3.tmp"  # c's lock is held and the file is two hours old: a stalled
+    other = folder / ".unrelated.tmp"  # writer, still alive (issue 19: age says nothing)
     for p in (free, live, old, other):
         p.write_text("{")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
@@ -322,9 +353,27 @@ def test_ray_worker_killed_mid_run_is_retried_then_recorded_failed(tmp_path, mon
     suite.write_text(DYING_SUITE)
     results = tmp_path / "results"
     try:
-        rc = main(["run", str(suite), "--results", str(results), "--layers", str(layers), "--no-progress",
-                   "--device", "cpu", "--threads", "1", "--executor", "ray", "--ray-cpus", "2",
-                   "--gpus-per-run", "0"])
+        rc = main(
+            [
+                "run",
+                str(suite),
+                "--results",
+                str(results),
+                "--layers",
+                str(layers),
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--executor",
+                "ray",
+                "--ray-cpus",
+                "2",
+                "--gpus-per-run",
+                "0",
+            ]
+        )
     finally:
         for name in ("dies-once", "dies-always"):
             LAYERS.unregister(name)
@@ -332,7 +381,7 @@ def test_ray_worker_killed_mid_run_is_retried_then_recorded_failed(tmp_path, mon
     assert rc == 0, out
     recs = {r["label"]: r for r in records_of(results / "dying")}
     assert set(recs) == {"dies-once", "dies-always"}
-    assert recs["dies-once"]["status"] == "ok"          # retried after its worker died
+    assert recs["dies-once"]["status"] == "ok"  # retried after its worker died
     assert recs["dies-once"]["provenance"]["executor"] == "ray"
     assert recs["dies-always"]["status"] == "failed" and "worker lost" in recs["dies-always"]["error"]
     assert "2 ran, 0 already done, 1 failed" in out

@@ -1,5 +1,6 @@
 """Every operating-system error is one line naming the path and the cause, exit 2, nothing partial left
 (issue 19, item 7). In-process, with the run itself faked (no training): the faults are in the results folder."""
+
 from __future__ import annotations
 
 import errno
@@ -62,15 +63,31 @@ def _full_disk(*a, **k):
 FAULTS = {
     # name: (set-up(results, spec, monkeypatch), what the line says, whether the (fake) run may have started)
     "results is a file": (lambda r, s, m: r.write_text("x"), "Not a directory", False),
-    ".locks is a file": (lambda r, s, m: (r / s.suite).mkdir(parents=True) or (r / s.suite / ".locks").write_text(""),
-                         "File exists", False),
-    "a .lock is a folder": (lambda r, s, m: (r / s.suite / ".locks" / f"{s.id}.lock").mkdir(parents=True),
-                            "Is a directory", False),
-    "record path is a folder": (lambda r, s, m: (r / s.suite / s.filename).mkdir(parents=True),
-                                "is a folder, not a record file", False),
+    ".locks is a file": (
+        lambda r, s, m: (r / s.suite).mkdir(parents=True) or (r / s.suite / ".locks").write_text(""),
+        "File exists",
+        False,
+    ),
+    "a .lock is a folder": (
+        lambda r, s, m: (r / s.suite / ".locks" / f"{s.id}.lock").mkdir(parents=True),
+        "Is a directory",
+        False,
+    ),
+    "record path is a folder": (
+        lambda r, s, m: (r / s.suite / s.filename).mkdir(parents=True),
+        "is a folder, not a record file",
+        False,
+    ),
     "full disk": (lambda r, s, m: m.setattr(os, "fsync", _full_disk), "No space left on device", True),
-    "read-only results": (lambda r, s, m: m.setattr(tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(
-        OSError(errno.EROFS, os.strerror(errno.EROFS), k.get("dir")))), "Read-only file system", True),
+    "read-only results": (
+        lambda r, s, m: m.setattr(
+            tempfile,
+            "mkstemp",
+            lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, os.strerror(errno.EROFS), k.get("dir"))),
+        ),
+        "Read-only file system",
+        True,
+    ),
 }
 
 
@@ -95,6 +112,7 @@ def test_full_disk_inside_a_run_stops_the_suite_instead_of_a_failed_record(tmp_p
     from types import SimpleNamespace
 
     from bench import execute as ex
+
     monkeypatch.setattr(ex, "TASKS", SimpleNamespace(get=lambda name: SimpleNamespace(obj=task)))
     results = tmp_path / "results"
     assert main(["run", QUICK, *FLAGS, "--results", str(results)]) == 2
@@ -104,8 +122,10 @@ def test_full_disk_inside_a_run_stops_the_suite_instead_of_a_failed_record(tmp_p
 
 def test_download_without_network_is_one_line_exit_2_and_no_record(tmp_path, monkeypatch, capsys):
     suite = tmp_path / "dl.yaml"
-    suite.write_text("name: dl\ntask: classification\ndataset: cifar10\nprotocol: {epochs: 1}\n"
-                     "backbones: [{name: preact-resnet, options: {n: 1}}]\nlayers: [conv]\nseeds: [0]\n")
+    suite.write_text(
+        "name: dl\ntask: classification\ndataset: cifar10\nprotocol: {epochs: 1}\n"
+        "backbones: [{name: preact-resnet, options: {n: 1}}]\nlayers: [conv]\nseeds: [0]\n"
+    )
 
     def no_network(*a, **k):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -113,8 +133,19 @@ def test_download_without_network_is_one_line_exit_2_and_no_record(tmp_path, mon
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setenv("BENCH_ALLOW_DOWNLOAD", "1")  # read when the parser is built
     results = tmp_path / "results"
-    rc = main(["run", str(suite), "--results", str(results), "--data-root", str(tmp_path / "data"),
-               "--no-progress", "--device", "cpu"])
+    rc = main(
+        [
+            "run",
+            str(suite),
+            "--results",
+            str(results),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2  # was: a failed record and exit 0
     _one_line(capsys, "dl.yaml: dataset:", "'cifar10': download failed", "Name or service not known")
     assert not list(results.glob("dl/*.json"))
@@ -128,8 +159,7 @@ def test_report_onto_a_read_only_folder_is_one_line(tmp_path, monkeypatch, capsy
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), k.get("dir"))
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    rc = main(["report", "--results", str(tmp_path / "results"), "--suites", str(ROOT / "suites"),
-               "--site", str(site)])
+    rc = main(["report", "--results", str(tmp_path / "results"), "--suites", str(ROOT / "suites"), "--site", str(site)])
     assert rc == 2
     _one_line(capsys, str(site), "Read-only file system")
 

@@ -1,5 +1,6 @@
 """000 Table 5 "Ratio" (param_ratio of the classification task): learned parameters of the standard CNN (the
 same backbone at its default width, conv family) over those of the run's model, checked against hand counts."""
+
 import torch
 
 from bench.layers import count_parameters
@@ -23,8 +24,9 @@ PNN_W2 = 864 + 2176 + 8384 + 33152 + 256 + 1290  # 46,122
 
 def _learned(layer: dict, width: int) -> int:
     torch.manual_seed(0)
-    model = build_classifier({"name": "preact-resnet", "options": {"n": 1, "width": width}}, layer, 3, 10, MEAN, STD,
-                             EXAMPLE)
+    model = build_classifier(
+        {"name": "preact-resnet", "options": {"n": 1, "width": width}}, layer, 3, 10, MEAN, STD, EXAMPLE
+    )
     return count_parameters(model)["learned"]
 
 
@@ -34,18 +36,24 @@ def test_hand_counts_match_the_built_models():
 
 
 def test_ratio_is_standard_cnn_over_run_model():
-    ratio = standard_conv_param_ratio({"name": "preact-resnet", "options": {"n": 1, "width": 2}}, PNN_W2, 3, 10,
-                                      MEAN, STD, EXAMPLE)
+    ratio = standard_conv_param_ratio(
+        {"name": "preact-resnet", "options": {"n": 1, "width": 2}}, PNN_W2, 3, 10, MEAN, STD, EXAMPLE
+    )
     assert abs(ratio - CNN_W1 / PNN_W2) < 1e-12  # 1.688: Table 5 divides by the standard-width CNN
     # the standard CNN itself reads 1
-    assert standard_conv_param_ratio({"name": "preact-resnet", "options": {"n": 1, "width": 1}}, CNN_W1, 3, 10,
-                                     MEAN, STD, EXAMPLE) == 1.0
+    assert (
+        standard_conv_param_ratio(
+            {"name": "preact-resnet", "options": {"n": 1, "width": 1}}, CNN_W1, 3, 10, MEAN, STD, EXAMPLE
+        )
+        == 1.0
+    )
 
 
 def test_ratio_leaves_the_run_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    standard_conv_param_ratio({"name": "preact-resnet", "options": {"n": 1, "width": 1}}, CNN_W1, 3, 10,
-                              MEAN, STD, EXAMPLE)
+    standard_conv_param_ratio(
+        {"name": "preact-resnet", "options": {"n": 1, "width": 1}}, CNN_W1, 3, 10, MEAN, STD, EXAMPLE
+    )
     assert torch.equal(torch.rand(3), expected)

@@ -1,5 +1,6 @@
 """Every loop over plot data terminates (issue 19): ticks for equal, ulp-apart, huge and tiny values are few
 round numbers; non-finite values never reach an axis."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ import pytest
 from bench.report import svg
 from tests._guard import within
 
-A = 100 * 36 / 359                      # one row at chance on the 359-image digits test set
+A = 100 * 36 / 359  # one row at chance on the 359-image digits test set
 B = (100 * 35 / 359 + 100 * 37 / 359) / 2  # another row's mean over two seeds: 2 ulp from A
 
 
@@ -33,10 +34,22 @@ def _round(t: float) -> bool:
     return any(abs(mant - m) < 1e-6 for m in (1, 2, 2.5, 3, 5, 10))
 
 
-@pytest.mark.parametrize("ys", [
-    [A, B], [A, A], [1e16, 1.0000000000000002e16], [5.0, 5.0], [0.0, 0.0], [-3.0, -3.0000000000000004],
-    [1e-12, 3e-12], [1e-300, 1e-300], [-1e300, 1e300], [0.1, 0.2, 0.3], [0, 97.3],
-])
+@pytest.mark.parametrize(
+    "ys",
+    [
+        [A, B],
+        [A, A],
+        [1e16, 1.0000000000000002e16],
+        [5.0, 5.0],
+        [0.0, 0.0],
+        [-3.0, -3.0000000000000004],
+        [1e-12, 3e-12],
+        [1e-300, 1e-300],
+        [-1e300, 1e300],
+        [0.1, 0.2, 0.3],
+        [0, 97.3],
+    ],
+)
 def test_linear_axis_ticks_terminate_and_are_round(ys):
     assert B != A and abs(B - A) < 4 * math.ulp(A)
     with within(5, f"ticks of {ys}"):
@@ -66,8 +79,9 @@ def test_ticks_refuse_non_finite_bounds():
 def test_plots_of_ulp_apart_values_render_quickly():
     with within(10, "plots of ulp-apart values"):
         line = svg.lines([{"label": "a", "x": [1, 2], "y": [1e16, 1.0000000000000002e16]}], "epoch", "acc")
-        sc = svg.scatter([{"x": 1e6, "y": A, "label": "chance"}, {"x": 2e6, "y": B, "label": "also",
-                                                                     "yerr": 0.0}], "macs", "top1")
+        sc = svg.scatter(
+            [{"x": 1e6, "y": A, "label": "chance"}, {"x": 2e6, "y": B, "label": "also", "yerr": 0.0}], "macs", "top1"
+        )
     assert line.count('class="mark"') == 2 and sc.count('class="mark"') == 2
 
 
@@ -80,8 +94,12 @@ def test_non_finite_and_unplottable_values_are_left_out():
 
 def test_pareto_fronts_never_join_two_networks():
     """One dashed front per group (a backbone): four points of two networks give two fronts of two points."""
-    pts = [{"x": 1, "y": 80, "label": "a (n1)", "group": "n1"}, {"x": 2, "y": 85, "label": "b (n1)", "group": "n1"},
-           {"x": 1.5, "y": 60, "label": "a (n2)", "group": "n2"}, {"x": 3, "y": 70, "label": "b (n2)", "group": "n2"}]
+    pts = [
+        {"x": 1, "y": 80, "label": "a (n1)", "group": "n1"},
+        {"x": 2, "y": 85, "label": "b (n1)", "group": "n1"},
+        {"x": 1.5, "y": 60, "label": "a (n2)", "group": "n2"},
+        {"x": 3, "y": 70, "label": "b (n2)", "group": "n2"},
+    ]
     out = svg.scatter(pts, "time", "top-1", frontier=True)
     fronts = out.count('<polyline class="front"')
     assert fronts == 2 and "Pareto front of n1" in out and "Pareto front of n2" in out
@@ -93,8 +111,11 @@ def test_pareto_fronts_never_join_two_networks():
 def test_a_single_point_or_a_single_x_is_said_not_drawn():
     one = svg.scatter([{"x": 5e6, "y": 87.4, "label": "conv"}], "MACs", "top-1 (%)", title="accuracy vs MACs")
     assert "<svg" not in one and "plot-statement" in one and "conv: top-1 (%) 87.4" in one
-    flat = svg.lines([{"label": "conv", "x": [1], "y": [52.25]}, {"label": "<b>x</b>", "x": [1], "y": [40.0]}],
-                     "epoch", "test accuracy (%)")
+    flat = svg.lines(
+        [{"label": "conv", "x": [1], "y": [52.25]}, {"label": "<b>x</b>", "x": [1], "y": [40.0]}],
+        "epoch",
+        "test accuracy (%)",
+    )
     assert "<svg" not in flat and "conv: test accuracy (%) 52.25 at epoch 1" in flat and "&lt;b&gt;" in flat
     two = svg.lines([{"label": "conv", "x": [1, 2], "y": [50, 60]}], "epoch", "acc")
     assert two.startswith("<svg")

@@ -1,4 +1,5 @@
 """Perturbation layer (`000_…` Eq. 2, Eq. 28) and local binary convolution (Eq. 1): behaviour beyond the contract."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,6 +18,7 @@ def build(name, cin=4, cout=6, k=3, stride=1, hw=8, seed=0, **opts):
 
 
 # -- PNN -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("k,fanout", [(3, 1), (3, 3), (5, 1), (7, 7)])
 def test_eq28_parameter_ratio_on_real_layers(k, fanout):
@@ -46,7 +48,7 @@ def test_uniform_masks_within_bounds(level):
     assert m.abs().max() <= level
     # U[−ℓ, ℓ]: mean 0, std ℓ/√3, and the range is actually used
     assert m.mean().abs() < 0.05 * level
-    assert m.std().item() == pytest.approx(level / 3 ** 0.5, rel=0.05)
+    assert m.std().item() == pytest.approx(level / 3**0.5, rel=0.05)
     assert m.abs().max() > 0.99 * level
 
 
@@ -128,6 +130,7 @@ def test_bad_options_rejected():
 
 # -- LBCNN ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sparsity", [0.1, 0.5, 0.9, 1.0])
 def test_lbcnn_sparsity_fraction_and_binary_values(sparsity):
     layer = build("lbcnn", 8, 16, 3, sparsity=sparsity)
@@ -144,8 +147,8 @@ def test_lbcnn_sparsity_fraction_and_binary_values(sparsity):
 def test_lbcnn_is_eq1():
     layer = build("lbcnn", 3, 5, 3, num_filters=7)
     x = torch.randn(2, 3, 8, 8)
-    diff = F.conv2d(x, layer.weight, padding=1)          # m difference maps
-    expect = F.conv2d(F.relu(diff), layer.mix.weight)     # learned 1×1 combination
+    diff = F.conv2d(x, layer.weight, padding=1)  # m difference maps
+    expect = F.conv2d(F.relu(diff), layer.mix.weight)  # learned 1×1 combination
     assert torch.allclose(layer(x), expect, atol=1e-5)
 
 

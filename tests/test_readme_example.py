@@ -1,4 +1,5 @@
 """The README's "add a layer in one file" example is real: it registers and passes the contract."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """random-conv distributions, the VGG-16 CNN-DCN, the skimage-photos loader and the reconstruction task (001)."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,16 @@ RANDOM = {"name": "random-conv", "options": {"learned_mix": False}}
 
 # -- random-conv ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dist,std", [("gaussian", 0.015), ("uniform", 0.04 / math.sqrt(3)),
-                                      ("logistic", 0.015 * math.pi / math.sqrt(3)), ("laplace", 0.015)])
+
+@pytest.mark.parametrize(
+    "dist,std",
+    [
+        ("gaussian", 0.015),
+        ("uniform", 0.04 / math.sqrt(3)),
+        ("logistic", 0.015 * math.pi / math.sqrt(3)),
+        ("laplace", 0.015),
+    ],
+)
 def test_distribution_sample_statistics(dist, std):
     assert distribution_std(dist) == pytest.approx(std)
     torch.manual_seed(0)
@@ -34,7 +43,7 @@ def test_distribution_sample_statistics(dist, std):
         assert float(w.min()) >= -0.04 and float(w.max()) < 0.04 and float(w.max()) > 0.0399
     if dist == "laplace":  # heavier-tailed than the Gaussian: excess kurtosis 3 (Gaussian 0)
         z = (w - w.mean()) / w.std()
-        assert float((z ** 4).mean()) == pytest.approx(6.0, rel=0.05)
+        assert float((z**4).mean()) == pytest.approx(6.0, rel=0.05)
 
 
 def test_random_conv_is_a_frozen_conv_plus_learned_mix():
@@ -46,11 +55,14 @@ def test_random_conv_is_a_frozen_conv_plus_learned_mix():
     torch.testing.assert_close(layer(x), ref)
     assert count_parameters(layer) == {"learned": 36, "fixed": 6 * 4 * 9 + 6, "total": 36 + 222}
     pure = LAYERS.get("random-conv").build(4, 6, 3, learned_mix=False)
-    assert count_parameters(pure)["learned"] == 0 and LAYERS.get("random-conv").expected_learned(
-        4, 6, 3, learned_mix=False) == 0
+    assert (
+        count_parameters(pure)["learned"] == 0
+        and LAYERS.get("random-conv").expected_learned(4, 6, 3, learned_mix=False) == 0
+    )
 
 
 # -- metrics ----------------------------------------------------------------------------------------
+
 
 def _image(seed=0, n=32):
     rng = np.random.default_rng(seed)
@@ -78,6 +90,7 @@ def test_pearson_matches_numpy():
 
 # -- the CNN-DCN --------------------------------------------------------------------------------------
 
+
 def test_encoder_shapes_match_table_1():
     table1 = {"conv1": (64, 227), "conv2": (128, 114), "conv3": (256, 57), "conv4": (512, 29), "conv5": (512, 15)}
     for depth, (c, s) in table1.items():
@@ -95,13 +108,18 @@ def test_random_decoder_needs_no_training_and_trained_decoder_learns():
     torch.manual_seed(0)
     rr = build_backbone("vgg16-cnn-dcn", Ops.of(**RANDOM), 3, 3, {"depth": "conv1", "channels": 8})
     assert count_parameters(rr)["learned"] == 0 and count_parameters(rr)["fixed"] > 0
-    rw = build_backbone("vgg16-cnn-dcn", Ops.of(**RANDOM), 3, 3, {"depth": "conv1", "channels": 4,
-                                                                  "decoder": "trained"})
+    rw = build_backbone(
+        "vgg16-cnn-dcn", Ops.of(**RANDOM), 3, 3, {"depth": "conv1", "channels": 4, "decoder": "trained"}
+    )
     enc_before = {k: v.clone() for k, v in fixed_tensors(rw.encoder).items()}
     assert count_parameters(rw.encoder)["learned"] == 0 and count_parameters(rw.decoder)["learned"] > 0
     x = torch.from_numpy(np.stack([_image(i, 16) for i in range(8)])).float()[:, None].repeat(1, 3, 1, 1)
-    proto = {"optimizer": {"name": "adam", "lr": 3e-3, "weight_decay": 0.0}, "schedule": {"name": "constant"},
-             "batch_size": 8, "epochs": 10}
+    proto = {
+        "optimizer": {"name": "adam", "lr": 3e-3, "weight_decay": 0.0},
+        "schedule": {"name": "constant"},
+        "batch_size": 8,
+        "epochs": 10,
+    }
     hist, steps, _ = train_decoder(rw, x, x, proto, seed=0, pixel_scale=255.0)
     assert steps[-1] < 0.5 * steps[0]
     for k, v in fixed_tensors(rw.encoder).items():
@@ -109,6 +127,7 @@ def test_random_decoder_needs_no_training_and_trained_decoder_learns():
 
 
 # -- data set + task end to end ------------------------------------------------------------------------
+
 
 def _photos(root, n=16):
     rng = np.random.default_rng(0)
@@ -120,8 +139,12 @@ def _photos(root, n=16):
 def test_skimage_photos_loader_reads_files(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     _photos(tmp_path)
-    d = load_dataset("skimage-photos", tmp_path, False, {"size": 12, "test": ["chelsea", "astronaut"],
-                                                         "train": ["cam", "moon", "absent"], "train_crops": 2})
+    d = load_dataset(
+        "skimage-photos",
+        tmp_path,
+        False,
+        {"size": 12, "test": ["chelsea", "astronaut"], "train": ["cam", "moon", "absent"], "train_crops": 2},
+    )
     assert d.test_x.shape == (2, 3, 12, 12) and d.train_x.shape == (6, 3, 12, 12)
     assert d.test_x.dtype == torch.uint8 and d.meta["test_names"] == ["chelsea", "astronaut"]
     assert torch.equal(d.train_y, torch.tensor([0, 0, 0, 1, 1, 1]))
@@ -132,17 +155,30 @@ def test_task_runs_end_to_end_on_tiny_images(tmp_path, monkeypatch):
     root = tmp_path / "photos"
     root.mkdir()
     _photos(root, 24)
-    spec = RunSpec("t", {"name": "reconstruction"},
-                   {"name": "skimage-photos", "options": {"size": 16, "test": ["chelsea", "astronaut"],
-                                                          "train": ["cam", "moon"], "train_crops": 1}},
-                   {"name": "vgg16-cnn-dcn", "options": {"depth": "conv1", "channels": 8, "pool_after": True}},
-                   {**RANDOM, "label": "gaussian", "stem": None},
-                   {"epochs": 1, "batch_size": 4, "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
-                    "schedule": {"name": "constant"}}, 0, data_root=str(root))
-    ctx = RunContext(torch.device("cpu"), results_dir=tmp_path / "res",
-                     artifact_dir=tmp_path / "res" / "t" / "artifacts" / "x")
-    out = TASKS.get("reconstruction").obj(spec, ctx, networks=2, sweeps=[
-        {"option": "channels", "values": [2, 8], "rows": ["gaussian"]}])
+    spec = RunSpec(
+        "t",
+        {"name": "reconstruction"},
+        {
+            "name": "skimage-photos",
+            "options": {"size": 16, "test": ["chelsea", "astronaut"], "train": ["cam", "moon"], "train_crops": 1},
+        },
+        {"name": "vgg16-cnn-dcn", "options": {"depth": "conv1", "channels": 8, "pool_after": True}},
+        {**RANDOM, "label": "gaussian", "stem": None},
+        {
+            "epochs": 1,
+            "batch_size": 4,
+            "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
+            "schedule": {"name": "constant"},
+        },
+        0,
+        data_root=str(root),
+    )
+    ctx = RunContext(
+        torch.device("cpu"), results_dir=tmp_path / "res", artifact_dir=tmp_path / "res" / "t" / "artifacts" / "x"
+    )
+    out = TASKS.get("reconstruction").obj(
+        spec, ctx, networks=2, sweeps=[{"option": "channels", "values": [2, 8], "rows": ["gaussian"]}]
+    )
     m = out["metrics"]
     assert m["networks"] == 2 and m["images"] == 2 and 0 <= m["ssim"] <= 1 and 0 <= m["pearson_abs"] <= 1
     assert set(out["curves"]) == {"ssim_vs_channels", "pearson_abs_vs_channels"}

@@ -1,6 +1,7 @@
 """Records are data, never trusted (issue 19): every record is checked against one typed schema before the
 report uses it; a bad one is skipped with one line naming the file and the field, and the site is built.
 Files are read only when regular and under a size cap: a /dev/zero symlink or a FIFO is refused at once."""
+
 from __future__ import annotations
 
 import copy
@@ -18,14 +19,27 @@ from tests.test_report import SUITE, fake_records
 
 # (field path, bad value, the field the one line must name)
 WRONG_TYPES = [
-    (("metrics",), [1, 2], "metrics"), (("metrics",), "top1", "metrics"), (("metrics",), 5, "metrics"),
-    (("timing",), [1.0], "timing"), (("timing",), "fast", "timing"), (("timing",), 3, "timing"),
-    (("params",), [10], "params"), (("params",), "many", "params"), (("params",), 12, "params"),
-    (("env",), ["cpu"], "env"), (("env",), "cpu", "env"), (("env",), 1, "env"),
-    (("data",), [1], "data"), (("data",), "digits", "data"), (("data",), 7.5, "data"),
-    (("env", "device"), ["cpu", "gpu"], "env.device"), (("data", "test"), "359", "data.test"),
-    (("finished",), 20261201, "finished"), (("metrics", "top1"), [90.0], "metrics.top1"),
-    (("timing", "throughput_spread"), "wide", "timing.throughput_spread"), (("metrics", "classes"), 0, "metrics.classes"),
+    (("metrics",), [1, 2], "metrics"),
+    (("metrics",), "top1", "metrics"),
+    (("metrics",), 5, "metrics"),
+    (("timing",), [1.0], "timing"),
+    (("timing",), "fast", "timing"),
+    (("timing",), 3, "timing"),
+    (("params",), [10], "params"),
+    (("params",), "many", "params"),
+    (("params",), 12, "params"),
+    (("env",), ["cpu"], "env"),
+    (("env",), "cpu", "env"),
+    (("env",), 1, "env"),
+    (("data",), [1], "data"),
+    (("data",), "digits", "data"),
+    (("data",), 7.5, "data"),
+    (("env", "device"), ["cpu", "gpu"], "env.device"),
+    (("data", "test"), "359", "data.test"),
+    (("finished",), 20261201, "finished"),
+    (("metrics", "top1"), [90.0], "metrics.top1"),
+    (("timing", "throughput_spread"), "wide", "timing.throughput_spread"),
+    (("metrics", "classes"), 0, "metrics.classes"),
     (("history",), [{"epoch": 1, "test_acc": 50.0}, "epoch 2"], "history[1]"),
     (("curves",), {"loss": {"x": "1,2", "y": [1, 2], "xlabel": "a", "ylabel": "b"}}, "curves.loss.x"),
     (("spec", "protocol", "epochs"), "2", "spec.protocol.epochs"),
@@ -59,8 +73,9 @@ def _report(tmp_path, results, suites, capsys):
     return rc, cap.err.strip().splitlines(), cap.out
 
 
-@pytest.mark.parametrize("path,value,field", WRONG_TYPES, ids=[".".join(w[0]) + ":" + type(w[1]).__name__
-                                                              for w in WRONG_TYPES])
+@pytest.mark.parametrize(
+    "path,value,field", WRONG_TYPES, ids=[".".join(w[0]) + ":" + type(w[1]).__name__ for w in WRONG_TYPES]
+)
 def test_wrong_typed_record_is_skipped_with_one_line_and_the_site_is_built(tmp_path, capsys, path, value, field):
     suites, results, paths = _site_inputs(tmp_path)
     bad = json.loads(paths[0].read_text())
@@ -88,11 +103,17 @@ def test_committed_records_all_pass_the_schema():
     assert records and [p for p in problems if "/benchmarks/" not in p[0]] == []
 
 
-@pytest.mark.parametrize("text,reason", [
-    ('{"a": NaN}', "non-finite"), ('{"a": 1e400}', "out of range"), ('{"a": Infinity}', "non-finite"),
-    ("[" * 990 + "]" * 990, "nested more than"), ("[" * 5000 + "]" * 5000, "nested more than"),
-    ('{"a": "\udcff"}'.encode("utf-8", "surrogatepass").decode("latin-1"), "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ('{"a": NaN}', "non-finite"),
+        ('{"a": 1e400}', "out of range"),
+        ('{"a": Infinity}', "non-finite"),
+        ("[" * 990 + "]" * 990, "nested more than"),
+        ("[" * 5000 + "]" * 5000, "nested more than"),
+        ('{"a": "\udcff"}'.encode("utf-8", "surrogatepass").decode("latin-1"), "not UTF-8"),
+    ],
+)
 def test_hostile_json_is_refused_with_a_reason(tmp_path, text, reason):
     root = tmp_path / "results" / "s"
     root.mkdir(parents=True)
@@ -130,6 +151,7 @@ def test_dry_run_treats_a_hostile_file_at_a_record_path_as_todo(tmp_path, capsys
     s = load_suite(suites / "rep.yaml")
     spec = s.expand()[0]
     from bench.records import record_path
+
     target = record_path(tmp_path / "r", spec)
     if kind in ("zero", "fifo"):
         _plant_special(target, kind)
@@ -154,6 +176,7 @@ def test_a_valid_record_still_counts_as_done(tmp_path):
     s = load_suite(suites / "rep.yaml")
     spec = s.expand()[0]
     from bench.records import record_path
+
     rec = copy.deepcopy([r for r in fake_records(s) if r["id"] == spec.id][0])
     write_json_atomic(record_path(tmp_path / "r", spec), rec)
     assert existing_record(tmp_path / "r", spec)["id"] == spec.id
@@ -163,8 +186,11 @@ def test_ulp_apart_records_render_a_site_in_under_10_s(tmp_path, capsys):
     """Rows at chance on the 359-image digits test set: one at 100·36/359, another with seeds at 100·35/359
     and 100·37/359, whose mean lies 2 ulp away. The report hung in the tick loop."""
     suites, results, paths = _site_inputs(tmp_path)
-    accs = {"conv": [100 * 36 / 359] * 3, "sep-chans": [100 * 35 / 359, 100 * 37 / 359, 100 * 36 / 359],
-            "sep-space": [100 * 36 / 359] * 3}
+    accs = {
+        "conv": [100 * 36 / 359] * 3,
+        "sep-chans": [100 * 35 / 359, 100 * 37 / 359, 100 * 36 / 359],
+        "sep-space": [100 * 36 / 359] * 3,
+    }
     for p in paths:
         rec = json.loads(p.read_text())
         acc = accs[rec["label"]][rec["spec"]["seed"]]

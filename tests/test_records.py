@@ -1,4 +1,5 @@
 """Records: atomic writes, skip on rerun, --force, failures recorded, bad files reported not fatal."""
+
 from __future__ import annotations
 
 import json
@@ -95,8 +96,9 @@ def test_corrupt_and_foreign_files_are_reported_not_fatal(tmp_path):
     root.mkdir(parents=True)
     (root / "broken.json").write_text("{not json")
     (root / "foreign.json").write_text(json.dumps({"hello": "world"}))
-    (root / "future.json").write_text(json.dumps({"schema": 99, "id": "x", "status": "ok", "suite": {},
-                                                  "spec": {}, "label": "x"}))
+    (root / "future.json").write_text(
+        json.dumps({"schema": 99, "id": "x", "status": "ok", "suite": {}, "spec": {}, "label": "x"})
+    )
     recs, problems = load_records(tmp_path / "results")
     assert recs == []
     reasons = {Path(p).name: r for p, r in problems}

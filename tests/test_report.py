@@ -1,4 +1,5 @@
 """Records → tables: mean ± std over seeds, references with verdicts, claims, SVG escaping."""
+
 from __future__ import annotations
 
 
@@ -42,12 +43,26 @@ def fake_records(suite, overrides=None):
     recs = []
     for spec in suite.expand(overrides):
         acc = ACC[spec.label][spec.seed]
-        recs.append({"schema": 1, "id": spec.id, "status": "ok", "label": spec.label, "task": "classification",
-                     "suite": {"name": suite.name, "file": "x", "sha256": "y"}, "spec": spec.to_dict(),
-                     "metrics": {"top1": acc, "top1_best": acc}, "params": {"learned": 10, "fixed": 2, "total": 12},
-                     "macs": 1000, "timing": {"train_s": 1.0, "throughput_img_s": 100.0,
-                                              "throughput_spread": 0.5 if spec.label == "conv" else 0.01},
-                     "env": {"device": "CPU: test"}})
+        recs.append(
+            {
+                "schema": 1,
+                "id": spec.id,
+                "status": "ok",
+                "label": spec.label,
+                "task": "classification",
+                "suite": {"name": suite.name, "file": "x", "sha256": "y"},
+                "spec": spec.to_dict(),
+                "metrics": {"top1": acc, "top1_best": acc},
+                "params": {"learned": 10, "fixed": 2, "total": 12},
+                "macs": 1000,
+                "timing": {
+                    "train_s": 1.0,
+                    "throughput_img_s": 100.0,
+                    "throughput_spread": 0.5 if spec.label == "conv" else 0.01,
+                },
+                "env": {"device": "CPU: test"},
+            }
+        )
     return recs
 
 
@@ -71,13 +86,13 @@ def test_mean_std_references_and_claims(suite):
     assert bool(rows.loc["conv", "noisy"]) and not bool(rows.loc["sep-space", "noisy"])
     refs = {(r["row"], r["epochs"]): r for r in b.references}
     assert refs["conv", None]["verdict"] == "reproduced" and refs["conv", None]["diff"] == pytest.approx(0.0)
-    assert refs["sep-chans", None]["verdict"] == "not reproduced"      # 88.67 ± 1.90 (+1 tolerance) vs 80
+    assert refs["sep-chans", None]["verdict"] == "not reproduced"  # 88.67 ± 1.90 (+1 tolerance) vs 80
     assert refs["conv", 1]["verdict"] == "not yet run"  # a 1-epoch number: these runs trained 2 epochs
     assert all(r["setting"] == "document" for r in b.references)
     claims = {c["id"]: c for c in b.claims}
     # −1.33 ± 2.07 (95 % Welch): [−3.40, 0.74] straddles −3, so "within 3" cannot be decided on 3 seeds
     assert claims["near"]["verdict"] == "inconclusive"
-    assert claims["far"]["verdict"] == "reproduced"    # 70 − 88.67 = −18.67 ± 2.2, wholly ≤ −5
+    assert claims["far"]["verdict"] == "reproduced"  # 70 − 88.67 = −18.67 ± 2.2, wholly ≤ −5
 
 
 def test_shortened_runs_give_no_verdict(suite):
@@ -90,10 +105,10 @@ def test_shortened_runs_give_no_verdict(suite):
 
 def test_reference_verdict_is_the_t_interval_widened_by_the_tolerance():
     ref = {"value": 90.0}
-    assert reference_verdict(ref, 92.5, 0.2, 3, True).status == "not reproduced"   # 92.5 ± 0.50 (+1)
-    assert reference_verdict(ref, 92.5, 1.5, 3, True).status == "reproduced"       # 92.5 ± 3.73 (+1)
+    assert reference_verdict(ref, 92.5, 0.2, 3, True).status == "not reproduced"  # 92.5 ± 0.50 (+1)
+    assert reference_verdict(ref, 92.5, 1.5, 3, True).status == "reproduced"  # 92.5 ± 3.73 (+1)
     assert reference_verdict({"value": 90.0, "tolerance": 2.5}, 92.5, 0.2, 3, True).status == "reproduced"
-    assert reference_verdict(ref, 92.5, None, 1, True).status == "inconclusive"     # no interval on one seed
+    assert reference_verdict(ref, 92.5, None, 1, True).status == "inconclusive"  # no interval on one seed
     assert reference_verdict(ref, None, None, 0, True).status == "not yet run"
 
 
@@ -139,9 +154,19 @@ claims:
     records = []
     for spec in s.expand():
         acc = 80.0 if spec.backbone["options"]["width"] == 2 else 70.0
-        records.append({"schema": 1, "id": spec.id, "status": "ok", "label": spec.label, "task": "classification",
-                        "suite": {"name": "cm", "file": "x", "sha256": "y"}, "spec": spec.to_dict(),
-                        "metrics": {"top1": acc}, "env": {}})
+        records.append(
+            {
+                "schema": 1,
+                "id": spec.id,
+                "status": "ok",
+                "label": spec.label,
+                "task": "classification",
+                "suite": {"name": "cm", "file": "x", "sha256": "y"},
+                "spec": spec.to_dict(),
+                "metrics": {"top1": acc},
+                "env": {},
+            }
+        )
     b = leaderboards(runs_frame(records), records, {"cm": s}, TASKS)[0]
     assert b.claims[0]["verdict"] == "reproduced" and "+10.00" in b.claims[0]["verdict_detail"]
 
@@ -150,8 +175,10 @@ def test_claim_straddling_its_boundary_is_inconclusive_and_wholly_beyond_it_not_
     records = fake_records(suite)
     rows = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0].rows
     from bench.report.tables import claim_verdict
-    claim = lambda a, b, op, pts: {"check": {"metric": "top1", "a": a, "b": b, "op": op, "points": pts,
-                                             "backbone": None}}
+
+    claim = lambda a, b, op, pts: {
+        "check": {"metric": "top1", "a": a, "b": b, "op": op, "points": pts, "backbone": None}
+    }
     # sep-chans − conv = −1.33 ± 2.07 (95 % Welch, 3 seeds each); sep-space − conv = −20 ± 2.27
     assert claim_verdict(claim("sep-chans", "conv", "above", 0.0), rows).status == "inconclusive"
     assert claim_verdict(claim("sep-space", "conv", "above", 0.0), rows).status == "not reproduced"
@@ -182,12 +209,14 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     html = (tmp_path / "site" / "suite-rep.html").read_text()
     assert "To 85 % s" in html
     cells = {}
-    for row in re.findall(r'<tr data-backbone=.*?</tr>', html, flags=re.S):
+    for row in re.findall(r"<tr data-backbone=.*?</tr>", html, flags=re.S):
         label = re.search(r"<b>(.*?)</b>", row).group(1)
-        cells[label] = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
-                        for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
-    assert "30.0" in cells["conv"]                       # (10 + 20 + 60) / 3, every seed reached it
-    assert "30.0 1 of 3" in cells["sep-chans"]           # only seed 0 reached it
+        cells[label] = [
+            re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+        ]
+    assert "30.0" in cells["conv"]  # (10 + 20 + 60) / 3, every seed reached it
+    assert "30.0 1 of 3" in cells["sep-chans"]  # only seed 0 reached it
     assert "not reached" in cells["sep-space"]
     assert 'data-sort="nan"' not in html  # a missing value sorts as empty, never as the text "nan"
     (csv_path,) = (tmp_path / "site" / "data").glob("rep*.csv")
@@ -198,8 +227,12 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     conv = rows["conv"]
     assert conv["suite"] == "rep" and conv["setting"] and conv["epochs"] and "device" in conv
     assert {"document_value", "delta_measured_minus_document", "verdict", "verdict_reason"} <= set(conv)
-    assert all(len(v.split(".")[1]) <= 3 for r in rows.values() for k, v in r.items()
-               if k.startswith("m:") and v.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in v)
+    assert all(
+        len(v.split(".")[1]) <= 3
+        for r in rows.values()
+        for k, v in r.items()
+        if k.startswith("m:") and v.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in v
+    )
     assert conv["setting"] == "document" and conv["tier"] == "" and conv["epochs"] == "2"
     # the JSON beside it carries the same columns, rounded the same way, and each document number as an entry
     import json
@@ -218,8 +251,11 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
     t1 = by_where[("T1", 90.0)]
     assert t1["verdict"] and t1["verdict_reason"] is not None
     assert t1["delta_measured_minus_document"] == pytest.approx(round(jc["m:top1:mean"] - 90.0, 3), abs=1e-3)
-    assert all(len(str(v).split(".")[1]) <= 3 for v in jc.values() if isinstance(v, float) and "." in str(v)
-               and "e" not in str(v))
+    assert all(
+        len(str(v).split(".")[1]) <= 3
+        for v in jc.values()
+        if isinstance(v, float) and "." in str(v) and "e" not in str(v)
+    )
 
 
 def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_path):
@@ -241,7 +277,9 @@ def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_p
     s = load_suite(suites / "rep.yaml")
     paths = {}
     for rec in fake_records(s):
-        paths[(rec["label"], rec["spec"]["seed"])] = p = tmp_path / "results" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json"
+        paths[(rec["label"], rec["spec"]["seed"])] = p = (
+            tmp_path / "results" / "rep" / f"{rec['label']}-{rec['spec']['seed']}.json"
+        )
         write_json_atomic(p, rec)
     site, runs = tmp_path / "site", tmp_path / "site" / "runs"
     build_site(tmp_path / "results", suites, site)
@@ -249,8 +287,9 @@ def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_p
     data_of = {k: runs / f"{i}.json" for k, i in ids.items()}
     assert (site / "run.html").is_file() and not list(site.rglob("runs/*.html"))  # one page, no page per run
     # the record as loaded (records written before identity version 2 say their version once loaded)
-    assert json.loads(data_of[("conv", 0)].read_text()) == dict(json.loads(paths[("conv", 0)].read_text()),
-                                                                identity_version=2)
+    assert json.loads(data_of[("conv", 0)].read_text()) == dict(
+        json.loads(paths[("conv", 0)].read_text()), identity_version=2
+    )
     shard = (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()
     assert shard.startswith("convbenchRuns(") and f'"{ids[("conv", 0)]}":' in shard
     before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in data_of.items()}
@@ -329,9 +368,12 @@ def test_stale_check_keeps_a_relabelled_row_and_flags_a_changed_option(tmp_path)
 
     s = load_suite(_write(tmp_path / "a.yaml", SUITE))
     records = fake_records(s)
-    text = SUITE.replace("row: sep-chans", "row: chans").replace("a: sep-chans,", "a: chans,").replace(
-        "b: sep-chans,", "b: chans,").replace("layers: [conv, sep-chans, sep-space]",
-                                              "layers: [conv, {name: sep-chans, label: chans}, sep-space]")
+    text = (
+        SUITE.replace("row: sep-chans", "row: chans")
+        .replace("a: sep-chans,", "a: chans,")
+        .replace("b: sep-chans,", "b: chans,")
+        .replace("layers: [conv, sep-chans, sep-space]", "layers: [conv, {name: sep-chans, label: chans}, sep-space]")
+    )
     relabelled = load_suite(_write(tmp_path / "b.yaml", text))
     assert [r["label"] for r in relabelled.layers] == ["conv", "chans", "sep-space"]
     assert stale_records(records, {"rep": relabelled}) == {}

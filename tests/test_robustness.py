@@ -1,4 +1,5 @@
 """FGSM / PGD robustness harness (`004_…` §4.3) and its wiring into the classification task."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,9 @@ def trained():
     pattern = torch.rand(2, 3, 8, 8, generator=g) * 0.3 - 0.15
     x = (0.5 + pattern[y] + 0.1 * torch.randn(n, 3, 8, 8, generator=g)).clamp(0, 1)
     torch.manual_seed(0)
-    model = nn.Sequential(Normalize([0.5] * 3, [0.25] * 3), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(4 * 64, 2))
+    model = nn.Sequential(
+        Normalize([0.5] * 3, [0.25] * 3), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 2)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(60):
         opt.zero_grad()
@@ -75,13 +77,29 @@ def test_classification_task_records_fgsm(tmp_path):
     from bench.tasks import TASKS, RunContext
 
     task = TASKS.get("classification")
-    protocol = {"epochs": 1, "batch_size": 64, "eval_batch_size": 256, "optimizer": {"name": "sgd", "lr": 0.05,
-                "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}, "schedule": {"name": "constant"},
-                "augment": [], "crop_padding": 0, "label_smoothing": 0.0, "train_subset": 256,
-                "test_subset": 60, "max_batches": 4, "threshold": None}
-    spec = RunSpec("t", {"name": "classification"}, {"name": "digits", "options": {}},
-                   {"name": "convmixer", "options": {"width": 8, "depth": 1, "patch": 1, "kernel": 3}},
-                   {"name": "conv", "options": {}, "label": "conv", "stem": None}, protocol, 0)
+    protocol = {
+        "epochs": 1,
+        "batch_size": 64,
+        "eval_batch_size": 256,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0},
+        "schedule": {"name": "constant"},
+        "augment": [],
+        "crop_padding": 0,
+        "label_smoothing": 0.0,
+        "train_subset": 256,
+        "test_subset": 60,
+        "max_batches": 4,
+        "threshold": None,
+    }
+    spec = RunSpec(
+        "t",
+        {"name": "classification"},
+        {"name": "digits", "options": {}},
+        {"name": "convmixer", "options": {"width": 8, "depth": 1, "patch": 1, "kernel": 3}},
+        {"name": "conv", "options": {}, "label": "conv", "stem": None},
+        protocol,
+        0,
+    )
     ctx = RunContext(device=torch.device("cpu"), progress=False)
     out = task.obj(spec, ctx, **task.options({"timing_repeats": 1, "throughput_batch": 8, "attack_subset": 100}))
     curve = out["curves"]["fgsm"]

@@ -1,5 +1,6 @@
 """RunContext (issue 21): typed fields instead of an untyped ``extra`` dict; a context shared by many runs is
 never changed by them (each run gets its own, with its own artifact folder); no attribute can be set on one."""
+
 from __future__ import annotations
 
 import copy
@@ -46,8 +47,10 @@ def seen(monkeypatch):
         ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
         path = ctx.artifact_dir / "a.txt"
         path.write_text(spec.id)
-        return {"metrics": {"top1": 1.0}, "artifacts": [{"path": str(path.relative_to(ctx.results_dir)),
-                                                         "caption": "x"}]}
+        return {
+            "metrics": {"top1": 1.0},
+            "artifacts": [{"path": str(path.relative_to(ctx.results_dir)), "caption": "x"}],
+        }
 
     monkeypatch.setattr(bench.execute, "TASKS", SimpleNamespace(get=lambda name: SimpleNamespace(obj=fake_task)))
     return calls
@@ -59,9 +62,14 @@ def _fields(ctx: RunContext) -> dict:
 
 
 def _shared() -> RunContext:
-    return RunContext(device=torch.device("cpu"), progress=False,
-                      invocation={"seeds": [0], "device": "cpu", "only": None, "threads": 1, "force": False},
-                      provenance={"executor": "local", "shard": "0/1"}, compile=True, wait_elsewhere=False)
+    return RunContext(
+        device=torch.device("cpu"),
+        progress=False,
+        invocation={"seeds": [0], "device": "cpu", "only": None, "threads": 1, "force": False},
+        provenance={"executor": "local", "shard": "0/1"},
+        compile=True,
+        wait_elsewhere=False,
+    )
 
 
 def test_a_context_shared_by_two_runs_is_not_changed_by_them(suite, seen, tmp_path):
@@ -96,8 +104,9 @@ def test_a_jobs_worker_task_leaves_the_worker_context_alone(suite, seen, tmp_pat
     import bench.jobs
 
     results = tmp_path / "results"
-    ctx = RunContext(device=torch.device("cpu"), progress=False, invocation={"jobs": 2},
-                     provenance={"executor": "jobs"})
+    ctx = RunContext(
+        device=torch.device("cpu"), progress=False, invocation={"jobs": 2}, provenance={"executor": "jobs"}
+    )
     monkeypatch.setitem(bench.jobs._WORKER, "ctx", ctx)
     before = _fields(ctx)
     for spec in suite.expand():
@@ -110,11 +119,15 @@ def test_a_jobs_worker_task_leaves_the_worker_context_alone(suite, seen, tmp_pat
 def test_a_ray_task_builds_its_run_context_from_the_drivers_options(suite, seen, tmp_path):
     results = tmp_path / "results"
     spec = suite.expand()[0]
-    setup = {"device": "cpu", "invocation": {"tune": True}, "provenance": {"shard": "1/2"},
-             "options": {"compile": False, "tune": True}}
+    setup = {
+        "device": "cpu",
+        "invocation": {"tune": True},
+        "provenance": {"shard": "1/2"},
+        "options": {"compile": False, "tune": True},
+    }
     out = _ray_task(spec, suite, str(results), setup, Policy(), False)
     assert out["status"] == "ran" and out["ok"]
-    (_, c), = seen
+    ((_, c),) = seen
     assert c.tune and not c.compile and c.artifact_dir == results / "ctxs" / "artifacts" / spec.id
     rec = json.loads(record_path(results, spec).read_text())
     assert rec["provenance"]["executor"] == "ray" and rec["provenance"]["shard"] == "1/2"

@@ -1,5 +1,6 @@
 """suites/schema.json (for editors) is generated from the validator's own field declarations, and every
 committed suite satisfies it; the harness's validator stays the authority (one-line file:field errors)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ SCHEMA = ROOT / "suites" / "schema.json"
 
 
 def test_committed_schema_is_the_generated_one():
-    assert json.loads(SCHEMA.read_text()) == suite_json_schema(), \
+    assert json.loads(SCHEMA.read_text()) == suite_json_schema(), (
         "suites/schema.json is stale: run `python -m bench.suite_schema suites/schema.json`"
+    )
 
 
 def test_schema_describes_the_fields():

@@ -1,5 +1,6 @@
 """Segmentation: confusion-matrix metrics against hand-computed values, the Cityscapes / VOC2012 loaders on
 generated files in their real layouts, the DeepLabV3 builder against torchvision's, and the task end to end."""
+
 from __future__ import annotations
 
 import math
@@ -17,13 +18,18 @@ from bench.datasets.voc import write_voc_segmentation
 from bench.layers import LAYERS
 from bench.suite import load_suite
 from bench.tasks import TASKS, RunContext
-from bench.tasks.segmentation import (SegTorchDataset, _collate_pad, build_segmenter, confusion_matrix, evaluate,
-                                     segmentation_scores)
-
-
+from bench.tasks.segmentation import (
+    SegTorchDataset,
+    _collate_pad,
+    build_segmenter,
+    confusion_matrix,
+    evaluate,
+    segmentation_scores,
+)
 
 
 # -- metrics ---------------------------------------------------------------------------------------------------
+
 
 def test_confusion_matrix_and_scores_by_hand():
     target = torch.tensor([[0, 0, 1], [1, 2, 255]])
@@ -49,6 +55,7 @@ def test_cityscapes_label_table():
 
 
 # -- data ------------------------------------------------------------------------------------------------------
+
 
 def test_generated_cityscapes_read_by_the_cityscapes_loader(tmp_path):
     write_cityscapes(tmp_path, n_train=3, n_test=2, size=(32, 48), seed=0)
@@ -99,6 +106,7 @@ def test_evaluate_scores_a_constant_prediction(tmp_path, mode):
 
 # -- model -----------------------------------------------------------------------------------------------------
 
+
 class _Spec:
     def __init__(self, layer, backbone_options=None, stem=None):
         self.layer = {"name": layer, "options": {}, "stem": stem} if isinstance(layer, str) else layer
@@ -109,12 +117,14 @@ def test_builder_matches_torchvision_deeplabv3_resnet50():
     import torchvision
 
     ours = build_segmenter(_Spec("conv"), 21, aux_loss=True, dilated=None)
-    ref = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21,
-                                                             aux_loss=True)
+    ref = torchvision.models.segmentation.deeplabv3_resnet50(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+    )
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(ours) == count(ref)
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in ours.modules()) == \
-        sum(isinstance(m, nn.BatchNorm2d) for m in ref.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in ours.modules()) == sum(
+        isinstance(m, nn.BatchNorm2d) for m in ref.modules()
+    )
     rep = ours.swap_reports
     assert len(rep["backbone"].dilated) == 8 and len(rep["head"].dilated) == 3
 
@@ -127,8 +137,9 @@ def test_norm_hook_replaces_every_batchnorm_in_backbone_and_head():
     LAYERS.register("t-norm-seg", applies_to="all", norm=lambda c: nn.Identity())(factory)
     try:
         torch.manual_seed(0)
-        m = build_segmenter(_Spec("t-norm-seg", {"layers": [1, 1, 1, 1], "width_per_group": 8}), 5, aux_loss=True,
-                            dilated=None)
+        m = build_segmenter(
+            _Spec("t-norm-seg", {"layers": [1, 1, 1, 1], "width_per_group": 8}), 5, aux_loss=True, dilated=None
+        )
     finally:
         LAYERS.unregister("t-norm-seg")
     assert not any(isinstance(x, nn.BatchNorm2d) for x in m.modules())
@@ -142,8 +153,9 @@ def test_norm_hook_replaces_every_batchnorm_in_backbone_and_head():
 @pytest.mark.skipif("deconv" not in LAYERS.names(), reason="deconv family not registered")
 def test_deconv_family_drops_into_deeplab():
     torch.manual_seed(0)
-    m = build_segmenter(_Spec("deconv", {"layers": [1, 1, 1, 1], "width_per_group": 8}), 4, aux_loss=False,
-                        dilated=None)
+    m = build_segmenter(
+        _Spec("deconv", {"layers": [1, 1, 1, 1], "width_per_group": 8}), 4, aux_loss=False, dilated=None
+    )
     assert not any(isinstance(x, nn.BatchNorm2d) for x in m.modules())
     y = m(torch.randn(2, 3, 24, 24))["out"]
     assert y.shape == (2, 4, 24, 24) and torch.isfinite(y).all()
@@ -151,17 +163,27 @@ def test_deconv_family_drops_into_deeplab():
 
 # -- task end to end ---------------------------------------------------------------------------------------------
 
+
 def run_suite(tmp_path, dataset, layer, task_options=None, epochs=2):
     opts = {"base_size": 32, "crop_size": 24, "workers": 0, "log_every": 1, **(task_options or {})}
-    suite = {"name": "seg-test", "task": {"name": "segmentation", "options": opts}, "dataset": dataset,
-             "protocol": {"epochs": epochs, "batch_size": 2, "max_batches": 1,
-                          "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
-                                        "weight_decay": 0.0001}, "schedule": {"name": "constant"}},
-             "backbones": [{"name": "tv-resnet50", "options": {"layers": [1, 1, 1, 1], "width_per_group": 8}}],
-             "layers": [layer], "seeds": [0]}
+    suite = {
+        "name": "seg-test",
+        "task": {"name": "segmentation", "options": opts},
+        "dataset": dataset,
+        "protocol": {
+            "epochs": epochs,
+            "batch_size": 2,
+            "max_batches": 1,
+            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0001},
+            "schedule": {"name": "constant"},
+        },
+        "backbones": [{"name": "tv-resnet50", "options": {"layers": [1, 1, 1, 1], "width_per_group": 8}}],
+        "layers": [layer],
+        "seeds": [0],
+    }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(suite))
-    spec, = load_suite(path).expand()
+    (spec,) = load_suite(path).expand()
     ctx = RunContext(device=torch.device("cpu"), progress=False)
     return TASKS.get("segmentation").obj(spec, ctx, **spec.task["options"])
 
@@ -182,7 +204,8 @@ def test_segmentation_end_to_end_cityscapes_conv(tmp_path):
 
 def test_segmentation_end_to_end_voc_pnn_sliding(tmp_path):
     write_voc_segmentation(tmp_path / "voc", n_train=2, n_test=1, size=(28, 36), n_classes=3, seed=0)
-    r = run_suite(tmp_path, {"name": "voc2012-seg", "root": str(tmp_path / "voc")}, "pnn",
-                  {"eval_mode": "sliding"}, epochs=1)
+    r = run_suite(
+        tmp_path, {"name": "voc2012-seg", "root": str(tmp_path / "voc")}, "pnn", {"eval_mode": "sliding"}, epochs=1
+    )
     assert r["params"]["fixed"] > 0 and 0.0 <= r["metrics"]["miou"] <= 100.0
     assert len(r["history"]) == 1 and math.isfinite(r["history"][0]["train_loss"])

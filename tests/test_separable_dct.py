@@ -1,5 +1,6 @@
 """sep-chans-dct (`004_…` App. A.3): frozen random depthwise filters with their highest-order DCT coefficients
 zeroed (the "smoothing index" counts the removed components), learned pointwise 1×1 (Eq. 3)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """tools/shared_env.py: every tox environment runs in one shared virtualenv, installed once (torch once)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,22 +32,32 @@ def test_install_key_follows_metadata_constraints_and_extras(tmp_path):
 def test_installs_once_then_reuses(tmp_path, monkeypatch):
     root, env = project(tmp_path), tmp_path / "shared"
     calls = []
-    monkeypatch.setattr(shared_env.venv, "create", lambda path, with_pip: (Path(path) / "bin").mkdir(parents=True)
-                        or (Path(path) / "bin" / "python").write_text(""))
+    monkeypatch.setattr(
+        shared_env.venv,
+        "create",
+        lambda path, with_pip: (
+            (Path(path) / "bin").mkdir(parents=True) or (Path(path) / "bin" / "python").write_text("")
+        ),
+    )
     monkeypatch.setattr(shared_env.subprocess, "run", lambda cmd, check, cwd: calls.append(cmd))
     shared_env.ensure(env, root, "test", log=lambda m: None)
     assert len(calls) == 1 and calls[0][1:5] == ["-m", "pip", "install", "-q"] and calls[0][-1].endswith("[test]")
     shared_env.ensure(env, root, "test", log=lambda m: None)  # same metadata: nothing reinstalled
     assert len(calls) == 1
-    (root / "constraints.txt").write_text("torch==3\n")      # new pins: installed again, into the same env
+    (root / "constraints.txt").write_text("torch==3\n")  # new pins: installed again, into the same env
     shared_env.ensure(env, root, "test", log=lambda m: None)
     assert len(calls) == 2
 
 
 def test_failed_install_leaves_no_stamp(tmp_path, monkeypatch):
     root, env = project(tmp_path), tmp_path / "shared"
-    monkeypatch.setattr(shared_env.venv, "create", lambda path, with_pip: (Path(path) / "bin").mkdir(parents=True)
-                        or (Path(path) / "bin" / "python").write_text(""))
+    monkeypatch.setattr(
+        shared_env.venv,
+        "create",
+        lambda path, with_pip: (
+            (Path(path) / "bin").mkdir(parents=True) or (Path(path) / "bin" / "python").write_text("")
+        ),
+    )
 
     def fail(cmd, check, cwd):
         raise subprocess.CalledProcessError(1, cmd)

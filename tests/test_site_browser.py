@@ -6,6 +6,7 @@ The browser is driven with selenium through the system chromedriver (Debian's ch
 comes from a tiny real run of a three-row suite (conv, sep-chans, and a conv row whose label is an HTML injection
 attempt in its free-text ``display`` title).
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,11 @@ from bench.cli import main
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
-                "install with: apt-get install chromium chromium-driver", allow_module_level=True)
+    pytest.skip(
+        f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
+        "install with: apt-get install chromium chromium-driver",
+        allow_module_level=True,
+    )
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[test]')")
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -64,9 +68,19 @@ class _Browser:
     def __init__(self, profile_dir: Path):
         opts = webdriver.ChromeOptions()
         opts.binary_location = str(CHROMIUM)
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", f"--window-size={WIDTH},1000", f"--user-data-dir={profile_dir}"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--window-size={WIDTH},1000",
+            f"--user-data-dir={profile_dir}",
+        ):
             opts.add_argument(arg)
         # leave a dialog open so that the test can see it instead of having it dismissed
         opts.set_capability("unhandledPromptBehavior", "ignore")
@@ -116,8 +130,12 @@ def site(tmp_path_factory):
     (tmp / "suites").mkdir()
     (tmp / "suites" / "browser.yaml").write_text(SUITE)
     results, out = tmp / "results", tmp / "site"
-    assert main(["run", str(tmp / "suites" / "browser.yaml"), "--results", str(results), "--no-progress",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            ["run", str(tmp / "suites" / "browser.yaml"), "--results", str(results), "--no-progress", "--device", "cpu"]
+        )
+        == 0
+    )
     assert main(["report", "--results", str(results), "--suites", str(tmp / "suites"), "--site", str(out)]) == 0
     records = [json.loads(p.read_text()) for p in (results / "browser").glob("*.json")]
     assert sorted(r["label"] for r in records) == sorted(["conv", "sep-chans", "evil-row"])
@@ -190,14 +208,16 @@ def _rows(browser, table="lb-1", col=None):
 
 
 def _col(browser, header: str, table="lb-1") -> int:
-    heads = browser.js("return Array.prototype.map.call(document.getElementById(arguments[0]).tHead.rows[0].cells,"
-                       " function (th) { return th.textContent.trim(); })", table)
+    heads = browser.js(
+        "return Array.prototype.map.call(document.getElementById(arguments[0]).tHead.rows[0].cells,"
+        " function (th) { return th.textContent.trim(); })",
+        table,
+    )
     return heads.index(header)
 
 
 def _count_text(browser, table="lb-1") -> str:
-    return browser.js("return document.querySelector('[data-count-for=\"' + arguments[0] + '\"]').textContent",
-                      table)
+    return browser.js("return document.querySelector('[data-count-for=\"' + arguments[0] + '\"]').textContent", table)
 
 
 def _hash(browser) -> str:
@@ -205,8 +225,13 @@ def _hash(browser) -> str:
 
 
 def test_pages_load_without_console_errors(site, browser):
-    pages = [site / "index.html", site / "suite-browser.html", site / "verdicts.html", site / "families.html",
-             site / "costs.html"]
+    pages = [
+        site / "index.html",
+        site / "suite-browser.html",
+        site / "verdicts.html",
+        site / "families.html",
+        site / "costs.html",
+    ]
     for page in pages:
         entries = _open(browser, page)
         assert _problems(entries) == [], (page.name, entries)
@@ -224,8 +249,10 @@ def test_pages_load_without_console_errors(site, browser):
         text = browser.js("return document.getElementById('run').textContent")
         assert "Top-1 (%)" in text and "{'" not in text.split("Spec (")[0]
         # the no-JavaScript view: the record itself, linked from the page
-        assert browser.js("return document.querySelector('#run a[href$=\".json\"]').getAttribute('href')") == \
-            f"runs/{run_id}.json"
+        assert (
+            browser.js("return document.querySelector('#run a[href$=\".json\"]').getAttribute('href')")
+            == f"runs/{run_id}.json"
+        )
     # an address naming no run of the site says so (and loads nothing that fails)
     _open(browser, site / "run.html")
     assert browser.js("return document.getElementById('run').getAttribute('data-state')") == "no-id"
@@ -278,9 +305,12 @@ def test_rows_without_a_value_sort_last_both_ways(site, browser):
     _open(browser, site / "suite-browser.html")
     col = _col(browser, "Fixed")
     # a copy of a row as a failed run renders it: no value in the column
-    browser.js("var tb = document.querySelector('#lb-1 tbody'), tr = tb.rows[0].cloneNode(true);"
-               "tr.cells[1].textContent = 'failed-row'; tr.cells[arguments[0]].setAttribute('data-sort', '');"
-               "tr.cells[arguments[0]].textContent = '\u2014'; tb.insertBefore(tr, tb.rows[1]);", col)
+    browser.js(
+        "var tb = document.querySelector('#lb-1 tbody'), tr = tb.rows[0].cloneNode(true);"
+        "tr.cells[1].textContent = 'failed-row'; tr.cells[arguments[0]].setAttribute('data-sort', '');"
+        "tr.cells[arguments[0]].textContent = '\u2014'; tb.insertBefore(tr, tb.rows[1]);",
+        col,
+    )
     th = browser.find(f"#lb-1 thead th:nth-child({col + 1})")
     for direction in ("desc", "asc"):
         th.click()
@@ -369,14 +399,18 @@ def test_html_in_a_row_label_stays_text(site, browser):
     assert _problems(entries) == []  # an <img src=x> would also log a failed load
     assert EVIL in [r["label"] for r in _rows(browser)]
     assert browser.js("return document.querySelectorAll('img, [onerror]').length") == 0
-    cells = browser.js("var c = Array.prototype.filter.call(document.querySelectorAll('#lb-1 tbody td'),"
-                       " function (td) { return td.textContent.indexOf('<img') >= 0; });"
-                       " return c.map(function (td) { return [td.textContent.trim(), td.querySelectorAll('*').length]; });")
+    cells = browser.js(
+        "var c = Array.prototype.filter.call(document.querySelectorAll('#lb-1 tbody td'),"
+        " function (td) { return td.textContent.indexOf('<img') >= 0; });"
+        " return c.map(function (td) { return [td.textContent.trim(), td.querySelectorAll('*').length]; });"
+    )
     # literal text inside the <b> wrapper (the row's label below it), no element made from it
     assert cells == [[EVIL + "evil-row", 2]]
     # the SVG point labels and tooltips carry the same text, not markup
-    svg_text = browser.js("return Array.prototype.map.call(document.querySelectorAll('.plots svg text, .plots svg title'),"
-                          " function (t) { return t.textContent; }).join('\\n')")
+    svg_text = browser.js(
+        "return Array.prototype.map.call(document.querySelectorAll('.plots svg text, .plots svg title'),"
+        " function (t) { return t.textContent; }).join('\\n')"
+    )
     assert EVIL in svg_text
     # the run page of that row names it in its heading, as text
     for run_id in _run_ids(site):
@@ -394,8 +428,10 @@ def test_html_in_a_row_label_stays_text(site, browser):
 def test_numeric_sort_keys_are_finite_numbers(site, browser):
     """Every numeric sort key the leaderboard carries parses as a finite number in the browser."""
     _open(browser, site / "suite-browser.html")
-    keys = browser.js("return Array.prototype.map.call(document.querySelectorAll('#lb-1 td[data-sort]'),"
-                      " function (td) { return td.getAttribute('data-sort'); })")
+    keys = browser.js(
+        "return Array.prototype.map.call(document.querySelectorAll('#lb-1 td[data-sort]'),"
+        " function (td) { return td.getAttribute('data-sort'); })"
+    )
     nums = [k for k in keys if k != ""]
     assert len(nums) >= 3 * 6
     assert all(math.isfinite(float(k)) for k in nums)
@@ -461,12 +497,16 @@ def test_small_site_readable_at_1400(site, browser):
         assert layout["tables"] >= 1
     # the index answers at a glance: the family × suite summary and the claims board
     _open(browser, site / "index.html")
-    heads = browser.js("return Array.prototype.map.call(document.querySelectorAll('#summary-table thead th'),"
-                       " function (th) { return th.textContent.replace(/\\s+/g, ' ').trim(); })")
+    heads = browser.js(
+        "return Array.prototype.map.call(document.querySelectorAll('#summary-table thead th'),"
+        " function (th) { return th.textContent.replace(/\\s+/g, ' ').trim(); })"
+    )
     assert heads[0] == "Family" and heads[1].startswith("browser")
-    cells = browser.js("return Array.prototype.map.call(document.querySelectorAll('#summary-table tbody tr'),"
-                       " function (tr) { return [tr.cells[0].textContent.trim(), tr.cells[1].textContent.replace(/\\s+/g, ' ').trim(),"
-                       " tr.cells[1].className]; })")
+    cells = browser.js(
+        "return Array.prototype.map.call(document.querySelectorAll('#summary-table tbody tr'),"
+        " function (tr) { return [tr.cells[0].textContent.trim(), tr.cells[1].textContent.replace(/\\s+/g, ' ').trim(),"
+        " tr.cells[1].className]; })"
+    )
     by_family = {f: (text, cls) for f, text, cls in cells}
     assert "baseline" in by_family["conv"][0] and by_family["conv"][1] == "cell-base"
     assert "MAC ×" in by_family["sep-chans"][0] and "time ×" in by_family["sep-chans"][0]
@@ -517,6 +557,7 @@ def big_site(site, tmp_path_factory):
     n = _synthetic_results(site.parent / "results" / "browser", tmp / "results")
     assert n >= 10_000
     from bench.report.site import build_site
+
     summary = build_site(tmp / "results", tmp / "suites", tmp / "site")
     assert summary["records"] == n and not summary["problems"], summary["problems"][:3]
     print(f"10k site built in {time.monotonic() - t0:.1f} s")
@@ -531,18 +572,22 @@ def test_ten_thousand_records_stay_readable(big_site, browser):
             assert layout["plots"] >= 2 and layout["labels"] >= 1
     # run lists collapse: a count, the links behind a closed <details>
     _open(browser, big_site / "suite-synth-a.html")
-    runs = browser.js("return Array.prototype.map.call(document.querySelectorAll('#lb-1 tbody tr'), function (tr) {"
-                      " var c = tr.cells[tr.cells.length - 1], d = c.querySelector('details');"
-                      " return [c.getBoundingClientRect().height, d ? d.open : null, d ? d.querySelector('summary').textContent : '',"
-                      " c.querySelectorAll('a').length]; })")
+    runs = browser.js(
+        "return Array.prototype.map.call(document.querySelectorAll('#lb-1 tbody tr'), function (tr) {"
+        " var c = tr.cells[tr.cells.length - 1], d = c.querySelector('details');"
+        " return [c.getBoundingClientRect().height, d ? d.open : null, d ? d.querySelector('summary').textContent : '',"
+        " c.querySelectorAll('a').length]; })"
+    )
     assert len(runs) == 19
     for height, is_open, summary, links in runs:
         assert is_open is False and summary.endswith(" runs") and links == int(summary.split()[0]) >= 264
         assert height < 80, height
     # one device per table: synth-b's two devices make two leaderboards, each naming its one device
     _open(browser, big_site / "suite-synth-b.html")
-    measured = browser.js("return Array.prototype.map.call(document.querySelectorAll('.protocol .muted'),"
-                          " function (d) { return d.textContent.replace(/\\s+/g, ' '); })")
+    measured = browser.js(
+        "return Array.prototype.map.call(document.querySelectorAll('.protocol .muted'),"
+        " function (d) { return d.textContent.replace(/\\s+/g, ' '); })"
+    )
     devices = [m for m in measured if "Measured on" in m]
     assert len(devices) == 2 and all(";" not in d.split("Measured on:")[1].split(".")[0] for d in devices), devices
 
@@ -622,37 +667,55 @@ def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, brow
         for el in (board, plot):
             left, top, right, bottom, bw, bh = browser.js(BOX_JS, el)
             assert bw > 100 and bh > 100 and bottom <= h and right <= w, (el.tag_name, bottom, right)
-        docs = browser.js("return Array.prototype.map.call(document.querySelectorAll('#scoreboard-table tbody tr'),"
-                          " function (tr) { return [tr.cells[0].textContent, tr.querySelectorAll('td a').length,"
-                          " tr.querySelector('td a').getAttribute('href')]; })")
+        docs = browser.js(
+            "return Array.prototype.map.call(document.querySelectorAll('#scoreboard-table tbody tr'),"
+            " function (tr) { return [tr.cells[0].textContent, tr.querySelectorAll('td a').length,"
+            " tr.querySelector('td a').getAttribute('href')]; })"
+        )
         assert [d[0].split()[0] for d in docs] == ["000", "001", "002", "003", "004"]
         assert all(n == 4 for _, n, _ in docs)
         assert docs[3][2] == "verdicts.html#f.verdicts.document=003&f.verdicts.verdict=reproduced"
         assert "Randomness in Deconvolutional Networks for Visual Representation" in docs[1][0]
         assert browser.js("return document.documentElement.scrollHeight") <= 6 * 900
         assert browser.js("return document.querySelectorAll('table').length") >= 4
-        assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
-                          " function (t) { return !t.caption || !t.caption.textContent.trim(); }).length") == 0
+        assert (
+            browser.js(
+                "return Array.prototype.filter.call(document.querySelectorAll('table'),"
+                " function (t) { return !t.caption || !t.caption.textContent.trim(); }).length"
+            )
+            == 0
+        )
         assert browser.js(CONTRAST_JS) == []  # muted text, captions and chips: contrast ≥ 4.5:1
         # a count opens the list it counts: the filtered verdict table, scrolled into view
-        link = browser.js("return Array.prototype.filter.call(document.querySelectorAll('#scoreboard-table td a'),"
-                          " function (a) { return +a.textContent > 0; })[0]")
+        link = browser.js(
+            "return Array.prototype.filter.call(document.querySelectorAll('#scoreboard-table td a'),"
+            " function (a) { return +a.textContent > 0; })[0]"
+        )
         n, href = int(link.text), link.get_attribute("href").split("#", 1)[1]
         link.click()
-        shown = browser.js("return Array.prototype.filter.call(document.querySelectorAll('#verdicts tbody tr'),"
-                           " function (tr) { return !tr.hidden; }).map(function (tr) {"
-                           " return tr.getAttribute('data-document') + '|' + tr.getAttribute('data-verdict'); })")
+        shown = browser.js(
+            "return Array.prototype.filter.call(document.querySelectorAll('#verdicts tbody tr'),"
+            " function (tr) { return !tr.hidden; }).map(function (tr) {"
+            " return tr.getAttribute('data-document') + '|' + tr.getAttribute('data-verdict'); })"
+        )
         doc, verdict = (kv.split("=")[1] for kv in href.replace("%20", " ").split("&"))
         assert len(shown) == n and set(shown) == {f"{doc}|{verdict}"}
         assert browser.js("return scrollY") > 0 and -2 <= browser.js(BOX_JS, browser.find("#verdicts"))[1] < h
         # the header row sticks to the top of its scroll box when the box scrolls (the box, not the page, scrolls)
-        sticky = browser.js("var box = document.getElementById('verdicts').closest('.scroll');"
-                            " location.hash = ''; document.querySelectorAll('#verdicts tbody tr').forEach(function (tr) { tr.hidden = false; });"
-                            " box.scrollTop = 400; var th = document.querySelector('#verdicts thead th');"
-                            " return [box.scrollTop, th.getBoundingClientRect().top - box.getBoundingClientRect().top];")
+        sticky = browser.js(
+            "var box = document.getElementById('verdicts').closest('.scroll');"
+            " location.hash = ''; document.querySelectorAll('#verdicts tbody tr').forEach(function (tr) { tr.hidden = false; });"
+            " box.scrollTop = 400; var th = document.querySelector('#verdicts thead th');"
+            " return [box.scrollTop, th.getBoundingClientRect().top - box.getBoundingClientRect().top];"
+        )
         assert sticky[0] > 100 and abs(sticky[1]) <= 1, sticky
-        assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
-                          " function (t) { return !t.caption; }).length") == 0
+        assert (
+            browser.js(
+                "return Array.prototype.filter.call(document.querySelectorAll('table'),"
+                " function (t) { return !t.caption; }).length"
+            )
+            == 0
+        )
     finally:
         _at_width(browser, WIDTH)
 
@@ -660,8 +723,12 @@ def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, brow
 def test_no_sideways_scroll_at_800_and_verdicts_visible_at_390(real_site, site, browser):
     """No page scrolls sideways at 800 px (index, every suite page, the moved-out pages); at 390 px every row of
     a page's first table shows its verdict inside the viewport; no two plot labels overlap at either width."""
-    pages = [real_site / "index.html", real_site / "verdicts.html", *sorted(real_site.glob("suite-*.html")),
-             site / "suite-browser.html"]
+    pages = [
+        real_site / "index.html",
+        real_site / "verdicts.html",
+        *sorted(real_site.glob("suite-*.html")),
+        site / "suite-browser.html",
+    ]
     assert len(pages) > 10
     try:
         for width in (800, 390):
@@ -683,8 +750,10 @@ def test_no_sideways_scroll_at_800_and_verdicts_visible_at_390(real_site, site, 
 
 def test_sortable_headers_are_buttons_that_sort_on_enter(site, browser):
     _open(browser, site / "suite-browser.html")
-    missing = browser.js("return Array.prototype.filter.call(document.querySelectorAll('table.sortable thead tr:first-child th'),"
-                         " function (th) { var b = th.querySelector('button.sort'); return !b || b.tabIndex < 0; }).length")
+    missing = browser.js(
+        "return Array.prototype.filter.call(document.querySelectorAll('table.sortable thead tr:first-child th'),"
+        " function (th) { var b = th.querySelector('button.sort'); return !b || b.tabIndex < 0; }).length"
+    )
     assert missing == 0
     col = _col(browser, "Fixed")
     button = browser.find(f"#lb-1 thead th:nth-child({col + 1}) button.sort")
@@ -697,5 +766,10 @@ def test_sortable_headers_are_buttons_that_sort_on_enter(site, browser):
     button.send_keys(Keys.ENTER)
     assert [float(r["key"]) for r in _rows(browser, col=col)] == sorted(desc)
     assert th.get_attribute("aria-sort") == "ascending"
-    assert browser.js("return Array.prototype.filter.call(document.querySelectorAll('table'),"
-                      " function (t) { return !t.caption; }).length") == 0
+    assert (
+        browser.js(
+            "return Array.prototype.filter.call(document.querySelectorAll('table'),"
+            " function (t) { return !t.caption; }).length"
+        )
+        == 0
+    )

@@ -1,6 +1,7 @@
 """The site folder is owned (issue 19): the report writes only into a folder it created or one carrying its
 marker, refuses any other non-empty folder (one line, exit 2), never writes through a symbolic link and
 deletes only files its manifest says it wrote."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ def _report(tmp_path, results, suites, site, capsys):
 
 
 def _tree(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
-            for p in root.rglob("*")}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+        for p in root.rglob("*")
+    }
 
 
 def test_a_foreign_non_empty_folder_is_refused_and_left_untouched(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """Suite validation (good and bad files), expansion into run specs, hashing."""
+
 from __future__ import annotations
 
 import subprocess
@@ -48,22 +49,29 @@ def test_good_suite_expands_with_defaults(tmp_path):
 
 
 def test_layers_all_means_every_registered_family(tmp_path):
-    s = load_suite(write(tmp_path, GOOD.replace("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]",
-                                                "layers: all")))
+    s = load_suite(
+        write(tmp_path, GOOD.replace("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers: all"))
+    )
     assert [l["name"] for l in s.layers] == LAYERS.names()
 
 
-@pytest.mark.parametrize("change,field,message", [
-    ("protocol: {epochs: 2, batch_size: 32}", "protocol.epochs", "expected integer"),
-    ("dataset: digits", "dataset.name", "unknown data set 'nope'"),
-    ("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers[0].name", "unknown layer family"),
-    ("backbones: [{name: preact-resnet, options: {n: 1}}]", "backbones[0].options", "unknown option 'depth'"),
-    ("seeds: [0, 1]", "colour", "unknown key"),
-    ("seeds: [0, 1]", "seeds[1]", "expected integer"),
-    ("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers[1].label", "duplicate row label"),
-    ("  - {row: conv, value: 90.0, document: \"004\", where: \"Fig. 3\", setting: \"x\"}", "references[0].where",
-     "required field is missing"),
-])
+@pytest.mark.parametrize(
+    "change,field,message",
+    [
+        ("protocol: {epochs: 2, batch_size: 32}", "protocol.epochs", "expected integer"),
+        ("dataset: digits", "dataset.name", "unknown data set 'nope'"),
+        ("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers[0].name", "unknown layer family"),
+        ("backbones: [{name: preact-resnet, options: {n: 1}}]", "backbones[0].options", "unknown option 'depth'"),
+        ("seeds: [0, 1]", "colour", "unknown key"),
+        ("seeds: [0, 1]", "seeds[1]", "expected integer"),
+        ("layers: [conv, {name: pnn, options: {fanout: 2}, label: pnn-f2}]", "layers[1].label", "duplicate row label"),
+        (
+            '  - {row: conv, value: 90.0, document: "004", where: "Fig. 3", setting: "x"}',
+            "references[0].where",
+            "required field is missing",
+        ),
+    ],
+)
 def test_bad_suites_name_file_and_field(tmp_path, change, field, message):
     replacement = {
         "protocol.epochs": "protocol: {epochs: two, batch_size: 32}",
@@ -73,7 +81,7 @@ def test_bad_suites_name_file_and_field(tmp_path, change, field, message):
         "colour": "seeds: [0, 1]\ncolour: red",
         "seeds[1]": "seeds: [0, x]",
         "layers[1].label": "layers: [conv, {name: sep-full, label: conv}]",
-        "references[0].where": "  - {row: conv, value: 90.0, document: \"004\", setting: \"x\"}",
+        "references[0].where": '  - {row: conv, value: 90.0, document: "004", setting: "x"}',
     }[field]
     path = write(tmp_path, GOOD.replace(change, replacement))
     with pytest.raises(SpecError) as exc:
@@ -86,8 +94,9 @@ def test_bad_suites_name_file_and_field(tmp_path, change, field, message):
 def test_cli_bad_suite_is_one_line_exit_2_and_runs_nothing(tmp_path):
     path = write(tmp_path, GOOD.replace("dataset: digits", "dataset: nope"))
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(path), "--results", str(results)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", str(path), "--results", str(results)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and str(path) in lines[0] and "dataset.name" in lines[0]
@@ -128,7 +137,6 @@ def test_every_committed_suite_validates():
         assert s.expand()
 
 
-
 def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_path, monkeypatch):
     """load_suite's YAML memo ($BENCH_CACHE/yaml, keyed by the text's checksum): a second load reads the memo;
     another text is parsed again; invalid YAML is an error every time; an edited or bad memo is not used (issue
@@ -148,15 +156,20 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
     first = _parse_yaml(text)
     (memo,) = memo_dir.glob("*.marshal")
     good = memo.read_bytes()
-    assert marshal.loads(good[len(_MEMO_MAGIC) + 32:]) == first == {"name": "m", "list": [1, 2.5, None, True],
-                                                                     "map": {3: "x", "y": ["a"]}}
+    assert (
+        marshal.loads(good[len(_MEMO_MAGIC) + 32 :])
+        == first
+        == {"name": "m", "list": [1, 2.5, None, True], "map": {3: "x", "y": ["a"]}}
+    )
     real_load = yaml.load
     with monkeypatch.context() as m:
         m.setattr(yaml, "load", lambda *a, **k: pytest.fail("parsed although a valid memo is there"))
         assert _parse_yaml(text) == first  # what a second load reads: the memo
     payload = marshal.dumps({"name": "from the memo"})
-    for edited in (marshal.dumps({"name": "from the memo"}),  # an old-format or hand-written memo
-                   good[:len(_MEMO_MAGIC) + 32] + payload):   # a payload edited under the old digest
+    for edited in (
+        marshal.dumps({"name": "from the memo"}),  # an old-format or hand-written memo
+        good[: len(_MEMO_MAGIC) + 32] + payload,
+    ):  # a payload edited under the old digest
         memo.write_bytes(edited)
         assert _parse_yaml(text) == first  # not trusted: parsed again (and the memo rewritten)
         assert memo.read_bytes() == good
@@ -174,8 +187,9 @@ def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_pat
     assert load_suite(suite_file).seeds == [0]
     key_memo = max(memo_dir.glob("*.marshal"), key=lambda q: q.stat().st_mtime_ns)
     import hashlib
+
     key = key_memo.stem
-    forged = {**marshal.loads(key_memo.read_bytes()[len(_MEMO_MAGIC) + 32:]), "seeds": [5]}
+    forged = {**marshal.loads(key_memo.read_bytes()[len(_MEMO_MAGIC) + 32 :]), "seeds": [5]}
     payload = marshal.dumps(forged)
     key_memo.write_bytes(_MEMO_MAGIC + hashlib.sha256(key.encode() + payload).digest() + payload)
     assert load_suite(suite_file).seeds == [5]  # the report's loads may use a (valid-looking) memo …

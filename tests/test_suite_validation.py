@@ -1,6 +1,7 @@
 """Suite validation is complete (issue 19): duplicate keys, alias bombs and recursive aliases, non-UTF-8 and
 control characters, every numeric protocol field and tier override checked for type, finiteness and range
 through one path, reference values finite; each a single line naming the file and the field, exit code 2."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ from tests.test_bad_input import GOOD, files_under
 ROOT_SUITES = Path(__file__).resolve().parent.parent / "suites"
 
 PROTO = "protocol: {epochs: 1, batch_size: 32, augment: [], train_subset: 64, test_subset: 32, max_batches: 1}"
-BOMB = "".join(f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n"
-               for i in range(10))  # 9^10 ≈ 3.5e9 values once expanded
+BOMB = "".join(
+    f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(10)
+)  # 9^10 ≈ 3.5e9 values once expanded
 
 
 def _proto(extra: str) -> tuple[str, str]:
@@ -29,8 +31,12 @@ CASES = [
     # (old, new, field, message)
     ("seeds: [0]", "seeds: [0]\nseeds: [5]", "line 9", "duplicate key 'seeds'"),
     ("name: bad", "name: bad\ndescription: a\ndescription: b", "line 4", "duplicate key 'description'"),
-    ("seeds: [0]", "seeds: [0]\ntiers:\n  - {name: t, overrides: &o {epochs: 1}}\n" + BOMB, "yaml",
-     "after expanding aliases"),
+    (
+        "seeds: [0]",
+        "seeds: [0]\ntiers:\n  - {name: t, overrides: &o {epochs: 1}}\n" + BOMB,
+        "yaml",
+        "after expanding aliases",
+    ),
     ("dataset: digits", BOMB + "dataset: {name: digits, root: *x9}", "yaml", "after expanding aliases"),
     ("seeds: [0]", "seeds: [0]\nnotes: &n [*n]", "yaml", "refers to itself"),
     ("seeds: [0]", "seeds: [0]\nnotes: " + "[" * 3000 + "]" * 3000, "", "nest"),
@@ -50,18 +56,38 @@ CASES = [
     ("options: {n: 1}", "options: {n: 1000000}", "backbones[0].options.n", "at most 100000"),
     ("options: {n: 1}", "options: {n: 1, width: .nan}", "backbones[0].options.width", "finite"),
     ("seeds: [0]", "seeds: [0]\ntiers: [{name: t, overrides: {epochs: -5}}]", "tiers[0].overrides.epochs", "positive"),
-    ("seeds: [0]", "seeds: [0]\ntiers: [{name: t, overrides: {epochs: 100000000}}]", "tiers[0].overrides.epochs",
-     "at most 10000"),
-    ("seeds: [0]", "seeds: [0]\ntiers: [{name: t, overrides: {max_batches: 0}}]", "tiers[0].overrides.max_batches",
-     "positive"),
-    ("seeds: [0]", "seeds: [0]\ntiers: [{name: t, overrides: {epochs: two}}]", "tiers[0].overrides.epochs",
-     "expected integer"),
+    (
+        "seeds: [0]",
+        "seeds: [0]\ntiers: [{name: t, overrides: {epochs: 100000000}}]",
+        "tiers[0].overrides.epochs",
+        "at most 10000",
+    ),
+    (
+        "seeds: [0]",
+        "seeds: [0]\ntiers: [{name: t, overrides: {max_batches: 0}}]",
+        "tiers[0].overrides.max_batches",
+        "positive",
+    ),
+    (
+        "seeds: [0]",
+        "seeds: [0]\ntiers: [{name: t, overrides: {epochs: two}}]",
+        "tiers[0].overrides.epochs",
+        "expected integer",
+    ),
     ("seeds: [0]", "seeds: [0]\ntiers: [{name: t, overrides: {lr: 1.0}}]", "tiers[0].overrides.lr", "overridable"),
     ("dataset: digits", "dataset: {name: digits, root: 5}", "dataset.root", "expected string or null"),
-    ("seeds: [0]", "seeds: [0]\nreferences: [{row: conv, value: .nan, document: '004', where: T1, setting: s}]",
-     "references[0].value", "finite"),
-    ("seeds: [0]", "seeds: [0]\ncontext: [{label: x, value: .inf, document: '004', where: T1}]",
-     "context[0].value", "finite"),
+    (
+        "seeds: [0]",
+        "seeds: [0]\nreferences: [{row: conv, value: .nan, document: '004', where: T1, setting: s}]",
+        "references[0].value",
+        "finite",
+    ),
+    (
+        "seeds: [0]",
+        "seeds: [0]\ncontext: [{label: x, value: .inf, document: '004', where: T1}]",
+        "context[0].value",
+        "finite",
+    ),
 ]
 
 
@@ -85,11 +111,14 @@ def test_malformed_suite_is_one_line_exit_2(tmp_path, capsys, old, new, field, m
     assert err[0].startswith(f"bench: error: {suite}: {field}") and message in err[0], err[0]
 
 
-@pytest.mark.parametrize("encode,what", [
-    (lambda t: t.replace("name: bad", "name: bad\ndescription: café").encode("latin-1"), "latin-1"),
-    (lambda t: t.encode("utf-16"), "UTF-16"),
-    (lambda t: bytes(range(256)) * 4, "binary"),
-])
+@pytest.mark.parametrize(
+    "encode,what",
+    [
+        (lambda t: t.replace("name: bad", "name: bad\ndescription: café").encode("latin-1"), "latin-1"),
+        (lambda t: t.encode("utf-16"), "UTF-16"),
+        (lambda t: bytes(range(256)) * 4, "binary"),
+    ],
+)
 def test_non_utf8_suite_is_one_line_exit_2(tmp_path, capsys, encode, what):
     suite, rc, err = _run(tmp_path, capsys, encode(GOOD))
     assert rc == 2 and len(err) == 1 and f"{suite}: " in err[0] and "not UTF-8" in err[0], (what, err)
@@ -117,8 +146,9 @@ def test_a_suite_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
 
 
 def test_merge_keys_may_still_be_overridden(tmp_path):
-    text = GOOD.replace(PROTO, "base: &b {epochs: 1, batch_size: 32, augment: []}\n"
-                        "protocol: {<<: *b, batch_size: 16, max_batches: 1}")
+    text = GOOD.replace(
+        PROTO, "base: &b {epochs: 1, batch_size: 32, augment: []}\nprotocol: {<<: *b, batch_size: 16, max_batches: 1}"
+    )
     # a top-level 'base' key is not a suite field: the merge itself parses, validation names the key
     (tmp_path / "m.yaml").write_text(text)
     with pytest.raises(SpecError, match="base: unknown key"):
@@ -154,8 +184,15 @@ def test_committed_suites_load_and_keep_their_run_ids():
     assert len(missing) < len(plain) / 2, missing
 
 
-@pytest.mark.parametrize("task, backbone", [("detection", "preact-resnet"), ("classification", "vgg16-cnn-dcn"),
-                                            ("segmentation", "tv-vgg16"), ("linear-fit", "resnet18")])
+@pytest.mark.parametrize(
+    "task, backbone",
+    [
+        ("detection", "preact-resnet"),
+        ("classification", "vgg16-cnn-dcn"),
+        ("segmentation", "tv-vgg16"),
+        ("linear-fit", "resnet18"),
+    ],
+)
 def test_a_backbone_that_cannot_serve_the_task_is_refused_when_the_suite_loads(tmp_path, capsys, task, backbone):
     """Issue 21: detection with preact-resnet used to load and then record every run as failed."""
     text = (ROOT_SUITES / "detection.yaml").read_text()

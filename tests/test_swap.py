@@ -1,5 +1,6 @@
 """swap_layers: which modules of a torchvision network it replaces (against hand counts), the exact
 space-to-batch dilation, and that swapped networks still run."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,6 @@ R50_POINTWISE = 16 * 2 + 4
 R50_BN = 1 + 16 * 3 + 4
 
 
-
-
 def _conv_factory(cin, cout, k=3, stride=1, padding=None, bias=False):
     return nn.Conv2d(cin, cout, k, stride, k // 2 if padding is None else padding, bias=bias)
 
@@ -34,19 +33,33 @@ class TaggedLinear(nn.Linear):
 
 def norm_family(applies_to="all"):
     """A stand-in family with norm and linear hooks (like network deconvolution declares)."""
-    return LayerFamily(name="t-norm", obj=_conv_factory, applies_to=applies_to,
-                       norm=lambda c: Tagged(1, c), linear=lambda i, o: TaggedLinear(i, o))
+    return LayerFamily(
+        name="t-norm",
+        obj=_conv_factory,
+        applies_to=applies_to,
+        norm=lambda c: Tagged(1, c),
+        linear=lambda i, o: TaggedLinear(i, o),
+    )
 
 
 def test_resnet50_counts_spatial_family():
     m = torchvision.models.resnet50(weights=None)
     rep = swap_layers(m, Ops.of("pnn"), stem=("conv1",))
-    assert rep.counts() == {"spatial": R50_SPATIAL, "pointwise": 0, "stem": 1, "dilated": 0, "norms": 0,
-                            "linears": 0, "kept": 0}
+    assert rep.counts() == {
+        "spatial": R50_SPATIAL,
+        "pointwise": 0,
+        "stem": 1,
+        "dilated": 0,
+        "norms": 0,
+        "linears": 0,
+        "kept": 0,
+    }
     convs = [n for n, x in m.named_modules() if type(x) is nn.Conv2d and x.kernel_size == (3, 3)]
     assert all(".mix" in n for n in convs)  # the only 3×3-free convs left are PNN's own 1×1 mixers
-    assert sum(type(x) is nn.Conv2d and x.kernel_size == (1, 1) and ".mix" not in n
-               for n, x in m.named_modules()) == R50_POINTWISE
+    assert (
+        sum(type(x) is nn.Conv2d and x.kernel_size == (1, 1) and ".mix" not in n for n, x in m.named_modules())
+        == R50_POINTWISE
+    )
     assert sum(type(x) is nn.BatchNorm2d for x in m.modules()) == R50_BN
 
 
@@ -64,8 +77,12 @@ def test_resnet50_counts_all_and_norm_hook():
 def test_frozen_batchnorm_replaced_and_groups_kept():
     from torchvision.ops.misc import FrozenBatchNorm2d
 
-    net = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), FrozenBatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1, groups=4),
-                        nn.Conv2d(8, 8, (3, 1), padding=(1, 0)))
+    net = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1),
+        FrozenBatchNorm2d(8),
+        nn.Conv2d(8, 8, 3, padding=1, groups=4),
+        nn.Conv2d(8, 8, (3, 1), padding=(1, 0)),
+    )
     rep = swap_layers(net, Ops(norm_family()))
     assert rep.norms == ["1"] and isinstance(net[1], Tagged)
     assert set(rep.kept) == {"2", "3"} and "groups=4" in rep.kept["2"]
@@ -104,8 +121,8 @@ def test_space_to_batch_is_exactly_a_dilated_conv(d, hw):
     x = torch.randn(2, 3, *hw, requires_grad=True)
     y = SpaceToBatch(inner, d)(x)
     torch.testing.assert_close(y, ref(x), rtol=1e-5, atol=1e-5)
-    g1, = torch.autograd.grad(y.sum(), x)
-    g2, = torch.autograd.grad(ref(x).sum(), x)
+    (g1,) = torch.autograd.grad(y.sum(), x)
+    (g2,) = torch.autograd.grad(ref(x).sum(), x)
     torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-5)
 
 

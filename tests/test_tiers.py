@@ -1,4 +1,5 @@
 """Declared tiers (suite ``tiers:``): ``bench run --tier NAME`` applies a tier's overrides and task options."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,11 @@ def test_tier_applies_overrides_and_task_options():
     for s, p in zip(specs, plain):
         assert {k: s.protocol[k] for k in tier["overrides"]} == tier["overrides"]
         assert s.overrides == tier["overrides"]
-        assert s.task["options"]["attack_subset"] == tier["task_options"]["attack_subset"] != \
-            p.task["options"]["attack_subset"]
+        assert (
+            s.task["options"]["attack_subset"]
+            == tier["task_options"]["attack_subset"]
+            != p.task["options"]["attack_subset"]
+        )
         assert s.id != p.id
     # the report tags runs made at the tier with its name
     setting = classify_setting(suite, specs[0].protocol, None)
@@ -40,8 +44,9 @@ def test_tier_and_agreeing_flags_give_the_same_runs_contradicting_ones_fail():
 
 
 def test_unknown_tier_is_one_line_exit_2(tmp_path, capsys):
-    rc = main(["run", str(ROOT / "suites" / "cifar.yaml"), "--tier", "gpu-1ep", "--dry-run",
-               "--results", str(tmp_path)])
+    rc = main(
+        ["run", str(ROOT / "suites" / "cifar.yaml"), "--tier", "gpu-1ep", "--dry-run", "--results", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert "cifar.yaml" in err and "tiers" in err and "cpu-3ep" in err
@@ -56,11 +61,20 @@ def test_dry_run_at_a_tier_lists_the_tier_runs(tmp_path, capsys):
     assert set(listed).isdisjoint(s.id for s in suite.expand()) or not suite.tiers[0]["overrides"]
 
 
-@pytest.mark.parametrize("bad, field", [
-    ("{name: t, overrides: {epochs: 1}, task_options: {attack_subsett: 8}}", "tiers[0].task_options.attack_subsett"),
-    ("{name: t, overrides: {epochs: 1}, task_options: {attack_subset: fast}}", "tiers[0].task_options.attack_subset"),
-    ("{name: t, overrides: {lr: 1}}", "tiers[0].overrides.lr"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        (
+            "{name: t, overrides: {epochs: 1}, task_options: {attack_subsett: 8}}",
+            "tiers[0].task_options.attack_subsett",
+        ),
+        (
+            "{name: t, overrides: {epochs: 1}, task_options: {attack_subset: fast}}",
+            "tiers[0].task_options.attack_subset",
+        ),
+        ("{name: t, overrides: {lr: 1}}", "tiers[0].overrides.lr"),
+    ],
+)
 def test_bad_tier_is_rejected_naming_the_field(tmp_path, bad, field):
     import yaml
 

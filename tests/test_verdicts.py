@@ -1,13 +1,14 @@
 """Verdicts speak only when the runs can support them: learned (above chance), at least 3 seeds, a setting that
 can speak to the number (document for references; document, shared or a declared tier for claims); and they are
 decided by 95 % intervals (Student t for a reference, Welch for a claim's difference; bench.report.verdicts)."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from bench.report.tables import (CHANCE_Z, classify_setting, learned_check, leaderboards, runs_frame)
+from bench.report.tables import CHANCE_Z, classify_setting, learned_check, leaderboards, runs_frame
 from bench.suite import load_suite
 from bench.tasks import TASKS
 
@@ -45,10 +46,21 @@ def records_for(suite, acc: dict, overrides: dict, n_test=10_000, seeds=(0, 1, 2
     recs = []
     for spec in suite.expand(overrides, seeds=list(seeds)):
         a = acc[spec.label][spec.seed]
-        recs.append({"schema": 1, "id": spec.id, "status": "ok", "label": spec.label, "task": "classification",
-                     "suite": {"name": suite.name, "file": "x", "sha256": "y"}, "spec": spec.to_dict(),
-                     "metrics": {"top1": a, "top1_best": a}, "data": {"test": n_test, "train": 50_000},
-                     "params": {"learned": 1, "fixed": 0, "total": 1}, "env": {"device": "CPU: test"}})
+        recs.append(
+            {
+                "schema": 1,
+                "id": spec.id,
+                "status": "ok",
+                "label": spec.label,
+                "task": "classification",
+                "suite": {"name": suite.name, "file": "x", "sha256": "y"},
+                "spec": spec.to_dict(),
+                "metrics": {"top1": a, "top1_best": a},
+                "data": {"test": n_test, "train": 50_000},
+                "params": {"learned": 1, "fixed": 0, "total": 1},
+                "env": {"device": "CPU: test"},
+            }
+        )
     return recs
 
 
@@ -94,7 +106,7 @@ def test_document_setting_three_seeds_learned_gives_verdicts(tmp_path):
     assert refs["T1 BN 1"]["verdict"] == "not reproduced"
     assert refs["T1 BN 1"]["interval"]["half"] == pytest.approx(4.302653 / math.sqrt(3), abs=1e-4)
     assert refs["T1 BN 1"]["tolerance"] == 1.0
-    assert refs["T1 ND 1"]["verdict"] == "reproduced"      # 70.25 ± 1.86 (+1) holds 70.0
+    assert refs["T1 ND 1"]["verdict"] == "reproduced"  # 70.25 ± 1.86 (+1) holds 70.0
     assert refs["T1 BN 1"]["setting"] == "document" and refs["T1 BN 1"]["n"] == 3
     assert refs["T1 BN 20"]["verdict"] == "inconclusive" and refs["T1 BN 20"]["setting"] == "shortened"
     claim = b.claims[0]
@@ -115,9 +127,15 @@ def test_declared_tolerance_widens_the_interval_and_is_not_part_of_the_run_id(tm
     s = make_suite(tmp_path)
     p = tmp_path / "tol" / "ver.yaml"
     p.parent.mkdir()
-    p.write_text((tmp_path / "ver.yaml").read_text().replace(
-        'where: "T1 BN 1", setting: "1 epoch"}', 'where: "T1 BN 1", setting: "1 epoch", tolerance: 2.0, '
-        'deviations: [data-reencoded, {kind: other, text: "x"}]}'))
+    p.write_text(
+        (tmp_path / "ver.yaml")
+        .read_text()
+        .replace(
+            'where: "T1 BN 1", setting: "1 epoch"}',
+            'where: "T1 BN 1", setting: "1 epoch", tolerance: 2.0, '
+            'deviations: [data-reencoded, {kind: other, text: "x"}]}',
+        )
+    )
     wide = load_suite(p)
     assert [x.id for x in wide.expand({"epochs": 1})] == [x.id for x in s.expand({"epochs": 1})]
     b = board(wide, records_for(wide, ACC, {"epochs": 1}))
@@ -223,9 +241,9 @@ def test_index_lists_what_was_measured_at_the_documents_setting(tmp_path):
         write_json_atomic(results / "ver" / f"{rec['label']}-{rec['spec']['seed']}-{rec['id']}.json", rec)
     build_site(results, suites, tmp_path / "site")
     html = (tmp_path / "site" / "index.html").read_text()
-    table = html[html.index('id="document-setting-table"'):]
-    table = table[:table.index("</table>")]
-    rows = re.findall(r"<tr><th[^>]*>(.*?)</tr>", table[table.index("<tbody>"):], flags=re.S)
+    table = html[html.index('id="document-setting-table"') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr><th[^>]*>(.*?)</tr>", table[table.index("<tbody>") :], flags=re.S)
     text = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r)) for r in rows]
     assert len(text) == 3, text  # T1 BN 1, T1 ND 1, the 1-epoch claim; not T1 BN 20 (another epoch count)
     bn = next(t for t in text if "T1 BN 1" in t)
@@ -243,8 +261,10 @@ def test_readme_prints_the_one_rule_text():
     from bench.report.verdicts import VERDICT_RULES, readme_block
 
     readme = (Path(__file__).resolve().parent.parent / "docs" / "suites-and-verdicts.md").read_text()
-    assert readme_block() in readme, ("docs/suites-and-verdicts.md's verdict rules are stale: "
-                                      "python -m bench.report.verdicts --readme docs/suites-and-verdicts.md")
+    assert readme_block() in readme, (
+        "docs/suites-and-verdicts.md's verdict rules are stale: "
+        "python -m bench.report.verdicts --readme docs/suites-and-verdicts.md"
+    )
     assert readme.count(VERDICT_RULES) == 1
 
 
@@ -261,9 +281,15 @@ def test_stale_records_are_flagged_listed_and_left_out_and_downloads_carry_inter
     s = make_suite(tmp_path)
     results, suites = tmp_path / "results", tmp_path / "suites"
     suites.mkdir()
-    text = (tmp_path / "ver.yaml").read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2]\ndeviations: [data-reencoded]")
-    text = text.replace('where: "T1 ND 1", setting: "1 epoch"}', 'where: "T1 ND 1", setting: "1 epoch", '
-                        'deviations: [{kind: other, text: "one-epoch cosine"}]}')
+    text = (
+        (tmp_path / "ver.yaml")
+        .read_text()
+        .replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2]\ndeviations: [data-reencoded]")
+    )
+    text = text.replace(
+        'where: "T1 ND 1", setting: "1 epoch"}',
+        'where: "T1 ND 1", setting: "1 epoch", deviations: [{kind: other, text: "one-epoch cosine"}]}',
+    )
     (suites / "ver.yaml").write_text(text)
     recs = records_for(s, ACC, {"epochs": 1})
     old = json.loads(json.dumps(recs[0]))
@@ -288,8 +314,10 @@ def test_stale_records_are_flagged_listed_and_left_out_and_downloads_carry_inter
     assert change["stale"] and {"field": "layer.options.retired_option", "then": 1, "now": None} in change["diff"]
     assert [d["field"] for d in change["diff"]] == ["layer.options.retired_option"]
     fresh = next(r for r in recs if r["label"] == old["label"] and r["spec"]["seed"] == old["spec"]["seed"])
-    assert read_shard((site / "runs" / f"{shard_of(fresh['id'])}.js").read_text())["runs"][fresh["id"]]["page"][
-        "stale"] is False
+    assert (
+        read_shard((site / "runs" / f"{shard_of(fresh['id'])}.js").read_text())["runs"][fresh["id"]]["page"]["stale"]
+        is False
+    )
     page = (site / "suite-ver.html").read_text()
     assert "Superseded records" in page and stale_id in page
     assert 'class="badge dev"' in page and "data-reencoded" in page and "one-epoch cosine" in page

@@ -4,6 +4,7 @@ COCOeval interpolates precision at 101 recall points; the harness's area AP (VOC
 same integral without sampling, so on the same detections the two agree to within the sampling error; the
 11-point VOC07 AP is a coarser sampling of the same envelope. Boxes are continuous and ground-truth boxes of
 one class never overlap, so the two matching rules (devkit: best IoU, then "used?"; COCO: best unused) agree."""
+
 from __future__ import annotations
 
 import contextlib
@@ -54,16 +55,25 @@ def coco_ap(gt, det, classes):
     anns, k = [], 1
     for i, (boxes, labels, _) in enumerate(gt):
         for b, l in zip(boxes.tolist(), labels.tolist()):
-            anns.append({"id": k, "image_id": i + 1, "category_id": l, "iscrowd": 0,
-                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
+            anns.append(
+                {
+                    "id": k,
+                    "image_id": i + 1,
+                    "category_id": l,
+                    "iscrowd": 0,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "area": (b[2] - b[0]) * (b[3] - b[1]),
+                }
+            )
             k += 1
-    dets = [{"image_id": i + 1, "category_id": l, "score": s, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
-            for i, (boxes, scores, labels) in enumerate(det)
-            for b, s, l in zip(boxes.tolist(), scores.tolist(), labels.tolist())]
+    dets = [
+        {"image_id": i + 1, "category_id": l, "score": s, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+        for i, (boxes, scores, labels) in enumerate(det)
+        for b, s, l in zip(boxes.tolist(), scores.tolist(), labels.tolist())
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         cg = coco_mod.COCO()
-        cg.dataset = {"images": images, "annotations": anns,
-                      "categories": [{"id": c} for c in range(1, classes + 1)]}
+        cg.dataset = {"images": images, "annotations": anns, "categories": [{"id": c} for c in range(1, classes + 1)]}
         cg.createIndex()
         cd = cg.loadRes(dets)
         ev = cocoeval_mod.COCOeval(cg, cd, "bbox")

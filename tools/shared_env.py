@@ -14,6 +14,7 @@ pyproject.toml, constraints.txt or the extras change (a stamp file records their
 environment reuses the first one's torch. Runs as a plain script (the thin environments do not have the
 project installed); it needs only the standard library.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,8 +51,17 @@ def ensure(env: Path, root: Path = ROOT, extras: str = EXTRAS, log=print) -> Non
         log(f"shared environment: creating {env}")
         venv.create(env, with_pip=True)
     log(f"shared environment: installing the project [{extras}] with constraints.txt into {env}")
-    cmd = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(root / "constraints.txt"),
-           "-e", f"{root}[{extras}]"]
+    cmd = [
+        str(env / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-c",
+        str(root / "constraints.txt"),
+        "-e",
+        f"{root}[{extras}]",
+    ]
     subprocess.run(cmd, check=True, cwd=root)
     (env / STAMP).write_text(key + "\n")
 
@@ -64,8 +74,7 @@ def main(argv: list[str]) -> int:
     try:
         ensure(env)
     except subprocess.CalledProcessError as exc:
-        print(f"shared environment: installation failed (exit {exc.returncode}): {' '.join(exc.cmd)}",
-              file=sys.stderr)
+        print(f"shared environment: installation failed (exit {exc.returncode}): {' '.join(exc.cmd)}", file=sys.stderr)
         return 2
     program = env / "bin" / argv[0]
     if not program.exists():

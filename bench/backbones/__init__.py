@@ -5,6 +5,7 @@ A backbone is registered with ``@BACKBONES.register(name, document=..., section=
 ``nn.Conv2d`` / ``nn.BatchNorm2d`` / ``nn.Linear`` directly for the layers a family may replace; they ask
 ``ops`` (:class:`Ops`), which routes to the chosen family.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,9 +42,19 @@ class Ops:
     def of(cls, name: str, options: dict | None = None, stem: str | None = None) -> "Ops":
         return cls(LAYERS.get(name), dict(options or {}), stem)
 
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-             padding: int | None = None, bias: bool = False, role: str = "body", *, groups: int = 1,
-             hints: dict | None = None) -> nn.Module:
+    def conv(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        role: str = "body",
+        *,
+        groups: int = 1,
+        hints: dict | None = None,
+    ) -> nn.Module:
         """A convolution in the backbone. ``role="stem"`` marks the first layer (see ``stem``). ``groups`` > 1
         (e.g. depthwise) goes to the family only if it builds grouped convolutions, else to nn.Conv2d.
         ``hints``: per-layer settings keyed by family name (``{"deconv": {"iterations": 1}}``), given to a
@@ -60,8 +71,17 @@ class Ops:
                 use_family = False
         if use_family:
             layer_hints = {"role": role, **((hints or {}).get(self.family.name, {}))}
-            return self.family.build(in_channels, out_channels, kernel_size, stride, padding, bias, groups=groups,
-                                     hints=layer_hints, **self.options)
+            return self.family.build(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                bias,
+                groups=groups,
+                hints=layer_hints,
+                **self.options,
+            )
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=bias, groups=groups)
 
     def norm(self, channels: int) -> nn.Module:

@@ -41,6 +41,7 @@ How layer families interact (``ops``):
 For `004_…`'s experiments use the ``conv`` family and vary ``learn``; the suites list the three variants as
 three backbone entries with options.
 """
+
 from __future__ import annotations
 
 import torch
@@ -84,22 +85,37 @@ class Residual(nn.Module):
 
 
 class ConvMixer(nn.Module):
-    def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: int, depth: int, patch: int,
-                 kernel: int, learn: str = "full", smoothing: int | None = None):
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        num_classes: int,
+        width: int,
+        depth: int,
+        patch: int,
+        kernel: int,
+        learn: str = "full",
+        smoothing: int | None = None,
+    ):
         super().__init__()
         if learn not in LEARN:
             raise ValueError(f"convmixer: learn must be one of {', '.join(LEARN)}, not {learn!r}")
         own_depthwise = ops.family.name == "conv"
         if not own_depthwise and learn == "chans":
-            raise ValueError(f"convmixer: learn='chans' freezes the ConvMixer's own depthwise layers, which the "
-                             f"{ops.family.name!r} family replaces; use the conv family")
+            raise ValueError(
+                f"convmixer: learn='chans' freezes the ConvMixer's own depthwise layers, which the "
+                f"{ops.family.name!r} family replaces; use the conv family"
+            )
         if smoothing is not None and (learn != "chans" or not own_depthwise):
-            raise ValueError("convmixer: smoothing applies to frozen random depthwise filters: "
-                             "it needs learn='chans' and the conv family")
+            raise ValueError(
+                "convmixer: smoothing applies to frozen random depthwise filters: "
+                "it needs learn='chans' and the conv family"
+            )
         h = width
         self.learn = learn
-        self.stem = nn.Sequential(ops.conv(in_channels, h, patch, patch, padding=0, bias=True, role="stem"),
-                                  nn.GELU(), ops.norm(h))
+        self.stem = nn.Sequential(
+            ops.conv(in_channels, h, patch, patch, padding=0, bias=True, role="stem"), nn.GELU(), ops.norm(h)
+        )
         blocks = []
         for _ in range(depth):
             if own_depthwise:
@@ -115,8 +131,9 @@ class ConvMixer(nn.Module):
                 pw: nn.Module = StaticConv2d(nn.Conv2d(h, h, 1))
             else:
                 pw = ops.conv(h, h, 1, 1, bias=True)
-            blocks.append(nn.Sequential(Residual(nn.Sequential(dw, nn.GELU(), ops.norm(h))),
-                                        pw, nn.GELU(), ops.norm(h)))
+            blocks.append(
+                nn.Sequential(Residual(nn.Sequential(dw, nn.GELU(), ops.norm(h))), pw, nn.GELU(), ops.norm(h))
+            )
         self.blocks = nn.Sequential(*blocks)
         self.fc = ops.linear(h, num_classes)
 
@@ -125,9 +142,12 @@ class ConvMixer(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("convmixer", document="004", section="§3.3, §4.2 (ConvMixer [2]); Figs. 7–9, 14",
-                    ranges={"width": POSITIVE, "depth": POSITIVE, "patch": POSITIVE, "kernel": POSITIVE})
-def convmixer(ops, in_channels, num_classes, *, width=256, depth=8, patch=2, kernel=5, learn="full",
-              smoothing=None):
+@BACKBONES.register(
+    "convmixer",
+    document="004",
+    section="§3.3, §4.2 (ConvMixer [2]); Figs. 7–9, 14",
+    ranges={"width": POSITIVE, "depth": POSITIVE, "patch": POSITIVE, "kernel": POSITIVE},
+)
+def convmixer(ops, in_channels, num_classes, *, width=256, depth=8, patch=2, kernel=5, learn="full", smoothing=None):
     """ConvMixer-width/depth (patch embedding, depthwise+pointwise blocks); learn = full | chans | space."""
     return ConvMixer(ops, in_channels, num_classes, width, depth, patch, kernel, learn, smoothing)

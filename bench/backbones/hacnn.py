@@ -40,6 +40,7 @@ to reach the thesis' counts. Deviations, with reasons:
 * The attribute convolutions W^g are along attributes, not space, and have non-square kernels: they are
   standard learned convolutions for every family (like 1×1 projections for spatial families).
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -59,15 +60,16 @@ class HConv(nn.Module):
     """One W_j for j ≥ 2: input (B, A, P, R, H, W) → sum over A → convolution along (u, P, R) →
     output (B, P', R', K, H', W') with P' = ⌈P/sp⌉, R' = ⌈R/sr⌉."""
 
-    def __init__(self, ops: Ops, out_k: int, attr_kernel, attr_stride, stride: int, *, mode: str, Q: int,
-                 attr_padding: str):
+    def __init__(
+        self, ops: Ops, out_k: int, attr_kernel, attr_stride, stride: int, *, mode: str, Q: int, attr_padding: str
+    ):
         super().__init__()
         self.kp, self.kr = attr_kernel
         self.sp, self.sr = attr_stride
         self.stride, self.mode, self.attr_padding = stride, mode, attr_padding
         if attr_padding not in ("zeros", "circular"):
             raise ValueError(f"attr_padding must be 'zeros' or 'circular', not {attr_padding!r}")
-        if mode == "direct":       # the filters w_{v_j}(u, a, b) themselves
+        if mode == "direct":  # the filters w_{v_j}(u, a, b) themselves
             self.spatial = ops.conv(self.kp * self.kr, out_k, 3, stride)
             self.norm = ops.norm(out_k)
         elif mode in ("factorized", "plus"):
@@ -87,7 +89,7 @@ class HConv(nn.Module):
         return F.pad(t, pads, mode="constant" if self.attr_padding == "zeros" else "circular")
 
     def forward(self, x):
-        x = x.sum(1)                                             # marginal sum over v_{j−3} (Eq. 35)
+        x = x.sum(1)  # marginal sum over v_{j−3} (Eq. 35)
         B, P, R, H, W = x.shape
         if self.mode == "direct":
             t = x.permute(0, 3, 4, 1, 2).reshape(B * H * W, 1, P, R)
@@ -95,7 +97,7 @@ class HConv(nn.Module):
             Pn, Rn = -(-P // self.sp), -(-R // self.sr)
             L = Pn * Rn
             cols = cols.reshape(B, H, W, self.kp * self.kr, L).permute(0, 4, 3, 1, 2)
-            y = self.spatial(cols.reshape(B * L, self.kp * self.kr, H, W))      # (B·L, K, H', W')
+            y = self.spatial(cols.reshape(B * L, self.kp * self.kr, H, W))  # (B·L, K, H', W')
             y = F.elu(self.norm(y))
             K, Hn, Wn = y.shape[1:]
             return y.reshape(B, Pn, Rn, K, Hn, Wn)
@@ -105,17 +107,29 @@ class HConv(nn.Module):
             z = F.elu(z)
         Q, Hn, Wn = z.shape[1:]
         z = z.reshape(B, P, R, Q, Hn, Wn).permute(0, 4, 5, 3, 1, 2).reshape(B * Hn * Wn, Q, P, R)
-        y = self.g(self._pad(z))                                 # (B·H'·W', K, P', R')
+        y = self.g(self._pad(z))  # (B·H'·W', K, P', R')
         K, Pn, Rn = y.shape[1:]
-        y = y.reshape(B, Hn, Wn, K, Pn, Rn).permute(0, 4, 5, 3, 1, 2)         # (B, P', R', K, H', W')
+        y = y.reshape(B, Hn, Wn, K, Pn, Rn).permute(0, 4, 5, 3, 1, 2)  # (B, P', R', K, H', W')
         if self.norm is not None:
             y = self.norm(y.reshape(B * Pn * Rn, K, Hn, Wn)).reshape(B, Pn, Rn, K, Hn, Wn)
         return F.elu(y)
 
 
 class HierarchicalCNN(nn.Module):
-    def __init__(self, ops: Ops, in_channels: int, num_classes: int, *, K, Q, attr_kernel, depth, downsample_at,
-                 mode, attr_padding):
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        num_classes: int,
+        *,
+        K,
+        Q,
+        attr_kernel,
+        depth,
+        downsample_at,
+        mode,
+        attr_padding,
+    ):
         super().__init__()
         kp, kr = _pair(attr_kernel)
         if depth < 4:
@@ -124,19 +138,19 @@ class HierarchicalCNN(nn.Module):
         self.w1 = ops.conv(in_channels, K, 3, 2 if 1 in down else 1, role="stem")
         self.bn1 = ops.norm(K)
         # W2: 3-D convolution along (u, v1); same machinery with a singleton first attribute
-        self.w2 = HConv(ops, K, (1, kr), (1, 2), 2 if 2 in down else 1, mode="direct", Q=Q,
-                        attr_padding=attr_padding)
+        self.w2 = HConv(ops, K, (1, kr), (1, 2), 2 if 2 in down else 1, mode="direct", Q=Q, attr_padding=attr_padding)
         layers = []
         for j in range(3, depth):
             out_k = num_classes if j == depth - 1 else K
-            layers.append(HConv(ops, out_k, (kp, kr), (2, 2), 2 if j in down else 1, mode=mode, Q=Q,
-                                attr_padding=attr_padding))
+            layers.append(
+                HConv(ops, out_k, (kp, kr), (2, 2), 2 if j in down else 1, mode=mode, Q=Q, attr_padding=attr_padding)
+            )
         self.layers = nn.ModuleList(layers)
 
     def attributes(self, x, depth: int | None = None):
         """x_j for j = ``depth`` (default J−1): (B, v_{j−2}, v_{j−1}, v_j, H, W)."""
         y = F.elu(self.bn1(self.w1(x)))
-        y = y.unsqueeze(1).unsqueeze(1)                         # (B, 1, 1, K, H, W)
+        y = y.unsqueeze(1).unsqueeze(1)  # (B, 1, 1, K, H, W)
         y = self.w2(y)
         stop = len(self.layers) if depth is None else depth - 2
         for layer in self.layers[:stop]:
@@ -144,8 +158,8 @@ class HierarchicalCNN(nn.Module):
         return y
 
     def forward(self, x):
-        y = self.attributes(x)                                   # x_{J−1}: (B, ·, ·, classes, H, W)
-        return y.mean(dim=(1, 2, 4, 5))                          # W_J (Eq. 36), averaged
+        y = self.attributes(x)  # x_{J−1}: (B, ·, ·, classes, H, W)
+        return y.mean(dim=(1, 2, 4, 5))  # W_J (Eq. 36), averaged
 
 
 def filter_coefficients(model: nn.Module) -> int:
@@ -153,24 +167,75 @@ def filter_coefficients(model: nn.Module) -> int:
     of normalisation layers and biases."""
     norm_types = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
     skip = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters()}
-    return sum(p.numel() for n, p in model.named_parameters()
-               if p.requires_grad and id(p) not in skip and not n.endswith("bias"))
+    return sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if p.requires_grad and id(p) not in skip and not n.endswith("bias")
+    )
 
 
-@BACKBONES.register("hacnn-cifar", document="002", section="ch. 5 §5.4, Eqs. 32–37, Fig. 13, Table 7 (HCNN)",
-                    ranges={"K": POSITIVE, "Q": POSITIVE, "attr_kernel": POSITIVE, "depth": POSITIVE})
-def hacnn_cifar(ops, in_channels, num_classes, *, K=16, Q=32, attr_kernel=(7, 11), depth=12,
-                downsample_at=(5, 9), factorized=True, attr_padding="zeros"):
+@BACKBONES.register(
+    "hacnn-cifar",
+    document="002",
+    section="ch. 5 §5.4, Eqs. 32–37, Fig. 13, Table 7 (HCNN)",
+    ranges={"K": POSITIVE, "Q": POSITIVE, "attr_kernel": POSITIVE, "depth": POSITIVE},
+)
+def hacnn_cifar(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    K=16,
+    Q=32,
+    attr_kernel=(7, 11),
+    depth=12,
+    downsample_at=(5, 9),
+    factorized=True,
+    attr_padding="zeros",
+):
     """Hierarchical Attribute CNN (5-D convolutions along space and attributes), thesis' plain variant."""
-    return HierarchicalCNN(ops, in_channels, num_classes, K=K, Q=Q, attr_kernel=attr_kernel, depth=depth,
-                           downsample_at=downsample_at, mode="factorized" if factorized else "direct",
-                           attr_padding=attr_padding)
+    return HierarchicalCNN(
+        ops,
+        in_channels,
+        num_classes,
+        K=K,
+        Q=Q,
+        attr_kernel=attr_kernel,
+        depth=depth,
+        downsample_at=downsample_at,
+        mode="factorized" if factorized else "direct",
+        attr_padding=attr_padding,
+    )
 
 
-@BACKBONES.register("hacnn-cifar-plus", document="002", section="ch. 5 §5.4.2, Table 7 (HCNN (+))",
-                    ranges={"K": POSITIVE, "Q": POSITIVE, "attr_kernel": POSITIVE, "depth": POSITIVE})
-def hacnn_cifar_plus(ops, in_channels, num_classes, *, K=16, Q=32, attr_kernel=(7, 11), depth=12,
-                     downsample_at=(5, 9), attr_padding="zeros"):
+@BACKBONES.register(
+    "hacnn-cifar-plus",
+    document="002",
+    section="ch. 5 §5.4.2, Table 7 (HCNN (+))",
+    ranges={"K": POSITIVE, "Q": POSITIVE, "attr_kernel": POSITIVE, "depth": POSITIVE},
+)
+def hacnn_cifar_plus(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    K=16,
+    Q=32,
+    attr_kernel=(7, 11),
+    depth=12,
+    downsample_at=(5, 9),
+    attr_padding="zeros",
+):
     """Hierarchical Attribute CNN (+): a non-linearity between the spatial and attribute filters."""
-    return HierarchicalCNN(ops, in_channels, num_classes, K=K, Q=Q, attr_kernel=attr_kernel, depth=depth,
-                           downsample_at=downsample_at, mode="plus", attr_padding=attr_padding)
+    return HierarchicalCNN(
+        ops,
+        in_channels,
+        num_classes,
+        K=K,
+        Q=Q,
+        attr_kernel=attr_kernel,
+        depth=depth,
+        downsample_at=downsample_at,
+        mode="plus",
+        attr_padding=attr_padding,
+    )

@@ -38,6 +38,7 @@ Variants and where the authors' code (jhjacobsen/pytorch-i-revnet) differs, expo
 The injective variant places the zero channels in S̃ (thesis); the code injects them inside the first block
 (merge, pad, split), which is the same map.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,12 +51,13 @@ from bench.schema import FRACTION, POSITIVE
 
 # -- invertible downsampling ----------------------------------------------------------------------------
 
+
 def psi(x: torch.Tensor, block: int, order: str = "pixel-shuffle") -> torch.Tensor:
     """Space-to-depth: (B, C, H, W) → (B, C·b², H/b, W/b), a permutation of the coefficients."""
     if block <= 1:
         return x
-    y = F.pixel_unshuffle(x, block)                 # channel = c·b² + (dr·b + dc)
-    if order == "offset-major":                     # channel = (dr·b + dc)·C + c (authors' code)
+    y = F.pixel_unshuffle(x, block)  # channel = c·b² + (dr·b + dc)
+    if order == "offset-major":  # channel = (dr·b + dc)·C + c (authors' code)
         b, c = x.shape[0], x.shape[1]
         y = y.reshape(b, c, block * block, *y.shape[-2:]).transpose(1, 2).reshape(b, -1, *y.shape[-2:])
     elif order != "pixel-shuffle":
@@ -92,11 +94,22 @@ class Psi(nn.Module):
 
 # -- blocks ------------------------------------------------------------------------------------------------
 
+
 class Bottleneck(nn.Module):
     """F_j: three convolutions, each preceded by BN + ReLU; the middle one has ``mult``× fewer channels."""
 
-    def __init__(self, ops: Ops, cin: int, cout: int, stride: int, kernels, mult: int, preact_first: bool,
-                 stem: bool, dropout: float):
+    def __init__(
+        self,
+        ops: Ops,
+        cin: int,
+        cout: int,
+        stride: int,
+        kernels,
+        mult: int,
+        preact_first: bool,
+        stem: bool,
+        dropout: float,
+    ):
         super().__init__()
         mid = max(1, cout // mult)
         k = [int(v) for v in kernels]
@@ -107,8 +120,9 @@ class Bottleneck(nn.Module):
         for i in range(3):
             if i > 0 or preact_first:
                 layers += [ops.norm(chans[i]), nn.ReLU()]
-            layers.append(ops.conv(chans[i], chans[i + 1], k[i], strides[i],
-                                   role="stem" if (stem and i == 0) else "body"))
+            layers.append(
+                ops.conv(chans[i], chans[i + 1], k[i], strides[i], role="stem" if (stem and i == 0) else "body")
+            )
             if i == 1 and dropout > 0:
                 layers.append(nn.Dropout(dropout))
         self.body = nn.Sequential(*layers)
@@ -120,14 +134,27 @@ class Bottleneck(nn.Module):
 class IRevBlock(nn.Module):
     """One coupling of Eq. (39): (x, x̃) ↦ (S x̃, S x + F x̃); S = psi(2) when ``stride == 2`` else identity."""
 
-    def __init__(self, ops: Ops, in_half: int, out_half: int, stride: int, kernels, mult: int,
-                 preact_first: bool, stem: bool, dropout: float, psi_order: str):
+    def __init__(
+        self,
+        ops: Ops,
+        in_half: int,
+        out_half: int,
+        stride: int,
+        kernels,
+        mult: int,
+        preact_first: bool,
+        stem: bool,
+        dropout: float,
+        psi_order: str,
+    ):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"i-RevNet block stride must be 1 or 2, got {stride}")
         if in_half * stride * stride != out_half:
-            raise ValueError(f"an invertible block maps {in_half} channels to {in_half * stride * stride} "
-                             f"(stride {stride}), not {out_half}")
+            raise ValueError(
+                f"an invertible block maps {in_half} channels to {in_half * stride * stride} "
+                f"(stride {stride}), not {out_half}"
+            )
         self.stride = stride
         self.S = Psi(stride, psi_order)
         self.F = Bottleneck(ops, in_half, out_half, stride, kernels, mult, preact_first, stem, dropout)
@@ -143,8 +170,23 @@ class IRevBlock(nn.Module):
 class IRevNet(nn.Module):
     """i-RevNet: S̃ → invertible blocks → Φx; classifier head BN → ReLU → average → linear."""
 
-    def __init__(self, ops: Ops, in_channels: int, num_classes: int, *, blocks, strides, width, init_ds,
-                 variant, kernels, mult, psi_order, first_preact, dropout):
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        num_classes: int,
+        *,
+        blocks,
+        strides,
+        width,
+        init_ds,
+        variant,
+        kernels,
+        mult,
+        psi_order,
+        first_preact,
+        dropout,
+    ):
         super().__init__()
         blocks, strides = [int(b) for b in blocks], [int(s) for s in strides]
         if len(blocks) != len(strides):
@@ -152,11 +194,13 @@ class IRevNet(nn.Module):
         self.init_ds = max(1, int(init_ds))
         self.psi_order = psi_order
         self.in_channels = in_channels
-        c0 = in_channels * self.init_ds ** 2
+        c0 = in_channels * self.init_ds**2
         if variant == "bijective":
             if c0 % 2:
-                raise ValueError(f"a bijective i-RevNet needs an even channel count after S̃; {in_channels} "
-                                 f"channels × {self.init_ds}² = {c0}: use init_ds ≥ 2 or variant='injective'")
+                raise ValueError(
+                    f"a bijective i-RevNet needs an even channel count after S̃; {in_channels} "
+                    f"channels × {self.init_ds}² = {c0}: use init_ds ≥ 2 or variant='injective'"
+                )
             half = c0 // 2
         elif variant == "injective":
             half = int(width)
@@ -169,9 +213,20 @@ class IRevNet(nn.Module):
         for si, (nb, s) in enumerate(zip(blocks, strides)):
             for bi in range(nb):
                 stride = s if bi == 0 else 1
-                layers.append(IRevBlock(ops, c, c * stride * stride, stride, kernels, mult,
-                                        preact_first=first_preact or bool(layers), stem=not layers,
-                                        dropout=dropout, psi_order=psi_order))
+                layers.append(
+                    IRevBlock(
+                        ops,
+                        c,
+                        c * stride * stride,
+                        stride,
+                        kernels,
+                        mult,
+                        preact_first=first_preact or bool(layers),
+                        stem=not layers,
+                        dropout=dropout,
+                        psi_order=psi_order,
+                    )
+                )
                 c = c * stride * stride
         self.blocks = nn.ModuleList(layers)
         self.feature_channels = 2 * c
@@ -187,7 +242,7 @@ class IRevNet(nn.Module):
         return z[:, :n], z[:, n:]
 
     def split_inverse(self, x, xt):
-        z = torch.cat([x, xt], 1)[:, :self.c0]
+        z = torch.cat([x, xt], 1)[:, : self.c0]
         return psi_inverse(z, self.init_ds, self.psi_order)
 
     def features(self, x):
@@ -214,16 +269,44 @@ class IRevNet(nn.Module):
         return self.head(self.features(x))
 
 
-@BACKBONES.register("irevnet", document="002", section="ch. 6 §6.3, Eq. 39, Fig. 16–17 (i-RevNet)",
-                    ranges={"blocks": POSITIVE, "width": POSITIVE, "init_ds": POSITIVE, "mult": POSITIVE,
-                            "dropout": FRACTION})
-def irevnet(ops, in_channels, num_classes, *, blocks=(2, 2, 2), strides=(1, 2, 2), width=16, init_ds=2,
-            variant="injective", kernels=(1, 3, 1), mult=4, psi_order="pixel-shuffle", first_preact=True,
-            dropout=0.0):
+@BACKBONES.register(
+    "irevnet",
+    document="002",
+    section="ch. 6 §6.3, Eq. 39, Fig. 16–17 (i-RevNet)",
+    ranges={"blocks": POSITIVE, "width": POSITIVE, "init_ds": POSITIVE, "mult": POSITIVE, "dropout": FRACTION},
+)
+def irevnet(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    blocks=(2, 2, 2),
+    strides=(1, 2, 2),
+    width=16,
+    init_ds=2,
+    variant="injective",
+    kernels=(1, 3, 1),
+    mult=4,
+    psi_order="pixel-shuffle",
+    first_preact=True,
+    dropout=0.0,
+):
     """i-RevNet (invertible RevNet): injective (a, zero-channel embedding) or bijective (b); has inverse()."""
-    return IRevNet(ops, in_channels, num_classes, blocks=blocks, strides=strides, width=width, init_ds=init_ds,
-                   variant=variant, kernels=kernels, mult=mult, psi_order=psi_order, first_preact=first_preact,
-                   dropout=dropout)
+    return IRevNet(
+        ops,
+        in_channels,
+        num_classes,
+        blocks=blocks,
+        strides=strides,
+        width=width,
+        init_ds=init_ds,
+        variant=variant,
+        kernels=kernels,
+        mult=mult,
+        psi_order=psi_order,
+        first_preact=first_preact,
+        dropout=dropout,
+    )
 
 
 # Configurations of the documents (options for ``irevnet``), used by the tests and available to suites.
@@ -237,6 +320,15 @@ PRESETS = {
     "imagenet-a": dict(blocks=(4, 4, 6, 4), strides=(1, 2, 2, 2), init_ds=4, width=48, variant="injective"),
     # authors' code README: "small i-RevNet on Cifar-10 … ~94.5%": --nBlocks 18 18 18 --nStrides 1 2 2
     # --nChannels 16 64 256 (init_ds 0 = none, dropout 0.1, all kernels 3×3).
-    "cifar-code": dict(blocks=(18, 18, 18), strides=(1, 2, 2), init_ds=1, width=16, variant="injective",
-                       kernels=(3, 3, 3), dropout=0.1, psi_order="offset-major", first_preact=False),
+    "cifar-code": dict(
+        blocks=(18, 18, 18),
+        strides=(1, 2, 2),
+        init_ds=1,
+        width=16,
+        variant="injective",
+        kernels=(3, 3, 3),
+        dropout=0.1,
+        psi_order="offset-major",
+        first_preact=False,
+    ),
 }

@@ -16,6 +16,7 @@ The layer is the model's stem (``role="stem"``). Every model has a bias. The los
 attribute ``loss`` is ``"l2"`` (linear regression: mean squared error against one-hot targets) or
 ``"logistic"`` (softmax cross-entropy); the ``linear-fit`` task reads it.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -32,27 +33,38 @@ class LinearModel(nn.Module):
         self.size = size
         # a family that replaces batch norm (deconv: Identity) decides; otherwise BN of the input features
         self.norm = ops.norm(features) if ops.family.norm else nn.BatchNorm1d(features)
-        self.layer = ops.conv(in_channels, num_classes, kernel_size=size, stride=1, padding=0, bias=True,
-                              role="stem")
+        self.layer = ops.conv(in_channels, num_classes, kernel_size=size, stride=1, padding=0, bias=True, role="stem")
 
     def forward(self, x):
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            raise ValueError(f"{type(self).__name__} expects {self.size}×{self.size} inputs, got "
-                             f"{tuple(x.shape[-2:])} (backbone option size)")
+            raise ValueError(
+                f"{type(self).__name__} expects {self.size}×{self.size} inputs, got "
+                f"{tuple(x.shape[-2:])} (backbone option size)"
+            )
         if not isinstance(self.norm, nn.Identity):
             x = self.norm(x.flatten(1)).view_as(x)
         return self.layer(x).flatten(1)
 
 
-@BACKBONES.register("linear-regression", provides=("linear-model",), document="003", section="§6, Fig. 5(a); §3.1 Eq. 1",
-                    summary="One linear layer (C·H·W → classes), L2 loss on one-hot targets (003 Fig. 5a).",
-                    ranges={"size": POSITIVE})
+@BACKBONES.register(
+    "linear-regression",
+    provides=("linear-model",),
+    document="003",
+    section="§6, Fig. 5(a); §3.1 Eq. 1",
+    summary="One linear layer (C·H·W → classes), L2 loss on one-hot targets (003 Fig. 5a).",
+    ranges={"size": POSITIVE},
+)
 def linear_regression(ops: Ops, in_channels: int, num_classes: int, *, size=28):
     return LinearModel(ops, in_channels, num_classes, size, "l2")
 
 
-@BACKBONES.register("logistic-regression", provides=("linear-model",), document="003", section="§6, Fig. 5(b)",
-                    summary="One linear layer (C·H·W → classes), softmax cross-entropy loss (003 Fig. 5b).",
-                    ranges={"size": POSITIVE})
+@BACKBONES.register(
+    "logistic-regression",
+    provides=("linear-model",),
+    document="003",
+    section="§6, Fig. 5(b)",
+    summary="One linear layer (C·H·W → classes), softmax cross-entropy loss (003 Fig. 5b).",
+    ranges={"size": POSITIVE},
+)
 def logistic_regression(ops: Ops, in_channels: int, num_classes: int, *, size=28):
     return LinearModel(ops, in_channels, num_classes, size, "logistic")

@@ -27,6 +27,7 @@ layer"), so the stage is basis · α · ReLU · 1×1 … — this reproduces Tab
 (1.8/3.4/5.5/8.1M single-scale, 2.2/4.2/6.8/10.1M multi-scale, ILSVRC-100); ``norm`` inserts ``ops.norm`` after every
 convolution (the thesis' NiN has none; the authors' later "RFNiN BN" variant has it); ``dropout`` is NiN's 0.5.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,9 +44,21 @@ RECOMBINING = {"rfnn"}
 
 
 class NiN(nn.Module):
-    def __init__(self, ops: Ops, in_channels: int, num_classes: int, stages, *, drop_scales: bool = True,
-                 family_layers: str = "all", norm: bool = False, dropout: float = 0.5, dropout_after=(),
-                 pool: str = "max", merge_recombination: bool = True):
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        num_classes: int,
+        stages,
+        *,
+        drop_scales: bool = True,
+        family_layers: str = "all",
+        norm: bool = False,
+        dropout: float = 0.5,
+        dropout_after=(),
+        pool: str = "max",
+        merge_recombination: bool = True,
+    ):
         super().__init__()
         if family_layers not in ("all", "first"):
             raise ValueError(f"family_layers must be 'all' or 'first', not {family_layers!r}")
@@ -78,8 +91,7 @@ class NiN(nn.Module):
                 mods.append(nn.ReLU(inplace=True))
                 width = c
             if i < n - 1:
-                mods.append(nn.MaxPool2d(3, 2, ceil_mode=True) if pool == "max" else
-                            nn.AvgPool2d(3, 2, ceil_mode=True))
+                mods.append(nn.MaxPool2d(3, 2, ceil_mode=True) if pool == "max" else nn.AvgPool2d(3, 2, ceil_mode=True))
             if i in dropout_after and dropout > 0:
                 mods.append(nn.Dropout(dropout))
             blocks.append(nn.Sequential(*mods))
@@ -92,24 +104,78 @@ class NiN(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("nin", document="002", section="ch. 3 §3.3.4, §3.4.1 (ImageNet NiN / RFNiN)",
-                    ranges={"family_layers": POSITIVE, "dropout": FRACTION, "width": POSITIVE})
-def nin(ops, in_channels, num_classes, *, drop_scales=True, family_layers="all", norm=False, dropout=0.5,
-        width=1.0, merge_recombination=True):
+@BACKBONES.register(
+    "nin",
+    document="002",
+    section="ch. 3 §3.3.4, §3.4.1 (ImageNet NiN / RFNiN)",
+    ranges={"family_layers": POSITIVE, "dropout": FRACTION, "width": POSITIVE},
+)
+def nin(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    drop_scales=True,
+    family_layers="all",
+    norm=False,
+    dropout=0.5,
+    width=1.0,
+    merge_recombination=True,
+):
     """ImageNet Network in Network (Caffe zoo): 4 stages of spatial conv + two 1×1, GAP."""
     w = lambda c: max(1, int(round(c * width)))  # noqa: E731
-    stages = [(11, 4, w(96), (w(96), w(96))), (5, 1, w(256), (w(256), w(256))),
-              (3, 1, w(384), (w(384), w(384))), (3, 1, w(1024), (w(1024),))]
+    stages = [
+        (11, 4, w(96), (w(96), w(96))),
+        (5, 1, w(256), (w(256), w(256))),
+        (3, 1, w(384), (w(384), w(384))),
+        (3, 1, w(1024), (w(1024),)),
+    ]
     # dropout sits between the third pooling and the last stage
-    return NiN(ops, in_channels, num_classes, stages, drop_scales=drop_scales, family_layers=family_layers,
-               norm=norm, dropout=dropout, dropout_after=(2,), merge_recombination=merge_recombination)
+    return NiN(
+        ops,
+        in_channels,
+        num_classes,
+        stages,
+        drop_scales=drop_scales,
+        family_layers=family_layers,
+        norm=norm,
+        dropout=dropout,
+        dropout_after=(2,),
+        merge_recombination=merge_recombination,
+    )
 
 
-@BACKBONES.register("nin-cifar", document="002", section="ch. 3 §3.4.2 (CIFAR RFNiN, 192 units)",
-                    ranges={"family_layers": POSITIVE, "dropout": FRACTION, "width": POSITIVE})
-def nin_cifar(ops, in_channels, num_classes, *, drop_scales=True, family_layers="all", norm=False, dropout=0.5,
-              width=192, pool="max", merge_recombination=True):
+@BACKBONES.register(
+    "nin-cifar",
+    document="002",
+    section="ch. 3 §3.4.2 (CIFAR RFNiN, 192 units)",
+    ranges={"family_layers": POSITIVE, "dropout": FRACTION, "width": POSITIVE},
+)
+def nin_cifar(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    drop_scales=True,
+    family_layers="all",
+    norm=False,
+    dropout=0.5,
+    width=192,
+    pool="max",
+    merge_recombination=True,
+):
     """CIFAR Network in Network of §3.4.2: 3 stages of spatial conv + 1×1s (192 units), GAP."""
     stages = [(5, 1, width, (width, width)), (5, 1, width, (width, width)), (3, 1, width, (width,))]
-    return NiN(ops, in_channels, num_classes, stages, drop_scales=drop_scales, family_layers=family_layers,
-               norm=norm, dropout=dropout, dropout_after=(0, 1), pool=pool, merge_recombination=merge_recombination)
+    return NiN(
+        ops,
+        in_channels,
+        num_classes,
+        stages,
+        drop_scales=drop_scales,
+        family_layers=family_layers,
+        norm=norm,
+        dropout=dropout,
+        dropout_after=(0, 1),
+        pool=pool,
+        merge_recombination=merge_recombination,
+    )

@@ -24,6 +24,7 @@ Under ``deconv`` (variant ``code``), the stems and MobileNetV2's projections car
 settings as ``hints`` (see ``bench/layers/deconv.py``): stem iterations 15 (VGG), 10 (PreAct, MobileNetV2),
 5 (ResNet-18, DenseNet), the stem frozen after 100 steps in every 1,000 (VGG, PreAct, MobileNetV2).
 """
+
 from __future__ import annotations
 
 import torch
@@ -63,9 +64,11 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
                 continue
             cout = _w(item, width)
-            layers += [ops.conv(cin, cout, 3, 1, role="stem" if first else "body",
-                                hints=VGG_STEM_HINTS if first else None), ops.norm(cout),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                ops.conv(cin, cout, 3, 1, role="stem" if first else "body", hints=VGG_STEM_HINTS if first else None),
+                ops.norm(cout),
+                nn.ReLU(inplace=True),
+            ]
             cin, first = cout, False
         self.features = nn.Sequential(*layers)
         self.fc = ops.linear(cin, num_classes)
@@ -74,14 +77,16 @@ class VGG(nn.Module):
         return _head(self.features(x), self.fc)
 
 
-@BACKBONES.register("vgg16", document="003", section="Table 1 (VGG-16, kuangliu/pytorch-cifar)",
-                    ranges={"width": POSITIVE})
+@BACKBONES.register(
+    "vgg16", document="003", section="Table 1 (VGG-16, kuangliu/pytorch-cifar)", ranges={"width": POSITIVE}
+)
 def vgg16(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR VGG-16 with a norm after every 3×3 convolution; channels × width."""
     return VGG(ops, in_channels, num_classes, VGG16, width)
 
 
 # -- PreAct-ResNet-18 --------------------------------------------------------------------------------------
+
 
 class PreActResNet18(nn.Module):
     def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float, blocks=(2, 2, 2, 2)):
@@ -100,14 +105,16 @@ class PreActResNet18(nn.Module):
         return _head(self.layers(self.stem(x)), self.fc)
 
 
-@BACKBONES.register("preact-resnet18", document="003", section="Table 1 (Preact-18, kuangliu/pytorch-cifar)",
-                    ranges={"width": POSITIVE})
+@BACKBONES.register(
+    "preact-resnet18", document="003", section="Table 1 (Preact-18, kuangliu/pytorch-cifar)", ranges={"width": POSITIVE}
+)
 def preact_resnet18(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR pre-activation ResNet-18 (64-128-256-512 × width, no final norm as in the code)."""
     return PreActResNet18(ops, in_channels, num_classes, width)
 
 
 # -- DenseNet-121 ------------------------------------------------------------------------------------------
+
 
 class DenseBottleneck(nn.Module):
     def __init__(self, ops: Ops, cin: int, growth: int):
@@ -157,8 +164,9 @@ class DenseNet(nn.Module):
         return _head(F.relu(self.bn(self.stages(self.stem(x)))), self.fc)
 
 
-@BACKBONES.register("densenet121", document="003", section="Table 1 (DenseNet-121, kuangliu/pytorch-cifar)",
-                    ranges={"width": POSITIVE})
+@BACKBONES.register(
+    "densenet121", document="003", section="Table 1 (DenseNet-121, kuangliu/pytorch-cifar)", ranges={"width": POSITIVE}
+)
 def densenet121(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR DenseNet-121 (blocks 6-12-24-16, growth rate 32 × width)."""
     return DenseNet(ops, in_channels, num_classes, (6, 12, 24, 16), _w(32, width))
@@ -167,8 +175,15 @@ def densenet121(ops, in_channels, num_classes, *, width=1.0):
 # -- MobileNetV2 -------------------------------------------------------------------------------------------
 
 # (expansion, out_planes, blocks, stride); CIFAR: stride 1 in the stem and the second stage
-MOBILENETV2 = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-               (6, 320, 1, 1))
+MOBILENETV2 = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 class InvertedResidual(nn.Module):
@@ -221,14 +236,16 @@ class MobileNetV2(nn.Module):
         return _head(F.relu(self.bn2(self.conv2(out))), self.fc)
 
 
-@BACKBONES.register("mobilenetv2", document="003", section="Table 1 (MobileNet v2, kuangliu/pytorch-cifar)",
-                    ranges={"width": POSITIVE})
+@BACKBONES.register(
+    "mobilenetv2", document="003", section="Table 1 (MobileNet v2, kuangliu/pytorch-cifar)", ranges={"width": POSITIVE}
+)
 def mobilenetv2(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR MobileNetV2 (stride-1 stem); depthwise 3×3 convs whitened per channel under deconv."""
     return MobileNetV2(ops, in_channels, num_classes, width)
 
 
 # -- PNASNet-A -------------------------------------------------------------------------------------------
+
 
 class SepConv(nn.Module):
     """PNASNet's "separable" convolution as in the CIFAR code: one k×k convolution grouped by input channel
@@ -280,8 +297,9 @@ class PNASNetA(nn.Module):
         return _head(self.layers(F.relu(self.bn(self.stem(x)))), self.fc)
 
 
-@BACKBONES.register("pnasnet-a", document="003", section="Table 1 (PNASNetA, kuangliu/pytorch-cifar)",
-                    ranges={"width": POSITIVE})
+@BACKBONES.register(
+    "pnasnet-a", document="003", section="Table 1 (PNASNetA, kuangliu/pytorch-cifar)", ranges={"width": POSITIVE}
+)
 def pnasnet_a(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR PNASNet-A: 3×3 stem (44), 3 stages of 6 cells A (7×7 channel-grouped conv + max-pool branch),
     downsampling cells between stages (44 → 88 → 176), linear. Under deconv: grouped convs whitened per group,

@@ -6,6 +6,7 @@
 * ``resnet18`` — the CIFAR ResNet-18 (3×3 stem, 4 stages of 2 basic blocks, 64–512 channels × ``width``)
   used by `003_…` Table 1 and by `000_…` Table 5.
 """
+
 from __future__ import annotations
 
 import torch
@@ -53,8 +54,12 @@ class PreActResNetCifar(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("preact-resnet", document="004", section="§4.1.1 (CIFAR ResNet, 6n+2 layers)",
-                    ranges={"n": POSITIVE, "width": POSITIVE})
+@BACKBONES.register(
+    "preact-resnet",
+    document="004",
+    section="§4.1.1 (CIFAR ResNet, 6n+2 layers)",
+    ranges={"n": POSITIVE, "width": POSITIVE},
+)
 def preact_resnet(ops, in_channels, num_classes, *, n=3, width=1):
     """Pre-activation CIFAR ResNet with 6n+2 layers (n=3: ResNet-20)."""
     return PreActResNetCifar(ops, in_channels, num_classes, n, width)
@@ -97,8 +102,7 @@ class ResNet18Cifar(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@BACKBONES.register("resnet18", document="003", section="Table 1 (CIFAR ResNet-18)",
-                    ranges={"width": POSITIVE})
+@BACKBONES.register("resnet18", document="003", section="Table 1 (CIFAR ResNet-18)", ranges={"width": POSITIVE})
 def resnet18(ops, in_channels, num_classes, *, width=1.0):
     """CIFAR ResNet-18 (3×3 stem, 64-128-256-512 × width)."""
     return ResNet18Cifar(ops, in_channels, num_classes, width)

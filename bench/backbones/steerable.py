@@ -11,6 +11,7 @@
   The thesis' exact block setup is in an appendix the seed text does not contain, so widths beyond the ones
   quoted are guesses. BSD500 is not available here; the suite only shows the thesis' numbers for it.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -37,8 +38,13 @@ class BlobFCN(nn.Module):
         return self.head(x)
 
 
-@BACKBONES.register("blob-fcn", provides=("dense",), document="002", section="ch. 4 §4.4.2 (textured blobs: one block + 1×1 head)",
-                    ranges={"width": POSITIVE, "depth": POSITIVE, "kernel_size": POSITIVE})
+@BACKBONES.register(
+    "blob-fcn",
+    provides=("dense",),
+    document="002",
+    section="ch. 4 §4.4.2 (textured blobs: one block + 1×1 head)",
+    ranges={"width": POSITIVE, "depth": POSITIVE, "kernel_size": POSITIVE},
+)
 def blob_fcn(ops, in_channels, num_classes, *, width=8, depth=1, kernel_size=5):
     """Fully convolutional per-pixel net: depth × (k×k block, ReLU), then a 1×1 conv to the logits."""
     return BlobFCN(ops, in_channels, num_classes, width, depth, kernel_size)
@@ -65,8 +71,9 @@ class StatResBlock(nn.Module):
 
 
 class DynResNetBSD(nn.Module):
-    def __init__(self, ops: Ops, in_channels: int, num_classes: int, stem: int, width: int, top: int, pairs: int,
-                 k: int):
+    def __init__(
+        self, ops: Ops, in_channels: int, num_classes: int, stem: int, width: int, top: int, pairs: int, k: int
+    ):
         super().__init__()
         if ops.family.name == "steer-dynamic":
             static = LAYERS.get("steer-static")
@@ -89,10 +96,13 @@ class DynResNetBSD(nn.Module):
         return self.head(F.relu(self.top(x)))
 
 
-@BACKBONES.register("dynresnet-bsd", provides=("dense",), document="002",
-                    section="ch. 4 §4.4.2 BSD500: Conv2d[64]→2×(DynResBlock[128]→StatResBlock[128])→Conv2D[256]",
-                    ranges={"stem": POSITIVE, "width": POSITIVE, "top": POSITIVE, "pairs": POSITIVE,
-                            "kernel_size": POSITIVE})
+@BACKBONES.register(
+    "dynresnet-bsd",
+    provides=("dense",),
+    document="002",
+    section="ch. 4 §4.4.2 BSD500: Conv2d[64]→2×(DynResBlock[128]→StatResBlock[128])→Conv2D[256]",
+    ranges={"stem": POSITIVE, "width": POSITIVE, "top": POSITIVE, "pairs": POSITIVE, "kernel_size": POSITIVE},
+)
 def dynresnet_bsd(ops, in_channels, num_classes, *, stem=64, width=128, top=256, pairs=2, kernel_size=3):
     """The thesis' BSD500 boundary net: alternating dynamic and static blocks, one logit per pixel."""
     return DynResNetBSD(ops, in_channels, num_classes, stem, width, top, pairs, kernel_size)

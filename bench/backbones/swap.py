@@ -26,6 +26,7 @@ The backbones registered here (``tv-resnet50``, ``tv-resnet101``, ``tv-vgg16``) 
 built with ``weights=None`` and then swapped: the detection and segmentation tasks cut them into trunk and
 head; the classification task can use them as they are.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -72,18 +73,24 @@ class SpaceToBatch(nn.Module):
 class SwapReport:
     """What :func:`swap_layers` replaced (module names), and what it left alone and why."""
 
-    spatial: list = field(default_factory=list)     # k > 1 convolutions now of the family (stem included)
-    pointwise: list = field(default_factory=list)   # 1×1 convolutions (families with applies_to="all")
-    stem: list = field(default_factory=list)        # convolutions built with role="stem"
-    dilated: dict = field(default_factory=dict)     # name → how the dilation was handled
+    spatial: list = field(default_factory=list)  # k > 1 convolutions now of the family (stem included)
+    pointwise: list = field(default_factory=list)  # 1×1 convolutions (families with applies_to="all")
+    stem: list = field(default_factory=list)  # convolutions built with role="stem"
+    dilated: dict = field(default_factory=dict)  # name → how the dilation was handled
     norms: list = field(default_factory=list)
     linears: list = field(default_factory=list)
-    kept: dict = field(default_factory=dict)        # name → reason a convolution stayed standard
+    kept: dict = field(default_factory=dict)  # name → reason a convolution stayed standard
 
     def counts(self) -> dict:
-        return {"spatial": len(self.spatial), "pointwise": len(self.pointwise), "stem": len(self.stem),
-                "dilated": len(self.dilated), "norms": len(self.norms), "linears": len(self.linears),
-                "kept": len(self.kept)}
+        return {
+            "spatial": len(self.spatial),
+            "pointwise": len(self.pointwise),
+            "stem": len(self.stem),
+            "dilated": len(self.dilated),
+            "norms": len(self.norms),
+            "linears": len(self.linears),
+            "kept": len(self.kept),
+        }
 
 
 def _set(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -96,8 +103,15 @@ def _pair(v) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def swap_layers(module: nn.Module, ops: Ops | str, *, stem: tuple | list = (), dilated: str = "space-to-batch",
-                norms: bool = True, linears: bool = True) -> SwapReport:
+def swap_layers(
+    module: nn.Module,
+    ops: Ops | str,
+    *,
+    stem: tuple | list = (),
+    dilated: str = "space-to-batch",
+    norms: bool = True,
+    linears: bool = True,
+) -> SwapReport:
     """Replace the convolutions (and norms / linears, when the family defines them) of ``module`` in place.
 
     ``ops`` is an :class:`Ops` or a family name. ``stem`` names the convolution(s) that are the network's first
@@ -155,8 +169,11 @@ def swap_layers(module: nn.Module, ops: Ops | str, *, stem: tuple | list = (), d
                 new = family.build(m.in_channels, m.out_channels, k, s, p, bias, **ops.options)
             (report.spatial if k > 1 else report.pointwise).append(name)
             _set(module, name, new)
-        elif norms and family.norm is not None and (type(m) is nn.BatchNorm2d or
-                                                   (frozen_bn is not None and type(m) is frozen_bn)):
+        elif (
+            norms
+            and family.norm is not None
+            and (type(m) is nn.BatchNorm2d or (frozen_bn is not None and type(m) is frozen_bn))
+        ):
             _set(module, name, ops.norm(int(m.weight.shape[0]) if m.weight is not None else m.num_features))
             report.norms.append(name)
         elif linears and family.linear is not None and type(m) is nn.Linear:
@@ -168,6 +185,7 @@ def swap_layers(module: nn.Module, ops: Ops | str, *, stem: tuple | list = (), d
 def _frozen_bn_type():
     try:
         from torchvision.ops.misc import FrozenBatchNorm2d
+
         return FrozenBatchNorm2d
     except ImportError:  # pragma: no cover
         return None
@@ -178,46 +196,86 @@ def _frozen_bn_type():
 RESNET_LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
-def tv_resnet(ops: Ops, in_channels: int, num_classes: int, depth: int, layers=None, width_per_group: int = 64,
-              replace_stride_with_dilation=None, dilated: str = "space-to-batch") -> nn.Module:
+def tv_resnet(
+    ops: Ops,
+    in_channels: int,
+    num_classes: int,
+    depth: int,
+    layers=None,
+    width_per_group: int = 64,
+    replace_stride_with_dilation=None,
+    dilated: str = "space-to-batch",
+) -> nn.Module:
     """torchvision's ResNet (Bottleneck for depth ≥ 50), ``weights=None``, with the family swapped in.
     ``layers`` overrides the blocks per stage (e.g. ``[1, 1, 1, 1]`` for smoke runs)."""
     from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
     block = Bottleneck if depth >= 50 else BasicBlock
-    model = ResNet(block, list(layers or RESNET_LAYERS[depth]), num_classes=num_classes,
-                   width_per_group=width_per_group, replace_stride_with_dilation=replace_stride_with_dilation)
+    model = ResNet(
+        block,
+        list(layers or RESNET_LAYERS[depth]),
+        num_classes=num_classes,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
+    )
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     model.swap_report = swap_layers(model, ops, stem=("conv1",), dilated=dilated)
     return model
 
 
-@BACKBONES.register("tv-resnet50", provides=("classifier", "detection-trunk", "dilated-resnet"), document="000 §5.4 Table 7 / 003 A.2",
-                    section="torchvision ResNet-50 (He et al.), weights=None, family swapped in",
-                    ranges={"width_per_group": POSITIVE})
-def tv_resnet50(ops, in_channels, num_classes, *, layers=None, width_per_group=64,
-                replace_stride_with_dilation=None, dilated="space-to-batch"):
+@BACKBONES.register(
+    "tv-resnet50",
+    provides=("classifier", "detection-trunk", "dilated-resnet"),
+    document="000 §5.4 Table 7 / 003 A.2",
+    section="torchvision ResNet-50 (He et al.), weights=None, family swapped in",
+    ranges={"width_per_group": POSITIVE},
+)
+def tv_resnet50(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    layers=None,
+    width_per_group=64,
+    replace_stride_with_dilation=None,
+    dilated="space-to-batch",
+):
     """torchvision ResNet-50 with every spatial conv (and norms, if the family has one) replaced."""
-    return tv_resnet(ops, in_channels, num_classes, 50, layers, width_per_group, replace_stride_with_dilation,
-                     dilated)
+    return tv_resnet(ops, in_channels, num_classes, 50, layers, width_per_group, replace_stride_with_dilation, dilated)
 
 
-@BACKBONES.register("tv-resnet101", provides=("classifier", "detection-trunk", "dilated-resnet"), document="000 §5.4 Table 7",
-                    section="torchvision ResNet-101 (He et al.), weights=None, family swapped in",
-                    ranges={"width_per_group": POSITIVE})
-def tv_resnet101(ops, in_channels, num_classes, *, layers=None, width_per_group=64,
-                replace_stride_with_dilation=None, dilated="space-to-batch"):
+@BACKBONES.register(
+    "tv-resnet101",
+    provides=("classifier", "detection-trunk", "dilated-resnet"),
+    document="000 §5.4 Table 7",
+    section="torchvision ResNet-101 (He et al.), weights=None, family swapped in",
+    ranges={"width_per_group": POSITIVE},
+)
+def tv_resnet101(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    layers=None,
+    width_per_group=64,
+    replace_stride_with_dilation=None,
+    dilated="space-to-batch",
+):
     """torchvision ResNet-101 with every spatial conv (and norms, if the family has one) replaced."""
-    return tv_resnet(ops, in_channels, num_classes, 101, layers, width_per_group, replace_stride_with_dilation,
-                     dilated)
+    return tv_resnet(ops, in_channels, num_classes, 101, layers, width_per_group, replace_stride_with_dilation, dilated)
 
 
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
-@BACKBONES.register("tv-vgg16", provides=("classifier", "detection-trunk"), document="000 §5.4 Table 7", section="torchvision VGG-16 (no BN), weights=None",
-                    ranges={"width": POSITIVE, "fc_dim": POSITIVE})
+@BACKBONES.register(
+    "tv-vgg16",
+    provides=("classifier", "detection-trunk"),
+    document="000 §5.4 Table 7",
+    section="torchvision VGG-16 (no BN), weights=None",
+    ranges={"width": POSITIVE, "fc_dim": POSITIVE},
+)
 def tv_vgg16(ops, in_channels, num_classes, *, width=1.0, fc_dim=4096, batch_norm=False):
     """torchvision VGG-16 with its 13 3×3 convolutions replaced; ``width`` scales every conv's channels and
     ``fc_dim`` the two hidden fully connected layers (4096 in VGG-16) for smoke runs."""
@@ -230,8 +288,14 @@ def tv_vgg16(ops, in_channels, num_classes, *, width=1.0, fc_dim=4096, batch_nor
     model = VGG(features, num_classes=num_classes)
     last = cfg[-2]
     model.classifier = nn.Sequential(
-        nn.Linear(last * 7 * 7, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
-        nn.Linear(fc_dim, fc_dim), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(fc_dim, num_classes))
+        nn.Linear(last * 7 * 7, fc_dim),
+        nn.ReLU(True),
+        nn.Dropout(0.5),
+        nn.Linear(fc_dim, fc_dim),
+        nn.ReLU(True),
+        nn.Dropout(0.5),
+        nn.Linear(fc_dim, num_classes),
+    )
     for m in model.classifier:
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)

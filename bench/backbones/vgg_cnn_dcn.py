@@ -29,6 +29,7 @@ reads as the number of *output image channels* (the task passes the image's chan
 * ``last="mean"``: the §4.2 / Figure 9(b) variant whose last convolution is replaced by the mean over the
   channels of the previous feature maps (the output is that one map, repeated over the output channels).
 """
+
 from __future__ import annotations
 
 import re
@@ -108,7 +109,7 @@ class CNNDCN(nn.Module):
 
     def forward(self, x):
         y = self.decoder(self.encoder(x))
-        return y[..., :x.shape[-2], :x.shape[-1]]  # the final Crop layer
+        return y[..., : x.shape[-2], : x.shape[-1]]  # the final Crop layer
 
 
 def _msra_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
@@ -118,10 +119,27 @@ def _msra_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     return conv
 
 
-@BACKBONES.register("vgg16-cnn-dcn", provides=("autoencoder",), document="001", section="§2.1 Fig. 1, Table 1 (VGG-16 Conv-DeConv)",
-                    ranges={"depth": POSITIVE, "channels": POSITIVE, "kernel_size": POSITIVE})
-def vgg16_cnn_dcn(ops: Ops, in_channels, num_classes, *, depth="conv2", channels=None, kernel_size=3,
-                  decoder="random", activation="auto", pool_after=False, upsample="zero", last="conv"):
+@BACKBONES.register(
+    "vgg16-cnn-dcn",
+    provides=("autoencoder",),
+    document="001",
+    section="§2.1 Fig. 1, Table 1 (VGG-16 Conv-DeConv)",
+    ranges={"depth": POSITIVE, "channels": POSITIVE, "kernel_size": POSITIVE},
+)
+def vgg16_cnn_dcn(
+    ops: Ops,
+    in_channels,
+    num_classes,
+    *,
+    depth="conv2",
+    channels=None,
+    kernel_size=3,
+    decoder="random",
+    activation="auto",
+    pool_after=False,
+    upsample="zero",
+    last="conv",
+):
     """VGG-16 encoder up to ConvN and its mirrored decoder (image → image; num_classes = output channels)."""
     if decoder not in ("random", "trained"):
         raise ValueError(f"decoder must be 'random' or 'trained', not {decoder!r}")

@@ -27,6 +27,7 @@ convolutions initialised as partial identities (``dirac=True``: the first ``c_in
 leaves as PyTorch's own ``nn.BatchNorm2d`` / ``nn.Conv2d``; a family's own layers keep their own
 initialisation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,12 +62,12 @@ class PatchWhitening(nn.Module):
         """Set the filters from ``x`` (N, C, H, W), already normalised as the network's input is. Computed in
         float64 (a 12×12 eigen-decomposition; cheap)."""
         k = self.kernel_size
-        patches = x.double().unfold(2, k, 1).unfold(3, k, 1)            # N, C, H', W', k, k
+        patches = x.double().unfold(2, k, 1).unfold(3, k, 1)  # N, C, H', W', k, k
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, self.in_channels * k * k)
         cov = patches.T @ patches / len(patches)
-        evals, evecs = torch.linalg.eigh(cov)                           # ascending
-        evals, evecs = evals.flip(0), evecs.flip(1)                      # largest first
-        filters = (evecs.T / torch.sqrt(evals.clamp_min(0) + self.eps)[:, None])
+        evals, evecs = torch.linalg.eigh(cov)  # ascending
+        evals, evecs = evals.flip(0), evecs.flip(1)  # largest first
+        filters = evecs.T / torch.sqrt(evals.clamp_min(0) + self.eps)[:, None]
         filters = filters.reshape(-1, self.in_channels, k, k)
         self.weight.copy_(torch.cat([filters, -filters]).to(self.weight))
         self.fitted = True
@@ -101,8 +102,18 @@ class ConvGroup(nn.Module):
 
 
 class WhitenedVGG(nn.Module):
-    def __init__(self, ops: Ops, in_channels: int, num_classes: int, width: float, whiten: bool, bn_scale: bool,
-                 bn_momentum: float, logit_scale: float, dirac: bool):
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        num_classes: int,
+        width: float,
+        whiten: bool,
+        bn_scale: bool,
+        bn_momentum: float,
+        logit_scale: float,
+        dirac: bool,
+    ):
         super().__init__()
         if width <= 0:
             raise ValueError(f"whitened-vgg: width must be positive, got {width}")
@@ -138,15 +149,37 @@ class WhitenedVGG(nn.Module):
 
     def forward(self, x):
         x = self.groups(F.gelu(self.stem(x)))
-        x = F.adaptive_max_pool2d(x, 1)   # airbench's max-pool 3 on the 3×3 map a 32×32 input leaves
+        x = F.adaptive_max_pool2d(x, 1)  # airbench's max-pool 3 on the 3×3 map a 32×32 input leaves
         return self.scale(self.fc(torch.flatten(x, 1)))
 
 
-@BACKBONES.register("whitened-vgg", document="harness",
-                    section="fast protocol v2 (after airbench94: Jordan 2024, KellerJordan/cifar10-airbench)",
-                    ranges={"width": POSITIVE})
-def whitened_vgg(ops, in_channels, num_classes, *, width=1.0, whiten=True, bn_scale=False, bn_momentum=0.4,
-                 logit_scale=1 / 9, dirac=True):
+@BACKBONES.register(
+    "whitened-vgg",
+    document="harness",
+    section="fast protocol v2 (after airbench94: Jordan 2024, KellerJordan/cifar10-airbench)",
+    ranges={"width": POSITIVE},
+)
+def whitened_vgg(
+    ops,
+    in_channels,
+    num_classes,
+    *,
+    width=1.0,
+    whiten=True,
+    bn_scale=False,
+    bn_momentum=0.4,
+    logit_scale=1 / 9,
+    dirac=True,
+):
     """Fast-training VGG-like net (3 conv groups, 64/256/256 × width) with a frozen 2×2 patch-whitening stem."""
-    return WhitenedVGG(ops, in_channels, num_classes, float(width), bool(whiten), bool(bn_scale),
-                       float(bn_momentum), float(logit_scale), bool(dirac))
+    return WhitenedVGG(
+        ops,
+        in_channels,
+        num_classes,
+        float(width),
+        bool(whiten),
+        bool(bn_scale),
+        float(bn_momentum),
+        float(logit_scale),
+        bool(dirac),
+    )

@@ -4,6 +4,7 @@ A data set is registered with ``@DATASETS.register(name, ...)`` on a loader
 ``loader(root: Path | None, allow_download: bool, *, option=default, ...) -> ImageData``. Loaders decode files
 once; :func:`cached` keeps the decoded tensors on disk keyed by the source files, so later runs start at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,6 +56,7 @@ class ImageData:
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "ImageData":
         """A fixed subset (same for every family and run seed): the first n of a seeded permutation,
         stratified so every class keeps its share."""
+
         def pick(x, y, n):
             if n is None or n >= len(y):
                 return x, y

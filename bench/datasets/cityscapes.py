@@ -17,6 +17,7 @@ Masks store the 34 Cityscapes label ids; they are mapped to train ids with torch
 
 ``cityscapes-smoke`` writes generated shapes in the same layout and reads them with the very same loader.
 """
+
 from __future__ import annotations
 
 import random
@@ -52,8 +53,9 @@ def cityscapes_table(void: str = "ignore") -> tuple[tuple, torch.Tensor]:
     raise ValueError(f"void must be 'ignore' or 'class', not {void!r}")
 
 
-def load_cityscapes(root: Path | None, name: str, train_split: str = "train", test_split: str = "val",
-                    void: str = "ignore") -> SegmentationData:
+def load_cityscapes(
+    root: Path | None, name: str, train_split: str = "train", test_split: str = "val", void: str = "ignore"
+) -> SegmentationData:
     from torchvision.datasets import Cityscapes
 
     expected = "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/*_gtFine_labelIds.png"
@@ -70,13 +72,23 @@ def load_cityscapes(root: Path | None, name: str, train_split: str = "train", te
         if not splits[split]:
             raise missing(name, root, expected, hint=f" (no images in split {split!r})")
     classes, lut = cityscapes_table(void)
-    return SegmentationData(name, splits[train_split], splits[test_split], classes, lut, 255,
-                            source=f"Cityscapes (gtFine) layout at {root}",
-                            meta={"train_split": train_split, "test_split": test_split, "void": void})
+    return SegmentationData(
+        name,
+        splits[train_split],
+        splits[test_split],
+        classes,
+        lut,
+        255,
+        source=f"Cityscapes (gtFine) layout at {root}",
+        meta={"train_split": train_split, "test_split": test_split, "void": void},
+    )
 
 
-@DATASETS.register("cityscapes", document="003 A.2",
-                   summary="Cityscapes fine semantic segmentation (2,975 train → 500 val), torchvision layout.")
+@DATASETS.register(
+    "cityscapes",
+    document="003 A.2",
+    summary="Cityscapes fine semantic segmentation (2,975 train → 500 val), torchvision layout.",
+)
 def cityscapes(root, allow_download, *, train_split="train", test_split="val", void="ignore"):
     return load_cityscapes(root, "cityscapes", train_split, test_split, void)
 
@@ -85,8 +97,9 @@ def cityscapes(root, allow_download, *, train_split="train", test_split="val", v
 SMOKE_OBJECT_IDS = (26, 24, 11, 21)
 
 
-def write_cityscapes(folder: str | Path, n_train: int = 8, n_test: int = 4, size=(64, 128), seed: int = 0,
-                     cities=("aachen", "bremen")) -> Path:
+def write_cityscapes(
+    folder: str | Path, n_train: int = 8, n_test: int = 4, size=(64, 128), seed: int = 0, cities=("aachen", "bremen")
+) -> Path:
     """Write a Cityscapes-layout set of shapes (label-id PNGs; a 2-pixel unlabeled frame, id 0)."""
     folder = Path(folder)
     rng = random.Random(seed)
@@ -112,8 +125,11 @@ def write_cityscapes(folder: str | Path, n_train: int = 8, n_test: int = 4, size
     return folder
 
 
-@DATASETS.register("cityscapes-smoke", summary="Generated Cityscapes-layout shapes, read by the cityscapes loader.",
-                   ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "seed": NON_NEGATIVE})
+@DATASETS.register(
+    "cityscapes-smoke",
+    summary="Generated Cityscapes-layout shapes, read by the cityscapes loader.",
+    ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "seed": NON_NEGATIVE},
+)
 def cityscapes_smoke(root, allow_download, *, n_train=8, n_test=4, size=(64, 128), seed=0, void="ignore"):
     opts = dict(n_train=n_train, n_test=n_test, size=list(size), seed=seed)
     folder = smoke_folder("cityscapes-smoke", opts, root)

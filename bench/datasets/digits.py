@@ -2,6 +2,7 @@
 
 Pixel values 0–16 are scaled to 0–255. The split is fixed: a seeded permutation, 1,437 train / 360 test
 (80 / 20, stratified by taking the same share of every class)."""
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,11 @@ from bench.datasets import DATASETS, ImageData
 from bench.schema import FRACTION
 
 
-@DATASETS.register("digits", summary="scikit-learn 8×8 digits (ships with the library; no download).",
-                   ranges={"test_fraction": FRACTION})
+@DATASETS.register(
+    "digits",
+    summary="scikit-learn 8×8 digits (ships with the library; no download).",
+    ranges={"test_fraction": FRACTION},
+)
 def digits(root, allow_download, *, test_fraction=0.2):
     from sklearn.datasets import load_digits
 
@@ -27,5 +31,6 @@ def digits(root, allow_download, *, test_fraction=0.2):
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
-    return ImageData("digits", x[tr], y[tr], x[te], y[te], [str(i) for i in range(10)],
-                     source="sklearn.datasets.load_digits")
+    return ImageData(
+        "digits", x[tr], y[tr], x[te], y[te], [str(i) for i in range(10)], source="sklearn.datasets.load_digits"
+    )

@@ -12,6 +12,7 @@ classification task; the ``fewshot`` task pools both and draws its own classes a
 a CPU in seconds per epoch; 4× fewer pixels than the original while faces stay recognisable. ``None`` keeps
 the files' own size (all images must then share it).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,13 +25,16 @@ from bench.schema import FRACTION, NON_NEGATIVE, POSITIVE
 
 
 def _person_dirs(root: Path) -> list[Path]:
-    return sorted((p for p in root.iterdir() if p.is_dir() and any(
-        f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())), key=lambda p: _natural(p.name))
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())),
+        key=lambda p: _natural(p.name),
+    )
 
 
 def _natural(name: str):
     """s2 before s10: digits compare as numbers."""
     import re
+
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
@@ -42,10 +46,12 @@ def find_face_root(root: Path) -> Path | None:
     return None
 
 
-@DATASETS.register("faces", document="000 supplement §3.3",
-                   summary="Face folders <root>/<person>/<images> (AT&T att_faces/s<n>/<k>.pgm), greyscale.",
-                   ranges={"size": POSITIVE, "train_fraction": FRACTION, "split_seed": NON_NEGATIVE,
-                           "min_images": POSITIVE})
+@DATASETS.register(
+    "faces",
+    document="000 supplement §3.3",
+    summary="Face folders <root>/<person>/<images> (AT&T att_faces/s<n>/<k>.pgm), greyscale.",
+    ranges={"size": POSITIVE, "train_fraction": FRACTION, "split_seed": NON_NEGATIVE, "min_images": POSITIVE},
+)
 def faces(root, allow_download, *, size=(56, 46), mode="L", train_fraction=0.6, split_seed=0, min_images=2):
     if root is None:
         raise missing("faces", root, "<person>/<images> folders, e.g. att_faces/s1/1.pgm")
@@ -67,8 +73,15 @@ def faces(root, allow_download, *, size=(56, 46), mode="L", train_fraction=0.6, 
 
     def build() -> ImageData:
         x = decode(files, size_t, mode, "decode faces")
-        return ImageData("faces", x, torch.tensor(labels), x[:0], torch.tensor([], dtype=torch.long), people,
-                         source=f"face folders {base}")
+        return ImageData(
+            "faces",
+            x,
+            torch.tensor(labels),
+            x[:0],
+            torch.tensor([], dtype=torch.long),
+            people,
+            source=f"face folders {base}",
+        )
 
     full = cached(key, build)
     return split_per_class(full, train_fraction, split_seed)

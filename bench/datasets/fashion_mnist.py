@@ -12,6 +12,7 @@ a bad file is a one-line error naming it (exit code 2). Images come back as uint
 int64, the split as distributed (60,000 train / 10,000 test). Decoding takes about a second, so nothing is
 cached.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -26,10 +27,13 @@ from bench.datasets import DATASETS, ImageData, missing
 from bench.errors import BenchError
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Ankle boot"]
-FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-         "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801  # 0x08 = unsigned byte, then the number of dimensions
 SIDE = 28
 
@@ -83,8 +87,9 @@ def read_idx(path: Path, kind: str) -> np.ndarray:
         raise BadDataFile(path, f"images are {shape[1]}×{shape[2]}, expected {SIDE}×{SIDE}")
     size = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != size:
-        raise BadDataFile(path, f"header announces {size} bytes of data for shape {tuple(shape)}, "
-                                f"the file holds {len(raw) - header}")
+        raise BadDataFile(
+            path, f"header announces {size} bytes of data for shape {tuple(shape)}, the file holds {len(raw) - header}"
+        )
     arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
     if kind == "labels" and size and int(arr.max()) >= len(CLASSES):
         raise BadDataFile(path, f"label {int(arr.max())} out of range 0–{len(CLASSES) - 1}")
@@ -99,8 +104,12 @@ def _split(files: dict[str, Path], which: str) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(x.copy())[:, None], torch.from_numpy(y.astype(np.int64))
 
 
-@DATASETS.register("fashion-mnist", document="003", env_root="BENCH_FASHION_MNIST_ROOT",
-                   summary="Fashion-MNIST IDX files (Debian's dataset-fashion-mnist or a root), 28×28 greyscale.")
+@DATASETS.register(
+    "fashion-mnist",
+    document="003",
+    env_root="BENCH_FASHION_MNIST_ROOT",
+    summary="Fashion-MNIST IDX files (Debian's dataset-fashion-mnist or a root), 28×28 greyscale.",
+)
 def fashion_mnist(root, allow_download):
     base = Path(root) if root else DEBIAN_ROOT
     files = find_files(base)
@@ -109,5 +118,12 @@ def fashion_mnist(root, allow_download):
         raise missing("fashion-mnist", base, f"{', '.join(FILES.values())} (each plain or .gz)", hint)
     train_x, train_y = _split(files, "train")
     test_x, test_y = _split(files, "test")
-    return ImageData("fashion-mnist", train_x, train_y, test_x, test_y, list(CLASSES),
-                     source=f"IDX files in {files['train_x'].parent}")
+    return ImageData(
+        "fashion-mnist",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        list(CLASSES),
+        source=f"IDX files in {files['train_x'].parent}",
+    )

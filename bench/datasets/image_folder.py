@@ -1,4 +1,5 @@
 """Image-folder data sets: ``<root>/train/<class>/*`` and ``<root>/test/<class>/*`` (any PIL-readable files)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,9 @@ def decode_workers(n_files: int) -> int:
     return max(1, min(cpus, n_files // 1000))
 
 
-def decode(files: list[Path], size: tuple[int, int] | None, mode: str, desc: str,
-           workers: int | None = None) -> torch.Tensor:
+def decode(
+    files: list[Path], size: tuple[int, int] | None, mode: str, desc: str, workers: int | None = None
+) -> torch.Tensor:
     """Decode image files into one (N, C, H, W) uint8 tensor (done once, then cached). Chunks of files are
     decoded in ``workers`` processes (default :func:`decode_workers`) that import only PIL and numpy."""
     from bench.imgdecode import decode_files
@@ -53,7 +55,7 @@ def decode(files: list[Path], size: tuple[int, int] | None, mode: str, desc: str
     names = [str(f) for f in files]
     n_chunks = max(1, workers * 4) if workers > 1 else max(1, len(names) // 1000)
     step = -(-len(names) // n_chunks)
-    chunks = [names[i:i + step] for i in range(0, len(names), step)]
+    chunks = [names[i : i + step] for i in range(0, len(names), step)]
     bar = tqdm(total=len(names), desc=desc, unit="img", leave=False, mininterval=1.0)
     parts = []
     if workers > 1 and len(chunks) > 1:
@@ -121,8 +123,14 @@ def load_image_folder(root: Path, name: str, size: tuple[int, int] | None = None
         except (OSError, ValueError):
             entry = None
         cache_name = entry.get("cache") if isinstance(entry, dict) else None
-        if not (isinstance(cache_name, str) and cache_name.startswith(f"{name}-folder-") and cache_name.endswith(".pt")
-                and "/" not in cache_name and "\\" not in cache_name and ".." not in cache_name):
+        if not (
+            isinstance(cache_name, str)
+            and cache_name.startswith(f"{name}-folder-")
+            and cache_name.endswith(".pt")
+            and "/" not in cache_name
+            and "\\" not in cache_name
+            and ".." not in cache_name
+        ):
             entry = None  # a manifest that names no cache file of ours: listed and decoded again
         if isinstance(entry, dict) and entry.get("fingerprint") == fingerprint:
             data = load_cache_file(cache_dir() / entry["cache"])
@@ -135,22 +143,39 @@ def load_image_folder(root: Path, name: str, size: tuple[int, int] | None = None
     key = f"{name}-folder-{files_key(tr_files + te_files)}-{mode}-{size}"
 
     def build() -> ImageData:
-        return ImageData(name, decode(tr_files, size, mode, f"decode {name} train"), torch.tensor(tr_y),
-                         decode(te_files, size, mode, f"decode {name} test"), torch.tensor(te_y), classes,
-                         source=f"image folder {root}")
+        return ImageData(
+            name,
+            decode(tr_files, size, mode, f"decode {name} train"),
+            torch.tensor(tr_y),
+            decode(te_files, size, mode, f"decode {name} test"),
+            torch.tensor(te_y),
+            classes,
+            source=f"image folder {root}",
+        )
 
     data = cached(key, build, refresh=refresh)
     try:
-        write_json_atomic(manifest, {"root": str(root.resolve()), "fingerprint": fingerprint,
-                                     "cache": f"{key}.pt", "files": len(tr_files) + len(te_files)})
+        write_json_atomic(
+            manifest,
+            {
+                "root": str(root.resolve()),
+                "fingerprint": fingerprint,
+                "cache": f"{key}.pt",
+                "files": len(tr_files) + len(te_files),
+            },
+        )
     except OSError as exc:  # the cache is an optimisation: the next load lists the folder again
         from bench.cache import write_failed
+
         write_failed(manifest, exc)
     return data
 
 
-@DATASETS.register("image-folder", summary="Any train/<class>/, test/<class>/ image folder under the data root.",
-                   ranges={"size": POSITIVE})
+@DATASETS.register(
+    "image-folder",
+    summary="Any train/<class>/, test/<class>/ image folder under the data root.",
+    ranges={"size": POSITIVE},
+)
 def image_folder(root, allow_download, *, size=None, mode="RGB"):
     if root is None:
         raise missing("image-folder", root, "train/ and test/ folders")

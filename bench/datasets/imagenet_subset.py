@@ -14,6 +14,7 @@ a 100-class subset (130k training images) at 1.6 GB of uint8 and ResNet-18 epoch
 document trains at the usual 224. ``max_train_per_class`` caps the training images per class (first n in file
 order) for smaller runs. The decoded tensors are cached (bench.datasets.cached) keyed by the selected files.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,9 +59,12 @@ def decode_square(files: list[Path], size: int, desc: str) -> torch.Tensor:
     return out
 
 
-@DATASETS.register("imagenet-subset", document="000 §5.1-5.2",
-                   summary="ImageNet train/<wnid>, val/<wnid> folders; the k classes with most images, resized.",
-                   ranges={"classes": POSITIVE, "size": POSITIVE})
+@DATASETS.register(
+    "imagenet-subset",
+    document="000 §5.1-5.2",
+    summary="ImageNet train/<wnid>, val/<wnid> folders; the k classes with most images, resized.",
+    ranges={"classes": POSITIVE, "size": POSITIVE},
+)
 def imagenet_subset(root, allow_download, *, classes=100, size=64, max_train_per_class=None):
     expected = "train/<wnid>/*.JPEG and val/<wnid>/*.JPEG"
     if root is None:
@@ -77,7 +81,7 @@ def imagenet_subset(root, allow_download, *, classes=100, size=64, max_train_per
     for i, c in enumerate(wnids):
         imgs = _images(cand / "train" / c)
         if max_train_per_class:
-            imgs = imgs[:int(max_train_per_class)]
+            imgs = imgs[: int(max_train_per_class)]
         tr_files += imgs
         tr_y += [i] * len(imgs)
         vimgs = _images(val_dir / c) if (val_dir / c).is_dir() else []
@@ -88,9 +92,15 @@ def imagenet_subset(root, allow_download, *, classes=100, size=64, max_train_per
     key = f"imagenet-subset-{files_key(tr_files + te_files)}-{len(wnids)}-{int(size)}"
 
     def build() -> ImageData:
-        return ImageData("imagenet-subset", decode_square(tr_files, int(size), "decode imagenet train"),
-                         torch.tensor(tr_y), decode_square(te_files, int(size), "decode imagenet val"),
-                         torch.tensor(te_y), wnids, source=f"ImageNet folder {cand}",
-                         meta={"selection": classes if isinstance(classes, (list, tuple)) else f"top-{classes}"})
+        return ImageData(
+            "imagenet-subset",
+            decode_square(tr_files, int(size), "decode imagenet train"),
+            torch.tensor(tr_y),
+            decode_square(te_files, int(size), "decode imagenet val"),
+            torch.tensor(te_y),
+            wnids,
+            source=f"ImageNet folder {cand}",
+            meta={"selection": classes if isinstance(classes, (list, tuple)) else f"top-{classes}"},
+        )
 
     return cached(key, build)

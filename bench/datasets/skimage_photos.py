@@ -10,6 +10,7 @@ The *test* split is the photos named in ``test`` (the ones the reconstruction ta
 square plus ``train_crops`` random square crops (side 40–100 % of the short side, seeded), so a decoder is
 never trained on the images it is scored on. Labels are the index of the source photo.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,20 @@ from bench.schema import POSITIVE
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 TEST = ("chelsea", "astronaut", "coffee", "rocket")
-TRAIN = ("camera", "coins", "moon", "hubble_deep_field", "ihc", "retina", "motorcycle_left", "clock_motion",
-         "brick", "grass", "gravel", "page")
+TRAIN = (
+    "camera",
+    "coins",
+    "moon",
+    "hubble_deep_field",
+    "ihc",
+    "retina",
+    "motorcycle_left",
+    "clock_motion",
+    "brick",
+    "grass",
+    "gravel",
+    "page",
+)
 
 
 def skimage_data_dir() -> Path:
@@ -72,9 +85,12 @@ def _decode(files: list[Path], size: int, mode: str, crops: int, seed: int) -> t
     return np.ascontiguousarray(x), np.asarray(ys)
 
 
-@DATASETS.register("skimage-photos", env_root="BENCH_SKIMAGE_ROOT",
-                   summary="scikit-image's bundled photos (chelsea the cat, astronaut, …); no download.",
-                   ranges={"size": POSITIVE, "train_crops": POSITIVE})
+@DATASETS.register(
+    "skimage-photos",
+    env_root="BENCH_SKIMAGE_ROOT",
+    summary="scikit-image's bundled photos (chelsea the cat, astronaut, …); no download.",
+    ranges={"size": POSITIVE, "train_crops": POSITIVE},
+)
 def skimage_photos(root, allow_download, *, size=128, test=TEST, train=TRAIN, train_crops=8, mode="RGB"):
     folder = Path(root) if root else skimage_data_dir()
     test, train = list(test), list(train)
@@ -93,8 +109,15 @@ def skimage_photos(root, allow_download, *, size=128, test=TEST, train=TRAIN, tr
         else:
             tr_x, tr_y = te_x[:0], np.zeros(0, dtype=np.int64)
         names = [f.stem for f in train_files] + [f.stem for f in test_files]
-        return ImageData("skimage-photos", torch.from_numpy(tr_x), torch.from_numpy(tr_y).long(),
-                         torch.from_numpy(te_x), torch.arange(len(test_files)) + len(train_files), names,
-                         source=f"image files in {folder}", meta={"test_names": [f.stem for f in test_files]})
+        return ImageData(
+            "skimage-photos",
+            torch.from_numpy(tr_x),
+            torch.from_numpy(tr_y).long(),
+            torch.from_numpy(te_x),
+            torch.arange(len(test_files)) + len(train_files),
+            names,
+            source=f"image files in {folder}",
+            meta={"test_names": [f.stem for f in test_files]},
+        )
 
     return cached(key, build)

@@ -24,6 +24,7 @@ draw simple shapes into JPEGs with XML annotations / palette PNG masks in the ve
 same loaders read them back. Those data sets are listed as smoke data by the tasks, so the site says
 "not yet run on real data".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,21 +41,41 @@ from PIL import Image, ImageDraw
 from bench.datasets import DATASETS, cache_dir, missing
 from bench.schema import NON_NEGATIVE, POSITIVE
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 # -- index types ------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DetSample:
     id: str
-    image: str                # path of the JPEG
-    boxes: torch.Tensor       # (N, 4) float32, continuous [x1, y1, x2, y2] (see module docstring)
-    labels: torch.Tensor      # (N,) int64, 1..C (0 is background)
-    difficult: torch.Tensor   # (N,) bool
-    size: tuple               # (height, width)
+    image: str  # path of the JPEG
+    boxes: torch.Tensor  # (N, 4) float32, continuous [x1, y1, x2, y2] (see module docstring)
+    labels: torch.Tensor  # (N,) int64, 1..C (0 is background)
+    difficult: torch.Tensor  # (N,) bool
+    size: tuple  # (height, width)
 
 
 def _pick(items: list, n: int | None, seed: int) -> list:
@@ -87,8 +108,14 @@ class DetectionData:
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "DetectionData":
         """The first n of a seeded permutation (the same for every family and run seed), in file order."""
-        return DetectionData(self.name, _pick(self.train, train, seed), _pick(self.test, test, seed + 1),
-                             self.classes, self.source, dict(self.meta))
+        return DetectionData(
+            self.name,
+            _pick(self.train, train, seed),
+            _pick(self.test, test, seed + 1),
+            self.classes,
+            self.source,
+            dict(self.meta),
+        )
 
     @staticmethod
     def image(sample: DetSample) -> torch.Tensor:
@@ -110,7 +137,7 @@ class SegmentationData:
     train: list
     test: list
     classes: tuple
-    lut: torch.Tensor                    # (256,) int64
+    lut: torch.Tensor  # (256,) int64
     ignore_index: int = 255
     source: str = ""
     meta: dict = field(default_factory=dict)
@@ -120,8 +147,16 @@ class SegmentationData:
         return len(self.classes)
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "SegmentationData":
-        return SegmentationData(self.name, _pick(self.train, train, seed), _pick(self.test, test, seed + 1),
-                                self.classes, self.lut, self.ignore_index, self.source, dict(self.meta))
+        return SegmentationData(
+            self.name,
+            _pick(self.train, train, seed),
+            _pick(self.test, test, seed + 1),
+            self.classes,
+            self.lut,
+            self.ignore_index,
+            self.source,
+            dict(self.meta),
+        )
 
     def load(self, sample: SegSample) -> tuple[torch.Tensor, torch.Tensor]:
         """(3, H, W) uint8 image and (H, W) int64 train-id mask."""
@@ -132,6 +167,7 @@ class SegmentationData:
 
 
 # -- VOC2007 detection ------------------------------------------------------------------------------------
+
 
 def find_voc_dir(root: Path | None, year: str) -> Path | None:
     if root is None:
@@ -159,19 +195,26 @@ def parse_voc_xml(path: Path, classes=VOC_CLASSES) -> dict:
         labels.append(classes.index(name) + 1)
         diff = obj.find("difficult")
         difficult.append(bool(int(diff.text)) if diff is not None and diff.text else False)
-    return {"size": (h, w), "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.tensor(labels, dtype=torch.int64), "difficult": torch.tensor(difficult, dtype=torch.bool)}
+    return {
+        "size": (h, w),
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "difficult": torch.tensor(difficult, dtype=torch.bool),
+    }
 
 
 def _ids(path: Path) -> list[str]:
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
-def load_voc_detection(root: Path | None, name: str, year: str = "2007", train_split: str = "trainval",
-                       test_split: str = "test") -> DetectionData:
+def load_voc_detection(
+    root: Path | None, name: str, year: str = "2007", train_split: str = "trainval", test_split: str = "test"
+) -> DetectionData:
     base = find_voc_dir(root, year)
-    expected = (f"VOCdevkit/VOC{year}/{{JPEGImages,Annotations,ImageSets/Main/{train_split}.txt,"
-                f"ImageSets/Main/{test_split}.txt}}")
+    expected = (
+        f"VOCdevkit/VOC{year}/{{JPEGImages,Annotations,ImageSets/Main/{train_split}.txt,"
+        f"ImageSets/Main/{test_split}.txt}}"
+    )
     if base is None:
         raise missing(name, root, expected)
     splits = {}
@@ -182,25 +225,36 @@ def load_voc_detection(root: Path | None, name: str, year: str = "2007", train_s
         samples = []
         for i in _ids(f):
             ann = parse_voc_xml(base / "Annotations" / f"{i}.xml")
-            samples.append(DetSample(i, str(base / "JPEGImages" / f"{i}.jpg"), ann["boxes"], ann["labels"],
-                                     ann["difficult"], ann["size"]))
+            samples.append(
+                DetSample(
+                    i, str(base / "JPEGImages" / f"{i}.jpg"), ann["boxes"], ann["labels"], ann["difficult"], ann["size"]
+                )
+            )
         splits[split] = samples
-    return DetectionData(name, splits[train_split], splits[test_split], VOC_CLASSES,
-                         source=f"PASCAL VOC{year} layout at {base}",
-                         meta={"year": year, "train_split": train_split, "test_split": test_split})
+    return DetectionData(
+        name,
+        splits[train_split],
+        splits[test_split],
+        VOC_CLASSES,
+        source=f"PASCAL VOC{year} layout at {base}",
+        meta={"year": year, "train_split": train_split, "test_split": test_split},
+    )
 
 
-@DATASETS.register("voc2007", document="000 §5.4",
-                   summary="PASCAL VOC 2007 detection (trainval → test), real VOCdevkit layout.")
+@DATASETS.register(
+    "voc2007", document="000 §5.4", summary="PASCAL VOC 2007 detection (trainval → test), real VOCdevkit layout."
+)
 def voc2007(root, allow_download, *, train_split="trainval", test_split="test"):
     if find_voc_dir(root, "2007") is None and allow_download and root is not None:
         from torchvision.datasets import VOCDetection
+
         VOCDetection(str(root), year="2007", image_set="trainval", download=True)
         VOCDetection(str(root), year="2007-test", image_set="test", download=True)
     return load_voc_detection(root, "voc2007", "2007", train_split, test_split)
 
 
 # -- VOC2012 segmentation ----------------------------------------------------------------------------------
+
 
 def voc_palette() -> list[int]:
     """The VOC colour map (bit-interleaved label → RGB), as a flat 768-entry PIL palette."""
@@ -217,11 +271,14 @@ def voc_palette() -> list[int]:
     return pal
 
 
-def load_voc_segmentation(root: Path | None, name: str, year: str = "2012", train_split: str = "train",
-                          test_split: str = "val") -> SegmentationData:
+def load_voc_segmentation(
+    root: Path | None, name: str, year: str = "2012", train_split: str = "train", test_split: str = "val"
+) -> SegmentationData:
     base = find_voc_dir(root, year)
-    expected = (f"VOCdevkit/VOC{year}/{{JPEGImages,SegmentationClass,ImageSets/Segmentation/{train_split}.txt,"
-                f"ImageSets/Segmentation/{test_split}.txt}}")
+    expected = (
+        f"VOCdevkit/VOC{year}/{{JPEGImages,SegmentationClass,ImageSets/Segmentation/{train_split}.txt,"
+        f"ImageSets/Segmentation/{test_split}.txt}}"
+    )
     if base is None or not (base / "SegmentationClass").is_dir():
         raise missing(name, root, expected)
     splits = {}
@@ -229,20 +286,33 @@ def load_voc_segmentation(root: Path | None, name: str, year: str = "2012", trai
         f = base / "ImageSets" / "Segmentation" / f"{split}.txt"
         if not f.is_file():
             raise missing(name, root, expected, hint=f" ({f} is missing)")
-        splits[split] = [SegSample(i, str(base / "JPEGImages" / f"{i}.jpg"), str(base / "SegmentationClass" / f"{i}.png"))
-                         for i in _ids(f)]
+        splits[split] = [
+            SegSample(i, str(base / "JPEGImages" / f"{i}.jpg"), str(base / "SegmentationClass" / f"{i}.png"))
+            for i in _ids(f)
+        ]
     lut = torch.full((256,), 255, dtype=torch.int64)
     lut[:21] = torch.arange(21)
-    return SegmentationData(name, splits[train_split], splits[test_split], ("background",) + VOC_CLASSES, lut, 255,
-                            source=f"PASCAL VOC{year} segmentation layout at {base}",
-                            meta={"year": year, "train_split": train_split, "test_split": test_split})
+    return SegmentationData(
+        name,
+        splits[train_split],
+        splits[test_split],
+        ("background",) + VOC_CLASSES,
+        lut,
+        255,
+        source=f"PASCAL VOC{year} segmentation layout at {base}",
+        meta={"year": year, "train_split": train_split, "test_split": test_split},
+    )
 
 
-@DATASETS.register("voc2012-seg", document="003 A.2",
-                   summary="PASCAL VOC 2012 semantic segmentation (train → val), real VOCdevkit layout.")
+@DATASETS.register(
+    "voc2012-seg",
+    document="003 A.2",
+    summary="PASCAL VOC 2012 semantic segmentation (train → val), real VOCdevkit layout.",
+)
 def voc2012_seg(root, allow_download, *, train_split="train", test_split="val"):
     if find_voc_dir(root, "2012") is None and allow_download and root is not None:
         from torchvision.datasets import VOCSegmentation
+
         VOCSegmentation(str(root), year="2012", image_set="trainval", download=True)
     return load_voc_segmentation(root, "voc2012-seg", "2012", train_split, test_split)
 
@@ -283,20 +353,33 @@ def _draw_shapes(rng: random.Random, size: tuple[int, int], n_objects: int, n_cl
 
 def _voc_xml(image_id: str, size: tuple[int, int], objs, classes, difficult_every: int) -> str:
     h, w = size
-    parts = [f"<annotation><folder>VOC</folder><filename>{image_id}.jpg</filename>",
-             f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size><segmented>0</segmented>"]
+    parts = [
+        f"<annotation><folder>VOC</folder><filename>{image_id}.jpg</filename>",
+        f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size><segmented>0</segmented>",
+    ]
     for j, (c, (x1, y1, x2, y2)) in enumerate(objs):
         diff = int(difficult_every > 0 and j % difficult_every == difficult_every - 1)
         # VOC boxes are 1-based inclusive pixel indices
-        parts.append(f"<object><name>{classes[c - 1]}</name><pose>Unspecified</pose><truncated>0</truncated>"
-                     f"<difficult>{diff}</difficult><bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin>"
-                     f"<xmax>{x2 + 1}</xmax><ymax>{y2 + 1}</ymax></bndbox></object>")
+        parts.append(
+            f"<object><name>{classes[c - 1]}</name><pose>Unspecified</pose><truncated>0</truncated>"
+            f"<difficult>{diff}</difficult><bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin>"
+            f"<xmax>{x2 + 1}</xmax><ymax>{y2 + 1}</ymax></bndbox></object>"
+        )
     parts.append("</annotation>")
     return "".join(parts)
 
 
-def write_voc_detection(folder: str | Path, n_train: int = 12, n_test: int = 6, size=(96, 128), n_classes: int = 3,
-                        max_objects: int = 3, difficult_every: int = 4, seed: int = 0, year: str = "2007") -> Path:
+def write_voc_detection(
+    folder: str | Path,
+    n_train: int = 12,
+    n_test: int = 6,
+    size=(96, 128),
+    n_classes: int = 3,
+    max_objects: int = 3,
+    difficult_every: int = 4,
+    seed: int = 0,
+    year: str = "2007",
+) -> Path:
     """Write a VOC-format detection set of simple shapes under ``folder/VOCdevkit/VOC<year>``; returns folder."""
     folder = Path(folder)
     base = folder / "VOCdevkit" / f"VOC{year}"
@@ -310,15 +393,24 @@ def write_voc_detection(folder: str | Path, n_train: int = 12, n_test: int = 6, 
             img, objs, _ = _draw_shapes(rng, tuple(size), rng.randint(1, max_objects), n_classes)
             img.save(base / "JPEGImages" / f"{image_id}.jpg", quality=95)
             (base / "Annotations" / f"{image_id}.xml").write_text(
-                _voc_xml(image_id, tuple(size), objs, VOC_CLASSES, difficult_every))
+                _voc_xml(image_id, tuple(size), objs, VOC_CLASSES, difficult_every)
+            )
             ids[split].append(image_id)
     for split, lst in ids.items():
         (base / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(lst) + "\n")
     return folder
 
 
-def write_voc_segmentation(folder: str | Path, n_train: int = 8, n_test: int = 4, size=(64, 80), n_classes: int = 4,
-                           max_objects: int = 3, seed: int = 0, border: int = 1) -> Path:
+def write_voc_segmentation(
+    folder: str | Path,
+    n_train: int = 8,
+    n_test: int = 4,
+    size=(64, 80),
+    n_classes: int = 4,
+    max_objects: int = 3,
+    seed: int = 0,
+    border: int = 1,
+) -> Path:
     """Write a VOC2012-format segmentation set (JPEGs, palette PNG masks with a 255 border around every
     object, as VOC has) under ``folder/VOCdevkit/VOC2012``; returns folder."""
     folder = Path(folder)
@@ -356,9 +448,11 @@ def smoke_folder(kind: str, options: dict, root: Path | None) -> Path:
     return cache_dir() / f"{kind}-{key}"
 
 
-@DATASETS.register("voc-smoke", summary="Generated VOC2007-format shapes (JPEG + XML), read by the voc2007 loader.",
-                   ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "n_classes": POSITIVE,
-                           "seed": NON_NEGATIVE})
+@DATASETS.register(
+    "voc-smoke",
+    summary="Generated VOC2007-format shapes (JPEG + XML), read by the voc2007 loader.",
+    ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "n_classes": POSITIVE, "seed": NON_NEGATIVE},
+)
 def voc_smoke(root, allow_download, *, n_train=12, n_test=6, size=(96, 128), n_classes=3, seed=0):
     opts = dict(n_train=n_train, n_test=n_test, size=list(size), n_classes=n_classes, seed=seed)
     folder = smoke_folder("voc-smoke", opts, root)
@@ -369,10 +463,11 @@ def voc_smoke(root, allow_download, *, n_train=12, n_test=6, size=(96, 128), n_c
     return data
 
 
-@DATASETS.register("voc2012-seg-smoke",
-                   summary="Generated VOC2012-format segmentation shapes, read by the voc2012-seg loader.",
-                   ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "n_classes": POSITIVE,
-                           "seed": NON_NEGATIVE})
+@DATASETS.register(
+    "voc2012-seg-smoke",
+    summary="Generated VOC2012-format segmentation shapes, read by the voc2012-seg loader.",
+    ranges={"n_train": POSITIVE, "n_test": POSITIVE, "size": POSITIVE, "n_classes": POSITIVE, "seed": NON_NEGATIVE},
+)
 def voc2012_seg_smoke(root, allow_download, *, n_train=8, n_test=4, size=(64, 80), n_classes=4, seed=0):
     opts = dict(n_train=n_train, n_test=n_test, size=list(size), n_classes=n_classes, seed=seed)
     folder = smoke_folder("voc2012-seg-smoke", opts, root)

@@ -15,6 +15,7 @@ Fixed (never trained) tensors are registered with :func:`fixed_buffer`, so they 
 state dict, never see an optimiser, and are counted as *fixed* parameters. A family that computes with its
 own ``torch.autograd.Function`` tells the MAC counter (fvcore) what it costs through :data:`MAC_HANDLES`.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,10 +34,10 @@ MAC_HANDLES: dict[str, Callable[[list, list], int]] = {}
 
 @dataclass(frozen=True)
 class LayerFamily(Entry):
-    document: str = ""          # seed document id, e.g. "000", or a citation for user families
-    section: str = ""           # section / equation in that document
-    fixed: str = ""             # what is fixed (not learned)
-    learned: str = ""           # what is learned
+    document: str = ""  # seed document id, e.g. "000", or a citation for user families
+    section: str = ""  # section / equation in that document
+    fixed: str = ""  # what is fixed (not learned)
+    learned: str = ""  # what is learned
     # formula for the learned parameter count of one layer: f(cin, cout, k, bias, **options) -> int
     learned_params: Callable[..., int] | None = None
     # True, or a string saying why the family cannot run under torch.compile
@@ -57,9 +58,19 @@ class LayerFamily(Entry):
     # backbone declares for this family's document (e.g. the authors' code's iteration count for one layer)
     accepts_hints: bool = False
 
-    def build(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-              padding: int | None = None, bias: bool = False, *, groups: int = 1, hints: dict | None = None,
-              **options: Any) -> nn.Module:
+    def build(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        *,
+        groups: int = 1,
+        hints: dict | None = None,
+        **options: Any,
+    ) -> nn.Module:
         opts = self.options(options)
         if groups != 1:
             if not self.grouped:
@@ -69,8 +80,9 @@ class LayerFamily(Entry):
             opts["hints"] = dict(hints or {})
         return self.obj(in_channels, out_channels, kernel_size, stride, padding, bias, **opts)
 
-    def expected_learned(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False,
-                         **options: Any) -> int | None:
+    def expected_learned(
+        self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False, **options: Any
+    ) -> int | None:
         if self.learned_params is None:
             return None
         return int(self.learned_params(in_channels, out_channels, kernel_size, bias, **self.options(options)))
@@ -80,6 +92,7 @@ LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.layers", LayerFa
 
 
 # -- fixed tensors ------------------------------------------------------------------------------------
+
 
 def fixed_buffer(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
     """Register ``tensor`` as a fixed (non-learned) weight of ``module``: a buffer, saved in the

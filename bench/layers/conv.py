@@ -1,4 +1,5 @@
 """The standard k×k convolution: the baseline every family is compared with."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -16,5 +17,6 @@ from bench.layers import LAYERS, same_padding
     summary="Standard k×k convolution (baseline).",
 )
 def conv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False):
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                     padding=same_padding(kernel_size, padding), bias=bias)
+    return nn.Conv2d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=same_padding(kernel_size, padding), bias=bias
+    )

@@ -59,6 +59,7 @@ The classifier (:class:`DeconvLinear`, the code's ``Delinear`` with ``--block-fc
 contiguous chunks of 512 (gcd rule) stacked as samples of one covariance, 5 iterations, ε = 1e-5, running
 average of D. The harness builds it without the family's options, so ``variant`` and friends do not reach it.
 """
+
 from __future__ import annotations
 
 import math
@@ -151,10 +152,26 @@ def block_columns(channels: int, kernel_size: int, block: int, variant: str) -> 
 class Deconv2d(nn.Module):
     """A convolution whose input patches are whitened (network deconvolution), folded into the weights."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, bias: bool = True, *, variant: str = "code", eps: float = 1e-5,
-                 iterations: int = 5, block: int = 64, sampling_stride: int = 3, momentum: float = 0.1,
-                 stem_iterations: int = 15, role: str | None = None, groups: int = 1, freeze_iter: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = True,
+        *,
+        variant: str = "code",
+        eps: float = 1e-5,
+        iterations: int = 5,
+        block: int = 64,
+        sampling_stride: int = 3,
+        momentum: float = 0.1,
+        stem_iterations: int = 15,
+        role: str | None = None,
+        groups: int = 1,
+        freeze_iter: int = 0,
+    ):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
@@ -277,8 +294,9 @@ class Deconv2d(nn.Module):
         if self.variant == "code":
             return self.running_mean, self.running_deconv
         eye = torch.eye(self.features, dtype=self.running_cov.dtype, device=self.running_cov.device)
-        return self.running_mean, isqrt_newton_schulz(self.running_cov + self.eps * eye, self.iterations,
-                                                      normalise=False)
+        return self.running_mean, isqrt_newton_schulz(
+            self.running_cov + self.eps * eye, self.iterations, normalise=False
+        )
 
     def statistics(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, D) broadcast to (G, F) and (G, F, F): from the batch ``x`` in training mode (updating the
@@ -334,17 +352,28 @@ class Deconv2d(nn.Module):
         return F.conv2d(x, w.to(x.dtype), b.to(x.dtype), self.stride, self.padding, 1, self.conv_groups)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"variant={self.variant!r}, block={self.block}, iterations={self.iterations}, "
-                f"sampling_stride={self.sample_stride}, groups={self.conv_groups}, freeze_iter={self.freeze_iter}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"variant={self.variant!r}, block={self.block}, iterations={self.iterations}, "
+            f"sampling_stride={self.sample_stride}, groups={self.conv_groups}, freeze_iter={self.freeze_iter}"
+        )
 
 
 class DeconvLinear(nn.Module):
     """A linear layer whose input features are whitened (the code's ``Delinear``): contiguous chunks of
     ``block`` features are stacked as samples of one covariance; D folded into the weights."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, eps: float = 1e-5,
-                 iterations: int = 5, momentum: float = 0.1, block: int = 512):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        eps: float = 1e-5,
+        iterations: int = 5,
+        momentum: float = 0.1,
+        block: int = 512,
+    ):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.eps, self.iterations, self.momentum = float(eps), int(iterations), float(momentum)
@@ -384,14 +413,20 @@ def _learned(cin, cout, k, bias, *, force_bias=True, **_):
     return cin * cout * k * k + (cout if (bias or force_bias) else 0)
 
 
-def layer_settings(hints: dict | None, *, variant: str, code_layer_settings: bool, iterations: int, block: int,
-                   stem_iterations: int) -> dict:
+def layer_settings(
+    hints: dict | None, *, variant: str, code_layer_settings: bool, iterations: int, block: int, stem_iterations: int
+) -> dict:
     """Deconv2d keyword arguments for one layer from the backbone's ``hints`` (its role and the authors'
     code's per-layer settings: ``iterations``, ``block``, ``freeze_iter``). The code's settings apply only in
     variant ``code`` with ``code_layer_settings``; the role always does."""
     hints = dict(hints or {})
-    out = {"role": hints.get("role"), "iterations": iterations, "block": block, "stem_iterations": stem_iterations,
-           "freeze_iter": 0}
+    out = {
+        "role": hints.get("role"),
+        "iterations": iterations,
+        "block": block,
+        "stem_iterations": stem_iterations,
+        "freeze_iter": 0,
+    }
     if variant == "code" and code_layer_settings:
         if "iterations" in hints:
             out["iterations"] = out["stem_iterations"] = int(hints["iterations"])
@@ -412,17 +447,57 @@ def layer_settings(hints: dict | None, *, variant: str, code_layer_settings: boo
     grouped=True,
     accepts_hints=True,
     norm=lambda channels, **options: nn.Identity(),
-    linear=lambda fin, fout, eps=1e-5, iterations=5, momentum=0.1, **options:
-        DeconvLinear(fin, fout, eps=eps, iterations=iterations, momentum=momentum),
+    linear=lambda fin, fout, eps=1e-5, iterations=5, momentum=0.1, **options: DeconvLinear(
+        fin, fout, eps=eps, iterations=iterations, momentum=momentum
+    ),
     summary="Network deconvolution: im2col patches whitened by (Cov+εI)^−½ (Newton–Schulz), batch norm removed.",
-    ranges={"eps": NON_NEGATIVE, "iterations": POSITIVE, "block": POSITIVE, "momentum": NON_NEGATIVE,
-            "stem_iterations": POSITIVE},
+    ranges={
+        "eps": NON_NEGATIVE,
+        "iterations": POSITIVE,
+        "block": POSITIVE,
+        "momentum": NON_NEGATIVE,
+        "stem_iterations": POSITIVE,
+    },
 )
-def deconv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, variant="code",
-           eps=1e-5, iterations=5, block=64, sampling_stride=3, momentum=0.1, stem_iterations=15,
-           force_bias=True, code_layer_settings=True, groups=1, hints=None):
-    settings = layer_settings(hints, variant=variant, code_layer_settings=code_layer_settings,
-                              iterations=iterations, block=block, stem_iterations=stem_iterations)
-    return Deconv2d(in_channels, out_channels, kernel_size, stride, padding, bool(bias or force_bias),
-                    variant=variant, eps=eps, sampling_stride=sampling_stride, momentum=momentum, groups=groups,
-                    **settings)
+def deconv(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    variant="code",
+    eps=1e-5,
+    iterations=5,
+    block=64,
+    sampling_stride=3,
+    momentum=0.1,
+    stem_iterations=15,
+    force_bias=True,
+    code_layer_settings=True,
+    groups=1,
+    hints=None,
+):
+    settings = layer_settings(
+        hints,
+        variant=variant,
+        code_layer_settings=code_layer_settings,
+        iterations=iterations,
+        block=block,
+        stem_iterations=stem_iterations,
+    )
+    return Deconv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        bool(bias or force_bias),
+        variant=variant,
+        eps=eps,
+        sampling_stride=sampling_stride,
+        momentum=momentum,
+        groups=groups,
+        **settings,
+    )

@@ -30,6 +30,7 @@ so that the effective filter has the variance of PyTorch's default conv initiali
 b = 1/√(c_in k²) and ρ² = mean over pixels of Σ_m φ_m(p)² (the thesis used Keras defaults, not stated).
 Learned parameters: c_out·c_in·M (+ c_out bias), M the number of atoms.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,12 @@ def gauss_frame(k: int, order: int | None = None, sigma: float | None = None) ->
     sigma = max((k - 1) / 2, 0.5) if sigma is None else float(sigma)
     r = k // 2
     pos = torch.arange(-r, k - r, dtype=torch.float64)
-    return torch.stack([torch.outer(gaussian_derivative_1d(my, sigma, pos), gaussian_derivative_1d(mx, sigma, pos))
-                        for mx, my in derivative_orders(order)])
+    return torch.stack(
+        [
+            torch.outer(gaussian_derivative_1d(my, sigma, pos), gaussian_derivative_1d(mx, sigma, pos))
+            for mx, my in derivative_orders(order)
+        ]
+    )
 
 
 def framelet_filters_1d(k: int) -> torch.Tensor:
@@ -59,8 +64,10 @@ def framelet_filters_1d(k: int) -> torch.Tensor:
     for j in range(m + 1):
         poly = torch.tensor([1.0], dtype=torch.float64)
         for factor in [(1.0, 1.0)] * (m - j) + [(1.0, -1.0)] * j:
-            poly = torch.cat([poly, torch.zeros(1, dtype=torch.float64)]) * factor[0] + \
-                torch.cat([torch.zeros(1, dtype=torch.float64), poly]) * factor[1]
+            poly = (
+                torch.cat([poly, torch.zeros(1, dtype=torch.float64)]) * factor[0]
+                + torch.cat([torch.zeros(1, dtype=torch.float64), poly]) * factor[1]
+            )
         rows.append(math.sqrt(math.comb(m, j)) * 2.0 ** (-m) * poly)
     return torch.stack(rows)
 
@@ -74,14 +81,22 @@ def naive_frame(k: int, degree: int | None = None) -> torch.Tensor:
     degree = 2 * (k - 1) if degree is None else int(degree)
     r = k // 2
     pos = torch.arange(-r, k - r, dtype=torch.float64)
-    return torch.stack([torch.outer(pos ** q, pos ** p) for p, q in derivative_orders(degree)])
+    return torch.stack([torch.outer(pos**q, pos**p) for p, q in derivative_orders(degree)])
 
 
 class FrameConv2d(nn.Module):
     """k×k convolution whose filters are learned coefficients over a fixed frame (Eq. 24)."""
 
-    def __init__(self, in_channels: int, out_channels: int, frame: torch.Tensor, stride: int = 1,
-                 padding: int | None = None, bias: bool = False, normalise: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        frame: torch.Tensor,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        normalise: bool = True,
+    ):
         super().__init__()
         frame = frame.to(torch.float64)
         if normalise:
@@ -90,10 +105,11 @@ class FrameConv2d(nn.Module):
         self.in_channels, self.out_channels, self.k, self.num_atoms = in_channels, out_channels, k, m
         self.stride, self.padding = stride, same_padding(k, padding)
         fixed_buffer(self, "frame", frame.to(torch.float32))
-        rho = math.sqrt(float((frame ** 2).sum(0).mean()))
+        rho = math.sqrt(float((frame**2).sum(0).mean()))
         bound_scale = 1.0 / max(rho, 1e-12)
-        self.coeff = nn.Parameter(default_conv_init((out_channels, in_channels, m), fan_in=in_channels * k * k)
-                                  * bound_scale)
+        self.coeff = nn.Parameter(
+            default_conv_init((out_channels, in_channels, m), fan_in=in_channels * k * k) * bound_scale
+        )
         self.bias = nn.Parameter(default_conv_init((out_channels,), fan_in=in_channels * k * k)) if bias else None
 
     def effective_weight(self) -> torch.Tensor:
@@ -105,8 +121,9 @@ class FrameConv2d(nn.Module):
     @torch.no_grad()
     def fold(self) -> nn.Conv2d:
         """The same layer written in the pixel basis: an ordinary nn.Conv2d with identical outputs."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.k, self.stride, self.padding,
-                         bias=self.bias is not None).to(self.coeff.device)
+        conv = nn.Conv2d(
+            self.in_channels, self.out_channels, self.k, self.stride, self.padding, bias=self.bias is not None
+        ).to(self.coeff.device)
         conv.weight.copy_(self.effective_weight())
         if self.bias is not None:
             conv.bias.copy_(self.bias)
@@ -130,42 +147,56 @@ def _gauss_atoms(k, order=None):
     return (order + 1) * (order + 2) // 2
 
 
-_COMMON = dict(document="002", learned="frame coefficients w_m per (output, input) channel pair (Eq. 24)",
-               compile=True)
+_COMMON = dict(document="002", learned="frame coefficients w_m per (output, input) channel pair (Eq. 24)", compile=True)
 
 
 @LAYERS.register(
-    "frame-gauss", section="ch. 4 §4.3 Eq. 24, Fig. 9b, Table 6 (Gaussian-derivative frame)",
+    "frame-gauss",
+    section="ch. 4 §4.3 Eq. 24, Fig. 9b, Table 6 (Gaussian-derivative frame)",
     fixed="overcomplete Gaussian-derivative frame (orders ≤ 2(k−1), σ = (k−1)/2)",
     learned_params=lambda cin, cout, k, bias, order=None, **o: cin * cout * _gauss_atoms(k, order) + bias * cout,
     summary="k×k filters as learned coefficients over a fixed Gaussian-derivative frame (foldable to conv).",
     **_COMMON,
-    ranges={"sigma": POSITIVE})
-def frame_gauss(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-                order=None, sigma=None, normalise=True):
-    return FrameConv2d(in_channels, out_channels, gauss_frame(kernel_size, order, sigma), stride, padding, bias,
-                       normalise)
+    ranges={"sigma": POSITIVE},
+)
+def frame_gauss(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    order=None,
+    sigma=None,
+    normalise=True,
+):
+    return FrameConv2d(
+        in_channels, out_channels, gauss_frame(kernel_size, order, sigma), stride, padding, bias, normalise
+    )
 
 
 @LAYERS.register(
-    "frame-framelet", section="ch. 4 §4.3 Eq. 24, Fig. 9c, Table 6 (framelet frame)",
+    "frame-framelet",
+    section="ch. 4 §4.3 Eq. 24, Fig. 9c, Table 6 (framelet frame)",
     fixed="non-orthogonal B-spline framelet basis (k² tensor-product atoms)",
     learned_params=lambda cin, cout, k, bias, **o: cin * cout * k * k + bias * cout,
     summary="k×k filters as learned coefficients over fixed B-spline framelets (foldable to conv).",
-    **_COMMON)
-def frame_framelet(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-                   normalise=True):
+    **_COMMON,
+)
+def frame_framelet(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, normalise=True):
     return FrameConv2d(in_channels, out_channels, framelet_frame(kernel_size), stride, padding, bias, normalise)
 
 
 @LAYERS.register(
-    "frame-naive", section="ch. 4 §4.3 Eq. 24, Fig. 9d, Table 6 (naive x^p y^q frame)",
+    "frame-naive",
+    section="ch. 4 §4.3 Eq. 24, Fig. 9d, Table 6 (naive x^p y^q frame)",
     fixed="monomials x^p y^q, p + q ≤ 2(k−1), on the pixel grid",
-    learned_params=lambda cin, cout, k, bias, degree=None, **o:
-        cin * cout * _gauss_atoms(k, degree) + bias * cout,
+    learned_params=lambda cin, cout, k, bias, degree=None, **o: cin * cout * _gauss_atoms(k, degree) + bias * cout,
     summary="k×k filters as learned coefficients over a naive x^p·y^q frame (foldable to conv).",
-    **_COMMON)
-def frame_naive(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-                degree=None, normalise=True):
-    return FrameConv2d(in_channels, out_channels, naive_frame(kernel_size, degree), stride, padding, bias,
-                       normalise)
+    **_COMMON,
+)
+def frame_naive(
+    in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, degree=None, normalise=True
+):
+    return FrameConv2d(in_channels, out_channels, naive_frame(kernel_size, degree), stride, padding, bias, normalise)

@@ -31,6 +31,7 @@ Stride is applied by the binary convolution (as in the authors' code); padding i
 Learned parameters: m·q (+ q bias, always in ``variant="code"``) (+ 2m BN in ``order="code"``); fixed: m·p·k²
 binary weights.
 """
+
 from __future__ import annotations
 
 import torch
@@ -68,10 +69,21 @@ def _num_filters(out_channels: int, num_filters, filter_multiplier: float) -> in
 
 
 class LocalBinaryConv(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, bias: bool = False, *, sparsity: float = 0.5,
-                 num_filters: int | None = None, filter_multiplier: float = 1.0, order: str = "paper",
-                 variant: str = "paper"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        *,
+        sparsity: float = 0.5,
+        num_filters: int | None = None,
+        filter_multiplier: float = 1.0,
+        order: str = "paper",
+        variant: str = "paper",
+    ):
         super().__init__()
         if order not in ("paper", "code"):
             raise ValueError(f"order must be 'paper' or 'code', not {order!r}")
@@ -82,8 +94,7 @@ class LocalBinaryConv(nn.Module):
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = same_padding(kernel_size, padding)
         self.sparsity, self.order, self.variant = float(sparsity), order, variant
-        fixed_buffer(self, "weight", binary_filters((m, in_channels, kernel_size, kernel_size), self.sparsity,
-                                                    variant))
+        fixed_buffer(self, "weight", binary_filters((m, in_channels, kernel_size, kernel_size), self.sparsity, variant))
         self.norm = nn.BatchNorm2d(m) if order == "code" else None
         self.mix = nn.Conv2d(m, out_channels, 1, bias=bias or variant == "code")
 
@@ -94,8 +105,10 @@ class LocalBinaryConv(nn.Module):
         return self.mix(F.relu(y))
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"num_filters={self.num_filters}, sparsity={self.sparsity}, order={self.order}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"num_filters={self.num_filters}, sparsity={self.sparsity}, order={self.order}"
+        )
 
 
 @LAYERS.register(
@@ -104,15 +117,37 @@ class LocalBinaryConv(nn.Module):
     section="§3.1 Eq. 1 (LBCNN, Juefei-Xu et al. 2017)",
     fixed="m sparse binary k×k filters (entries ±1, a `sparsity` fraction non-zero)",
     learned="1×1 combination of the m ReLU-activated difference maps",
-    learned_params=lambda cin, cout, k, bias, num_filters=None, filter_multiplier=1.0, order="paper",
-                          variant="paper", **o:
+    learned_params=lambda cin, cout, k, bias, num_filters=None, filter_multiplier=1.0, order="paper", variant="paper", **o: (
         _num_filters(cout, num_filters, filter_multiplier) * (cout + (2 if order == "code" else 0))
-        + (cout if (bias or variant == "code") else 0),
+        + (cout if (bias or variant == "code") else 0)
+    ),
     summary="Local binary convolution: fixed sparse ±1 filters, ReLU, learned 1×1.",
     ranges={"sparsity": FRACTION, "num_filters": POSITIVE, "filter_multiplier": POSITIVE},
 )
-def lbcnn(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-          sparsity=0.5, num_filters=None, filter_multiplier=1.0, order="paper", variant="paper"):
-    return LocalBinaryConv(in_channels, out_channels, kernel_size, stride, padding, bias, sparsity=sparsity,
-                           num_filters=num_filters, filter_multiplier=filter_multiplier, order=order,
-                           variant=variant)
+def lbcnn(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    sparsity=0.5,
+    num_filters=None,
+    filter_multiplier=1.0,
+    order="paper",
+    variant="paper",
+):
+    return LocalBinaryConv(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        bias,
+        sparsity=sparsity,
+        num_filters=num_filters,
+        filter_multiplier=filter_multiplier,
+        order=order,
+        variant=variant,
+    )

@@ -34,6 +34,7 @@ Options (defaults follow the document; the authors' code is reachable through op
 The first layer (stem) is a family choice of the suite row (``stem: conv|frozen-conv|family``, see
 ``bench.backbones.Ops.conv``): the document's CVPR networks use a regular 3×3/7×7 convolution there.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,9 +46,20 @@ from bench.schema import NON_NEGATIVE, POSITIVE
 
 
 class PerturbationLayer(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, bias: bool = False, *,
-                 fanout: int = 1, noise_level: float = 0.1, pool: str = "avg", order: str = "paper",
-                 shared_masks: bool = False, distribution: str = "uniform"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        bias: bool = False,
+        *,
+        fanout: int = 1,
+        noise_level: float = 0.1,
+        pool: str = "avg",
+        order: str = "paper",
+        shared_masks: bool = False,
+        distribution: str = "uniform",
+    ):
         super().__init__()
         if distribution not in ("uniform", "normal"):
             raise ValueError(f"distribution must be 'uniform' or 'normal', not {distribution!r}")
@@ -88,10 +100,11 @@ class PerturbationLayer(nn.Module):
         b, c, h, w = x.shape
         if self.masks.numel() == 0 or self.masks.shape[-2:] != (h, w):
             if self.masks.numel() != 0:
-                raise RuntimeError(f"perturbation masks were drawn for {tuple(self.masks.shape[-2:])} inputs, "
-                                   f"got {(h, w)}")
+                raise RuntimeError(
+                    f"perturbation masks were drawn for {tuple(self.masks.shape[-2:])} inputs, got {(h, w)}"
+                )
             self.materialise(h, w, x.device)
-        y = x.unsqueeze(2) + self.masks.to(x.dtype)            # (B, C, fanout, H, W), masks broadcast over B
+        y = x.unsqueeze(2) + self.masks.to(x.dtype)  # (B, C, fanout, H, W), masks broadcast over B
         y = F.relu(y.reshape(b, c * self.fanout, h, w))
         if self.norm is not None:
             y = self.norm(y)
@@ -102,9 +115,11 @@ class PerturbationLayer(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, stride={self.stride}, fanout={self.fanout}, "
-                f"noise_level={self.noise_level}, distribution={self.distribution}, order={self.order}, "
-                f"shared_masks={self.shared_masks}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, stride={self.stride}, fanout={self.fanout}, "
+            f"noise_level={self.noise_level}, distribution={self.distribution}, order={self.order}, "
+            f"shared_masks={self.shared_masks}"
+        )
 
 
 @LAYERS.register(
@@ -113,12 +128,36 @@ class PerturbationLayer(nn.Module):
     section="§3.2 Eq. 2, §4.1 Eq. 28",
     fixed="p·fanout additive noise masks ~U[−ℓ, ℓ] (input-sized; fanout masks in all if shared_masks)",
     learned="1×1 combination of the ReLU-activated perturbed maps",
-    learned_params=lambda cin, cout, k, bias, fanout=1, order="paper", **o:
-        cin * fanout * cout + (cout if bias else 0) + (2 * cin * fanout if order == "code" else 0),
+    learned_params=lambda cin, cout, k, bias, fanout=1, order="paper", **o: (
+        cin * fanout * cout + (cout if bias else 0) + (2 * cin * fanout if order == "code" else 0)
+    ),
     summary="Perturbation layer: fixed additive noise masks, ReLU, learned 1×1.",
     ranges={"fanout": POSITIVE, "noise_level": NON_NEGATIVE},
 )
-def pnn(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-        fanout=1, noise_level=0.1, pool="avg", order="paper", shared_masks=False, distribution="uniform"):
-    return PerturbationLayer(in_channels, out_channels, stride, bias, fanout=fanout, noise_level=noise_level,
-                             pool=pool, order=order, shared_masks=shared_masks, distribution=distribution)
+def pnn(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    fanout=1,
+    noise_level=0.1,
+    pool="avg",
+    order="paper",
+    shared_masks=False,
+    distribution="uniform",
+):
+    return PerturbationLayer(
+        in_channels,
+        out_channels,
+        stride,
+        bias,
+        fanout=fanout,
+        noise_level=noise_level,
+        pool=pool,
+        order=order,
+        shared_masks=shared_masks,
+        distribution=distribution,
+    )

@@ -28,6 +28,7 @@ restricted to the span of the c_out random filters (the full space only when c_o
 ``learned_mix=False`` gives the document's pure random layer (no learned parameter): use it in the
 ``reconstruction`` task, where the decoder (or nothing) is what is learned.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,9 @@ from bench.schema import NON_NEGATIVE
 
 # the document's parameter for each distribution (see the module docstring)
 DEFAULT_SCALE = {
-    "gaussian": 0.015,               # σ
-    "uniform": 0.04,                 # half-width a of U[−a, a)
-    "logistic": 0.015,               # scale s
+    "gaussian": 0.015,  # σ
+    "uniform": 0.04,  # half-width a of U[−a, a)
+    "logistic": 0.015,  # scale s
     "laplace": 0.015 / math.sqrt(2),  # scale b (variance 2b² = 0.015²)
 }
 DISTRIBUTIONS = tuple(DEFAULT_SCALE)
@@ -52,8 +53,12 @@ DISTRIBUTIONS = tuple(DEFAULT_SCALE)
 def distribution_std(distribution: str, scale: float | None = None) -> float:
     """Standard deviation of the named distribution with the given (or the document's) scale."""
     s = DEFAULT_SCALE[distribution] if scale is None else float(scale)
-    return {"gaussian": s, "uniform": s / math.sqrt(3), "logistic": s * math.pi / math.sqrt(3),
-            "laplace": s * math.sqrt(2)}[distribution]
+    return {
+        "gaussian": s,
+        "uniform": s / math.sqrt(3),
+        "logistic": s * math.pi / math.sqrt(3),
+        "laplace": s * math.sqrt(2),
+    }[distribution]
 
 
 def sample(shape: tuple[int, ...], distribution: str = "gaussian", scale: float | None = None) -> torch.Tensor:
@@ -76,8 +81,19 @@ def sample(shape: tuple[int, ...], distribution: str = "gaussian", scale: float 
 class RandomConv2d(nn.Module):
     """A k×k convolution with frozen random weights, optionally followed by a learned 1×1 mix."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int, padding: int, bias: bool,
-                 distribution: str, scale: float | None, bias_init: str, learned_mix: bool):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int,
+        padding: int,
+        bias: bool,
+        distribution: str,
+        scale: float | None,
+        bias_init: str,
+        learned_mix: bool,
+    ):
         super().__init__()
         self.stride, self.padding = stride, padding
         self.distribution = distribution
@@ -97,8 +113,7 @@ class RandomConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         cout, cin, k, _ = self.weight.shape
-        return (f"{cin}, {cout}, k={k}, stride={self.stride}, {self.distribution}, "
-                f"learned_mix={self.mix is not None}")
+        return f"{cin}, {cout}, k={k}, stride={self.stride}, {self.distribution}, learned_mix={self.mix is not None}"
 
 
 @LAYERS.register(
@@ -111,7 +126,28 @@ class RandomConv2d(nn.Module):
     summary="Frozen random k×k filters (Gaussian/uniform/logistic/Laplace) + optional learned 1×1 mix.",
     ranges={"scale": NON_NEGATIVE},
 )
-def random_conv(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-                distribution="gaussian", scale=None, bias_init="zero", learned_mix=True):
-    return RandomConv2d(in_channels, out_channels, kernel_size, stride, same_padding(kernel_size, padding), bias,
-                        distribution, scale, bias_init, learned_mix)
+def random_conv(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    distribution="gaussian",
+    scale=None,
+    bias_init="zero",
+    learned_mix=True,
+):
+    return RandomConv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        same_padding(kernel_size, padding),
+        bias,
+        distribution,
+        scale,
+        bias_init,
+        learned_mix,
+    )

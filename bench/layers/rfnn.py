@@ -50,6 +50,7 @@ order basis is sufficient"). Default ``scales=(1,)`` (Table 1 rows 1–4, the MN
 arbitrary backbone would otherwise carry 33×33 filters in every layer; the multi-scale RFNiN is a suite row
 (``scales: [1, 2, 4, 8]`` in the NiN backbones, which drop scales per layer).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,7 +76,7 @@ def hermite(m: int, u: torch.Tensor) -> torch.Tensor:
 def gaussian_derivative_1d(m: int, sigma: float, x: torch.Tensor, normalisation: str = "paper") -> torch.Tensor:
     """m-th derivative of the 1-D Gaussian of scale σ at positions x (Eq. 20)."""
     x = x.to(torch.float64)
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2)) / (math.sqrt(2 * math.pi) * sigma)
+    g = torch.exp(-(x**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
     if normalisation == "code":
         g = g / g.sum()
     elif normalisation != "paper":
@@ -83,7 +84,7 @@ def gaussian_derivative_1d(m: int, sigma: float, x: torch.Tensor, normalisation:
     s2 = sigma * math.sqrt(2)
     d = (-1) ** m * s2 ** (-m) * hermite(m, x / s2) * g
     if normalisation == "code":
-        d = d * sigma ** m
+        d = d * sigma**m
     return d
 
 
@@ -108,8 +109,9 @@ def kernel_size_for(scales, support: str = "sigma", truncate: float = 2.0, kerne
     raise ValueError(f"support must be 'sigma', 'caffe' or 'factory', not {support!r}")
 
 
-def gaussian_basis(order: int, scales=(1.0,), k: int = 5, zeroth: str = "lowest",
-                   normalisation: str = "paper") -> torch.Tensor:
+def gaussian_basis(
+    order: int, scales=(1.0,), k: int = 5, zeroth: str = "lowest", normalisation: str = "paper"
+) -> torch.Tensor:
     """The (M, k, k) Gaussian-derivative basis; atom[row, col] = G_my(y) · G_mx(x), y = row − r, x = col − r."""
     if zeroth not in ("lowest", "all"):
         raise ValueError(f"zeroth must be 'lowest' or 'all', not {zeroth!r}")
@@ -131,9 +133,22 @@ def gaussian_basis(order: int, scales=(1.0,), k: int = 5, zeroth: str = "lowest"
 class RFConv2d(nn.Module):
     """Fixed basis layer (depthwise, every channel × every basis filter) followed by a learned 1×1."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, bias: bool = False, *,
-                 order: int = 3, scales=(1,), support: str = "sigma", truncate: float = 2.0, kernel_size: int = 3,
-                 zeroth: str = "lowest", normalisation: str = "paper", basis: str = "gauss"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        bias: bool = False,
+        *,
+        order: int = 3,
+        scales=(1,),
+        support: str = "sigma",
+        truncate: float = 2.0,
+        kernel_size: int = 3,
+        zeroth: str = "lowest",
+        normalisation: str = "paper",
+        basis: str = "gauss",
+    ):
         super().__init__()
         if basis not in ("gauss", "free"):
             raise ValueError(f"basis must be 'gauss' or 'free', not {basis!r}")
@@ -149,7 +164,7 @@ class RFConv2d(nn.Module):
         self.mix = nn.Conv2d(in_channels * self.num_basis, out_channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.basis.unsqueeze(1).repeat(self.in_channels, 1, 1, 1)      # (cin·M, 1, k, k)
+        w = self.basis.unsqueeze(1).repeat(self.in_channels, 1, 1, 1)  # (cin·M, 1, k, k)
         z = F.conv2d(x, w, None, self.stride, self.k // 2, groups=self.in_channels)
         return self.mix(z)
 
@@ -161,20 +176,24 @@ class RFConv2d(nn.Module):
     @torch.no_grad()
     def fold(self) -> nn.Conv2d:
         """An ordinary nn.Conv2d computing the same function (linearity of convolution, §3.3.3)."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.k, self.stride, self.k // 2,
-                         bias=self.mix.bias is not None).to(self.mix.weight.device)
+        conv = nn.Conv2d(
+            self.in_channels, self.out_channels, self.k, self.stride, self.k // 2, bias=self.mix.bias is not None
+        ).to(self.mix.weight.device)
         conv.weight.copy_(self.effective_weight())
         if self.mix.bias is not None:
             conv.bias.copy_(self.mix.bias)
         return conv
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, k={self.k}, stride={self.stride}, order={self.order}, "
-                f"scales={self.scales}, num_basis={self.num_basis}, basis={self.basis_kind}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, k={self.k}, stride={self.stride}, order={self.order}, "
+            f"scales={self.scales}, num_basis={self.num_basis}, basis={self.basis_kind}"
+        )
 
 
-def _learned(cin, cout, k, bias, order=3, scales=(1,), support="sigma", truncate=2.0, zeroth="lowest",
-             basis="gauss", **_):
+def _learned(
+    cin, cout, k, bias, order=3, scales=(1,), support="sigma", truncate=2.0, zeroth="lowest", basis="gauss", **_
+):
     m = basis_count(int(order), len(tuple(scales)), zeroth)
     n = cin * m * cout + (cout if bias else 0)
     if basis == "free":
@@ -192,9 +211,33 @@ def _learned(cin, cout, k, bias, order=3, scales=(1,), support="sigma", truncate
     summary="Structured receptive field: fixed Gaussian-derivative basis + learned linear 1×1 (RFNN).",
     ranges={"scales": POSITIVE, "truncate": NON_NEGATIVE},
 )
-def rfnn(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-         order=3, scales=(1,), support="sigma", truncate=2.0, zeroth="lowest", normalisation="paper",
-         basis="gauss"):
-    return RFConv2d(in_channels, out_channels, stride, bias, order=order, scales=scales, support=support,
-                    truncate=truncate, kernel_size=kernel_size, zeroth=zeroth, normalisation=normalisation,
-                    basis=basis)
+def rfnn(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    order=3,
+    scales=(1,),
+    support="sigma",
+    truncate=2.0,
+    zeroth="lowest",
+    normalisation="paper",
+    basis="gauss",
+):
+    return RFConv2d(
+        in_channels,
+        out_channels,
+        stride,
+        bias,
+        order=order,
+        scales=scales,
+        support=support,
+        truncate=truncate,
+        kernel_size=kernel_size,
+        zeroth=zeroth,
+        normalisation=normalisation,
+        basis=basis,
+    )

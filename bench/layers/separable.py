@@ -10,6 +10,7 @@ convolution (c_in·d → c_out). Three variants differ only in what is learned:
 The default d = k² gives sep-chans the parameter count of the standard convolution (Eq. 4); the document
 uses d = 9 for its ResNets (§4.1.1) and d = 3 for a one-third budget (Fig. 10).
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,9 +22,19 @@ from bench.schema import POSITIVE
 
 
 class SeparableConv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, bias: bool = False, *, multiplier: int | None = None,
-                 learn_spatial: bool = True, learn_channel: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        *,
+        multiplier: int | None = None,
+        learn_spatial: bool = True,
+        learn_channel: bool = True,
+    ):
         super().__init__()
         d = kernel_size * kernel_size if multiplier is None else int(multiplier)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
@@ -47,10 +58,12 @@ class SeparableConv2d(nn.Module):
         return F.conv2d(y, self.pointwise, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, stride={self.stride}, "
-                f"d={self.multiplier}, learned=({'spatial' if isinstance(self.depthwise, nn.Parameter) else ''}"
-                f"{'+' if isinstance(self.depthwise, nn.Parameter) and isinstance(self.pointwise, nn.Parameter) else ''}"
-                f"{'channel' if isinstance(self.pointwise, nn.Parameter) else ''})")
+        return (
+            f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, stride={self.stride}, "
+            f"d={self.multiplier}, learned=({'spatial' if isinstance(self.depthwise, nn.Parameter) else ''}"
+            f"{'+' if isinstance(self.depthwise, nn.Parameter) and isinstance(self.pointwise, nn.Parameter) else ''}"
+            f"{'channel' if isinstance(self.pointwise, nn.Parameter) else ''})"
+        )
 
 
 def _d(k: int, multiplier: int | None) -> int:
@@ -61,35 +74,52 @@ _COMMON = dict(document="004", compile=True)
 
 
 @LAYERS.register(
-    "sep-full", section="§3.2 Eq. 2",
-    fixed="nothing", learned="depthwise k×k filters (d per input channel) and pointwise 1×1",
-    learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
-        cin * k * k * _d(k, multiplier) + cin * _d(k, multiplier) * cout + (cout if bias else 0),
-    summary="Separable convolution, depthwise and pointwise both learned.", **_COMMON,
-    ranges={"multiplier": POSITIVE})
+    "sep-full",
+    section="§3.2 Eq. 2",
+    fixed="nothing",
+    learned="depthwise k×k filters (d per input channel) and pointwise 1×1",
+    learned_params=lambda cin, cout, k, bias, multiplier=None, **o: (
+        cin * k * k * _d(k, multiplier) + cin * _d(k, multiplier) * cout + (cout if bias else 0)
+    ),
+    summary="Separable convolution, depthwise and pointwise both learned.",
+    **_COMMON,
+    ranges={"multiplier": POSITIVE},
+)
 def sep_full(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None):
     return SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias, multiplier=multiplier)
 
 
 @LAYERS.register(
-    "sep-chans", section="§3.4 Eq. 3 (static convolution)",
-    fixed="depthwise k×k filters at random initialisation", learned="pointwise 1×1 (channel mixing only)",
-    learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
-        cin * _d(k, multiplier) * cout + (cout if bias else 0),
-    summary="Separable convolution learning only channel mixing (frozen random depthwise).", **_COMMON,
-    ranges={"multiplier": POSITIVE})
+    "sep-chans",
+    section="§3.4 Eq. 3 (static convolution)",
+    fixed="depthwise k×k filters at random initialisation",
+    learned="pointwise 1×1 (channel mixing only)",
+    learned_params=lambda cin, cout, k, bias, multiplier=None, **o: (
+        cin * _d(k, multiplier) * cout + (cout if bias else 0)
+    ),
+    summary="Separable convolution learning only channel mixing (frozen random depthwise).",
+    **_COMMON,
+    ranges={"multiplier": POSITIVE},
+)
 def sep_chans(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None):
-    return SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias,
-                           multiplier=multiplier, learn_spatial=False)
+    return SeparableConv2d(
+        in_channels, out_channels, kernel_size, stride, padding, bias, multiplier=multiplier, learn_spatial=False
+    )
 
 
 @LAYERS.register(
-    "sep-space", section="§3.4, Fig. 3 (Sep-Space)",
-    fixed="pointwise 1×1 at random initialisation", learned="depthwise k×k filters (spatial mixing only)",
-    learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
-        cin * k * k * _d(k, multiplier) + (cout if bias else 0),
-    summary="Separable convolution learning only spatial mixing (frozen random pointwise).", **_COMMON,
-    ranges={"multiplier": POSITIVE})
+    "sep-space",
+    section="§3.4, Fig. 3 (Sep-Space)",
+    fixed="pointwise 1×1 at random initialisation",
+    learned="depthwise k×k filters (spatial mixing only)",
+    learned_params=lambda cin, cout, k, bias, multiplier=None, **o: (
+        cin * k * k * _d(k, multiplier) + (cout if bias else 0)
+    ),
+    summary="Separable convolution learning only spatial mixing (frozen random pointwise).",
+    **_COMMON,
+    ranges={"multiplier": POSITIVE},
+)
 def sep_space(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None):
-    return SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias,
-                           multiplier=multiplier, learn_channel=False)
+    return SeparableConv2d(
+        in_channels, out_channels, kernel_size, stride, padding, bias, multiplier=multiplier, learn_channel=False
+    )

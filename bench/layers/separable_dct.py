@@ -26,6 +26,7 @@ The filters are not rescaled after smoothing (A.3 mentions no rescaling; the fol
 the backbone absorbs the scale). The learned parameter count is Eq. 3 unchanged: p = c_in·d·c_out (+ bias).
 The separable module is :class:`bench.layers.separable.SeparableConv2d`, reused by composition.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,10 @@ def smoothing_mask(kernel_size: int, smoothing: int | None) -> torch.Tensor:
     """Boolean k×k mask of the DCT coefficients that are kept (True) for a smoothing index."""
     s = default_smoothing(kernel_size) if smoothing is None else int(smoothing)
     if not 0 <= s < kernel_size * kernel_size:
-        raise ValueError(f"smoothing index must be in [0, {kernel_size * kernel_size - 1}] for a "
-                         f"{kernel_size}×{kernel_size} filter (it counts removed DCT components), got {s}")
+        raise ValueError(
+            f"smoothing index must be in [0, {kernel_size * kernel_size - 1}] for a "
+            f"{kernel_size}×{kernel_size} filter (it counts removed DCT components), got {s}"
+        )
     keep = torch.ones(kernel_size, kernel_size, dtype=torch.bool)
     for u, v in removal_order(kernel_size)[:s]:
         keep[u, v] = False
@@ -94,13 +97,23 @@ def smooth_filters(w: torch.Tensor, smoothing: int | None) -> torch.Tensor:
 class SmoothedStaticSeparable(nn.Module):
     """A ``sep-chans`` separable convolution whose frozen depthwise filters were DCT-smoothed."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, bias: bool = False, *, multiplier: int | None = None,
-                 smoothing: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        *,
+        multiplier: int | None = None,
+        smoothing: int | None = None,
+    ):
         super().__init__()
         self.smoothing = default_smoothing(kernel_size) if smoothing is None else int(smoothing)
-        self.sep = SeparableConv2d(in_channels, out_channels, kernel_size, stride, padding, bias,
-                                   multiplier=multiplier, learn_spatial=False)
+        self.sep = SeparableConv2d(
+            in_channels, out_channels, kernel_size, stride, padding, bias, multiplier=multiplier, learn_spatial=False
+        )
         with torch.no_grad():
             self.sep.depthwise.copy_(smooth_filters(self.sep.depthwise, self.smoothing))
 
@@ -112,15 +125,21 @@ class SmoothedStaticSeparable(nn.Module):
 
 
 @LAYERS.register(
-    "sep-chans-dct", document="004", section="§4.3.3, Figs. 13–15, App. A.3 (smoothed static convolution)",
+    "sep-chans-dct",
+    document="004",
+    section="§4.3.3, Figs. 13–15, App. A.3 (smoothed static convolution)",
     fixed="depthwise k×k random filters, low-passed by zeroing the `smoothing` highest-order DCT coefficients",
     learned="pointwise 1×1 (channel mixing only)",
-    learned_params=lambda cin, cout, k, bias, multiplier=None, **o:
-        cin * _d(k, multiplier) * cout + (cout if bias else 0),
+    learned_params=lambda cin, cout, k, bias, multiplier=None, **o: (
+        cin * _d(k, multiplier) * cout + (cout if bias else 0)
+    ),
     compile=True,
     summary="Separable convolution learning only channel mixing, with DCT-smoothed frozen random depthwise filters.",
-    ranges={"multiplier": POSITIVE})
-def sep_chans_dct(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *,
-                  multiplier=None, smoothing=None):
-    return SmoothedStaticSeparable(in_channels, out_channels, kernel_size, stride, padding, bias,
-                                   multiplier=multiplier, smoothing=smoothing)
+    ranges={"multiplier": POSITIVE},
+)
+def sep_chans_dct(
+    in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, multiplier=None, smoothing=None
+):
+    return SmoothedStaticSeparable(
+        in_channels, out_channels, kernel_size, stride, padding, bias, multiplier=multiplier, smoothing=smoothing
+    )

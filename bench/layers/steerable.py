@@ -26,6 +26,7 @@ thesis' scale steering (σ 0.8–1.5) is not implemented. ``forward(x, theta=...
 replaces the pose network (used by the equivariance test and for analysis); ``record_pose = True`` keeps the
 last predicted pose in ``last_pose``.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,7 +58,7 @@ def gaussian_derivative(a: int, b: int, sigma: float, x: torch.Tensor, y: torch.
 
     d/dxⁿ exp(−x²/2σ²) = (−1)ⁿ σ⁻ⁿ Heₙ(x/σ) exp(−x²/2σ²); the normalisation is the same for every atom of one
     order, so steering (a linear map within an order) is unaffected by it."""
-    g = torch.exp(-(x ** 2 + y ** 2) / (2 * sigma ** 2)) / (2 * math.pi * sigma ** 2)
+    g = torch.exp(-(x**2 + y**2) / (2 * sigma**2)) / (2 * math.pi * sigma**2)
     return ((-1) ** (a + b)) * hermite_prob(a, x / sigma) * hermite_prob(b, y / sigma) * g
 
 
@@ -73,8 +74,14 @@ def grid(kernel_size: int, dtype=torch.float64) -> tuple[torch.Tensor, torch.Ten
     return x, y
 
 
-def gaussian_basis(kernel_size: int, sigma: float, min_order: int, max_order: int,
-                   x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
+def gaussian_basis(
+    kernel_size: int,
+    sigma: float,
+    min_order: int,
+    max_order: int,
+    x: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(M, k, k) sampled Gaussian-derivative frame; (x, y) optionally replaces the sampling grid."""
     if x is None:
         x, y = grid(kernel_size)
@@ -96,8 +103,8 @@ def steering_tensor(n: int) -> torch.Tensor:
 
     Polynomials are kept as {(power of ∂x, power of cos, power of sin): coefficient}; the steered atom is
     (c ∂x + s ∂y)ᵃ (−s ∂x + c ∂y)ᵇ with ∂y's power implied by the order."""
-    du = {(1, 1, 0): 1.0, (0, 0, 1): 1.0}     # c ∂x + s ∂y
-    dv = {(1, 0, 1): -1.0, (0, 1, 0): 1.0}    # −s ∂x + c ∂y
+    du = {(1, 1, 0): 1.0, (0, 0, 1): 1.0}  # c ∂x + s ∂y
+    dv = {(1, 0, 1): -1.0, (0, 1, 0): 1.0}  # −s ∂x + c ∂y
     C = torch.zeros(n + 1, n + 1, n + 1, dtype=torch.float64)
     for row, (a, b) in enumerate(atoms(n, n)):
         poly = {(0, 0, 0): 1.0}
@@ -117,9 +124,9 @@ def steer_basis(basis: torch.Tensor, theta: float, min_order: int, max_order: in
     c, s = math.cos(theta), math.sin(theta)
     for n in range(min_order, max_order + 1):
         C = steering_tensor(n).to(basis.dtype)
-        mono = torch.tensor([c ** (n - t) * s ** t for t in range(n + 1)], dtype=basis.dtype)
+        mono = torch.tensor([c ** (n - t) * s**t for t in range(n + 1)], dtype=basis.dtype)
         R = torch.einsum("t,tmi->mi", mono, C)
-        out.append(torch.einsum("mi,ihw->mhw", R, basis[i:i + n + 1]))
+        out.append(torch.einsum("mi,ihw->mhw", R, basis[i : i + n + 1]))
         i += n + 1
     return torch.cat(out)
 
@@ -132,9 +139,26 @@ def steer_basis(basis: torch.Tensor, theta: float, min_order: int, max_order: in
 class SteerableBlock(nn.Module):
     """H(x) = F(Φ(x)) Φ(x) W (dynamic) or Φ_θ₀(x) W (static). See the module docstring."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int, padding: int, bias: bool, *, sigma: float,
-                 min_order: int, max_order: int, dynamic: bool, angle: float = 0.0, pose_per: str = "location",
-                 pose_hidden: int = 16, pose_layers: int = 3, pose_kernel: int = 3, steering: str = "trig"):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int,
+        padding: int,
+        bias: bool,
+        *,
+        sigma: float,
+        min_order: int,
+        max_order: int,
+        dynamic: bool,
+        angle: float = 0.0,
+        pose_per: str = "location",
+        pose_hidden: int = 16,
+        pose_layers: int = 3,
+        pose_kernel: int = 3,
+        steering: str = "trig",
+    ):
         super().__init__()
         if pose_per not in ("location", "input", "output"):
             raise ValueError(f"pose_per must be 'location', 'input' or 'output', not {pose_per!r}")
@@ -149,8 +173,8 @@ class SteerableBlock(nn.Module):
         self.dynamic, self.angle, self.pose_per, self.steering = dynamic, float(angle), pose_per, steering
         self.record_pose = False
         self.last_pose: torch.Tensor | None = None
-        basis = gaussian_basis(k, sigma, min_order, max_order).float()          # (M, k, k)
-        fixed_buffer(self, "basis", basis.repeat(cin, 1, 1).unsqueeze(1))        # (cin·M, 1, k, k), depthwise
+        basis = gaussian_basis(k, sigma, min_order, max_order).float()  # (M, k, k)
+        fixed_buffer(self, "basis", basis.repeat(cin, 1, 1).unsqueeze(1))  # (cin·M, 1, k, k), depthwise
         for n in self.orders:
             fixed_buffer(self, f"steer{n}", steering_tensor(n).float())
         # canonical feature weights W (1×1 over the steered frame responses), default conv init
@@ -165,8 +189,7 @@ class SteerableBlock(nn.Module):
             layers, c = [], cin * self.M
             for i in range(pose_layers):
                 last = i == pose_layers - 1
-                layers.append(nn.Conv2d(c, n_pose * q if last else pose_hidden, pose_kernel,
-                                        padding=pose_kernel // 2))
+                layers.append(nn.Conv2d(c, n_pose * q if last else pose_hidden, pose_kernel, padding=pose_kernel // 2))
                 if not last:
                     layers.append(nn.Tanh())
                 c = pose_hidden
@@ -204,7 +227,7 @@ class SteerableBlock(nn.Module):
                     self.last_pose = theta.detach()
         elif not torch.is_tensor(theta):
             theta = torch.full((b, 1, h, w), float(theta), dtype=phi.dtype, device=phi.device)
-        c, s = self._cos_sin(theta)                                          # (B, P, H, W)
+        c, s = self._cos_sin(theta)  # (B, P, H, W)
         phi = phi.view(b, self.cin, self.M, h, w)
         if c.shape[1] == 1 or (self.pose_per == "output" and c.shape[1] == self.cout):
             return self._forward_folded(phi, c, s)
@@ -214,15 +237,15 @@ class SteerableBlock(nn.Module):
         """Steer every atom of Φ, then mix with W: the equations as written (one pose per location or per
         location and input channel). (B, cin, M, H, W) → (B, cout, H, W)."""
         b, _, _, h, w = phi.shape
-        c, s = c[:, :, None], s[:, :, None]                                  # (B, P, 1, H, W), P ∈ {1, cin}
+        c, s = c[:, :, None], s[:, :, None]  # (B, P, 1, H, W), P ∈ {1, cin}
         steered, i = [], 0
         for n in self.orders:
-            C = getattr(self, f"steer{n}")                                   # (T, m, i)
-            part = phi[:, :, i:i + n + 1]                                    # (B, cin, n+1, H, W)
+            C = getattr(self, f"steer{n}")  # (T, m, i)
+            part = phi[:, :, i : i + n + 1]  # (B, cin, n+1, H, W)
             acc = 0
             for t in range(n + 1):
                 mixed = torch.einsum("mi,bcihw->bcmhw", C[t], part)
-                acc = acc + (c ** (n - t) * s ** t) * mixed
+                acc = acc + (c ** (n - t) * s**t) * mixed
             steered.append(acc)
             i += n + 1
         steered = torch.cat(steered, 2).reshape(b, self.cin * self.M, h, w)
@@ -241,11 +264,11 @@ class SteerableBlock(nn.Module):
         W = self.weight.view(self.cout, self.cin, self.M)
         out, i = 0, 0
         for n in self.orders:
-            C = getattr(self, f"steer{n}")                                   # (T, m, i)
-            part = phi[:, :, i:i + n + 1].reshape(b, self.cin * (n + 1), h, w)
-            Wn = torch.einsum("ocm,tmi->toci", W[:, :, i:i + n + 1], C).reshape((n + 1) * self.cout, -1)
+            C = getattr(self, f"steer{n}")  # (T, m, i)
+            part = phi[:, :, i : i + n + 1].reshape(b, self.cin * (n + 1), h, w)
+            Wn = torch.einsum("ocm,tmi->toci", W[:, :, i : i + n + 1], C).reshape((n + 1) * self.cout, -1)
             y = F.conv2d(part, Wn[:, :, None, None]).view(b, n + 1, self.cout, h, w)
-            mono = torch.stack([c ** (n - t) * s ** t for t in range(n + 1)], 1)   # (B, T, P, H, W)
+            mono = torch.stack([c ** (n - t) * s**t for t in range(n + 1)], 1)  # (B, T, P, H, W)
             out = out + (y * mono).sum(1)
             i += n + 1
         if self.bias is not None:
@@ -257,12 +280,13 @@ def _n_atoms(min_order: int, max_order: int) -> int:
     return len(atoms(min_order, max_order))
 
 
-def _dynamic_count(cin, cout, k, bias, *, sigma, min_order, max_order, pose_per, pose_hidden, pose_layers,
-                   pose_kernel, steering):
+def _dynamic_count(
+    cin, cout, k, bias, *, sigma, min_order, max_order, pose_per, pose_hidden, pose_layers, pose_kernel, steering
+):
     m = _n_atoms(min_order, max_order)
     n_pose = {"location": 1, "input": cin, "output": cout}[pose_per] * (1 if steering == "trig" else 2)
     chans = [cin * m] + [pose_hidden] * (pose_layers - 1) + [n_pose]
-    pose = sum(a * b * pose_kernel ** 2 + b for a, b in zip(chans[:-1], chans[1:]))
+    pose = sum(a * b * pose_kernel**2 + b for a, b in zip(chans[:-1], chans[1:]))
     return cin * m * cout + (cout if bias else 0) + pose
 
 
@@ -276,13 +300,40 @@ def _dynamic_count(cin, cout, k, bias, *, sigma, min_order, max_order, pose_per,
     summary="Dynamic steerable block H(x)=F(Φ(x))Φ(x)W: a pose net steers a Gaussian-derivative frame per location.",
     ranges={"sigma": POSITIVE, "pose_hidden": POSITIVE, "pose_layers": POSITIVE, "pose_kernel": POSITIVE},
 )
-def steer_dynamic(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, sigma=1.0,
-                  min_order=0, max_order=2, pose_per="location", pose_hidden=16, pose_layers=3, pose_kernel=3,
-                  steering="trig"):
-    return SteerableBlock(in_channels, out_channels, kernel_size, stride, same_padding(kernel_size, padding), bias,
-                          sigma=sigma, min_order=min_order, max_order=max_order, dynamic=True, pose_per=pose_per,
-                          pose_hidden=pose_hidden, pose_layers=pose_layers, pose_kernel=pose_kernel,
-                          steering=steering)
+def steer_dynamic(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    sigma=1.0,
+    min_order=0,
+    max_order=2,
+    pose_per="location",
+    pose_hidden=16,
+    pose_layers=3,
+    pose_kernel=3,
+    steering="trig",
+):
+    return SteerableBlock(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        same_padding(kernel_size, padding),
+        bias,
+        sigma=sigma,
+        min_order=min_order,
+        max_order=max_order,
+        dynamic=True,
+        pose_per=pose_per,
+        pose_hidden=pose_hidden,
+        pose_layers=pose_layers,
+        pose_kernel=pose_kernel,
+        steering=steering,
+    )
 
 
 @LAYERS.register(
@@ -291,12 +342,35 @@ def steer_dynamic(in_channels, out_channels, kernel_size=3, stride=1, padding=No
     section="ch. 4 §4.3 Eq. 24 / §4.4.2 static baseline (frame block, fixed pose)",
     fixed="Gaussian-derivative frame Φ (orders min_order..max_order, σ), steered to the fixed angle",
     learned="1×1 canonical weights W (+ bias)",
-    learned_params=lambda cin, cout, k, bias, *, min_order, max_order, **o:
-        cin * _n_atoms(min_order, max_order) * cout + (cout if bias else 0),
+    learned_params=lambda cin, cout, k, bias, *, min_order, max_order, **o: (
+        cin * _n_atoms(min_order, max_order) * cout + (cout if bias else 0)
+    ),
     summary="Static steerable block Φ_θ₀(x)W: the dynamic block without its pose network (fixed angle).",
     ranges={"sigma": POSITIVE},
 )
-def steer_static(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, sigma=1.0,
-                 min_order=0, max_order=2, angle=0.0):
-    return SteerableBlock(in_channels, out_channels, kernel_size, stride, same_padding(kernel_size, padding), bias,
-                          sigma=sigma, min_order=min_order, max_order=max_order, dynamic=False, angle=angle)
+def steer_static(
+    in_channels,
+    out_channels,
+    kernel_size=3,
+    stride=1,
+    padding=None,
+    bias=False,
+    *,
+    sigma=1.0,
+    min_order=0,
+    max_order=2,
+    angle=0.0,
+):
+    return SteerableBlock(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        same_padding(kernel_size, padding),
+        bias,
+        sigma=sigma,
+        min_order=min_order,
+        max_order=max_order,
+        dynamic=False,
+        angle=angle,
+    )

@@ -7,6 +7,7 @@ with no run yet is estimated from the conv run's time × the family's step-time 
 results/benchmarks/precision_step.json when that benchmark exists). Pure functions on the report's leaderboard
 views; no torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,9 @@ def verdict(interval, n: int = MIN_SEEDS, n_conv: int = MIN_SEEDS) -> str:
     return "no difference shown"
 
 
-def headline(suite_views: dict, suites: dict, step_ratios: dict | None = None,
-             suite_name: str = HEADLINE_SUITE) -> dict | None:
+def headline(
+    suite_views: dict, suites: dict, step_ratios: dict | None = None, suite_name: str = HEADLINE_SUITE
+) -> dict | None:
     """The headline table for ``suite_name`` (None when the suite has no leaderboard yet)."""
     views = suite_views.get(suite_name) or []
     view = next((v for v in views if v["metric_cols"]), None)
@@ -90,23 +92,49 @@ def headline(suite_views: dict, suites: dict, step_ratios: dict | None = None,
             left_s += per_run * max(0, planned - n)
             estimated |= est and planned > n
         fg = _mean(r, "fgsm8")[0] if r else None
-        out.append({"label": label, "family": layer["name"], "n": n, "seeds": planned, "capped": planned < seeds,
-                    "mean": m, "std": s,
-                    "delta": interval[0] if interval else (m - cm if m is not None and cm is not None and
-                                                           r is not conv else None),
-                    "lo": interval[1] if interval else None, "hi": interval[2] if interval else None,
-                    "verdict": "baseline" if r is conv and r is not None else ("not yet run" if not n else
-                                                                               verdict(interval, n, cn)),
-                    "macs": _ratio(r.get("macs"), conv.get("macs")) if r and conv else None,
-                    "time": _ratio(train_s, conv_time) if r and conv else None,
-                    "fgsm8": fg, "train_s": train_s, "per_run_s": per_run, "estimated": est,
-                    "run_ids": list(r.get("run_ids") or []) if r else []})
+        out.append(
+            {
+                "label": label,
+                "family": layer["name"],
+                "n": n,
+                "seeds": planned,
+                "capped": planned < seeds,
+                "mean": m,
+                "std": s,
+                "delta": interval[0]
+                if interval
+                else (m - cm if m is not None and cm is not None and r is not conv else None),
+                "lo": interval[1] if interval else None,
+                "hi": interval[2] if interval else None,
+                "verdict": "baseline"
+                if r is conv and r is not None
+                else ("not yet run" if not n else verdict(interval, n, cn)),
+                "macs": _ratio(r.get("macs"), conv.get("macs")) if r and conv else None,
+                "time": _ratio(train_s, conv_time) if r and conv else None,
+                "fgsm8": fg,
+                "train_s": train_s,
+                "per_run_s": per_run,
+                "estimated": est,
+                "run_ids": list(r.get("run_ids") or []) if r else [],
+            }
+        )
     out.sort(key=lambda x: (x["label"] != "conv", x["mean"] is None, -(x["mean"] or 0), x["label"]))
-    return {"suite": suite_name, "link": f"suite-{suite_name}.html#{view['anchor']}", "rows": out,
-            "device": view["board"].device, "conv_mean": cm, "conv_std": cs, "conv_n": cn,
-            "protocol": view["board"].protocol.get("name", ""), "level": LEVEL,
-            "cpu_hours_done": done_s / 3600, "cpu_hours_left": left_s / 3600, "left_estimated": estimated,
-            "families_done": sum(1 for x in out if x["n"] >= 2), "families": len(out)}
+    return {
+        "suite": suite_name,
+        "link": f"suite-{suite_name}.html#{view['anchor']}",
+        "rows": out,
+        "device": view["board"].device,
+        "conv_mean": cm,
+        "conv_std": cs,
+        "conv_n": cn,
+        "protocol": view["board"].protocol.get("name", ""),
+        "level": LEVEL,
+        "cpu_hours_done": done_s / 3600,
+        "cpu_hours_left": left_s / 3600,
+        "left_estimated": estimated,
+        "families_done": sum(1 for x in out if x["n"] >= 2),
+        "families": len(out),
+    }
 
 
 def step_ratios_from(benchmarks: list[dict]) -> dict:
@@ -122,9 +150,17 @@ def step_ratios_from(benchmarks: list[dict]) -> dict:
 def overview_points(head: dict, x: str = "time") -> list[dict]:
     """Points for the overview plot: Δ top-1 against the training-time ratio (``x="time"``) or the MAC ratio
     (``x="macs"``) to conv, one per measured family."""
-    points = [{"x": r[x], "y": r["delta"], "label": r["label"], "key": r["label"],
-               "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None}
-              for r in head["rows"] if r["delta"] is not None and _num(r[x])]
+    points = [
+        {
+            "x": r[x],
+            "y": r["delta"],
+            "label": r["label"],
+            "key": r["label"],
+            "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None,
+        }
+        for r in head["rows"]
+        if r["delta"] is not None and _num(r[x])
+    ]
     if points:  # the baseline itself, at Δ 0 and time × 1, as the reference every other point is read against
         points.insert(0, {"x": 1.0, "y": 0.0, "label": "conv (baseline)", "key": "conv", "yerr": None})
     return points

@@ -2,6 +2,7 @@
 (CommonMark), escaped: raw HTML is never passed through (``html: False`` prints it as text) and markdown-it's
 link check drops ``javascript:``, ``vbscript:``, ``file:`` and non-image ``data:`` links. Inline only (code
 spans, emphasis, links): the text sits inside a paragraph or a table cell of the page."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -5,6 +5,7 @@ The marker, ``.convbench-site.json`` in the site folder, is the manifest: the re
 last build wrote. A build collects the files it writes; at the end the files of the old manifest that it did
 not write again are removed (only plain files and links, never a folder's contents it did not list).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,9 +49,11 @@ class Site:
                 folder.mkdir()
                 continue
             if stat.S_ISLNK(st.st_mode):
-                raise SpecError(self.root, str(folder.relative_to(self.root)),
-                                "is a symbolic link: a site holds its own folders, the report does not write "
-                                "through links")
+                raise SpecError(
+                    self.root,
+                    str(folder.relative_to(self.root)),
+                    "is a symbolic link: a site holds its own folders, the report does not write through links",
+                )
             if not stat.S_ISDIR(st.st_mode):
                 raise SpecError(self.root, str(folder.relative_to(self.root)), "is a file, not a folder")
         self._folders.add(parent)
@@ -82,7 +85,7 @@ class Site:
                 os.fchmod(fd, 0o644)  # whatever the umask: site files are world-readable
                 view = memoryview(blob)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             return True
@@ -166,15 +169,22 @@ def claim(root: Path) -> set[str]:
         raise SpecError("command line", "--site", f"{root} is not a folder")
     for sub in SUBFOLDERS:  # checked before anything is written: a refused site is left as it was
         if (root / sub).is_symlink():
-            raise SpecError(str(root / sub), "", "is a symbolic link: a site holds its own folders, the report "
-                            "does not write through links")
+            raise SpecError(
+                str(root / sub),
+                "",
+                "is a symbolic link: a site holds its own folders, the report does not write through links",
+            )
     marker = root / MARKER
     try:
         mst = os.lstat(marker)
     except FileNotFoundError:
         if any(os.scandir(root)):
-            raise SpecError("command line", "--site", f"{root} is a non-empty folder that is not a convbench site "
-                            f"(no {MARKER}); the report writes only into a new or empty folder or its own site")
+            raise SpecError(
+                "command line",
+                "--site",
+                f"{root} is a non-empty folder that is not a convbench site "
+                f"(no {MARKER}); the report writes only into a new or empty folder or its own site",
+            )
         return set()
     if not stat.S_ISREG(mst.st_mode):
         raise SpecError(str(marker), "", "not a regular file: this folder's marker cannot be trusted")

@@ -15,6 +15,7 @@ not a page per run:
 
 Every number the page shows comes from the record in the shard.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ def run_title(rec: dict) -> str:
     spec = rec.get("spec") or {}
     layer = spec.get("layer") or {}
     row = layer.get("display") or rec.get("label") or layer.get("name", "")
-    return (f"{rec['suite']['name']} · {row} · {(spec.get('backbone') or {}).get('name', '')} · "
-            f"seed {spec.get('seed')} — run {rec['id']}")
+    return (
+        f"{rec['suite']['name']} · {row} · {(spec.get('backbone') or {}).get('name', '')} · "
+        f"seed {spec.get('seed')} — run {rec['id']}"
+    )
 
 
 def _flat(value, prefix: str = "") -> dict:
@@ -83,8 +86,12 @@ def suite_change(rec: dict, suite, cache: dict) -> dict | None:
             cache[key] = [s.to_dict() for s in suite.expand(overrides=json.loads(key[2]), seeds=[key[1]])]
         except Exception:  # a suite this report cannot expand (a plug-in it does not load): no diff to show
             cache[key] = []
-    same = [s for s in cache[key] if (s.get("layer") or {}).get("label") == rec.get("label")
-            and (s.get("backbone") or {}).get("name") == (spec.get("backbone") or {}).get("name")]
+    same = [
+        s
+        for s in cache[key]
+        if (s.get("layer") or {}).get("label") == rec.get("label")
+        and (s.get("backbone") or {}).get("name") == (spec.get("backbone") or {}).get("name")
+    ]
     if not same:
         out["row_gone"] = True
         return out
@@ -100,8 +107,7 @@ def _public(rec: dict) -> dict:
 
 
 def _dumps(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
 
 
 def _finite(v):
@@ -118,17 +124,23 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
         rid = rec["id"]
         blob = _dumps(_public(rec))
         site.write_if_changed(data_href(rid), blob + "\n")
-        accs = [h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict)
-                and _finite(h.get("test_acc"))]
-        page = {"title": run_title(rec), "suite_page": f"suite-{slug(rec['suite']['name'])}.html",
-                "stale": bool(rec.get("_stale")), "best_acc": max(accs) if accs else None,
-                "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache)}
+        accs = [
+            h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _finite(h.get("test_acc"))
+        ]
+        page = {
+            "title": run_title(rec),
+            "suite_page": f"suite-{slug(rec['suite']['name'])}.html",
+            "stale": bool(rec.get("_stale")),
+            "best_acc": max(accs) if accs else None,
+            "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache),
+        }
         tasks_seen.add(rec.get("task"))
-        shards.setdefault(shard_of(rid), []).append(f"{json.dumps(rid)}:{{\"record\":{blob},\"page\":{_dumps(page)}}}")
+        shards.setdefault(shard_of(rid), []).append(f'{json.dumps(rid)}:{{"record":{blob},"page":{_dumps(page)}}}')
     names = _dumps({str(t): metric_names.get(t, {}) for t in sorted(tasks_seen, key=str)})
     for shard, entries in sorted(shards.items()):
-        site.write_if_changed(f"runs/{shard}.js", "convbenchRuns({\"metric_names\":" + names + ",\"runs\":{"
-                              + ",".join(entries) + "}});\n")
+        site.write_if_changed(
+            f"runs/{shard}.js", 'convbenchRuns({"metric_names":' + names + ',"runs":{' + ",".join(entries) + "}});\n"
+        )
     return len(records)
 
 
@@ -137,4 +149,4 @@ def read_shard(text: str) -> dict:
     head, tail = "convbenchRuns(", ");\n"
     if not (text.startswith(head) and text.endswith(tail)):
         raise ValueError("not a run-data shard")
-    return json.loads(text[len(head):-len(tail)])
+    return json.loads(text[len(head) : -len(tail)])

@@ -1,6 +1,7 @@
 """Tables → static site: ``site/index.html``, one page per suite, one page that draws any run from its record
 (:mod:`bench.report.runpage`), CSV/JSON downloads.
 Works opened straight from disk (no CDN, no server); every text from a suite or record is escaped."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +42,14 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 
 def _env(documents: dict | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("bench.report", "templates"),
-                             autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True,
-                             lstrip_blocks=True, bytecode_cache=_bytecode_cache())
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        bytecode_cache=_bytecode_cache(),
+    )
     env.filters["num"] = _num
     env.filters["si"] = _si
     env.filters["pm"] = lambda pair, fmt=".2f": fmt_pm(pair[0], pair[1], fmt)
@@ -91,6 +97,7 @@ def options_text(options) -> str:
             return options
     if not isinstance(options, dict):
         return str(options)
+
     def one(v):
         if isinstance(v, float):
             return f"{v:.4g}"  # 0.1111111111111111 → 0.1111
@@ -147,33 +154,77 @@ def _board_view(board, records_by_id: dict) -> dict:
         opts = json.loads(r["backbone_options"])
         r["title"] = r.get("title") if isinstance(r.get("title"), str) and r.get("title") else r["label"]
         r["network"] = r["backbone"] + (
-            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else "")
+            " " + ",".join(f"{k}={v}" for k, v in opts.items()) if multi.get(r["backbone"], 1) > 1 else ""
+        )
         r["display"] = f"{r['title']} ({r['network']})"
-        r["refs"] = [ref for ref in refs_by_row.get(r["label"], [])
-                     if not ref.get("backbone") or ref["backbone"] == r["backbone"]]
+        r["refs"] = [
+            ref
+            for ref in refs_by_row.get(r["label"], [])
+            if not ref.get("backbone") or ref["backbone"] == r["backbone"]
+        ]
         r["options_text"] = options_text(opts)
         # the best test accuracy any seed reached (for "not reached (best …)" beside the time to threshold)
-        accs = [h.get("test_acc") for i in r["run_ids"] if records_by_id[i].get("status") == "ok"
-                for h in records_by_id[i].get("history") or [] if isinstance(h, dict)]
+        accs = [
+            h.get("test_acc")
+            for i in r["run_ids"]
+            if records_by_id[i].get("status") == "ok"
+            for h in records_by_id[i].get("history") or []
+            if isinstance(h, dict)
+        ]
         accs = [a for a in accs if _isnum(a)]
         r["best_acc"] = max(accs) if accs else None
     # accuracy (primary metric) versus MACs
-    points = [{"x": r.get("macs"), "y": r.get(pkey + ":mean") if pkey else None, "label": r["title"],
-               "key": r["family"], "yerr": r.get(pkey + ":std") if pkey else None} for r in rows]
-    scatter_macs = svg.scatter(points, "MACs per image (fvcore, log scale)", primary[1] if primary else "",
-                               title="accuracy vs MACs") if primary else ""
+    points = [
+        {
+            "x": r.get("macs"),
+            "y": r.get(pkey + ":mean") if pkey else None,
+            "label": r["title"],
+            "key": r["family"],
+            "yerr": r.get(pkey + ":std") if pkey else None,
+        }
+        for r in rows
+    ]
+    scatter_macs = (
+        svg.scatter(
+            points, "MACs per image (fvcore, log scale)", primary[1] if primary else "", title="accuracy vs MACs"
+        )
+        if primary
+        else ""
+    )
     pareto_time = pareto_macs = ""
     # one Pareto front per network; where several networks share the plot, each label names its network
     several = len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1
     if primary:
-        pts = [{"x": r.get("train_s"), "y": r.get(pkey + ":mean"), "label": r["display"] if several else r["title"],
-                "key": r["family"], "group": r["network"]} for r in rows]
-        pareto_time = svg.scatter(pts, "training time (s, log scale)", primary[1], title="accuracy vs time",
-                                  frontier=True)
-        pts = [{"x": r.get("train_macs"), "y": r.get(pkey + ":mean"), "label": r["display"] if several else r["title"],
-                "key": r["family"], "group": r["network"]} for r in rows]
-        pareto_macs = svg.scatter(pts, "training MACs (≈ 3 × training-mode forward MACs × images seen, log scale)",
-                                  primary[1], title="accuracy vs training MACs", frontier=True)
+        pts = [
+            {
+                "x": r.get("train_s"),
+                "y": r.get(pkey + ":mean"),
+                "label": r["display"] if several else r["title"],
+                "key": r["family"],
+                "group": r["network"],
+            }
+            for r in rows
+        ]
+        pareto_time = svg.scatter(
+            pts, "training time (s, log scale)", primary[1], title="accuracy vs time", frontier=True
+        )
+        pts = [
+            {
+                "x": r.get("train_macs"),
+                "y": r.get(pkey + ":mean"),
+                "label": r["display"] if several else r["title"],
+                "key": r["family"],
+                "group": r["network"],
+            }
+            for r in rows
+        ]
+        pareto_macs = svg.scatter(
+            pts,
+            "training MACs (≈ 3 × training-mode forward MACs × images seen, log scale)",
+            primary[1],
+            title="accuracy vs training MACs",
+            frontier=True,
+        )
     # per-epoch curves (first ok seed of each row) and any task curves
     curves: dict[str, list] = {}
     epoch_series = []
@@ -190,27 +241,54 @@ def _board_view(board, records_by_id: dict) -> dict:
         rec = min(recs, key=lambda x: x["spec"]["seed"])
         hist = rec.get("history") or []
         if hist and "test_acc" in hist[0]:
-            epoch_series.append({"label": r["display"], "key": key,
-                                 "x": [h["epoch"] for h in hist], "y": [h.get("test_acc") for h in hist]})
+            epoch_series.append(
+                {
+                    "label": r["display"],
+                    "key": key,
+                    "x": [h["epoch"] for h in hist],
+                    "y": [h.get("test_acc") for h in hist],
+                }
+            )
         for name, c in (rec.get("curves") or {}).items():
-            curves.setdefault(name, []).append({"label": r["display"], "key": key,
-                                                "x": c.get("x", []), "y": c.get("y", []),
-                                                "xlabel": c.get("xlabel", ""), "ylabel": c.get("ylabel", ""),
-                                                "logx": c.get("logx", False)})
+            curves.setdefault(name, []).append(
+                {
+                    "label": r["display"],
+                    "key": key,
+                    "x": c.get("x", []),
+                    "y": c.get("y", []),
+                    "xlabel": c.get("xlabel", ""),
+                    "ylabel": c.get("ylabel", ""),
+                    "logx": c.get("logx", False),
+                }
+            )
     plots = []
     if epoch_series:
         plots.append(("test accuracy per epoch", svg.lines(epoch_series, "epoch", "test accuracy (%)")))
     for name, series in sorted(curves.items()):
-        plots.append((name, svg.lines(series, series[0]["xlabel"], series[0]["ylabel"], title=name,
-                                      logx=bool(series[0]["logx"]))))
+        plots.append(
+            (
+                name,
+                svg.lines(series, series[0]["xlabel"], series[0]["ylabel"], title=name, logx=bool(series[0]["logx"])),
+            )
+        )
     metric_cols = [c for c in board.columns if f"m:{c[0]}:mean" in board.rows]
     all_noisy = len(rows) > 1 and all(r.get("noisy") for r in rows)
-    return {"board": board, "rows": rows, "metric_cols": metric_cols, "scatter_macs": Markup(scatter_macs),
-            "pareto_time": Markup(pareto_time), "pareto_macs": Markup(pareto_macs), "plots": [(t, Markup(p)) for t, p in plots if p],
-            "anchor": board_anchor(board), "noisy_threshold": NOISY_SPREAD, "all_noisy": all_noisy,
-            "show_family": show_family, "has_refs": bool(board.references),
-            # one backbone with one option set on every row: the options are said once above the table
-            "options_vary": len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1}
+    return {
+        "board": board,
+        "rows": rows,
+        "metric_cols": metric_cols,
+        "scatter_macs": Markup(scatter_macs),
+        "pareto_time": Markup(pareto_time),
+        "pareto_macs": Markup(pareto_macs),
+        "plots": [(t, Markup(p)) for t, p in plots if p],
+        "anchor": board_anchor(board),
+        "noisy_threshold": NOISY_SPREAD,
+        "all_noisy": all_noisy,
+        "show_family": show_family,
+        "has_refs": bool(board.references),
+        # one backbone with one option set on every row: the options are said once above the table
+        "options_vary": len({(r["backbone"], r["backbone_options"]) for r in rows}) > 1,
+    }
 
 
 def board_anchor(board) -> str:
@@ -224,19 +302,43 @@ def board_anchor(board) -> str:
 def _export(board, view: dict, site: Site, stem: str) -> dict:
     cols = ["backbone", "backbone_options", "label", "family", "n", "failed"]
     cols += [c for c in board.rows.columns if c.startswith("m:")]
-    cols += ["params_learned", "params_fixed", "params_total", "macs", "train_s", "to_threshold_s", "to_threshold_n",
-             "throughput", "latency_ms", "noisy"]
+    cols += [
+        "params_learned",
+        "params_fixed",
+        "params_total",
+        "macs",
+        "train_s",
+        "to_threshold_s",
+        "to_threshold_n",
+        "throughput",
+        "latency_ms",
+        "noisy",
+    ]
     cols = [c for c in cols if c in board.rows.columns]
     df = board.rows[cols].copy()
     # each row's document numbers, verdicts (mean ± 95 % half-width) and deviations, one cell each
     refs = {(r["backbone"], r["backbone_options"], r["label"]): r.get("refs") or [] for r in view["rows"]}
     keys = list(zip(board.rows["backbone"], board.rows["backbone_options"], board.rows["label"]))
-    df["verdicts"] = ["; ".join(f"{x['document']} {x['where']} {x['value']:g}: {x['verdict']}"
-                                + (f" ({x['interval']['text']}, n={x['n']})" if x.get("interval") else "")
-                                for x in refs.get(k, [])) for k in keys]
-    df["deviations"] = ["; ".join(sorted({d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
-                                          for x in refs.get(k, []) for d in x.get("deviations") or []}))
-                        for k in keys]
+    df["verdicts"] = [
+        "; ".join(
+            f"{x['document']} {x['where']} {x['value']:g}: {x['verdict']}"
+            + (f" ({x['interval']['text']}, n={x['n']})" if x.get("interval") else "")
+            for x in refs.get(k, [])
+        )
+        for k in keys
+    ]
+    df["deviations"] = [
+        "; ".join(
+            sorted(
+                {
+                    d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
+                    for x in refs.get(k, [])
+                    for d in x.get("deviations") or []
+                }
+            )
+        )
+        for k in keys
+    ]
     # a downloaded CSV stands alone: each row names its suite, setting, epochs and device, the document's value,
     # Δ = measured − document and the verdict with its reason (one entry per document number, "; "-joined)
     df.insert(0, "suite", board.suite)
@@ -244,10 +346,18 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
     df["tier"] = board.setting_tag.split(": ", 1)[1] if board.setting_tag.startswith("shortened: ") else ""
     df["epochs"] = board.protocol.get("epochs")
     df["device"] = board.device or "; ".join(board.devices)
-    for col, key, fmt in (("document_value", "value", "g"), ("delta_measured_minus_document", "diff", "+.3f"),
-                          ("verdict", "verdict", ""), ("verdict_reason", "verdict_detail", "")):
-        df[col] = ["; ".join(format(x[key], fmt) if fmt and _isnum(x.get(key)) else str(x.get(key) or "")
-                             for x in refs.get(k, [])) for k in keys]
+    for col, key, fmt in (
+        ("document_value", "value", "g"),
+        ("delta_measured_minus_document", "diff", "+.3f"),
+        ("verdict", "verdict", ""),
+        ("verdict_reason", "verdict_detail", ""),
+    ):
+        df[col] = [
+            "; ".join(
+                format(x[key], fmt) if fmt and _isnum(x.get(key)) else str(x.get(key) or "") for x in refs.get(k, [])
+            )
+            for k in keys
+        ]
     # floats rounded to what a measurement supports (metrics: 3 decimals; seconds: 2; images/s: 1)
     for c in df.columns:
         if df[c].dtype.kind == "f":
@@ -259,21 +369,47 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
     csv_rel, json_rel = f"data/{stem}.csv", f"data/{stem}.json"
     site.write(csv_rel, df.to_csv(index=False))
     # the JSON's rows are the CSV's (same columns, same rounding), each document number also as a list entry
-    per_ref = [[{"document": x.get("document"), "where": x.get("where"), "metric": x.get("metric"),
-                 "document_value": x.get("value"),
-                 "delta_measured_minus_document": round(x["diff"], 3) if _isnum(x.get("diff")) else None,
-                 "verdict": x.get("verdict"), "verdict_reason": x.get("verdict_detail")} for x in refs.get(k, [])]
-               for k in keys]
-    json_rows = [dict({c: (None if v is pd.NA or (isinstance(v, float) and not math.isfinite(v)) else v)
-                       for c, v in zip(df.columns, vals)}, references=ref)
-                 for vals, ref in zip(df.astype(object).to_numpy().tolist(), per_ref)]
-    payload = {"suite": board.suite, "task": board.task, "dataset": board.dataset, "protocol": board.protocol,
-               "overrides": board.overrides, "devices": board.devices,
-               "columns": {"delta_measured_minus_document": "Δ = measured − document (points)",
-                           "setting": "document / shared / shortened", "tier": "the declared tier, if shortened"},
-               "rows": _clean(json_rows),
-               "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
-               "claims": _clean(board.claims)}
+    per_ref = [
+        [
+            {
+                "document": x.get("document"),
+                "where": x.get("where"),
+                "metric": x.get("metric"),
+                "document_value": x.get("value"),
+                "delta_measured_minus_document": round(x["diff"], 3) if _isnum(x.get("diff")) else None,
+                "verdict": x.get("verdict"),
+                "verdict_reason": x.get("verdict_detail"),
+            }
+            for x in refs.get(k, [])
+        ]
+        for k in keys
+    ]
+    json_rows = [
+        dict(
+            {
+                c: (None if v is pd.NA or (isinstance(v, float) and not math.isfinite(v)) else v)
+                for c, v in zip(df.columns, vals)
+            },
+            references=ref,
+        )
+        for vals, ref in zip(df.astype(object).to_numpy().tolist(), per_ref)
+    ]
+    payload = {
+        "suite": board.suite,
+        "task": board.task,
+        "dataset": board.dataset,
+        "protocol": board.protocol,
+        "overrides": board.overrides,
+        "devices": board.devices,
+        "columns": {
+            "delta_measured_minus_document": "Δ = measured − document (points)",
+            "setting": "document / shared / shortened",
+            "tier": "the declared tier, if shortened",
+        },
+        "rows": _clean(json_rows),
+        "references": _clean([{k: v for k, v in r.items()} for r in board.references]),
+        "claims": _clean(board.claims),
+    }
     site.write(json_rel, json_bytes(payload))
     return {"csv": csv_rel, "json": json_rel}
 
@@ -307,35 +443,65 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         try:
             view = _board_view(board, by_id)
         except Exception as exc:  # a board that cannot be drawn is named and left out; the site is built
-            problems.append((f"leaderboard {board.suite}/{board.group}",
-                             f"cannot render ({type(exc).__name__}: {str(exc)[:100]})"))
+            problems.append(
+                (f"leaderboard {board.suite}/{board.group}", f"cannot render ({type(exc).__name__}: {str(exc)[:100]})")
+            )
             continue
-        view["downloads"] = _export(board, view, site, _slug(f"{board.suite}-{board.task}-{board.dataset}-{board.group}"))
+        view["downloads"] = _export(
+            board, view, site, _slug(f"{board.suite}-{board.task}-{board.dataset}-{board.group}")
+        )
         suite_views.setdefault(board.suite, []).append(view)
 
     benchmarks = _benchmarks(results)
     pages = 0
-    families = [{"name": f.name, "document": f.document, "section": f.section, "fixed": f.fixed,
-                 "learned": f.learned, "defaults": f.defaults, "summary": f.summary} for f in LAYERS]
+    families = [
+        {
+            "name": f.name,
+            "document": f.document,
+            "section": f.section,
+            "fixed": f.fixed,
+            "learned": f.learned,
+            "defaults": f.defaults,
+            "summary": f.summary,
+        }
+        for f in LAYERS
+    ]
     verdict_rows, document_setting = _export_verdicts(site, suites, suite_views)
     suites_summary = []
     for name in sorted(set(suite_views) | set(suites)):
         views = suite_views.get(name, [])
         s = suites.get(name)
-        suites_summary.append({"name": name, "page": f"suite-{_slug(name)}.html",
-                               "description": s.description if s else "",
-                               "runs": sum(int(v["board"].rows["n"].sum()) for v in views),
-                               "failed": sum(int(v["board"].rows["failed"].sum()) for v in views),
-                               "boards": len(views), "tasks": sorted({v["board"].task for v in views})})
-    boards_index = [{"suite": v["board"].suite, "task": v["board"].task, "dataset": v["board"].dataset,
-                     "protocol": v["board"].protocol.get("name", ""), "short": v["board"].setting == "shortened",
-                     "setting_tag": v["board"].setting_tag,
-                     "smoke": v["board"].smoke, "backbones": sorted(set(v["board"].rows["backbone"])),
-                     "families": sorted(set(v["board"].rows["family"])), "rows": len(v["board"].rows),
-                     "runs": int(v["board"].rows["n"].sum()), "devices": v["board"].devices,
-                     "device": v["board"].device,
-                     "link": f"suite-{_slug(v['board'].suite)}.html#{v['anchor']}"}
-                    for views in suite_views.values() for v in views]
+        suites_summary.append(
+            {
+                "name": name,
+                "page": f"suite-{_slug(name)}.html",
+                "description": s.description if s else "",
+                "runs": sum(int(v["board"].rows["n"].sum()) for v in views),
+                "failed": sum(int(v["board"].rows["failed"].sum()) for v in views),
+                "boards": len(views),
+                "tasks": sorted({v["board"].task for v in views}),
+            }
+        )
+    boards_index = [
+        {
+            "suite": v["board"].suite,
+            "task": v["board"].task,
+            "dataset": v["board"].dataset,
+            "protocol": v["board"].protocol.get("name", ""),
+            "short": v["board"].setting == "shortened",
+            "setting_tag": v["board"].setting_tag,
+            "smoke": v["board"].smoke,
+            "backbones": sorted(set(v["board"].rows["backbone"])),
+            "families": sorted(set(v["board"].rows["family"])),
+            "rows": len(v["board"].rows),
+            "runs": int(v["board"].rows["n"].sum()),
+            "devices": v["board"].devices,
+            "device": v["board"].device,
+            "link": f"suite-{_slug(v['board'].suite)}.html#{v['anchor']}",
+        }
+        for views in suite_views.values()
+        for v in views
+    ]
     for summ in suites_summary:
         summ["waiting"] = waiting_for(suites.get(summ["name"])) if not summ["boards"] else ""
     head = headline(suite_views, suites, step_ratios_from(benchmarks))
@@ -343,14 +509,29 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         head["plot"] = Markup(overview_plot(head))
         head["plot_macs"] = Markup(overview_plot(head, "macs"))
     board = scoreboard(verdict_rows, documents, document_costs(verdict_rows, suites, records))
-    ctx = {"headline": head, "suites": suites_summary, "boards": boards_index, "families": families,
-           "problems": problems, "benchmarks": benchmarks, "n_records": len(records),
-           "summary": family_summary(suite_views), "document_setting": document_setting, "scoreboard": board,
-           "verdict_rows": verdict_rows, "verdict_plot": Markup(verdict_plot(verdict_rows))}
-    site.write("index.html", env.get_template("index.html").render(title="convbench leaderboard", depth="",
-                                                                   page="index", **ctx))
-    for name, title in (("verdicts", "convbench: document numbers and claims"),
-                        ("families", "convbench: layer families"), ("costs", "convbench: measured costs")):
+    ctx = {
+        "headline": head,
+        "suites": suites_summary,
+        "boards": boards_index,
+        "families": families,
+        "problems": problems,
+        "benchmarks": benchmarks,
+        "n_records": len(records),
+        "summary": family_summary(suite_views),
+        "document_setting": document_setting,
+        "scoreboard": board,
+        "verdict_rows": verdict_rows,
+        "verdict_plot": Markup(verdict_plot(verdict_rows)),
+    }
+    site.write(
+        "index.html",
+        env.get_template("index.html").render(title="convbench leaderboard", depth="", page="index", **ctx),
+    )
+    for name, title in (
+        ("verdicts", "convbench: document numbers and claims"),
+        ("families", "convbench: layer families"),
+        ("costs", "convbench: measured costs"),
+    ):
         site.write(f"{name}.html", env.get_template(f"{name}.html").render(title=title, depth="", page=name, **ctx))
         pages += 1
     pages += 1
@@ -360,12 +541,20 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         extra = {}
         if summ["name"] == HEADLINE_SUITE:
             extra = {"headline": head, "search": _search_plot(benchmarks)}
-        html = env.get_template("suite.html").render(title=f"suite {summ['name']}", depth="", suite=s,
-                                                     summary=summ, views=views, **extra,
-                                                     stale=[dict(id=i, line=line, page=run_href(i))
-                                                            for i, line in sorted(stale.items())
-                                                            if by_id[i]["suite"]["name"] == summ["name"]],
-                                                     references_unmatched=_unmatched_refs(s, views))
+        html = env.get_template("suite.html").render(
+            title=f"suite {summ['name']}",
+            depth="",
+            suite=s,
+            summary=summ,
+            views=views,
+            **extra,
+            stale=[
+                dict(id=i, line=line, page=run_href(i))
+                for i, line in sorted(stale.items())
+                if by_id[i]["suite"]["name"] == summ["name"]
+            ],
+            references_unmatched=_unmatched_refs(s, views),
+        )
         site.write(summ["page"], html)
         pages += 1
     metric_names = {}  # per task: metric key → its display name (the leaderboard's column labels)
@@ -380,15 +569,23 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
         except BenchError:
             raise  # the site itself refuses (a link inside it): not one record's problem
         except Exception as exc:  # one record whose artifacts cannot be copied is named; its run still shows
-            problems.append((rec.get("_path", rec.get("id")), f"cannot copy artifacts ({type(exc).__name__}: "
-                                                              f"{str(exc)[:100]})"))
+            problems.append(
+                (rec.get("_path", rec.get("id")), f"cannot copy artifacts ({type(exc).__name__}: {str(exc)[:100]})")
+            )
     write_run_data(site, records, suites, metric_names, _slug)
-    site.write("run.html", env.get_template("run.html").render(title="convbench: run", depth="", page="run",
-                                                               shard_digits=SHARD_DIGITS))
+    site.write(
+        "run.html",
+        env.get_template("run.html").render(title="convbench: run", depth="", page="run", shard_digits=SHARD_DIGITS),
+    )
     pages += 1
     site.finish()  # files of the last build not written now (pages of records that are gone) go; nothing else
-    return {"records": len(records), "pages": pages, "problems": problems, "boards": len(boards),
-            "stale": sorted(stale.values())}
+    return {
+        "records": len(records),
+        "pages": pages,
+        "problems": problems,
+        "boards": len(boards),
+        "stale": sorted(stale.values()),
+    }
 
 
 def _unmatched_refs(suite, views) -> list:
@@ -397,32 +594,79 @@ def _unmatched_refs(suite, views) -> list:
         return []
     if views:
         return []
-    return [dict(r, setting_text=r["setting"], setting=suite.setting, tier=None, setting_tag=suite.setting,
-                 verdict="not yet run", verdict_detail="no run of this suite yet",
-                 deviations=deviation_chips(list(suite.deviations) + list(r.get("deviations") or [])))
-            for r in suite.references]
+    return [
+        dict(
+            r,
+            setting_text=r["setting"],
+            setting=suite.setting,
+            tier=None,
+            setting_tag=suite.setting,
+            verdict="not yet run",
+            verdict_detail="no run of this suite yet",
+            deviations=deviation_chips(list(suite.deviations) + list(r.get("deviations") or [])),
+        )
+        for r in suite.references
+    ]
 
 
 def _unrun_claims(suite) -> list:
     """Claims of a suite that no leaderboard has run yet (shown as 'not yet run')."""
-    return [dict(c, verdict="not yet run", verdict_detail="no run of this suite yet", rule="", comparable=True,
-                 setting=suite.setting, tier=None, setting_tag=suite.setting,
-                 deviations=deviation_chips(list(suite.deviations) + list(c.get("deviations") or [])))
-            for c in suite.claims]
+    return [
+        dict(
+            c,
+            verdict="not yet run",
+            verdict_detail="no run of this suite yet",
+            rule="",
+            comparable=True,
+            setting=suite.setting,
+            tier=None,
+            setting_tag=suite.setting,
+            deviations=deviation_chips(list(suite.deviations) + list(c.get("deviations") or [])),
+        )
+        for c in suite.claims
+    ]
 
 
-VERDICT_FIELDS = ("kind", "suite", "leaderboard", "document", "where", "row", "backbone", "metric", "epochs", "value",
-                  "std", "runs", "tolerance", "measured", "measured_std", "n", "interval_half", "interval_lo",
-                  "interval_hi", "interval_df", "setting", "tier", "verdict", "verdict_detail", "deviations", "id", "op",
-                  "text", "devices")
+VERDICT_FIELDS = (
+    "kind",
+    "suite",
+    "leaderboard",
+    "document",
+    "where",
+    "row",
+    "backbone",
+    "metric",
+    "epochs",
+    "value",
+    "std",
+    "runs",
+    "tolerance",
+    "measured",
+    "measured_std",
+    "n",
+    "interval_half",
+    "interval_lo",
+    "interval_hi",
+    "interval_df",
+    "setting",
+    "tier",
+    "verdict",
+    "verdict_detail",
+    "deviations",
+    "id",
+    "op",
+    "text",
+    "devices",
+)
 
 
 def _verdict_row(item: dict) -> dict:
     """One reference or claim as a flat row of the verdict downloads (interval and deviations included)."""
     iv = item.get("interval") or {}
     row = {k: item.get(k) for k in VERDICT_FIELDS}
-    row.update(interval_half=iv.get("half"), interval_lo=iv.get("lo"), interval_hi=iv.get("hi"),
-               interval_df=iv.get("df"))
+    row.update(
+        interval_half=iv.get("half"), interval_lo=iv.get("lo"), interval_hi=iv.get("hi"), interval_df=iv.get("df")
+    )
     if item.get("kind") == "claim":
         row["value"] = item.get("check", {}).get("points")
         row["op"] = item.get("check", {}).get("op")
@@ -430,8 +674,9 @@ def _verdict_row(item: dict) -> dict:
             row["measured"] = iv.get("centre")
             n = iv.get("n")
             row["n"] = "/".join(map(str, n)) if isinstance(n, list) else n
-    row["deviations"] = [d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "")
-                         for d in item.get("deviations") or []]
+    row["deviations"] = [
+        d["kind"] + (f": {d['text']}" if d["kind"] == "other" else "") for d in item.get("deviations") or []
+    ]
     return row
 
 
@@ -447,27 +692,64 @@ def _export_verdicts(site: Site, suites: dict, suite_views: dict) -> list[dict]:
             for r in b.references:
                 items.append(dict(r, kind="reference", suite=name, leaderboard=v["anchor"], devices=b.devices))
             for c in b.claims:
-                items.append(dict(c, kind="claim", suite=name, leaderboard=v["anchor"], devices=b.devices,
-                                  metric=c["check"]["metric"], epochs=c["check"].get("epochs")))
+                items.append(
+                    dict(
+                        c,
+                        kind="claim",
+                        suite=name,
+                        leaderboard=v["anchor"],
+                        devices=b.devices,
+                        metric=c["check"]["metric"],
+                        epochs=c["check"].get("epochs"),
+                    )
+                )
         if not views and suite is not None:
             for r in _unmatched_refs(suite, views):
                 items.append(dict(r, kind="reference", suite=name, leaderboard="", devices=[]))
             for c in _unrun_claims(suite):
-                items.append(dict(c, kind="claim", suite=name, leaderboard="", devices=[], metric=c["check"]["metric"],
-                                  epochs=c["check"].get("epochs")))
+                items.append(
+                    dict(
+                        c,
+                        kind="claim",
+                        suite=name,
+                        leaderboard="",
+                        devices=[],
+                        metric=c["check"]["metric"],
+                        epochs=c["check"].get("epochs"),
+                    )
+                )
     rows = [_verdict_row(item) for item in items]
-    shown = [dict(row, link=f"suite-{_slug(row['suite'])}.html" + (f"#{row['leaderboard']}" if row["leaderboard"] else ""),
-                  chips=item.get("deviations") or [], diff=_diff(row)) for item, row in zip(items, rows)]
-    document_setting = [dict(row, link=f"suite-{_slug(row['suite'])}.html#{row['leaderboard']}",
-                             deviation_chips=item.get("deviations") or [],
-                             diff=(row["measured"] - row["value"]) if row.get("measured") is not None
-                             and row.get("value") is not None else None)
-                        for item, row in zip(items, rows) if row["setting"] == "document" and row["leaderboard"]
-                        and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))]
+    shown = [
+        dict(
+            row,
+            link=f"suite-{_slug(row['suite'])}.html" + (f"#{row['leaderboard']}" if row["leaderboard"] else ""),
+            chips=item.get("deviations") or [],
+            diff=_diff(row),
+        )
+        for item, row in zip(items, rows)
+    ]
+    document_setting = [
+        dict(
+            row,
+            link=f"suite-{_slug(row['suite'])}.html#{row['leaderboard']}",
+            deviation_chips=item.get("deviations") or [],
+            diff=(row["measured"] - row["value"])
+            if row.get("measured") is not None and row.get("value") is not None
+            else None,
+        )
+        for item, row in zip(items, rows)
+        if row["setting"] == "document"
+        and row["leaderboard"]
+        and (row.get("measured") is not None or row["verdict"] in ("reproduced", "not reproduced"))
+    ]
     site.write("data/verdicts.json", json_bytes({"rules": VERDICT_RULES, "items": _clean(rows)}))
-    site.write("data/verdicts.csv", pd.DataFrame(
-        [{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
-        columns=list(VERDICT_FIELDS)).to_csv(index=False))
+    site.write(
+        "data/verdicts.csv",
+        pd.DataFrame(
+            [{k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()} for row in rows],
+            columns=list(VERDICT_FIELDS),
+        ).to_csv(index=False),
+    )
     return shown, document_setting
 
 
@@ -496,8 +778,11 @@ def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) 
         if rec.get("_stale") or not isinstance(dur, (int, float)) or not math.isfinite(dur) or dur < 0:
             continue
         d = done.setdefault(name, {"ids": set(), "by_backbone": {}, "hours": {}, "runs": 0})
-        kind = "GPU" if str((rec.get("env") or {}).get("device") or "").upper().startswith(("CUDA", "GPU", "NVIDIA")) \
+        kind = (
+            "GPU"
+            if str((rec.get("env") or {}).get("device") or "").upper().startswith(("CUDA", "GPU", "NVIDIA"))
             else "CPU"
+        )
         d["hours"][kind] = d["hours"].get(kind, 0.0) + dur / 3600
         d["runs"] += 1
         if rec.get("status") == "ok":
@@ -530,8 +815,13 @@ def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) 
                     continue
                 left_h += sum(same) / len(same) * sp.protocol["epochs"] / 3600
                 left_runs += 1
-        out[doc] = {"hours": {k: round(v, 2) for k, v in sorted(hours.items())}, "runs": runs,
-                    "left_h": round(left_h, 1), "left_runs": left_runs, "unestimated": unestimated}
+        out[doc] = {
+            "hours": {k: round(v, 2) for k, v in sorted(hours.items())},
+            "runs": runs,
+            "left_h": round(left_h, 1),
+            "left_runs": left_runs,
+            "unestimated": unestimated,
+        }
     return out
 
 
@@ -548,21 +838,39 @@ def scoreboard(verdict_rows: list[dict], documents: dict, costs: dict | None = N
     out = []
     for d in list(documents) + sorted(set(counts) - set(documents)):
         c = counts.get(d, {v: 0 for v in VERDICTS})
-        out.append({"id": d, "doc": documents.get(d), "total": sum(c.values()), "cost": (costs or {}).get(d),
-                    "counts": [{"verdict": v, "n": c[v],
-                                "link": f"verdicts.html#f.verdicts.document={d}&f.verdicts.verdict={v.replace(' ', '%20')}"}
-                               for v in VERDICTS],
-                    "link": f"verdicts.html#f.verdicts.document={d}"})
+        out.append(
+            {
+                "id": d,
+                "doc": documents.get(d),
+                "total": sum(c.values()),
+                "cost": (costs or {}).get(d),
+                "counts": [
+                    {
+                        "verdict": v,
+                        "n": c[v],
+                        "link": f"verdicts.html#f.verdicts.document={d}&f.verdicts.verdict={v.replace(' ', '%20')}",
+                    }
+                    for v in VERDICTS
+                ],
+                "link": f"verdicts.html#f.verdicts.document={d}",
+            }
+        )
     return out
 
 
 # the headline's verdicts as marker shapes (significance is never colour alone)
-VERDICT_SHAPES = {"better": ("triangle", False), "worse": ("triangle-down", False),
-                  "no difference shown": ("circle", False), "baseline": ("square", False)}
+VERDICT_SHAPES = {
+    "better": ("triangle", False),
+    "worse": ("triangle-down", False),
+    "no difference shown": ("circle", False),
+    "baseline": ("square", False),
+}
 
 
-OVERVIEW_X = {"time": ("training time as a multiple of conv's (log scale)", "training-time ratio"),
-              "macs": ("MACs per image as a multiple of conv's (log scale)", "MAC ratio")}
+OVERVIEW_X = {
+    "time": ("training time as a multiple of conv's (log scale)", "training-time ratio"),
+    "macs": ("MACs per image as a multiple of conv's (log scale)", "MAC ratio"),
+}
 
 
 def overview_plot(head: dict, x: str = "time") -> str:
@@ -573,12 +881,22 @@ def overview_plot(head: dict, x: str = "time") -> str:
     xlabel, what = OVERVIEW_X[x]
     pts = []
     for p in overview_points(head, x):
-        v = "baseline" if p["key"] == "conv" and p["label"].startswith("conv") and p["x"] == 1.0 and p["y"] == 0.0 \
+        v = (
+            "baseline"
+            if p["key"] == "conv" and p["label"].startswith("conv") and p["x"] == 1.0 and p["y"] == 0.0
             else verdict_of.get(p["label"], "")
+        )
         shape, hollow = VERDICT_SHAPES.get(v, ("circle", True))
         pts.append(dict(p, shape=shape, hollow=hollow, tip=f"{p['label']} ({v or 'no verdict'})"))
-    return svg.scatter(pts, xlabel, "Δ top-1 = family − conv (points)", f"Δ top-1 against conv by {what}",
-                       logx=True, zero_line=True, h=340)
+    return svg.scatter(
+        pts,
+        xlabel,
+        "Δ top-1 = family − conv (points)",
+        f"Δ top-1 against conv by {what}",
+        logx=True,
+        zero_line=True,
+        h=340,
+    )
 
 
 VERDICT_COLORS = {"reproduced": "#1a7f37", "not reproduced": "#c62828", "inconclusive": "#1f5fbf"}
@@ -594,12 +912,28 @@ def verdict_plot(verdict_rows: list[dict]) -> str:
         v = r.get("verdict") or ""
         shape = {"reproduced": "circle", "not reproduced": "cross"}.get(v, "diamond")
         label = f"{r.get('row') or r['document']} ({r['suite']})"
-        pts.append({"x": r["value"], "y": r["measured"], "label": label, "key": label, "shape": shape,
-                    "color": VERDICT_COLORS.get(v, "#555"),
-                    "tip": f"{label}, {r.get('metric') or ''} ({r.get('where') or ''}): {v}; "
-                           f"document {r['value']:g}, Δ = measured − document {r['measured'] - r['value']:+.2f}"})
-    return svg.scatter(pts, "document's value", "measured (mean of seeds)", "measured against the document's value",
-                       logx=False, diagonal=True, w=560, h=420)
+        pts.append(
+            {
+                "x": r["value"],
+                "y": r["measured"],
+                "label": label,
+                "key": label,
+                "shape": shape,
+                "color": VERDICT_COLORS.get(v, "#555"),
+                "tip": f"{label}, {r.get('metric') or ''} ({r.get('where') or ''}): {v}; "
+                f"document {r['value']:g}, Δ = measured − document {r['measured'] - r['value']:+.2f}",
+            }
+        )
+    return svg.scatter(
+        pts,
+        "document's value",
+        "measured (mean of seeds)",
+        "measured against the document's value",
+        logx=False,
+        diagonal=True,
+        w=560,
+        h=420,
+    )
 
 
 ARTIFACT_MAX_BYTES = 64 << 20
@@ -632,10 +966,19 @@ def _search_plot(benchmarks: list[dict]) -> dict | None:
         if isinstance(r, dict) and _isnum(r.get("train_min")) and _isnum(r.get("top1")):
             short = r.get("short") or str(r.get("recipe", ""))[:40]
             points.append({"x": r["train_min"], "y": r["top1"], "label": short, "key": short})
-    plot = svg.scatter(points, "training minutes (one CPU thread)", "top-1 (%)", "recipes tried", logx=True,
-                       frontier=True)
-    return {"plot": Markup(plot), "description": bench.get("description", ""), "source": bench.get("source"),
-            "device": bench.get("device", "")} if plot else None
+    plot = svg.scatter(
+        points, "training minutes (one CPU thread)", "top-1 (%)", "recipes tried", logx=True, frontier=True
+    )
+    return (
+        {
+            "plot": Markup(plot),
+            "description": bench.get("description", ""),
+            "source": bench.get("source"),
+            "device": bench.get("device", ""),
+        }
+        if plot
+        else None
+    )
 
 
 def _benchmarks(results: Path) -> list[dict]:
@@ -655,14 +998,20 @@ def _benchmarks(results: Path) -> list[dict]:
 
 def _benchmark_ok(data) -> bool:
     """A benchmark output the index can show: a title, rows that are mappings, columns and formats of text."""
-    return (isinstance(data, dict) and isinstance(data.get("title"), str) and isinstance(data.get("rows"), list)
-            and all(isinstance(r, dict) for r in data["rows"])
-            and isinstance(data.get("columns", []), list) and all(isinstance(c, str) for c in data.get("columns", []))
-            and isinstance(data.get("formats", {}), dict)
-            and all(isinstance(f, str) for f in data.get("formats", {}).values()))
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("title"), str)
+        and isinstance(data.get("rows"), list)
+        and all(isinstance(r, dict) for r in data["rows"])
+        and isinstance(data.get("columns", []), list)
+        and all(isinstance(c, str) for c in data.get("columns", []))
+        and isinstance(data.get("formats", {}), dict)
+        and all(isinstance(f, str) for f in data.get("formats", {}).values())
+    )
 
 
 # -- the index at a glance ---------------------------------------------------------------------------------
+
 
 def _mean_std(row: dict, key: str):
     m, s = row.get(f"m:{key}:mean"), row.get(f"m:{key}:std")
@@ -700,11 +1049,24 @@ def family_summary(suite_views: dict) -> dict:
                     continue
                 conv = convs[0]
                 cm, cs = _mean_std(conv, key)
-                col = {"id": f"{suite}|{v['anchor']}|{backbone}|{bopts}", "suite": suite, "backbone": head,
-                       "dataset": b.dataset, "metric": mlabel, "hib": bool(hib), "link": link,
-                       "device": b.device, "short": b.setting == "shortened", "setting_tag": b.setting_tag, "smoke": b.smoke,
-                       "protocol": b.protocol.get("name", ""), "conv": conv["label"], "conv_mean": cm,
-                       "conv_std": cs, "conv_n": int(conv["n"] or 0)}
+                col = {
+                    "id": f"{suite}|{v['anchor']}|{backbone}|{bopts}",
+                    "suite": suite,
+                    "backbone": head,
+                    "dataset": b.dataset,
+                    "metric": mlabel,
+                    "hib": bool(hib),
+                    "link": link,
+                    "device": b.device,
+                    "short": b.setting == "shortened",
+                    "setting_tag": b.setting_tag,
+                    "smoke": b.smoke,
+                    "protocol": b.protocol.get("name", ""),
+                    "conv": conv["label"],
+                    "conv_mean": cm,
+                    "conv_std": cs,
+                    "conv_n": int(conv["n"] or 0),
+                }
                 columns.append(col)
                 by_family: dict[str, list] = {}
                 for r in rows:
@@ -715,8 +1077,11 @@ def family_summary(suite_views: dict) -> dict:
                     if fam == "conv":  # the conv family's cell is the baseline itself (its other rows: count)
                         best = conv
                     elif not measured:
-                        cells[(fam, col["id"])] = {"state": "failed", "n": 0,
-                                                   "failed": sum(int(r["failed"] or 0) for r in frows)}
+                        cells[(fam, col["id"])] = {
+                            "state": "failed",
+                            "n": 0,
+                            "failed": sum(int(r["failed"] or 0) for r in frows),
+                        }
                         continue
                     else:
                         best = max(measured, key=lambda r: _mean_std(r, key)[0] * (1 if hib else -1))
@@ -735,11 +1100,21 @@ def family_summary(suite_views: dict) -> dict:
                     else:
                         tone = "same"
                     cells[(fam, col["id"])] = {
-                        "state": "ok", "label": best["label"], "title": best.get("title") or best["label"],
-                        "mean": m, "std": s, "n": int(best["n"] or 0), "delta": delta, "spread": spread,
-                        "tone": tone, "rows": len(frows), "fmt": fmt,
+                        "state": "ok",
+                        "label": best["label"],
+                        "title": best.get("title") or best["label"],
+                        "mean": m,
+                        "std": s,
+                        "n": int(best["n"] or 0),
+                        "delta": delta,
+                        "spread": spread,
+                        "tone": tone,
+                        "rows": len(frows),
+                        "fmt": fmt,
                         "macs": _ratio(best.get("macs"), conv.get("macs")),
-                        "time": _ratio(best.get("train_s"), conv.get("train_s"))}
+                        "time": _ratio(best.get("train_s"), conv.get("train_s")),
+                    }
+
     # a column where no family but conv has a measured cell compares nothing: collapsed to a count (an expander
     # lists them), and a family left without any cell goes with it
     def compares(c):
@@ -764,7 +1139,7 @@ DATA_NEEDS = {
     "faces": ("the AT&T faces (att_faces/s<n>/<k>.pgm)", 240),
     "image-folder": ("an image folder (train/<class>/, test/<class>/)", None),
 }
-GPU_IMAGES_SEEN = 1_000_000   # more training images seen per run than this: sized for a GPU
+GPU_IMAGES_SEEN = 1_000_000  # more training images seen per run than this: sized for a GPU
 GPU_TASKS = ("detection", "segmentation")  # full-resolution images and torchvision detectors: GPU-sized
 
 
@@ -793,8 +1168,9 @@ def waiting_for(suite) -> str:
     if task in GPU_TASKS:
         parts.append(f"GPU-sized ({task} at full resolution, {epochs} epochs)")
     elif n_train and epochs * n_train > GPU_IMAGES_SEEN:
-        parts.append(f"GPU-sized ({epochs} epochs × {n_train:,} images ≈ {epochs * n_train / 1e6:.1f} M images "
-                     f"seen per run)")
+        parts.append(
+            f"GPU-sized ({epochs} epochs × {n_train:,} images ≈ {epochs * n_train / 1e6:.1f} M images seen per run)"
+        )
     elif n_train:
         parts.append(f"CPU-sized ({epochs} epochs × {n_train:,} images)")
     else:

@@ -1,13 +1,30 @@
 """Plots drawn as inline SVG (no JavaScript library, no CDN): scatter and line charts with axes and a legend.
 Every piece of text is escaped."""
+
 from __future__ import annotations
 
 import hashlib
 import math
 from html import escape
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22", "#7f7f7f", "#393b79", "#ad494a", "#637939", "#e7ba52", "#7b4173", "#3182bd"]
+PALETTE = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#e7ba52",
+    "#7b4173",
+    "#3182bd",
+]
 
 
 def color_for(name: str) -> str:
@@ -43,12 +60,14 @@ def assign_shapes(keys) -> dict:
     return {k: SHAPES[i % len(SHAPES)] for i, k in enumerate(sorted(set(keys)))}
 
 
-def marker(shape: str, x: float, y: float, r: float, fill: str, extra: str = "", hollow: bool = False,
-           cls: str = "mark") -> str:
+def marker(
+    shape: str, x: float, y: float, r: float, fill: str, extra: str = "", hollow: bool = False, cls: str = "mark"
+) -> str:
     """An SVG marker of ``shape`` centred on (x, y), of class ``cls`` ("mark": a data point; "legend-mark");
     ``extra`` goes inside the element (a <title>)."""
-    paint = (f'class="{cls}" ' + (f'fill="#fff" stroke="{fill}" stroke-width="1.6"' if hollow
-                                   else f'fill="{fill}" fill-opacity="0.9"'))
+    paint = f'class="{cls}" ' + (
+        f'fill="#fff" stroke="{fill}" stroke-width="1.6"' if hollow else f'fill="{fill}" fill-opacity="0.9"'
+    )
     if shape == "square":
         el = f'<rect x="{x - r * 0.85:.1f}" y="{y - r * 0.85:.1f}" width="{r * 1.7:.1f}" height="{r * 1.7:.1f}" {paint}'
     elif shape in ("triangle", "triangle-down", "diamond", "cross"):
@@ -60,16 +79,28 @@ def marker(shape: str, x: float, y: float, r: float, fill: str, extra: str = "",
             pts = [(x, y - r * 1.2), (x + r, y), (x, y + r * 1.2), (x - r, y)]
         else:
             a, b = r * 0.35, r
-            pts = [(x - a, y - b), (x + a, y - b), (x + a, y - a), (x + b, y - a), (x + b, y + a), (x + a, y + a),
-                   (x + a, y + b), (x - a, y + b), (x - a, y + a), (x - b, y + a), (x - b, y - a), (x - a, y - a)]
+            pts = [
+                (x - a, y - b),
+                (x + a, y - b),
+                (x + a, y - a),
+                (x + b, y - a),
+                (x + b, y + a),
+                (x + a, y + a),
+                (x + a, y + b),
+                (x - a, y + b),
+                (x - a, y + a),
+                (x - b, y + a),
+                (x - b, y - a),
+                (x - a, y - a),
+            ]
         el = '<polygon points="' + " ".join(f"{px:.1f},{py:.1f}" for px, py in pts) + f'" {paint}'
     else:
         el = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" {paint}'
-    return el + (f">{extra}</{el[1:el.index(' ')]}>" if extra else "/>")
+    return el + (f">{extra}</{el[1 : el.index(' ')]}>" if extra else "/>")
 
 
-MAX_TICKS = 12          # a tick loop never yields more (nor loops longer) than this
-REL_SPAN = 1e-9         # a range narrower than this × its magnitude is drawn as one value (no ulp-sized steps)
+MAX_TICKS = 12  # a tick loop never yields more (nor loops longer) than this
+REL_SPAN = 1e-9  # a range narrower than this × its magnitude is drawn as one value (no ulp-sized steps)
 
 
 def _ticks(lo: float, hi: float, log: bool, n: int = 5) -> list[float]:
@@ -100,7 +131,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     ticks: list[float] = []
     for mults in ((1,), (1, 3), (1, 2, 5)):  # at least two ticks inside the range
-        ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in mults]
+        ticks = [m * 10.0**e for e in range(a, b + 1) for m in mults]
         ticks = [t for t in ticks if lo <= t <= hi]
         if len(ticks) >= 2:
             break
@@ -108,7 +139,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
         return _ticks(lo, hi, False)
     if len(ticks) > MAX_TICKS:  # many decades: the powers of ten whose exponent is a multiple of k
         every = -(-(b - a + 1) // MAX_TICKS)
-        ticks = [10.0 ** e for e in range(a, b + 1) if e % every == 0 and lo <= 10.0 ** e <= hi]
+        ticks = [10.0**e for e in range(a, b + 1) if e % every == 0 and lo <= 10.0**e <= hi]
     return ticks
 
 
@@ -135,7 +166,14 @@ def _fmt_tick(v: float, step: float | None = None) -> str:
         if abs(v) >= div:
             return f"{v / div:.3g}{suf}"
     if step:
-        decimals = max(0, min(6, -math.floor(math.log10(step)) + (0 if round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5) else 1)))
+        decimals = max(
+            0,
+            min(
+                6,
+                -math.floor(math.log10(step))
+                + (0 if round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5) else 1),
+            ),
+        )
         return f"{v:.{decimals}f}"
     return f"{v:.3g}"
 
@@ -168,7 +206,7 @@ class _Frame:
         self.xticks = self._tick_texts(self.x0, self.x1, logx)
         self.yticks = self._tick_texts(self.y0, self.y1, logy)
         widest_y = max((_text_w(t) for _, t in self.yticks), default=0)
-        self.l = max(self.l, int(widest_y + 6 + 22))   # tick text, gap, rotated axis label
+        self.l = max(self.l, int(widest_y + 6 + 22))  # tick text, gap, rotated axis label
         last_x = max((_text_w(t) / 2 for _, t in self.xticks[-1:]), default=0)
         self.r = max(self.r, int(last_x + 4))
 
@@ -196,20 +234,30 @@ class _Frame:
         return self.h - self.b - self._norm(y, self.y0, self.y1, self.logy) * (self.h - self.t - self.b)
 
     def axes(self, xlabel, ylabel) -> list[str]:
-        s = [f'<rect x="{self.l}" y="{self.t}" width="{self.w - self.l - self.r}" '
-             f'height="{self.h - self.t - self.b}" fill="none" stroke="#999"/>']
+        s = [
+            f'<rect x="{self.l}" y="{self.t}" width="{self.w - self.l - self.r}" '
+            f'height="{self.h - self.t - self.b}" fill="none" stroke="#999"/>'
+        ]
         for t, text in self.xticks:
             x = self.px(t)
-            s.append(f'<line x1="{x:.1f}" y1="{self.h - self.b}" x2="{x:.1f}" y2="{self.h - self.b + 4}" stroke="#999"/>'
-                     f'<text x="{x:.1f}" y="{self.h - self.b + 16}" text-anchor="middle" class="tick">{escape(text)}</text>')
+            s.append(
+                f'<line x1="{x:.1f}" y1="{self.h - self.b}" x2="{x:.1f}" y2="{self.h - self.b + 4}" stroke="#999"/>'
+                f'<text x="{x:.1f}" y="{self.h - self.b + 16}" text-anchor="middle" class="tick">{escape(text)}</text>'
+            )
         for t, text in self.yticks:
             y = self.py(t)
-            s.append(f'<line x1="{self.l - 4}" y1="{y:.1f}" x2="{self.w - self.r}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{self.l - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{escape(text)}</text>')
-        s.append(f'<text x="{(self.l + self.w - self.r) / 2:.1f}" y="{self.h - 6}" text-anchor="middle" '
-                 f'class="axis-label">{escape(xlabel)}</text>')
-        s.append(f'<text transform="translate(14,{(self.t + self.h - self.b) / 2:.1f}) rotate(-90)" '
-                 f'text-anchor="middle" class="axis-label">{escape(ylabel)}</text>')
+            s.append(
+                f'<line x1="{self.l - 4}" y1="{y:.1f}" x2="{self.w - self.r}" y2="{y:.1f}" stroke="#eee"/>'
+                f'<text x="{self.l - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{escape(text)}</text>'
+            )
+        s.append(
+            f'<text x="{(self.l + self.w - self.r) / 2:.1f}" y="{self.h - 6}" text-anchor="middle" '
+            f'class="axis-label">{escape(xlabel)}</text>'
+        )
+        s.append(
+            f'<text transform="translate(14,{(self.t + self.h - self.b) / 2:.1f}) rotate(-90)" '
+            f'text-anchor="middle" class="axis-label">{escape(ylabel)}</text>'
+        )
         return s
 
 
@@ -219,8 +267,7 @@ PLOT_MAX = 1e300  # larger magnitudes cannot be plotted: padding the axis or its
 def _finite(v) -> bool:
     """A number that can be plotted (None, NaN and ±inf cannot: a leaderboard cell with no value is NaN; nor
     can magnitudes beyond :data:`PLOT_MAX` or, on a log axis, below its reciprocal)."""
-    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and abs(v) <= PLOT_MAX)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= PLOT_MAX
 
 
 def _positive(v) -> bool:
@@ -231,34 +278,58 @@ def _positive(v) -> bool:
 def statement(title: str, lines: list[str], why: str = "one point only: nothing to compare it with") -> str:
     """What a plot with a single point (or a curve at a single x) would show, as a short labelled list."""
     items = "".join(f"<li>{escape(t)}</li>" for t in lines)
-    return (f'<div class="plot-statement" role="note"><b>{escape(title)}</b> <span class="muted">({escape(why)})'
-            f'</span><ul>{items}</ul></div>')
+    return (
+        f'<div class="plot-statement" role="note"><b>{escape(title)}</b> <span class="muted">({escape(why)})'
+        f"</span><ul>{items}</ul></div>"
+    )
 
 
 def _svg(parts: list[str], w: int, h: int, title: str) -> str:
     # scales to its container (width 100 %, at most its drawn size), keeping its aspect ratio
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" '
-            f'style="max-width:{w}px;height:auto" preserveAspectRatio="xMinYMin meet" '
-            f'role="img" class="plot" font-size="11" font-family="sans-serif"><title>{escape(title)}</title>'
-            + "".join(parts) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" '
+        f'style="max-width:{w}px;height:auto" preserveAspectRatio="xMinYMin meet" '
+        f'role="img" class="plot" font-size="11" font-family="sans-serif"><title>{escape(title)}</title>'
+        + "".join(parts)
+        + "</svg>"
+    )
 
 
-def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = True,
-            w: int = 640, h: int = 360, frontier: bool = False, diagonal: bool = False,
-            zero_line: bool = False) -> str:
+def scatter(
+    points: list[dict],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = True,
+    w: int = 640,
+    h: int = 360,
+    frontier: bool = False,
+    diagonal: bool = False,
+    zero_line: bool = False,
+) -> str:
     """points: {x, y, label, yerr?, key?, shape?, color?, hollow?, tip?}. With ``frontier``, the Pareto front
     (higher y, lower x) is drawn; with ``diagonal``, the line y = x; with ``zero_line``, y = 0. Every point is
     labelled directly where a free place exists (else its label is its tooltip)."""
-    pts = [dict(p, yerr=p.get("yerr") if _finite(p.get("yerr")) else None) for p in points
-           if (_positive(p.get("x")) if logx else _finite(p.get("x"))) and _finite(p.get("y"))]
+    pts = [
+        dict(p, yerr=p.get("yerr") if _finite(p.get("yerr")) else None)
+        for p in points
+        if (_positive(p.get("x")) if logx else _finite(p.get("x"))) and _finite(p.get("y"))
+    ]
     if not pts:
         return ""
     if len(pts) == 1:  # one point has nothing to be compared with: said in words, not drawn on empty axes
         p = pts[0]
-        return statement(title or f"{ylabel} vs {xlabel}",
-                         [f"{p['label']}: {ylabel} {p['y']:.4g} at {xlabel} {_fmt_tick(p['x'])}"])
-    fr = _Frame([p["x"] for p in pts], [p["y"] - (p.get("yerr") or 0) for p in pts] +
-                [p["y"] + (p.get("yerr") or 0) for p in pts], logx, False, w, h)
+        return statement(
+            title or f"{ylabel} vs {xlabel}", [f"{p['label']}: {ylabel} {p['y']:.4g} at {xlabel} {_fmt_tick(p['x'])}"]
+        )
+    fr = _Frame(
+        [p["x"] for p in pts],
+        [p["y"] - (p.get("yerr") or 0) for p in pts] + [p["y"] + (p.get("yerr") or 0) for p in pts],
+        logx,
+        False,
+        w,
+        h,
+    )
     parts = fr.axes(xlabel, ylabel)
     if frontier:  # one front per group (a backbone): a front never joins points of different networks
         groups: dict = {}
@@ -273,40 +344,50 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, title: str = "", logx:
             if len(front) > 1:
                 d = " ".join(f"{fr.px(p['x']):.1f},{fr.py(p['y']):.1f}" for p in front)
                 name = f"<title>Pareto front{' of ' + escape(str(group)) if group else ''}</title>"
-                parts.append(f'<polyline class="front" points="{d}" fill="none" stroke="#aaa" '
-                             f'stroke-dasharray="4 3">{name}</polyline>')
+                parts.append(
+                    f'<polyline class="front" points="{d}" fill="none" stroke="#aaa" '
+                    f'stroke-dasharray="4 3">{name}</polyline>'
+                )
     if diagonal:  # y = x across the part of the frame where both axes overlap
         lo, hi = max(fr.x0, fr.y0), min(fr.x1, fr.y1)
         if lo < hi:
-            parts.append(f'<line x1="{fr.px(lo):.1f}" y1="{fr.py(lo):.1f}" x2="{fr.px(hi):.1f}" y2="{fr.py(hi):.1f}" '
-                         f'stroke="#888" stroke-dasharray="5 4"><title>y = x</title></line>')
+            parts.append(
+                f'<line x1="{fr.px(lo):.1f}" y1="{fr.py(lo):.1f}" x2="{fr.px(hi):.1f}" y2="{fr.py(hi):.1f}" '
+                f'stroke="#888" stroke-dasharray="5 4"><title>y = x</title></line>'
+            )
     if zero_line and fr.y0 < 0 < fr.y1:
-        parts.append(f'<line x1="{fr.l}" y1="{fr.py(0):.1f}" x2="{fr.w - fr.r}" y2="{fr.py(0):.1f}" stroke="#888" '
-                     f'stroke-dasharray="5 4"/>')
+        parts.append(
+            f'<line x1="{fr.l}" y1="{fr.py(0):.1f}" x2="{fr.w - fr.r}" y2="{fr.py(0):.1f}" stroke="#888" '
+            f'stroke-dasharray="5 4"/>'
+        )
     colors = assign_colors([p.get("key") or p["label"] for p in pts])
     marks, labels = [], []
     for p in pts:
         x, y = fr.px(p["x"]), fr.py(p["y"])
         c = p.get("color") or colors[p.get("key") or p["label"]]
         if p.get("yerr"):
-            marks.append(f'<line x1="{x:.1f}" y1="{fr.py(p["y"] - p["yerr"]):.1f}" x2="{x:.1f}" '
-                         f'y2="{fr.py(p["y"] + p["yerr"]):.1f}" stroke="{c}"/>')
-        tip = f'<title>{escape(p.get("tip") or p["label"])}: {p["y"]:.2f} @ {_fmt_tick(p["x"])}</title>'
+            marks.append(
+                f'<line x1="{x:.1f}" y1="{fr.py(p["y"] - p["yerr"]):.1f}" x2="{x:.1f}" '
+                f'y2="{fr.py(p["y"] + p["yerr"]):.1f}" stroke="{c}"/>'
+            )
+        tip = f"<title>{escape(p.get('tip') or p['label'])}: {p['y']:.2f} @ {_fmt_tick(p['x'])}</title>"
         marks.append(marker(p.get("shape") or "circle", x, y, 5, c, tip, hollow=bool(p.get("hollow"))))
-    placed = place_labels([(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts],
-                          (fr.l, fr.t, fr.w - fr.r, fr.h - fr.b))
+    placed = place_labels(
+        [(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts], (fr.l, fr.t, fr.w - fr.r, fr.h - fr.b)
+    )
     for (x, y, label), pos in zip([(fr.px(p["x"]), fr.py(p["y"]), p["label"]) for p in pts], placed):
         if pos is None:
             continue  # no free place: the label is left to the point's tooltip rather than overlap another
         tx, ty, anchor, far = pos
         if far:
-            labels.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{tx:.1f}" y2="{ty - 3:.1f}" stroke="#bbb" '
-                          f'stroke-width="0.7"/>')
+            labels.append(
+                f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{tx:.1f}" y2="{ty - 3:.1f}" stroke="#bbb" stroke-width="0.7"/>'
+            )
         labels.append(f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" class="pt-label">{escape(label)}</text>')
     return _svg(parts + marks + labels, w, h, title or f"{ylabel} vs {xlabel}")
 
 
-LABEL_SIZE = 9   # px, the point labels' font size (svg.plot text.pt-label in base.html)
+LABEL_SIZE = 9  # px, the point labels' font size (svg.plot text.pt-label in base.html)
 LABEL_H = 10
 
 
@@ -331,9 +412,14 @@ def place_labels(points: list[tuple], box: tuple) -> list:
         tw = _text_w(text, LABEL_SIZE)
         cands = []
         for d in (0, 12, 24, 36):
-            cands += [(x + 7 + d * 0.5, y - 6 - d, "start"), (x + 7 + d * 0.5, y + 10 + d, "start"),
-                      (x - 7 - d * 0.5, y - 6 - d, "end"), (x - 7 - d * 0.5, y + 10 + d, "end"),
-                      (x + 8 + d, y + 3, "start"), (x - 8 - d, y + 3, "end")]
+            cands += [
+                (x + 7 + d * 0.5, y - 6 - d, "start"),
+                (x + 7 + d * 0.5, y + 10 + d, "start"),
+                (x - 7 - d * 0.5, y - 6 - d, "end"),
+                (x - 7 - d * 0.5, y + 10 + d, "end"),
+                (x + 8 + d, y + 3, "start"),
+                (x - 8 - d, y + 3, "end"),
+            ]
         for tx, ty, anchor in cands:
             left = tx if anchor == "start" else tx - tw
             rect = (left, ty - LABEL_H + 2, left + tw, ty + 2)
@@ -344,20 +430,29 @@ def place_labels(points: list[tuple], box: tuple) -> list:
     return out
 
 
-def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = False,
-          w: int = 640, h: int = 320) -> str:
+def lines(
+    series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: bool = False, w: int = 640, h: int = 320
+) -> str:
     """series: {label, x: [...], y: [...], key?}. A legend lists the series."""
     okx = _positive if logx else _finite
-    series = [dict(s, x=[x for x, y in zip(s["x"], s["y"]) if okx(x) and _finite(y)],
-                   y=[y for x, y in zip(s["x"], s["y"]) if okx(x) and _finite(y)])
-              for s in series if isinstance(s.get("x"), list) and isinstance(s.get("y"), list)]
+    series = [
+        dict(
+            s,
+            x=[x for x, y in zip(s["x"], s["y"]) if okx(x) and _finite(y)],
+            y=[y for x, y in zip(s["x"], s["y"]) if okx(x) and _finite(y)],
+        )
+        for s in series
+        if isinstance(s.get("x"), list) and isinstance(s.get("y"), list)
+    ]
     series = [s for s in series if s["x"]]
     if not series:
         return ""
     if all(len(set(s["x"])) == 1 for s in series):  # a "curve" at one x (a 1-epoch run): its values in words
-        return statement(title or f"{ylabel} by {xlabel}",
-                         [f"{s['label']}: {ylabel} {s['y'][-1]:.4g} at {xlabel} {_fmt_tick(s['x'][-1])}"
-                          for s in series], "one " + xlabel + " only: no curve to draw")
+        return statement(
+            title or f"{ylabel} by {xlabel}",
+            [f"{s['label']}: {ylabel} {s['y'][-1]:.4g} at {xlabel} {_fmt_tick(s['x'][-1])}" for s in series],
+            "one " + xlabel + " only: no curve to draw",
+        )
     xs = [x for s in series for x in s["x"]]
     ys = [y for s in series for y in s["y"] if y is not None]
     legend_h = 16 * len(series)
@@ -378,8 +473,13 @@ def lines(series: list[dict], xlabel: str, ylabel: str, title: str = "", logx: b
         d = " ".join(f"{fr.px(x):.1f},{fr.py(y):.1f}" for x, y in pts)
         parts.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
         for x, y in pts:
-            parts.append(marker(shape, fr.px(x), fr.py(y), 3, c, f'<title>{escape(s["label"])}: {y:.3g} @ {x:g}</title>'))
-        parts.append(f'<line x1="{fr.l + 2}" y1="{6 + 16 * i}" x2="{fr.l + 18}" y2="{6 + 16 * i}" stroke="{c}" '
-                     f'stroke-width="2"/>' + marker(shape, fr.l + 10, 6 + 16 * i, 3.5, c, cls="legend-mark")
-                     + f'<text x="{fr.l + 24}" y="{10 + 16 * i}" class="legend">{escape(s["label"])}</text>')
+            parts.append(
+                marker(shape, fr.px(x), fr.py(y), 3, c, f"<title>{escape(s['label'])}: {y:.3g} @ {x:g}</title>")
+            )
+        parts.append(
+            f'<line x1="{fr.l + 2}" y1="{6 + 16 * i}" x2="{fr.l + 18}" y2="{6 + 16 * i}" stroke="{c}" '
+            f'stroke-width="2"/>'
+            + marker(shape, fr.l + 10, 6 + 16 * i, 3.5, c, cls="legend-mark")
+            + f'<text x="{fr.l + 24}" y="{10 + 16 * i}" class="legend">{escape(s["label"])}</text>'
+        )
     return _svg(parts, w, h + legend_h, title or f"{ylabel} vs {xlabel}")

@@ -1,5 +1,6 @@
 """Records → tables (pandas): one row per run, then one leaderboard row per (group, backbone, layer row)
 with mean ± std over seeds, the documents' numbers beside them, and a verdict per reference and claim."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,22 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench.identity import group_key
-from bench.report.verdicts import (DEFAULT_TOLERANCE, MIN_SEEDS, claim_rule_text, decide_claim,
-                                   decide_reference, deviation_chips, difference_interval, mean_interval)
+from bench.report.verdicts import (
+    DEFAULT_TOLERANCE,
+    MIN_SEEDS,
+    claim_rule_text,
+    decide_claim,
+    decide_reference,
+    deviation_chips,
+    difference_interval,
+    mean_interval,
+)
 
 NOISY_SPREAD = 0.05  # a timing whose repeats spread more than 5 % is flagged as noisy
 
 # Verdicts speak only when the runs can support them; the rule's one source is bench.report.verdicts
 # (VERDICT_RULES, printed on the site and in the README).
-CHANCE_Z = 3.0       # "learned": accuracy above chance by 3 binomial standard errors of the test-set size
+CHANCE_Z = 3.0  # "learned": accuracy above chance by 3 binomial standard errors of the test-set size
 CHANCE_METRICS = ("top1", "top1_best", "top1_auc")  # accuracies, whose chance level is 100 / classes
 SUBSET_KEYS = ("train_subset", "test_subset", "max_batches")
 # number of classes of the data sets whose records do not carry it (the report does not import the data sets)
@@ -34,25 +43,39 @@ def run_row(r: dict) -> dict:
     timing = r.get("timing", {}) or {}
     params = r.get("params", {}) or {}
     row = {
-        "id": r["id"], "suite": r["suite"]["name"], "task": spec["task"]["name"],
-        "dataset": spec["dataset"]["name"], "backbone": spec["backbone"]["name"],
+        "id": r["id"],
+        "suite": r["suite"]["name"],
+        "task": spec["task"]["name"],
+        "dataset": spec["dataset"]["name"],
+        "backbone": spec["backbone"]["name"],
         "backbone_options": json.dumps(spec["backbone"].get("options", {}), sort_keys=True),
-        "label": r["label"], "family": spec["layer"]["name"], "seed": spec["seed"],
+        "label": r["label"],
+        "family": spec["layer"]["name"],
+        "seed": spec["seed"],
         "display": spec["layer"].get("display"),
-        "status": r["status"], "error": r.get("error"), "group": group_key(spec),
-        "protocol_name": spec["protocol"].get("name", ""), "overrides": json.dumps(spec.get("overrides", {}),
-                                                                                 sort_keys=True),
-        "params_learned": params.get("learned"), "params_fixed": params.get("fixed"),
-        "params_total": params.get("total"), "macs": r.get("macs"),
-        "train_s": timing.get("train_s"), "warmup_epoch_s": timing.get("warmup_epoch_s"),
+        "status": r["status"],
+        "error": r.get("error"),
+        "group": group_key(spec),
+        "protocol_name": spec["protocol"].get("name", ""),
+        "overrides": json.dumps(spec.get("overrides", {}), sort_keys=True),
+        "params_learned": params.get("learned"),
+        "params_fixed": params.get("fixed"),
+        "params_total": params.get("total"),
+        "macs": r.get("macs"),
+        "train_s": timing.get("train_s"),
+        "warmup_epoch_s": timing.get("warmup_epoch_s"),
         "epoch_s": timing.get("epoch_s_median"),
-        "throughput": timing.get("throughput_img_s"), "throughput_spread": timing.get("throughput_spread"),
-        "latency_ms": timing.get("latency_ms"), "latency_spread": timing.get("latency_spread"),
+        "throughput": timing.get("throughput_img_s"),
+        "throughput_spread": timing.get("throughput_spread"),
+        "latency_ms": timing.get("latency_ms"),
+        "latency_spread": timing.get("latency_spread"),
         "to_threshold_s": (timing.get("to_threshold") or {}).get("seconds"),
         "to_threshold_macs": (timing.get("to_threshold") or {}).get("train_macs"),
         "train_macs": timing.get("train_macs_estimate"),
-        "device": (r.get("env") or {}).get("device"), "path": r.get("_path"),
-        "classes": _classes(r), "test_images": (r.get("data") or {}).get("test"),
+        "device": (r.get("env") or {}).get("device"),
+        "path": r.get("_path"),
+        "classes": _classes(r),
+        "test_images": (r.get("data") or {}).get("test"),
         "finished": r.get("finished") or "",
     }
     for k, v in (r.get("metrics") or {}).items():
@@ -80,7 +103,7 @@ def _fmt_pm(mean: float | None, std: float | None, fmt: str = ".2f") -> str:
 
 @dataclass
 class Verdict:
-    status: str   # reproduced | not reproduced | inconclusive | not yet run
+    status: str  # reproduced | not reproduced | inconclusive | not yet run
     detail: str
     tolerance: str = ""
     interval: dict | None = None  # the compared 95 % interval: {centre, half, lo, hi, df, n, text}
@@ -88,9 +111,15 @@ class Verdict:
 
 
 def _interval_dict(iv) -> dict:
-    return {"centre": iv.centre, "half": iv.half, "lo": iv.lo if iv.half is not None else None,
-            "hi": iv.hi if iv.half is not None else None, "df": iv.df,
-            "n": list(iv.n) if isinstance(iv.n, tuple) else iv.n, "text": iv.text()}
+    return {
+        "centre": iv.centre,
+        "half": iv.half,
+        "lo": iv.lo if iv.half is not None else None,
+        "hi": iv.hi if iv.half is not None else None,
+        "df": iv.df,
+        "n": list(iv.n) if isinstance(iv.n, tuple) else iv.n,
+        "text": iv.text(),
+    }
 
 
 @dataclass
@@ -99,6 +128,7 @@ class Setting:
     data at the number's epochs), ``shared`` (the harness's protocol, full data) or ``shortened`` (subsets,
     fewer epochs or another batch size; ``tier`` names the suite's declared tier it matches, if any).
     ``other_epochs``: the runs are unshortened but trained for other epochs than the number's."""
+
     kind: str
     tier: str | None = None
     epochs: int | None = None
@@ -138,8 +168,10 @@ def learned_check(row, metric: str) -> str | None:
     p0 = 1.0 / float(classes)
     margin = 100.0 * CHANCE_Z * math.sqrt(p0 * (1 - p0) / float(n_test))
     if mean < 100.0 * p0 + margin:
-        return (f"at chance: {row['label']} {mean:.2f} % ≤ chance {100 * p0:.1f} % + {margin:.2f} "
-                f"({CHANCE_Z:g} s.e. of {int(n_test)} test images)")
+        return (
+            f"at chance: {row['label']} {mean:.2f} % ≤ chance {100 * p0:.1f} % + {margin:.2f} "
+            f"({CHANCE_Z:g} s.e. of {int(n_test)} test images)"
+        )
     return None
 
 
@@ -159,15 +191,17 @@ def _gate(setting: Setting, rows: list, metric: str, allow: tuple) -> str | None
     return None
 
 
-def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, comparable: bool,
-                      blocked: str | None = None) -> Verdict:
+def reference_verdict(
+    ref: dict, mean: float | None, std: float | None, n: int, comparable: bool, blocked: str | None = None
+) -> Verdict:
     """The document's ``ref['value']`` against the measured mean's 95 % t-interval (with the document's own
     standard error in quadrature when it reports a std) widened by ``ref['tolerance']`` (bench.report.verdicts)."""
     tol = float(ref.get("tolerance", DEFAULT_TOLERANCE) if ref.get("tolerance") is not None else DEFAULT_TOLERANCE)
     tol_text = f"±{tol:g} declared tolerance"
     if ref.get("std"):
-        tol_text += f"; document std {ref['std']:g}" + (f" over {ref['runs']} runs" if ref.get("runs") else
-                                                        " (runs not stated: used as its standard error)")
+        tol_text += f"; document std {ref['std']:g}" + (
+            f" over {ref['runs']} runs" if ref.get("runs") else " (runs not stated: used as its standard error)"
+        )
     if mean is None or n == 0:
         return Verdict("not yet run", "no measured run for this row", tol_text)
     iv = mean_interval(mean, std, n, ref.get("std"), ref.get("runs"))
@@ -177,14 +211,19 @@ def reference_verdict(ref: dict, mean: float | None, std: float | None, n: int, 
     if blocked:
         return Verdict("inconclusive", f"{head}; {blocked}", tol_text, ivd)
     if not comparable:
-        return Verdict("inconclusive", f"{head}: shortened or different protocol, not the document's setting",
-                       tol_text, ivd)
+        return Verdict(
+            "inconclusive", f"{head}: shortened or different protocol, not the document's setting", tol_text, ivd
+        )
     if iv.half is None:
         return Verdict("inconclusive", f"{head}; needs {MIN_SEEDS} seeds", tol_text, ivd)
     status = decide_reference(ref["value"], iv, tol)
     where = "inside" if status == "reproduced" else "outside"
-    return Verdict(status, f"{head}: {ref['value']:g} {where} [{iv.lo - tol:.2f}, {iv.hi + tol:.2f}] "
-                           f"(interval ± tolerance {tol:g})", tol_text, ivd)
+    return Verdict(
+        status,
+        f"{head}: {ref['value']:g} {where} [{iv.lo - tol:.2f}, {iv.hi + tol:.2f}] (interval ± tolerance {tol:g})",
+        tol_text,
+        ivd,
+    )
 
 
 def _missing(v) -> bool:
@@ -196,8 +235,13 @@ def _select(rows: list[dict], ident: str) -> list[dict]:
     if "=" not in ident:
         return [r for r in rows if r["label"] == ident]
     conds = dict(kv.split("=", 1) for kv in ident.split(","))
-    return [r for r in rows if all(str(json.loads(r["backbone_options"]).get(k.strip())).lower() == v.strip().lower()
-                                   for k, v in conds.items())]
+    return [
+        r
+        for r in rows
+        if all(
+            str(json.loads(r["backbone_options"]).get(k.strip())).lower() == v.strip().lower() for k, v in conds.items()
+        )
+    ]
 
 
 def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting | None = None) -> Verdict:
@@ -232,28 +276,44 @@ def claim_verdict(claim: dict, rows: pd.DataFrame | list[dict], setting: Setting
         iv = difference_interval(float(a[col + ":mean"]), std(a), na, float(b[col + ":mean"]), std(b), nb)
         status = decide_claim(chk["op"], pts, iv) if iv.half is not None else f"inconclusive: needs {MIN_SEEDS} seeds"
         if setting is not None:
-            blocked = _gate(setting, [a, b], chk["metric"],
-                            ("document", "shared", "shortened") if setting.tier or setting.kind != "shortened"
-                            else ("document", "shared"))
+            blocked = _gate(
+                setting,
+                [a, b],
+                chk["metric"],
+                ("document", "shared", "shortened")
+                if setting.tier or setting.kind != "shortened"
+                else ("document", "shared"),
+            )
             if blocked:
                 status = "inconclusive: " + blocked
         results.append((backbone, status, iv))
     if not results:
         return Verdict("not yet run", f"needs measured rows {chk['a']!r} and {chk['b']!r} on one backbone")
-    detail = "; ".join(f"{bb}: {chk['a']} − {chk['b']} = {iv.text(signed=True)} (95 % Welch, n={iv.n[0]}/{iv.n[1]})"
-                       for bb, _, iv in results)
+    detail = "; ".join(
+        f"{bb}: {chk['a']} − {chk['b']} = {iv.text(signed=True)} (95 % Welch, n={iv.n[0]}/{iv.n[1]})"
+        for bb, _, iv in results
+    )
     statuses = {st for _, st, _ in results}
     reasons = sorted({st.split(": ", 1)[1] for st in statuses if st.startswith("inconclusive: ")})
     if reasons:  # a verdict needs every compared backbone to support one
         overall = "inconclusive"
         detail += "; " + "; ".join(reasons)
     else:
-        overall = ("not reproduced" if "not reproduced" in statuses else
-                   "inconclusive" if "inconclusive" in statuses else "reproduced")
+        overall = (
+            "not reproduced"
+            if "not reproduced" in statuses
+            else "inconclusive"
+            if "inconclusive" in statuses
+            else "reproduced"
+        )
     compared = [dict(_interval_dict(iv), backbone=bb, verdict=st.split(":")[0]) for bb, st, iv in results]
-    return Verdict(overall, detail, rule + "; decided by the 95 % Welch interval of the difference (straddling the "
-                                           "boundary = inconclusive)",
-                   compared[0] if len(compared) == 1 else None, compared)
+    return Verdict(
+        overall,
+        detail,
+        rule + "; decided by the 95 % Welch interval of the difference (straddling the boundary = inconclusive)",
+        compared[0] if len(compared) == 1 else None,
+        compared,
+    )
 
 
 @dataclass
@@ -271,15 +331,28 @@ class Leaderboard:
     claims: list = field(default_factory=list)
     devices: list = field(default_factory=list)
     smoke: bool = False
-    setting: str = "shared"      # document | shared | shortened: what this leaderboard's runs are
+    setting: str = "shared"  # document | shared | shortened: what this leaderboard's runs are
     setting_tag: str = "shared"  # with the tier's name when shortened to a declared tier
-    device: str = ""            # the one device (env.device) every run of this leaderboard was measured on
+    device: str = ""  # the one device (env.device) every run of this leaderboard was measured on
     device_split: bool = False  # the suite's runs under this protocol were split over several devices
 
 
-AGG_FIELDS = ["params_learned", "params_fixed", "params_total", "macs", "train_s", "warmup_epoch_s", "epoch_s",
-              "throughput", "throughput_spread", "latency_ms", "latency_spread", "to_threshold_s",
-              "to_threshold_macs", "train_macs"]
+AGG_FIELDS = [
+    "params_learned",
+    "params_fixed",
+    "params_total",
+    "macs",
+    "train_s",
+    "warmup_epoch_s",
+    "epoch_s",
+    "throughput",
+    "throughput_spread",
+    "latency_ms",
+    "latency_spread",
+    "to_threshold_s",
+    "to_threshold_macs",
+    "train_macs",
+]
 
 
 def _by_key(frame: pd.DataFrame) -> dict:
@@ -349,14 +422,17 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
         seed = int(spec.get("seed", 0))
         candidates = found.get((spec["layer"].get("name"), (spec.get("backbone") or {}).get("name")), [])
         if not any(run_id(dict(c, seed=seed)) == r["id"] for c in candidates):
-            out[r["id"]] = (f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
-                            f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
-                            f"run another id)")
+            out[r["id"]] = (
+                f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
+                f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
+                f"run another id)"
+            )
     return out
 
 
-def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
-                 stale: dict | set | None = None) -> list[Leaderboard]:
+def leaderboards(
+    runs: pd.DataFrame, records: list[dict], suites: dict, tasks, stale: dict | set | None = None
+) -> list[Leaderboard]:
     """Group runs into leaderboards (suite × task × data set × protocol) with per-row aggregates. Records in
     ``stale`` (default: :func:`stale_records`) are left out of every aggregate."""
     out = []
@@ -370,8 +446,7 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
             return out
     by_id = {r["id"]: r for r in records}
     # one device per table: records measured on different devices (env.device) never share a leaderboard
-    runs = runs.assign(device_key=runs["device"].fillna("unknown device") if "device" in runs
-                       else "unknown device")
+    runs = runs.assign(device_key=runs["device"].fillna("unknown device") if "device" in runs else "unknown device")
     n_devices = runs.groupby(["suite", "group"])["device_key"].nunique().to_dict()
     for (suite, group, device), df in runs.groupby(["suite", "group", "device_key"], sort=True):
         df = newest_per_seed(df)
@@ -404,13 +479,20 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
             mean_k, count_k, std_k = means.get(key, {}), counts.get(key, {}), stds.get(key, {})
             present = lambda rs, c: [r[c] for r in rs if not _missing(r.get(c))]
             titles, classes, test_images = present(g, "display"), present(good, "classes"), present(good, "test_images")
-            row = {"backbone": backbone, "backbone_options": bopts, "label": label, "family": g[0]["family"],
-                   "title": str(titles[-1]) if titles else None,
-                   "n": len(good), "failed": len(g) - len(good),
-                   "errors": present(g, "error")[:3],
-                   "run_ids": [r["id"] for r in g], "seeds": sorted(r["seed"] for r in g),
-                   "classes": classes[0] if classes else None,
-                   "test_images": min(test_images) if test_images else None}
+            row = {
+                "backbone": backbone,
+                "backbone_options": bopts,
+                "label": label,
+                "family": g[0]["family"],
+                "title": str(titles[-1]) if titles else None,
+                "n": len(good),
+                "failed": len(g) - len(good),
+                "errors": present(g, "error")[:3],
+                "run_ids": [r["id"] for r in g],
+                "seeds": sorted(r["seed"] for r in g),
+                "classes": classes[0] if classes else None,
+                "test_images": min(test_images) if test_images else None,
+            }
             for c in metric_cols:
                 k = int(count_k.get(c, 0))
                 row[c + ":mean"] = float(mean_k[c]) if k else None
@@ -420,8 +502,9 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
                 row[c] = float(mean_k[c]) if k else None
             # seeds whose test accuracy reached the protocol's threshold (to_threshold_s is their mean)
             row["to_threshold_n"] = int(count_k.get("to_threshold_s", 0))
-            row["noisy"] = any(v > NOISY_SPREAD for c in ("throughput_spread", "latency_spread")
-                               for v in present(good, c))
+            row["noisy"] = any(
+                v > NOISY_SPREAD for c in ("throughput_spread", "latency_spread") for v in present(good, c)
+            )
             agg_rows.append(row)
         rows = pd.DataFrame(agg_rows)
         primary = f"m:{task.primary}" if task else (metric_cols[0] if metric_cols else None)
@@ -430,8 +513,11 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
         if suite_info is not None:
             row_recs = agg_rows  # the same rows as plain dicts (every one has every column)
             for ref in suite_info.references:
-                match = [r for r in row_recs
-                         if r["label"] == ref["row"] and (not ref["backbone"] or r["backbone"] == ref["backbone"])]
+                match = [
+                    r
+                    for r in row_recs
+                    if r["label"] == ref["row"] and (not ref["backbone"] or r["backbone"] == ref["backbone"])
+                ]
                 metric = f"m:{ref['metric']}"
                 mean = std = None
                 n = 0
@@ -442,52 +528,98 @@ def leaderboards(runs: pd.DataFrame, records: list[dict], suites: dict, tasks,
                         mean = None
                 setting = classify_setting(suite_info, first["protocol"], ref.get("epochs"))
                 if setting.other_epochs:
-                    v = Verdict("not yet run", f"no run at the number's {ref.get('epochs') or 'protocol'} epochs "
-                                               f"(this leaderboard: {setting.epochs})")
+                    v = Verdict(
+                        "not yet run",
+                        f"no run at the number's {ref.get('epochs') or 'protocol'} epochs "
+                        f"(this leaderboard: {setting.epochs})",
+                    )
                     mean = std = None
                     n = 0
                 else:
-                    blocked = (_gate(setting, [match[0]], ref["metric"], ("document",))
-                               if mean is not None and match else None)
+                    blocked = (
+                        _gate(setting, [match[0]], ref["metric"], ("document",)) if mean is not None and match else None
+                    )
                     v = reference_verdict(ref, mean, std, n, comparable, blocked)
-                refs.append({**ref, "setting_text": ref["setting"], "setting": setting.kind, "tier": setting.tier,
-                             "setting_tag": setting.tag, "measured": mean, "measured_std": std, "n": n,
-                             "diff": (mean - ref["value"]) if mean is not None else None,
-                             "verdict": v.status, "verdict_detail": v.detail, "tolerance_text": v.tolerance,
-                             "interval": v.interval,
-                             "interval_half": (v.interval or {}).get("half"),
-                             "deviations": deviation_chips(list(getattr(suite_info, "deviations", []) or [])
-                                                           + list(ref.get("deviations") or []))})
+                refs.append(
+                    {
+                        **ref,
+                        "setting_text": ref["setting"],
+                        "setting": setting.kind,
+                        "tier": setting.tier,
+                        "setting_tag": setting.tag,
+                        "measured": mean,
+                        "measured_std": std,
+                        "n": n,
+                        "diff": (mean - ref["value"]) if mean is not None else None,
+                        "verdict": v.status,
+                        "verdict_detail": v.detail,
+                        "tolerance_text": v.tolerance,
+                        "interval": v.interval,
+                        "interval_half": (v.interval or {}).get("half"),
+                        "deviations": deviation_chips(
+                            list(getattr(suite_info, "deviations", []) or []) + list(ref.get("deviations") or [])
+                        ),
+                    }
+                )
             for claim in suite_info.claims:
                 setting = classify_setting(suite_info, first["protocol"], claim["check"].get("epochs"))
                 if setting.other_epochs:
-                    v = Verdict("not yet run", f"no run at the claim's {claim['check'].get('epochs') or 'protocol'} "
-                                               f"epochs (this leaderboard: {setting.epochs})")
+                    v = Verdict(
+                        "not yet run",
+                        f"no run at the claim's {claim['check'].get('epochs') or 'protocol'} "
+                        f"epochs (this leaderboard: {setting.epochs})",
+                    )
                 else:
                     v = claim_verdict(claim, row_recs, setting)
-                claims.append({**claim, "verdict": v.status, "verdict_detail": v.detail, "rule": v.tolerance,
-                               "comparable": setting.kind == "document", "setting": setting.kind,
-                               "tier": setting.tier, "setting_tag": setting.tag,
-                               "interval": v.interval, "compared": v.compared,
-                               "deviations": deviation_chips(list(getattr(suite_info, "deviations", []) or [])
-                                                             + list(claim.get("deviations") or []))})
+                claims.append(
+                    {
+                        **claim,
+                        "verdict": v.status,
+                        "verdict_detail": v.detail,
+                        "rule": v.tolerance,
+                        "comparable": setting.kind == "document",
+                        "setting": setting.kind,
+                        "tier": setting.tier,
+                        "setting_tag": setting.tag,
+                        "interval": v.interval,
+                        "compared": v.compared,
+                        "deviations": deviation_chips(
+                            list(getattr(suite_info, "deviations", []) or []) + list(claim.get("deviations") or [])
+                        ),
+                    }
+                )
         if primary and primary + ":mean" in rows:
             rows = rows.sort_values(primary + ":mean", ascending=False, na_position="last")
         row_dicts = [agg_rows[i] for i in rows.index]  # pandas' to_dict costs a call per column and row
         smoke = bool(task and first["dataset"]["name"] in getattr(task, "smoke_datasets", ()))
         # the leaderboard's own setting: at epochs a reference or claim names (003 Table 1's 1-epoch column),
         # a run of fewer epochs than the suite protocol is that document setting, not a shortened one
-        named = {r.get("epochs") for r in (suite_info.references if suite_info else [])} | \
-            {c["check"].get("epochs") for c in (suite_info.claims if suite_info else [])}
+        named = {r.get("epochs") for r in (suite_info.references if suite_info else [])} | {
+            c["check"].get("epochs") for c in (suite_info.claims if suite_info else [])
+        }
         epochs = first["protocol"].get("epochs")
         board_setting = classify_setting(suite_info, first["protocol"], epochs if epochs in named else None)
-        out.append(Leaderboard(suite=suite, task=task_name, dataset=first["dataset"]["name"], group=group,
-                               protocol=first["protocol"], overrides=first.get("overrides", {}), rows=rows,
-                               records=row_dicts,
-                               columns=list(task.columns) if task else [], references=refs, claims=claims,
-                               devices=sorted(ok["device"].dropna().unique().tolist()), smoke=smoke,
-                               device=device, device_split=n_devices.get((suite, group), 1) > 1,
-                               setting=board_setting.kind, setting_tag=board_setting.tag))
+        out.append(
+            Leaderboard(
+                suite=suite,
+                task=task_name,
+                dataset=first["dataset"]["name"],
+                group=group,
+                protocol=first["protocol"],
+                overrides=first.get("overrides", {}),
+                rows=rows,
+                records=row_dicts,
+                columns=list(task.columns) if task else [],
+                references=refs,
+                claims=claims,
+                devices=sorted(ok["device"].dropna().unique().tolist()),
+                smoke=smoke,
+                device=device,
+                device_split=n_devices.get((suite, group), 1) > 1,
+                setting=board_setting.kind,
+                setting_tag=board_setting.tag,
+            )
+        )
     return out
 
 

@@ -9,6 +9,7 @@ boundary. Either needs at least ``MIN_SEEDS`` seeds per compared row.
 t quantiles come from scipy when it is installed, else from :func:`_t_ppf_exact` (the regularised incomplete
 beta function by its continued fraction, inverted by bisection: exact to ~1e-10, no table to maintain).
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,9 +19,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-CONFIDENCE = 0.95          # two-sided level of every interval
-MIN_SEEDS = 3              # seeds per compared row before any verdict
-DEFAULT_TOLERANCE = 1.0    # points a reference's interval is widened by unless the suite declares its own
+CONFIDENCE = 0.95  # two-sided level of every interval
+MIN_SEEDS = 3  # seeds per compared row before any verdict
+DEFAULT_TOLERANCE = 1.0  # points a reference's interval is widened by unless the suite declares its own
 
 #: the fixed vocabulary of deviations from a document (a reference, claim or suite lists any of them)
 DEVIATIONS = {
@@ -52,13 +53,15 @@ VERDICT_RULES = (
     f"protocol on full data ('shared') or a shortened tier the suite declares, whose tag then stands on the "
     f"verdict. Otherwise the verdict reads 'inconclusive' with its reason (at chance, needs {MIN_SEEDS} seeds, "
     f"shortened, shared protocol). Records whose run ids the current suite files no longer produce are shown as "
-    f"superseded and left out of every aggregate. Deviations from the document are listed beside each verdict.")
+    f"superseded and left out of every aggregate. Deviations from the document are listed beside each verdict."
+)
 
 README_BEGIN = "<!-- verdict-rules: generated from bench/report/verdicts.py, do not edit -->"
 README_END = "<!-- /verdict-rules -->"
 
 
 # -- t quantiles --------------------------------------------------------------------------------------------
+
 
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of the incomplete beta function (modified Lentz)."""
@@ -137,9 +140,11 @@ def t_critical(df: float) -> float:
 
 # -- intervals ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Interval:
     """A 95 % interval ``centre ± half`` with its degrees of freedom (``df`` None: no spread exists)."""
+
     centre: float
     half: float | None
     df: float | None
@@ -167,8 +172,9 @@ def _welch_df(terms: list[tuple[float, float]]) -> float | None:
     return total * total / denom
 
 
-def mean_interval(mean: float, std: float | None, n: int, doc_std: float | None = None,
-                  doc_runs: int | None = None) -> Interval:
+def mean_interval(
+    mean: float, std: float | None, n: int, doc_std: float | None = None, doc_runs: int | None = None
+) -> Interval:
     """The 95 % t-interval of a measured mean over ``n`` seeds. With the document's own spread, the document's
     standard error (``doc_std / sqrt(doc_runs)``, or ``doc_std`` itself when the runs are not stated) is added in
     quadrature, at the measured seeds' n − 1 degrees of freedom: the interval of (measured − document), centred
@@ -185,8 +191,9 @@ def mean_interval(mean: float, std: float | None, n: int, doc_std: float | None 
     return Interval(mean, t_critical(n - 1) * math.sqrt(var), n - 1, n)
 
 
-def difference_interval(mean_a: float, std_a: float | None, n_a: int,
-                        mean_b: float, std_b: float | None, n_b: int) -> Interval:
+def difference_interval(
+    mean_a: float, std_a: float | None, n_a: int, mean_b: float, std_b: float | None, n_b: int
+) -> Interval:
     """The 95 % Welch interval of mean(a) − mean(b)."""
     diff = mean_a - mean_b
     if n_a < 2 or n_b < 2 or std_a is None or std_b is None:
@@ -199,6 +206,7 @@ def difference_interval(mean_a: float, std_a: float | None, n_a: int,
 
 
 # -- decisions ----------------------------------------------------------------------------------------------
+
 
 def decide_reference(value: float, interval: Interval, tolerance: float) -> str:
     """reproduced / not reproduced for a document's ``value`` against a measured ``interval`` (needs a spread)."""
@@ -239,7 +247,9 @@ def deviation_chips(items) -> list[dict]:
         if isinstance(item, str):
             out.append({"kind": item, "text": DEVIATIONS.get(item, "")})
         else:
-            out.append({"kind": item.get("kind", "other"), "text": item.get("text") or DEVIATIONS.get(item.get("kind"), "")})
+            out.append(
+                {"kind": item.get("kind", "other"), "text": item.get("text") or DEVIATIONS.get(item.get("kind"), "")}
+            )
     return out
 
 
@@ -261,6 +271,7 @@ def check_deviation(v) -> str | None:
 
 
 # -- README -------------------------------------------------------------------------------------------------
+
 
 def readme_block() -> str:
     return f"{README_BEGIN}\n{VERDICT_RULES}\n{README_END}"

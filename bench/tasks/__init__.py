@@ -7,6 +7,7 @@ A task is registered with ``@TASKS.register(name, columns=[...], primary="metric
 
 ``columns`` lists the metrics the leaderboard shows: ``(key, label, higher_is_better, format)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -58,11 +59,11 @@ class RunContext:
     invocation: dict = field(default_factory=dict)
     # where and how runs were trained (shard, executor): added to every record's provenance, not its id
     provenance: dict = field(default_factory=dict)
-    compile: bool = False        # --compile: torch.compile the model (classification)
-    tune: bool = False           # --tune: a few timed warm-up steps pick the fastest kernels (classification)
+    compile: bool = False  # --compile: torch.compile the model (classification)
+    tune: bool = False  # --tune: a few timed warm-up steps pick the fastest kernels (classification)
     wait_elsewhere: bool = True  # come back to runs another process holds, waiting on their lock (not --no-wait)
     # one run's folders: set by for_run(), None on the context an executor shares between runs
-    results_dir: Path | None = None   # the results folder (artifact paths in a record are relative to it)
+    results_dir: Path | None = None  # the results folder (artifact paths in a record are relative to it)
     artifact_dir: Path | None = None  # <results>/<suite>/artifacts/<run id>: this run's files
 
     def for_run(self, results, spec) -> "RunContext":
@@ -74,8 +75,7 @@ class RunContext:
     def extra(self) -> Mapping[str, Any]:
         """Read-only view under the keys of the former ``extra`` dict (before the typed fields above), for
         plug-in tasks that still read ``ctx.extra.get(...)``; it cannot be written to."""
-        view = {"invocation": self.invocation, "provenance": self.provenance,
-                "wait_elsewhere": self.wait_elsewhere}
+        view = {"invocation": self.invocation, "provenance": self.provenance, "wait_elsewhere": self.wait_elsewhere}
         view.update({k: True for k in ("compile", "tune") if getattr(self, k)})
         view.update({k: getattr(self, k) for k in ("results_dir", "artifact_dir") if getattr(self, k) is not None})
         return MappingProxyType(view)
@@ -85,6 +85,7 @@ class RunContext:
 
         key = (spec.dataset["name"], spec.data_root, repr(sorted(spec.dataset.get("options", {}).items())))
         if key not in self.data_cache:
-            self.data_cache[key] = load_dataset(spec.dataset["name"], spec.data_root, self.allow_download,
-                                                spec.dataset.get("options"))
+            self.data_cache[key] = load_dataset(
+                spec.dataset["name"], spec.data_root, self.allow_download, spec.dataset.get("options")
+            )
         return self.data_cache[key]

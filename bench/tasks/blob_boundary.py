@@ -31,6 +31,7 @@ no one-to-one matching and no non-maximum thinning (the target is 2 pixels thick
 numbers for this experiment (only Figure 10 and the statement that a same-size convolutional baseline nearly
 matches on binary blobs and fails to converge on textured ones).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ from bench.schema import POSITIVE
 
 def _disc(tol: int, device) -> torch.Tensor:
     r = torch.arange(-tol, tol + 1, device=device, dtype=torch.float32)
-    return ((r[:, None] ** 2 + r[None, :] ** 2) <= tol ** 2 + 1e-9).float()[None, None]
+    return ((r[:, None] ** 2 + r[None, :] ** 2) <= tol**2 + 1e-9).float()[None, None]
 
 
 def _dilate(m: torch.Tensor, disc: torch.Tensor) -> torch.Tensor:
@@ -100,8 +101,14 @@ def boundary_scores(counts: dict) -> dict:
     # AP: step integral of precision over recall, thresholds ascending → recall descending
     r_next = np.append(R[1:], 0.0)
     ap = float(np.sum(np.clip(R - r_next, 0, None) * P))
-    return {"ods": 100 * ods, "ois": 100 * float(f_ois), "ap": 100 * ap, "precision": P.tolist(),
-            "recall": R.tolist(), "ods_threshold_index": int(Fm.argmax())}
+    return {
+        "ods": 100 * ods,
+        "ois": 100 * float(f_ois),
+        "ap": 100 * ap,
+        "precision": P.tolist(),
+        "recall": R.tolist(),
+        "ods_threshold_index": int(Fm.argmax()),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -133,14 +140,16 @@ def _prep(x_u8: torch.Tensor) -> torch.Tensor:
 def predict(model, x_u8: torch.Tensor, batch_size: int) -> torch.Tensor:
     was = model.training
     model.eval()
-    out = torch.cat([torch.sigmoid(model(_prep(x_u8[i:i + batch_size])))[:, 0]
-                     for i in range(0, len(x_u8), batch_size)])
+    out = torch.cat(
+        [torch.sigmoid(model(_prep(x_u8[i : i + batch_size])))[:, 0] for i in range(0, len(x_u8), batch_size)]
+    )
     model.train(was)
     return out
 
 
 def _steerable_blocks(model):
     from bench.layers.steerable import SteerableBlock
+
     return [m for m in model.modules() if isinstance(m, SteerableBlock) and m.pose is not None]
 
 
@@ -174,12 +183,19 @@ def _figure(model, x_u8, target, prob, path) -> bool:
     return pose is not None
 
 
-@TASKS.register("blob-boundary", needs="dense", document="002 ch. 4 §4.4.2", columns=COLUMNS, primary="ods",
-                metrics=("ods", "ois", "ap", "ods_best", "test_loss", "train_loss", "pixel_acc"),
-                summary="Per-pixel boundary detection on generated textured blobs; ODS / OIS / AP (%).",
-                ranges={"train_images": POSITIVE})
-def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=True, match_tolerance=1,
-                  thresholds=99, figure_examples=6):
+@TASKS.register(
+    "blob-boundary",
+    needs="dense",
+    document="002 ch. 4 §4.4.2",
+    columns=COLUMNS,
+    primary="ods",
+    metrics=("ods", "ois", "ap", "ods_best", "test_loss", "train_loss", "pixel_acc"),
+    summary="Per-pixel boundary detection on generated textured blobs; ODS / OIS / AP (%).",
+    ranges={"train_images": POSITIVE},
+)
+def blob_boundary(
+    spec, ctx: RunContext, *, train_images=2048, class_balance=True, match_tolerance=1, thresholds=99, figure_examples=6
+):
     from bench.backbones import Ops, build_backbone
     from bench.loop import fit
     from bench.models import materialise
@@ -236,15 +252,28 @@ def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=Tru
         last.update(prob=prob, scores=scores, test_loss=test_loss)
         return {"test_loss": test_loss, "ods": scores["ods"], "ois": scores["ois"], "ap": scores["ap"]}
 
-    fit_out = fit(protocol["epochs"], train_epoch, device=device, steps=steps, evaluate=evaluate_epoch,
-                  progress=ctx.progress, desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}", show="ods")
+    fit_out = fit(
+        protocol["epochs"],
+        train_epoch,
+        device=device,
+        steps=steps,
+        evaluate=evaluate_epoch,
+        progress=ctx.progress,
+        desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}",
+        show="ods",
+    )
     history = fit_out["history"]
     prob, scores, test_loss = last["prob"], last["scores"], last["test_loss"]
 
-    metrics = {"ods": scores["ods"], "ois": scores["ois"], "ap": scores["ap"],
-               "ods_best": max(h["ods"] for h in history), "test_loss": test_loss,
-               "train_loss": history[-1]["train_loss"],
-               "pixel_acc": 100.0 * float(((prob >= 0.5) == test_b.to(device)).float().mean())}
+    metrics = {
+        "ods": scores["ods"],
+        "ois": scores["ois"],
+        "ap": scores["ap"],
+        "ods_best": max(h["ods"] for h in history),
+        "test_loss": test_loss,
+        "train_loss": history[-1]["train_loss"],
+        "pixel_acc": 100.0 * float(((prob >= 0.5) == test_b.to(device)).float().mean()),
+    }
     curves = {"pr": {"x": scores["recall"], "y": scores["precision"], "xlabel": "recall", "ylabel": "precision"}}
     artifacts = []
     if figure_examples and ctx.artifact_dir is not None:
@@ -252,10 +281,21 @@ def blob_boundary(spec, ctx: RunContext, *, train_images=2048, class_balance=Tru
         path = ctx.artifact_dir / "blobs.png"
         has_pose = _figure(model, test_x[:k].to(device), test_b[:k], prob[:k].cpu(), path)
         rel = path.relative_to(ctx.results_dir) if ctx.results_dir is not None else path
-        artifacts.append({"path": str(rel), "caption": "Columns: input, gradient magnitude, prediction, "
-                          + ("pose θ mod π (first dynamic block), " if has_pose else "") + "target (cf. Figure 10)."})
-    return {"metrics": metrics, "history": history, "params": params, "macs": macs,
-            "timing": fit_out["timing"],
-            "curves": curves, "artifacts": artifacts,
-            "data": {"train_per_epoch": steps * bs, "test": n_test, "size": size, "mode": mode,
-                     "source": data.source}}
+        artifacts.append(
+            {
+                "path": str(rel),
+                "caption": "Columns: input, gradient magnitude, prediction, "
+                + ("pose θ mod π (first dynamic block), " if has_pose else "")
+                + "target (cf. Figure 10).",
+            }
+        )
+    return {
+        "metrics": metrics,
+        "history": history,
+        "params": params,
+        "macs": macs,
+        "timing": fit_out["timing"],
+        "curves": curves,
+        "artifacts": artifacts,
+        "data": {"train_per_epoch": steps * bs, "test": n_test, "size": size, "mode": mode, "source": data.source},
+    }

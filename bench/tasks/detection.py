@@ -21,6 +21,7 @@ so measured mAP is not expected to reach Table 7; the RPN's 3×3 conv stays a st
 tensors take the input's size (PNN's masks) need one input size: ``canvas=[H, W]`` letterboxes every image
 (aspect kept, padded with the mean colour) into that canvas.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,6 +50,7 @@ IMAGE_STD = [0.229, 0.224, 0.225]
 
 # -- metric -----------------------------------------------------------------------------------------------
 
+
 def voc07_ap(recall, precision) -> float:
     """VOC2007 11-point interpolated AP: mean over t ∈ {0, 0.1, …, 1} of the highest precision at recall ≥ t
     (0 where recall never reaches t). The thresholds are the devkit's floating-point k·0.1 (MATLAB ``0:0.1:1``,
@@ -64,10 +66,20 @@ def voc07_ap(recall, precision) -> float:
 
 def area_ap(recall, precision) -> float:
     """VOC2010+ AP: area under the precision envelope (precision made monotone from the right)."""
-    rec = torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(recall, dtype=torch.float64),
-                     torch.ones(1, dtype=torch.float64)])
-    prec = torch.cat([torch.zeros(1, dtype=torch.float64), torch.as_tensor(precision, dtype=torch.float64),
-                      torch.zeros(1, dtype=torch.float64)])
+    rec = torch.cat(
+        [
+            torch.zeros(1, dtype=torch.float64),
+            torch.as_tensor(recall, dtype=torch.float64),
+            torch.ones(1, dtype=torch.float64),
+        ]
+    )
+    prec = torch.cat(
+        [
+            torch.zeros(1, dtype=torch.float64),
+            torch.as_tensor(precision, dtype=torch.float64),
+            torch.zeros(1, dtype=torch.float64),
+        ]
+    )
     prec = torch.flip(torch.cummax(torch.flip(prec, [0]), 0).values, [0])
     idx = torch.nonzero(rec[1:] != rec[:-1]).flatten()
     return float(((rec[idx + 1] - rec[idx]) * prec[idx + 1]).sum())
@@ -87,8 +99,9 @@ def box_iou(a: torch.Tensor, b: torch.Tensor, plus_one: bool = False) -> torch.T
     return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-12)
 
 
-def evaluate_detections(detections: list, ground_truth: list, num_classes: int, iou_threshold: float = 0.5,
-                        plus_one: bool = False) -> dict:
+def evaluate_detections(
+    detections: list, ground_truth: list, num_classes: int, iou_threshold: float = 0.5, plus_one: bool = False
+) -> dict:
     """PASCAL VOC detection evaluation.
 
     ``detections[i]`` = (boxes (K, 4), scores (K,), labels (K,)) and ``ground_truth[i]`` = (boxes, labels,
@@ -130,7 +143,7 @@ def evaluate_detections(detections: list, ground_truth: list, num_classes: int, 
             if len(gb) == 0:
                 fp[rank] = 1
                 continue
-            iou = box_iou(boxes[d:d + 1], gb, plus_one)[0]
+            iou = box_iou(boxes[d : d + 1], gb, plus_one)[0]
             best, j = float(iou.max()), int(iou.argmax())
             if best > iou_threshold:
                 if gdiff[j]:
@@ -147,12 +160,19 @@ def evaluate_detections(detections: list, ground_truth: list, num_classes: int, 
         prec = tp / (tp + fp).clamp(min=1e-12)
         ap07[c], aparea[c] = voc07_ap(rec, prec), area_ap(rec, prec)
     scored = [c for c in ap07 if ap07[c] is not None]
-    mean = (lambda d: sum(d[c] for c in scored) / len(scored) if scored else 0.0)
-    return {"map": mean(ap07), "map_area": mean(aparea), "ap": ap07, "ap_area": aparea, "npos": npos_all,
-            "classes_scored": len(scored)}
+    mean = lambda d: sum(d[c] for c in scored) / len(scored) if scored else 0.0
+    return {
+        "map": mean(ap07),
+        "map_area": mean(aparea),
+        "ap": ap07,
+        "ap_area": aparea,
+        "npos": npos_all,
+        "classes_scored": len(scored),
+    }
 
 
 # -- model ------------------------------------------------------------------------------------------------
+
 
 class Trunk(nn.Module):
     """The shared feature extractor (stride 16) with the ``out_channels`` torchvision's detectors read."""
@@ -219,10 +239,24 @@ def detection_parts(trunk_model: nn.Module) -> tuple[nn.Module, int, nn.Module, 
     return body, channels, head, rep
 
 
-def build_detector(spec, num_classes: int, *, min_size: int, max_size: int, anchor_sizes, roi_size: int,
-                   rpn_batch: int, box_batch: int, rpn_pre_nms_train: int, rpn_post_nms_train: int,
-                   rpn_pre_nms_test: int, rpn_post_nms_test: int, test_nms: float, swap_rpn: bool,
-                   backbone_weights: str | None) -> nn.Module:
+def build_detector(
+    spec,
+    num_classes: int,
+    *,
+    min_size: int,
+    max_size: int,
+    anchor_sizes,
+    roi_size: int,
+    rpn_batch: int,
+    box_batch: int,
+    rpn_pre_nms_train: int,
+    rpn_post_nms_train: int,
+    rpn_pre_nms_test: int,
+    rpn_post_nms_test: int,
+    test_nms: float,
+    swap_rpn: bool,
+    backbone_weights: str | None,
+) -> nn.Module:
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
@@ -241,23 +275,34 @@ def build_detector(spec, num_classes: int, *, min_size: int, max_size: int, anch
     if swap_rpn:
         swap_layers(rpn_head, ops)
     model = FasterRCNN(
-        Trunk(body, channels), num_classes=None, min_size=min_size, max_size=max_size,
-        image_mean=IMAGE_MEAN, image_std=IMAGE_STD,
+        Trunk(body, channels),
+        num_classes=None,
+        min_size=min_size,
+        max_size=max_size,
+        image_mean=IMAGE_MEAN,
+        image_std=IMAGE_STD,
         rpn_anchor_generator=AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(ratios,)),
         rpn_head=rpn_head,
-        rpn_pre_nms_top_n_train=rpn_pre_nms_train, rpn_post_nms_top_n_train=rpn_post_nms_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_test, rpn_post_nms_top_n_test=rpn_post_nms_test,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_train,
+        rpn_post_nms_top_n_train=rpn_post_nms_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_test,
+        rpn_post_nms_top_n_test=rpn_post_nms_test,
         rpn_batch_size_per_image=rpn_batch,
         box_roi_pool=MultiScaleRoIAlign(featmap_names=["0"], output_size=roi_size, sampling_ratio=2),
-        box_head=head, box_predictor=FastRCNNPredictor(rep, num_classes + 1),
-        box_score_thresh=0.0, box_nms_thresh=test_nms, box_detections_per_img=100,
-        box_batch_size_per_image=box_batch)
+        box_head=head,
+        box_predictor=FastRCNNPredictor(rep, num_classes + 1),
+        box_score_thresh=0.0,
+        box_nms_thresh=test_nms,
+        box_detections_per_img=100,
+        box_batch_size_per_image=box_batch,
+    )
     model.transform = no_resize_transform(min_size, max_size, IMAGE_MEAN, IMAGE_STD)
     model.swap_report = getattr(trunk_model, "swap_report", None)
     return model
 
 
 # -- data pipeline -----------------------------------------------------------------------------------------
+
 
 def scale_image(img_u8: torch.Tensor, min_size: int, max_size: int, canvas=None):
     """uint8 (3, H, W) → float image scaled so the shorter side is ``min_size`` (longer ≤ ``max_size``), and
@@ -279,8 +324,9 @@ def scale_image(img_u8: torch.Tensor, min_size: int, max_size: int, canvas=None)
 
 
 class VOCTorchDataset(torch.utils.data.Dataset):
-    def __init__(self, data, samples, train: bool, min_size, max_size, canvas, use_difficult: bool, seed: int,
-                 flip: bool = True):
+    def __init__(
+        self, data, samples, train: bool, min_size, max_size, canvas, use_difficult: bool, seed: int, flip: bool = True
+    ):
         self.data, self.train, self.seed, self.flip = data, train, seed, flip
         self.min_size, self.max_size, self.canvas = min_size, max_size, canvas
         self.samples = samples
@@ -320,8 +366,15 @@ def _collate(batch):
 
 def _loader(ds, batch_size, shuffle, workers, seed):
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                                       collate_fn=_collate, generator=g, persistent_workers=False)
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=_collate,
+        generator=g,
+        persistent_workers=False,
+    )
 
 
 @torch.no_grad()
@@ -350,26 +403,69 @@ def predict(model, loader, ds, device) -> tuple[list, float, int]:
 
 # -- task -------------------------------------------------------------------------------------------------
 
-@TASKS.register("detection", needs="detection-trunk", document="000 §5.4 Table 7", columns=COLUMNS, primary="map",
-                metrics=("map", "map_area", "train_loss", "classes_scored", "ap_*"),
-                smoke_datasets=("voc-smoke",),
-                summary="Faster R-CNN (torchvision, RoI align) with the family in its backbone; VOC07 11-point mAP.",
-                ranges={"min_size": POSITIVE, "max_size": POSITIVE, "roi_size": POSITIVE, "rpn_batch": POSITIVE,
-                        "box_batch": POSITIVE})
-def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None, anchor_sizes=(128, 256, 512),
-              roi_size=7, rpn_batch=256, box_batch=128, rpn_pre_nms_train=12000, rpn_post_nms_train=2000,
-              rpn_pre_nms_test=6000, rpn_post_nms_test=300, test_nms=0.3, swap_rpn=False, use_difficult=False,
-              eval_every=0, workers=4, amp=False, backbone_weights=None):
+
+@TASKS.register(
+    "detection",
+    needs="detection-trunk",
+    document="000 §5.4 Table 7",
+    columns=COLUMNS,
+    primary="map",
+    metrics=("map", "map_area", "train_loss", "classes_scored", "ap_*"),
+    smoke_datasets=("voc-smoke",),
+    summary="Faster R-CNN (torchvision, RoI align) with the family in its backbone; VOC07 11-point mAP.",
+    ranges={
+        "min_size": POSITIVE,
+        "max_size": POSITIVE,
+        "roi_size": POSITIVE,
+        "rpn_batch": POSITIVE,
+        "box_batch": POSITIVE,
+    },
+)
+def detection(
+    spec,
+    ctx: RunContext,
+    *,
+    min_size=600,
+    max_size=1000,
+    canvas=None,
+    anchor_sizes=(128, 256, 512),
+    roi_size=7,
+    rpn_batch=256,
+    box_batch=128,
+    rpn_pre_nms_train=12000,
+    rpn_post_nms_train=2000,
+    rpn_pre_nms_test=6000,
+    rpn_post_nms_test=300,
+    test_nms=0.3,
+    swap_rpn=False,
+    use_difficult=False,
+    eval_every=0,
+    workers=4,
+    amp=False,
+    backbone_weights=None,
+):
     device = ctx.device
     proto = spec.protocol
     data = ctx.dataset(spec).subset(proto.get("train_subset"), proto.get("test_subset"))
     canvas = tuple(canvas) if canvas else None
     torch.manual_seed(spec.seed)
-    model = build_detector(spec, data.num_classes, min_size=min_size, max_size=max_size, anchor_sizes=anchor_sizes,
-                           roi_size=roi_size, rpn_batch=rpn_batch, box_batch=box_batch,
-                           rpn_pre_nms_train=rpn_pre_nms_train, rpn_post_nms_train=rpn_post_nms_train,
-                           rpn_pre_nms_test=rpn_pre_nms_test, rpn_post_nms_test=rpn_post_nms_test,
-                           test_nms=test_nms, swap_rpn=swap_rpn, backbone_weights=backbone_weights)
+    model = build_detector(
+        spec,
+        data.num_classes,
+        min_size=min_size,
+        max_size=max_size,
+        anchor_sizes=anchor_sizes,
+        roi_size=roi_size,
+        rpn_batch=rpn_batch,
+        box_batch=box_batch,
+        rpn_pre_nms_train=rpn_pre_nms_train,
+        rpn_post_nms_train=rpn_post_nms_train,
+        rpn_pre_nms_test=rpn_pre_nms_test,
+        rpn_post_nms_test=rpn_post_nms_test,
+        test_nms=test_nms,
+        swap_rpn=swap_rpn,
+        backbone_weights=backbone_weights,
+    )
     flip = "flip" in proto.get("augment", ())
     train_ds = VOCTorchDataset(data, data.train, True, min_size, max_size, canvas, use_difficult, spec.seed, flip)
     test_ds = VOCTorchDataset(data, data.test, False, min_size, max_size, canvas, use_difficult, spec.seed)
@@ -395,8 +491,7 @@ def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None
         steps = min(steps, proto["max_batches"])
     opt = make_optimizer(model, proto["optimizer"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(proto["schedule"], epochs, steps))
-    test_loader = _loader(test_ds, proto.get("eval_batch_size", 1) if device.type == "cuda" else 1, False,
-                          workers, 0)
+    test_loader = _loader(test_ds, proto.get("eval_batch_size", 1) if device.type == "cuda" else 1, False, workers, 0)
     gt = [(s.boxes, s.labels, s.difficult) for s, _ in test_ds.items]
     reset_peak_memory(device)
     last: dict = {}
@@ -422,35 +517,69 @@ def detection(spec, ctx: RunContext, *, min_size=600, max_size=1000, canvas=None
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(images)
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * len(images)
             count += len(images)
-        return {"train_loss": sums.get("loss", 0.0) / max(1, count), "images": count,
-                **{f"train_{k}": v / max(1, count) for k, v in sums.items() if k != "loss"},
-                "lr": opt.param_groups[0]["lr"]}
+        return {
+            "train_loss": sums.get("loss", 0.0) / max(1, count),
+            "images": count,
+            **{f"train_{k}": v / max(1, count) for k, v in sums.items() if k != "loss"},
+            "lr": opt.param_groups[0]["lr"],
+        }
 
     def evaluate_epoch(epoch: int) -> dict | None:
         if not ((eval_every and epoch % eval_every == 0) or epoch == epochs):
             return None
         dets, eval_s, n_eval = predict(model, test_loader, test_ds, device)
         last.update(result=evaluate_detections(dets, gt, data.num_classes), eval_s=eval_s, n_eval=n_eval)
-        return {"test_map": 100 * last["result"]["map"], "test_map_area": 100 * last["result"]["map_area"],
-                "eval_s": eval_s}
+        return {
+            "test_map": 100 * last["result"]["map"],
+            "test_map_area": 100 * last["result"]["map_area"],
+            "eval_s": eval_s,
+        }
 
     model.train()
-    fitted = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch, progress=ctx.progress,
-                 desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
+    fitted = fit(
+        epochs,
+        train_epoch,
+        device=device,
+        steps=steps,
+        evaluate=evaluate_epoch,
+        progress=ctx.progress,
+        desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}",
+    )
     history = fitted["history"]
     result, eval_s, n_eval = last["result"], last["eval_s"], last["n_eval"]
     memory = peak_memory(device)
-    metrics = {"map": 100 * result["map"], "map_area": 100 * result["map_area"],
-               "train_loss": history[-1]["train_loss"], "classes_scored": result["classes_scored"]}
+    metrics = {
+        "map": 100 * result["map"],
+        "map_area": 100 * result["map_area"],
+        "train_loss": history[-1]["train_loss"],
+        "classes_scored": result["classes_scored"],
+    }
     for c, ap in result["ap"].items():
         if ap is not None:
             metrics[f"ap_{data.classes[c - 1]}"] = 100 * ap
-    timing = {**fitted["timing"], "eval_s": eval_s, "eval_images": n_eval,
-              "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
-              "throughput_note": "whole-detector inference on the test set (batch 1 on CPU)"}
+    timing = {
+        **fitted["timing"],
+        "eval_s": eval_s,
+        "eval_images": n_eval,
+        "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
+        "throughput_note": "whole-detector inference on the test set (batch 1 on CPU)",
+    }
     report = model.swap_report.counts() if model.swap_report is not None else None
-    return {"metrics": metrics, "history": history, "params": params, "macs": macs, "timing": timing,
-            "memory": memory,
-            "data": {"train": len(train_ds), "test": len(test_ds), "source": data.source,
-                     "macs_scope": f"shared trunk only, one {ph}×{pw} input", "swapped": report,
-                     "canvas": list(canvas) if canvas else None, "min_size": min_size, "max_size": max_size}}
+    return {
+        "metrics": metrics,
+        "history": history,
+        "params": params,
+        "macs": macs,
+        "timing": timing,
+        "memory": memory,
+        "data": {
+            "train": len(train_ds),
+            "test": len(test_ds),
+            "source": data.source,
+            "macs_scope": f"shared trunk only, one {ph}×{pw} input",
+            "swapped": report,
+            "canvas": list(canvas) if canvas else None,
+            "min_size": min_size,
+            "max_size": max_size,
+        },
+    }

@@ -12,6 +12,7 @@ reaching 90 %.
 The draw depends on the seed only, so every layer family of a seed sees the same people and the same split.
 The protocol's ``train_subset`` / ``test_subset`` do not apply (the split is the task's).
 """
+
 from __future__ import annotations
 
 import torch
@@ -76,10 +77,15 @@ def epochs_to(history: list[dict], threshold: float):
     return None
 
 
-@TASKS.register("fewshot", document="000 supplement §3.3 (FRGC few-shot faces)", columns=COLUMNS, primary="top1",
-                metrics=("top1", "top1_best", "top1_auc", "epochs_to_90", "train_loss", "test_loss", "classes"),
-                summary="Few-shot face recognition: N random people, per-person train/test split, accuracy curve.",
-                ranges={"classes": POSITIVE})
+@TASKS.register(
+    "fewshot",
+    document="000 supplement §3.3 (FRGC few-shot faces)",
+    columns=COLUMNS,
+    primary="top1",
+    metrics=("top1", "top1_best", "top1_auc", "epochs_to_90", "train_loss", "test_loss", "classes"),
+    summary="Few-shot face recognition: N random people, per-person train/test split, accuracy curve.",
+    ranges={"classes": POSITIVE},
+)
 def fewshot(spec, ctx: RunContext, *, classes=10, split="60-40"):
     frac = train_fraction(split)
     data, people = draw(ctx.dataset(spec), classes, frac, spec.seed)
@@ -90,9 +96,18 @@ def fewshot(spec, ctx: RunContext, *, classes=10, split="60-40"):
     model = build_classifier(spec.backbone, spec.layer, data.shape[0], data.num_classes, mean, std, example).to(device)
     params = count_parameters(model)
     macs = count_macs(model, example.to(device))
-    fit = fit_classifier(model, data.train_x, data.train_y, data.test_x, data.test_y, spec.protocol, device,
-                         spec.seed, progress=ctx.progress,
-                         desc=f"{spec.backbone['name']}/{spec.label}/N{data.num_classes}/{split}/s{spec.seed}")
+    fit = fit_classifier(
+        model,
+        data.train_x,
+        data.train_y,
+        data.test_x,
+        data.test_y,
+        spec.protocol,
+        device,
+        spec.seed,
+        progress=ctx.progress,
+        desc=f"{spec.backbone['name']}/{spec.label}/N{data.num_classes}/{split}/s{spec.seed}",
+    )
     hist = fit["history"]
     accs = [h["test_acc"] for h in hist if h["test_acc"] is not None]
     metrics = {
@@ -107,11 +122,23 @@ def fewshot(spec, ctx: RunContext, *, classes=10, split="60-40"):
     epochs = [h["epoch"] for h in hist]
     curves = {
         "test_top1": {"x": epochs, "y": accs, "xlabel": "epoch", "ylabel": "test top-1 (%)"},
-        "train_loss": {"x": epochs, "y": [h["train_loss"] for h in hist], "xlabel": "epoch",
-                       "ylabel": "training loss"},
+        "train_loss": {"x": epochs, "y": [h["train_loss"] for h in hist], "xlabel": "epoch", "ylabel": "training loss"},
     }
-    return {"metrics": metrics, "history": hist, "curves": curves, "params": params, "macs": macs,
-            "timing": fit["timing"],
-            "data": {"train": len(data.train_y), "test": len(data.test_y), "shape": list(data.shape),
-                     "classes": people, "requested_classes": int(classes), "split": split,
-                     "train_fraction": frac, "source": data.source}}
+    return {
+        "metrics": metrics,
+        "history": hist,
+        "curves": curves,
+        "params": params,
+        "macs": macs,
+        "timing": fit["timing"],
+        "data": {
+            "train": len(data.train_y),
+            "test": len(data.test_y),
+            "shape": list(data.shape),
+            "classes": people,
+            "requested_classes": int(classes),
+            "split": split,
+            "train_fraction": frac,
+            "source": data.source,
+        },
+    }

@@ -25,6 +25,7 @@ backbone (the site draws a curve per row, from its first seed).
 the "optimal learning rate 1.0" of 003 §6 beside the vanilla rows at 0.02–0.1); part of the task options, so
 of every run's id.
 """
+
 from __future__ import annotations
 
 
@@ -67,8 +68,8 @@ def evaluate_loss(model, kind: str, x_u8: torch.Tensor, y: torch.Tensor, batch_s
     loss_sum = torch.zeros((), device=x_u8.device, dtype=torch.float64)
     correct = torch.zeros((), device=x_u8.device, dtype=torch.long)
     for i in range(0, len(y), batch_size):
-        out = model(prepare(x_u8[i:i + batch_size], False))
-        yb = y[i:i + batch_size]
+        out = model(prepare(x_u8[i : i + batch_size], False))
+        yb = y[i : i + batch_size]
         loss_sum += model_loss(kind, out, yb, "sum").double()
         correct += (out.argmax(1) == yb).sum()
     model.train(was)
@@ -93,8 +94,18 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
     opt = make_optimizer(model, opt_cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(protocol["schedule"], epochs, steps))
     loss0, acc0 = evaluate_loss(model, kind, train_x, train_y, ebs)
-    start = {"epoch": 0, "train_loss": None, "loss": loss0, "train_acc": acc0, "test_loss": None,
-             "test_acc": None, "epoch_s": 0.0, "train_s_cum": 0.0, "images_seen": 0, "lr": opt_cfg["lr"]}
+    start = {
+        "epoch": 0,
+        "train_loss": None,
+        "loss": loss0,
+        "train_acc": acc0,
+        "test_loss": None,
+        "test_acc": None,
+        "epoch_s": 0.0,
+        "train_s_cum": 0.0,
+        "images_seen": 0,
+        "lr": opt_cfg["lr"],
+    }
 
     def train_epoch(epoch: int) -> dict:
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -111,8 +122,12 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
             loss_sum += loss.detach().double() * len(idx)
             correct += (out.detach().argmax(1) == yb).sum()
             count += len(idx)
-        return {"train_loss": float(loss_sum) / max(1, count), "images": count,
-                "train_acc": 100.0 * float(correct) / max(1, count), "lr": opt.param_groups[0]["lr"]}
+        return {
+            "train_loss": float(loss_sum) / max(1, count),
+            "images": count,
+            "train_acc": 100.0 * float(correct) / max(1, count),
+            "lr": opt.param_groups[0]["lr"],
+        }
 
     def evaluate_epoch(epoch: int) -> dict:
         full_loss, _ = evaluate_loss(model, kind, train_x, train_y, ebs)
@@ -120,16 +135,27 @@ def fit_linear(model, kind: str, data, protocol: dict, device, seed: int, lr: fl
         return {"loss": full_loss, "test_loss": test_loss, "test_acc": test_acc}
 
     model.train()
-    result = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch,
-                 what=f" (learning rate {opt_cfg['lr']})")
+    result = fit(
+        epochs,
+        train_epoch,
+        device=device,
+        steps=steps,
+        evaluate=evaluate_epoch,
+        what=f" (learning rate {opt_cfg['lr']})",
+    )
     return {"history": [start] + result["history"], "timing": result["timing"]}
 
 
-@TASKS.register("linear-fit", needs="linear-model", document="003 §6 Fig. 5(a, b)", columns=COLUMNS, primary="loss",
-                metrics=("loss", "loss_e1", "loss_auc", "train_loss", "train_loss_e1", "test_loss", "top1",
-                         "top1_best"),
-                summary="Fit a one-layer linear model (L2 or logistic loss); loss per epoch, test accuracy.",
-                ranges={"timing_repeats": POSITIVE})
+@TASKS.register(
+    "linear-fit",
+    needs="linear-model",
+    document="003 §6 Fig. 5(a, b)",
+    columns=COLUMNS,
+    primary="loss",
+    metrics=("loss", "loss_e1", "loss_auc", "train_loss", "train_loss_e1", "test_loss", "top1", "top1_best"),
+    summary="Fit a one-layer linear model (L2 or logistic loss); loss per epoch, test accuracy.",
+    ranges={"timing_repeats": POSITIVE},
+)
 def linear_fit(spec, ctx: RunContext, *, standardize=False, lr_by_row={}, timing_repeats=3):
     data = ctx.dataset(spec).subset(spec.protocol.get("train_subset"), spec.protocol.get("test_subset"))
     device = ctx.device
@@ -140,33 +166,61 @@ def linear_fit(spec, ctx: RunContext, *, standardize=False, lr_by_row={}, timing
     model = build_classifier(spec.backbone, spec.layer, channels, data.num_classes, mean, std, example).to(device)
     kind = getattr(model.backbone, "loss", None)
     if kind not in LOSSES:
-        raise ValueError(f"backbone {spec.backbone['name']!r} declares no loss (attribute 'loss': "
-                         f"{', '.join(LOSSES)}); the linear-fit task trains linear-models backbones")
+        raise ValueError(
+            f"backbone {spec.backbone['name']!r} declares no loss (attribute 'loss': "
+            f"{', '.join(LOSSES)}); the linear-fit task trains linear-models backbones"
+        )
     lr = lr_by_row.get(spec.label)
     params = count_parameters(model)
     macs = count_macs(model, example.to(device))
-    train_macs = count_training_macs(model, prepare(data.train_x[:spec.protocol["batch_size"]].to(device), False))
+    train_macs = count_training_macs(model, prepare(data.train_x[: spec.protocol["batch_size"]].to(device), False))
     fit = fit_linear(model, kind, data, spec.protocol, device, spec.seed, lr)
     hist = fit["history"]
     last, first = hist[-1], hist[1]
     trained = hist[1:]
     metrics = {
-        "loss": last["loss"], "loss_e1": first["loss"],
+        "loss": last["loss"],
+        "loss_e1": first["loss"],
         "loss_auc": sum(h["loss"] for h in trained) / len(trained),
-        "train_loss": last["train_loss"], "train_loss_e1": first["train_loss"],
-        "test_loss": last["test_loss"], "top1": last["test_acc"],
+        "train_loss": last["train_loss"],
+        "train_loss_e1": first["train_loss"],
+        "test_loss": last["test_loss"],
+        "top1": last["test_acc"],
         "top1_best": max(h["test_acc"] for h in trained),
     }
-    speed = inference_speed(model, example.to(device), min(256, max(1, len(data.test_y))), device,
-                            repeats=timing_repeats)
+    speed = inference_speed(
+        model, example.to(device), min(256, max(1, len(data.test_y))), device, repeats=timing_repeats
+    )
     loss_name = {"l2": "L2 loss", "logistic": "logistic loss"}[kind]
     name = f"{spec.backbone['name']}: whole-training-set {loss_name} per epoch"
-    curves = {name: {"x": [h["epoch"] for h in hist], "y": [h["loss"] for h in hist], "xlabel": "epoch",
-                     "ylabel": f"training {loss_name}"}}
-    timing = {**fit["timing"], **speed, "train_forward_macs": train_macs,
-              "train_macs_estimate": 3 * train_macs * last["images_seen"] if train_macs else None,
-              "lr": lr if lr is not None else spec.protocol["optimizer"]["lr"]}
-    return {"metrics": metrics, "history": hist, "params": params, "macs": macs, "timing": timing,
-            "curves": curves, "data": {"train": len(data.train_y), "test": len(data.test_y), "classes":
-                                       data.num_classes, "shape": list(data.shape), "source": data.source,
-                                       "loss": kind}}
+    curves = {
+        name: {
+            "x": [h["epoch"] for h in hist],
+            "y": [h["loss"] for h in hist],
+            "xlabel": "epoch",
+            "ylabel": f"training {loss_name}",
+        }
+    }
+    timing = {
+        **fit["timing"],
+        **speed,
+        "train_forward_macs": train_macs,
+        "train_macs_estimate": 3 * train_macs * last["images_seen"] if train_macs else None,
+        "lr": lr if lr is not None else spec.protocol["optimizer"]["lr"],
+    }
+    return {
+        "metrics": metrics,
+        "history": hist,
+        "params": params,
+        "macs": macs,
+        "timing": timing,
+        "curves": curves,
+        "data": {
+            "train": len(data.train_y),
+            "test": len(data.test_y),
+            "classes": data.num_classes,
+            "shape": list(data.shape),
+            "source": data.source,
+            "loss": kind,
+        },
+    }

@@ -35,6 +35,7 @@ frozen random encoder (and decoder, when the backbone's ``decoder`` is ``random`
   are written under the run's ``ctx.artifact_dir`` (else ``<results_dir>/artifacts/<run id>``,
   else a temporary folder) and listed with paths relative to ``ctx.results_dir``.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,6 +65,7 @@ GREY = (0.2125, 0.7154, 0.0721)  # skimage.color.rgb2gray
 
 # -- scores --------------------------------------------------------------------------------------------
 
+
 def to_grey(img: np.ndarray) -> np.ndarray:
     """(C, H, W) in [0, 1] → (H, W) grey."""
     img = np.asarray(img, dtype=np.float64)
@@ -78,8 +80,9 @@ def ssim(x: np.ndarray, y: np.ndarray) -> float:
     """SSIM of two grey images in [0, 1] (Wang et al. 2004 settings)."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(x, y, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    return float(
+        structural_similarity(x, y, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    )
 
 
 def ssim_sign_rule(x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
@@ -121,6 +124,7 @@ def score_images(x: torch.Tensor, y01: torch.Tensor) -> list[dict]:
 
 # -- networks -------------------------------------------------------------------------------------------
 
+
 def build_network(spec, in_channels: int, backbone_overrides: dict | None = None):
     entry = BACKBONES.get(spec.backbone["name"])
     opts = entry.options({**spec.backbone.get("options", {}), **(backbone_overrides or {})})
@@ -136,11 +140,12 @@ def has_learned(model) -> bool:
 def reconstruct(model, x: torch.Tensor, batch_size: int, pixel_scale: float = 1.0) -> torch.Tensor:
     """Output for images x in [0, 1] fed to the network as x·pixel_scale."""
     model.eval()
-    return torch.cat([model(x[i:i + batch_size] * pixel_scale) for i in range(0, len(x), batch_size)])
+    return torch.cat([model(x[i : i + batch_size] * pixel_scale) for i in range(0, len(x), batch_size)])
 
 
-def train_decoder(model, train_x: torch.Tensor, test_x: torch.Tensor, protocol: dict, seed: int,
-                  pixel_scale: float = 1.0) -> tuple[list[dict], list[float], dict]:
+def train_decoder(
+    model, train_x: torch.Tensor, test_x: torch.Tensor, protocol: dict, seed: int, pixel_scale: float = 1.0
+) -> tuple[list[dict], list[float], dict]:
     """Minimise the L2 loss ‖output − input‖² over the learned parameters (§3.1 Eq. 1); the network is fed
     pixels·pixel_scale and its output is compared with the [0, 1] image. Returns the per-epoch history, the
     per-step losses and the training timing (:func:`bench.loop.fit`)."""
@@ -160,7 +165,7 @@ def train_decoder(model, train_x: torch.Tensor, test_x: torch.Tensor, protocol: 
         order = torch.randperm(n, generator=g)
         total, count = 0.0, 0
         for b in range(steps_per_epoch):
-            idx = order[b * bs:(b + 1) * bs]
+            idx = order[b * bs : (b + 1) * bs]
             if len(idx) == 0:
                 break
             xb = train_x[idx.to(train_x.device)]
@@ -195,6 +200,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 # -- artifacts ------------------------------------------------------------------------------------------
 
+
 def _to_rgb_uint8(img: np.ndarray) -> np.ndarray:
     """(C, H, W) or (H, W) in [0, 1] → (H, W, 3) uint8."""
     img = np.asarray(img)
@@ -222,7 +228,7 @@ def save_grid(rows: list[list[np.ndarray]], path: Path, pad: int = 2) -> None:
         for j, c in enumerate(row):
             c = np.kron(c, np.ones((zoom, zoom, 1), np.uint8))
             top, left = pad + i * (h + pad), pad + j * (w + pad)
-            canvas[top:top + c.shape[0], left:left + c.shape[1]] = c
+            canvas[top : top + c.shape[0], left : left + c.shape[1]] = c
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(path)
 
@@ -236,8 +242,11 @@ def _artifact_dirs(spec, ctx: RunContext) -> tuple[Path, Path]:
     results = ctx.results_dir
     out = ctx.artifact_dir
     if out is None:
-        out = Path(results) / "artifacts" / spec.id if results is not None else \
-            Path(tempfile.mkdtemp(prefix="bench-reconstruction-"))
+        out = (
+            Path(results) / "artifacts" / spec.id
+            if results is not None
+            else Path(tempfile.mkdtemp(prefix="bench-reconstruction-"))
+        )
     out = Path(out)
     base = Path(results) if results is not None else out
     return out, base
@@ -252,14 +261,50 @@ def _rel(path: Path, base: Path) -> str:
 
 # -- the task -------------------------------------------------------------------------------------------
 
-@TASKS.register("reconstruction", needs="autoencoder", document="001 §3–4", columns=COLUMNS, primary="ssim",
-                metrics=("ssim", "ssim_std", "pearson", "pearson_std", "pearson_abs", "pearson_abs_std", "mse",
-                         "mse_std", "inverted_fraction", "networks", "images", "ssim[*]"),
-                summary="Invert images through a (random) CNN-DCN; SSIM / Pearson on grey-scale, sweeps.",
-                ranges={"networks": POSITIVE, "trained_networks": POSITIVE, "test_images": POSITIVE,
-                        "pixel_scale": NON_NEGATIVE, "eval_batch_size": POSITIVE, "artifact_images": POSITIVE})
-def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, test_images=None,
-                   output_scaling="auto", pixel_scale=255.0, eval_batch_size=16, artifact_images=4, sweeps=()):
+
+@TASKS.register(
+    "reconstruction",
+    needs="autoencoder",
+    document="001 §3–4",
+    columns=COLUMNS,
+    primary="ssim",
+    metrics=(
+        "ssim",
+        "ssim_std",
+        "pearson",
+        "pearson_std",
+        "pearson_abs",
+        "pearson_abs_std",
+        "mse",
+        "mse_std",
+        "inverted_fraction",
+        "networks",
+        "images",
+        "ssim[*]",
+    ),
+    summary="Invert images through a (random) CNN-DCN; SSIM / Pearson on grey-scale, sweeps.",
+    ranges={
+        "networks": POSITIVE,
+        "trained_networks": POSITIVE,
+        "test_images": POSITIVE,
+        "pixel_scale": NON_NEGATIVE,
+        "eval_batch_size": POSITIVE,
+        "artifact_images": POSITIVE,
+    },
+)
+def reconstruction(
+    spec,
+    ctx: RunContext,
+    *,
+    networks=5,
+    trained_networks=1,
+    test_images=None,
+    output_scaling="auto",
+    pixel_scale=255.0,
+    eval_batch_size=16,
+    artifact_images=4,
+    sweeps=(),
+):
     t_start = time.monotonic()
     device = ctx.device
     proto = spec.protocol
@@ -267,7 +312,7 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
     test_x = data.test_x[:test_images].float().div(255).to(device)
     train_x = data.train_x.float().div(255).to(device)
     channels = int(test_x.shape[1])
-    names = data.meta.get("test_names") or [data.classes[int(c)] for c in data.test_y[:len(test_x)]]
+    names = data.meta.get("test_names") or [data.classes[int(c)] for c in data.test_y[: len(test_x)]]
 
     torch.manual_seed(spec.seed)
     probe = build_network(spec, channels)
@@ -282,8 +327,9 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
         torch.manual_seed(spec.seed * 100003 + i)
         model = build_network(spec, channels).to(device)
         if trained:
-            hist, step_losses, timing = train_decoder(model, train_x, test_x, proto, spec.seed * 100003 + i,
-                                                      pixel_scale)
+            hist, step_losses, timing = train_decoder(
+                model, train_x, test_x, proto, spec.seed * 100003 + i, pixel_scale
+            )
             histories.append((hist, step_losses))
             timings.append(timing)
         scores, y01, mse = evaluate_network(model, test_x, scaling, eval_batch_size, pixel_scale)
@@ -308,20 +354,32 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
     artifacts, curves = [], {}
     model, scores, y01 = first
     k = min(artifact_images, len(test_x))
-    rows = [[test_x[j].cpu().numpy(), to_grey(test_x[j].cpu().numpy()), y01[j].cpu().numpy(),
-             _grey_view(y01[j].cpu().numpy(), scores[j]["inverted"])] for j in range(k)]
+    rows = [
+        [
+            test_x[j].cpu().numpy(),
+            to_grey(test_x[j].cpu().numpy()),
+            y01[j].cpu().numpy(),
+            _grey_view(y01[j].cpu().numpy(), scores[j]["inverted"]),
+        ]
+        for j in range(k)
+    ]
     path = out_dir / "reconstructions.png"
     save_grid(rows, path)
-    caption = ("Columns: input, input (grey), output, output (grey, luminosity inverted where SSIM < 0). "
-               + "; ".join(f"{names[j]}: SSIM {scores[j]['ssim']:.3f}, ρ {scores[j]['pearson']:+.3f}"
-                           for j in range(k))
-               + f". {spec.backbone['name']} {spec.backbone.get('options', {})}, {spec.label}, network 0.")
+    caption = (
+        "Columns: input, input (grey), output, output (grey, luminosity inverted where SSIM < 0). "
+        + "; ".join(f"{names[j]}: SSIM {scores[j]['ssim']:.3f}, ρ {scores[j]['pearson']:+.3f}" for j in range(k))
+        + f". {spec.backbone['name']} {spec.backbone.get('options', {})}, {spec.label}, network 0."
+    )
     artifacts.append({"path": _rel(path, base), "caption": caption})
 
     if trained:
         hist, step_losses = histories[0]
-        curves["train_loss"] = {"x": list(range(1, len(step_losses) + 1)), "y": step_losses,
-                                "xlabel": "iteration", "ylabel": "L2 training loss (MSE)"}
+        curves["train_loss"] = {
+            "x": list(range(1, len(step_losses) + 1)),
+            "y": step_losses,
+            "xlabel": "iteration",
+            "ylabel": "L2 training loss (MSE)",
+        }
 
     sweep_meta = []
     if not trained:
@@ -332,18 +390,28 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
             name = sw.get("name") or sw["option"]
             for metric in ("ssim", "pearson_abs"):
                 curves[f"{metric}_vs_{name}"] = {
-                    "x": res["x"], "y": res[metric], "yerr": res[f"{metric}_std"],
-                    "xlabel": res["xlabel"], "ylabel": {"ssim": "SSIM (grey, sign rule)",
-                                                        "pearson_abs": "|Pearson ρ|"}[metric],
-                    "labels": [str(v) for v in sw["values"]]}
+                    "x": res["x"],
+                    "y": res[metric],
+                    "yerr": res[f"{metric}_std"],
+                    "xlabel": res["xlabel"],
+                    "ylabel": {"ssim": "SSIM (grey, sign rule)", "pearson_abs": "|Pearson ρ|"}[metric],
+                    "labels": [str(v) for v in sw["values"]],
+                }
             spath = out_dir / f"sweep_{name}.png"
             save_grid([[to_grey(test_x[0].cpu().numpy())] + res["images"]], spath)
-            artifacts.append({"path": _rel(spath, base), "caption": (
-                f"{names[0]} (grey) and its reconstruction for {sw['option']} = "
-                + ", ".join(f"{v} (SSIM {s:.2f})" for v, s in zip(sw["values"], res["first_ssim"]))
-                + f"; with {sw.get('with', {})}, network 0.")})
-            sweep_meta.append({"name": name, "option": sw["option"], "values": list(sw["values"]),
-                               "with": dict(sw.get("with", {}))})
+            artifacts.append(
+                {
+                    "path": _rel(spath, base),
+                    "caption": (
+                        f"{names[0]} (grey) and its reconstruction for {sw['option']} = "
+                        + ", ".join(f"{v} (SSIM {s:.2f})" for v, s in zip(sw["values"], res["first_ssim"]))
+                        + f"; with {sw.get('with', {})}, network 0."
+                    ),
+                }
+            )
+            sweep_meta.append(
+                {"name": name, "option": sw["option"], "values": list(sw["values"]), "with": dict(sw.get("with", {}))}
+            )
 
     example = test_x[:1]
     result = {
@@ -351,38 +419,61 @@ def reconstruction(spec, ctx: RunContext, *, networks=5, trained_networks=1, tes
         "params": count_parameters(model),
         "macs": count_macs(model, example),
         # the first trained network's epoch timing (bench.loop.fit, as every task's), training summed over all
-        "timing": {**(timings[0] if timings else fit(0, None, device=device, steps=0)["timing"]),
-                   "train_s": sum(t["train_s"] for t in timings), "networks_trained": len(timings),
-                   "total_s": time.monotonic() - t_start},
+        "timing": {
+            **(timings[0] if timings else fit(0, None, device=device, steps=0)["timing"]),
+            "train_s": sum(t["train_s"] for t in timings),
+            "networks_trained": len(timings),
+            "total_s": time.monotonic() - t_start,
+        },
         "curves": curves,
         "artifacts": artifacts,
-        "data": {"train": len(train_x), "test": len(test_x), "shape": list(data.shape), "source": data.source,
-                 "test_names": list(names)},
-        "reconstruction": {"trained": trained, "output_scaling": scaling, "per_network_ssim": net_ssim,
-                           "per_network_pearson": net_rho, "sweeps": sweep_meta},
+        "data": {
+            "train": len(train_x),
+            "test": len(test_x),
+            "shape": list(data.shape),
+            "source": data.source,
+            "test_names": list(names),
+        },
+        "reconstruction": {
+            "trained": trained,
+            "output_scaling": scaling,
+            "per_network_ssim": net_ssim,
+            "per_network_pearson": net_rho,
+            "sweeps": sweep_meta,
+        },
     }
     if histories:
         result["history"] = histories[0][0]
     return result
 
 
-def run_sweep(spec, channels: int, test_x: torch.Tensor, scaling: str, batch_size: int, networks: int,
-              sw: dict) -> dict:
+def run_sweep(
+    spec, channels: int, test_x: torch.Tensor, scaling: str, batch_size: int, networks: int, sw: dict
+) -> dict:
     """Score ``networks`` random networks for every value of one backbone option."""
     from bench.backbones.vgg_cnn_dcn import parse_depth
 
     option, values, base = sw["option"], list(sw["values"]), dict(sw.get("with", {}))
     n_nets = int(sw.get("networks", networks))
-    out = {"x": [], "ssim": [], "ssim_std": [], "pearson_abs": [], "pearson_abs_std": [], "images": [],
-           "first_ssim": []}
+    out = {
+        "x": [],
+        "ssim": [],
+        "ssim_std": [],
+        "pearson_abs": [],
+        "pearson_abs_std": [],
+        "images": [],
+        "first_ssim": [],
+    }
     for vi, v in enumerate(values):
         net_ssim, net_abs = [], []
         for i in range(n_nets):
             torch.manual_seed(spec.seed * 100003 + 7919 * (vi + 1) + i)
             model = build_network(spec, channels, {**base, option: v}).to(test_x.device)
             if has_learned(model):
-                raise ValueError(f"sweep {option}={v}: the network has learned parameters; sweeps are for "
-                                 "untrained (random) networks")
+                raise ValueError(
+                    f"sweep {option}={v}: the network has learned parameters; sweeps are for "
+                    "untrained (random) networks"
+                )
             scores, y01, _ = evaluate_network(model, test_x, scaling, batch_size)
             net_ssim.append(float(np.mean([s["ssim"] for s in scores])))
             net_abs.append(float(np.mean([abs(s["pearson"]) for s in scores])))
@@ -394,6 +485,9 @@ def run_sweep(spec, channels: int, test_x: torch.Tensor, scaling: str, batch_siz
             out[key].append(m)
             out[f"{key}_std"].append(s)
         out["x"].append(parse_depth(v)[0] if option == "depth" else v)
-    out["xlabel"] = {"depth": "encoder depth (ConvN block)", "channels": "number of random channels",
-                     "kernel_size": "kernel size"}.get(option, option)
+    out["xlabel"] = {
+        "depth": "encoder depth (ConvN block)",
+        "channels": "number of random channels",
+        "kernel_size": "kernel size",
+    }.get(option, option)
     return out

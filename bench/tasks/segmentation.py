@@ -22,6 +22,7 @@ after every ``eval_every`` epochs (the history: the document's Fig. 6 curves), a
 per iteration (``curves``). ``eval_mode="sliding"`` evaluates on crop-sized tiles (needed by families whose
 fixed tensors take the input's size, e.g. PNN's masks); ``"whole"`` (default) is the recipe's whole image.
 """
+
 from __future__ import annotations
 
 import random
@@ -50,12 +51,19 @@ IMAGE_STD = [0.229, 0.224, 0.225]
 
 # -- metrics ------------------------------------------------------------------------------------------------
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
     """(C, C) int64 counts, rows = ground truth, columns = prediction; pixels whose target is
     ``ignore_index`` (or outside 0..C−1) are not counted."""
     t, p = target.flatten().long(), pred.flatten().long()
     keep = (t >= 0) & (t < num_classes) & (t != ignore_index)
-    return torch.bincount(t[keep] * num_classes + p[keep], minlength=num_classes ** 2).reshape(num_classes, num_classes).cpu()
+    return (
+        torch.bincount(t[keep] * num_classes + p[keep], minlength=num_classes**2)
+        .reshape(num_classes, num_classes)
+        .cpu()
+    )
 
 
 def segmentation_scores(cm: torch.Tensor) -> dict:
@@ -70,12 +78,16 @@ def segmentation_scores(cm: torch.Tensor) -> dict:
     acc = [float(tp[i] / gt[i]) if gt[i] > 0 else None for i in range(len(tp))]
     valid = [v for v in iou if v is not None]
     valid_acc = [v for v in acc if v is not None]
-    return {"pixel_acc": float(tp.sum() / total) if total > 0 else 0.0,
-            "mean_acc": sum(valid_acc) / len(valid_acc) if valid_acc else 0.0,
-            "miou": sum(valid) / len(valid) if valid else 0.0, "iou": iou}
+    return {
+        "pixel_acc": float(tp.sum() / total) if total > 0 else 0.0,
+        "mean_acc": sum(valid_acc) / len(valid_acc) if valid_acc else 0.0,
+        "miou": sum(valid) / len(valid) if valid else 0.0,
+        "iou": iou,
+    }
 
 
 # -- model --------------------------------------------------------------------------------------------------
+
 
 def build_segmenter(spec, num_classes: int, aux_loss: bool, dilated: str | None) -> nn.Module:
     from torchvision.models import ResNet
@@ -89,8 +101,9 @@ def build_segmenter(spec, num_classes: int, aux_loss: bool, dilated: str | None)
     opts = dict(spec.backbone.get("options") or {})
     entry = BACKBONES.get(name)
     if "replace_stride_with_dilation" not in entry.defaults:
-        raise RunFailed(f"segmentation needs a ResNet backbone with replace_stride_with_dilation (tv-resnet50 …), "
-                        f"not {name!r}")
+        raise RunFailed(
+            f"segmentation needs a ResNet backbone with replace_stride_with_dilation (tv-resnet50 …), not {name!r}"
+        )
     opts["replace_stride_with_dilation"] = [False, True, True]
     if dilated is not None:
         opts["dilated"] = dilated
@@ -124,6 +137,7 @@ class OutOnly(nn.Module):
 
 
 # -- data ---------------------------------------------------------------------------------------------------
+
 
 def _normalise(img_u8: torch.Tensor) -> torch.Tensor:
     x = img_u8.float().div(255)
@@ -165,7 +179,7 @@ class SegTorchDataset(torch.utils.data.Dataset):
             mask = F.pad(mask, (0, max(0, c - w), 0, max(0, c - h)), value=255)
             h, w = mask.shape
         y, x = rng.randint(0, h - c), rng.randint(0, w - c)
-        return img[:, y:y + c, x:x + c], mask[y:y + c, x:x + c]
+        return img[:, y : y + c, x : x + c], mask[y : y + c, x : x + c]
 
 
 def _collate_pad(batch):
@@ -175,8 +189,8 @@ def _collate_pad(batch):
     imgs = torch.zeros(len(batch), 3, h, w)
     masks = torch.full((len(batch), h, w), 255, dtype=torch.long)
     for k, (im, m) in enumerate(batch):
-        imgs[k, :, :im.shape[-2], :im.shape[-1]] = im
-        masks[k, :m.shape[-2], :m.shape[-1]] = m
+        imgs[k, :, : im.shape[-2], : im.shape[-1]] = im
+        masks[k, : m.shape[-2], : m.shape[-1]] = m
     return imgs, masks
 
 
@@ -196,8 +210,8 @@ def sliding_logits(model, x: torch.Tensor, num_classes: int, tile: int) -> torch
     cnt = torch.zeros(1, 1, ph, pw, device=x.device)
     for y in ys:
         for x0 in xs:
-            out[:, :, y:y + tile, x0:x0 + tile] += model(xp[:, :, y:y + tile, x0:x0 + tile])["out"].float()
-            cnt[:, :, y:y + tile, x0:x0 + tile] += 1
+            out[:, :, y : y + tile, x0 : x0 + tile] += model(xp[:, :, y : y + tile, x0 : x0 + tile])["out"].float()
+            cnt[:, :, y : y + tile, x0 : x0 + tile] += 1
     return (out / cnt)[:, :, :h, :w]
 
 
@@ -225,8 +239,13 @@ def _optimizer(model, cfg: dict, aux_lr_mult: float = 10.0) -> torch.optim.Optim
     aux = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("aux_classifier.")]
     groups = [{"params": main}] + ([{"params": aux, "lr": cfg["lr"] * aux_lr_mult}] if aux else [])
     if cfg["name"] == "sgd":
-        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
-                               nesterov=cfg["nesterov"] and cfg["momentum"] > 0, weight_decay=cfg["weight_decay"])
+        return torch.optim.SGD(
+            groups,
+            lr=cfg["lr"],
+            momentum=cfg["momentum"],
+            nesterov=cfg["nesterov"] and cfg["momentum"] > 0,
+            weight_decay=cfg["weight_decay"],
+        )
     betas = tuple(cfg["betas"]) if cfg.get("betas") else (0.9, 0.999)
     cls = torch.optim.Adam if cfg["name"] == "adam" else torch.optim.AdamW
     return cls(groups, lr=cfg["lr"], betas=betas, weight_decay=cfg["weight_decay"])
@@ -234,14 +253,34 @@ def _optimizer(model, cfg: dict, aux_lr_mult: float = 10.0) -> torch.optim.Optim
 
 # -- task ---------------------------------------------------------------------------------------------------
 
-@TASKS.register("segmentation", needs="dilated-resnet", document="003 A.2", columns=COLUMNS, primary="miou",
-                metrics=("miou", "pixel_acc", "mean_acc", "miou_best", "train_loss", "iou_*"),
-                smoke_datasets=("cityscapes-smoke", "voc2012-seg-smoke"),
-                summary="DeepLabV3 (torchvision) with the family in backbone and head; mIoU, pixel accuracy, loss curve.",
-                ranges={"base_size": POSITIVE, "crop_size": POSITIVE})
-def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_loss=False, schedule="poly",
-                 poly_power=0.9, eval_every=1, eval_mode="whole", dilated=None, workers=4, amp=False,
-                 log_every=10):
+
+@TASKS.register(
+    "segmentation",
+    needs="dilated-resnet",
+    document="003 A.2",
+    columns=COLUMNS,
+    primary="miou",
+    metrics=("miou", "pixel_acc", "mean_acc", "miou_best", "train_loss", "iou_*"),
+    smoke_datasets=("cityscapes-smoke", "voc2012-seg-smoke"),
+    summary="DeepLabV3 (torchvision) with the family in backbone and head; mIoU, pixel accuracy, loss curve.",
+    ranges={"base_size": POSITIVE, "crop_size": POSITIVE},
+)
+def segmentation(
+    spec,
+    ctx: RunContext,
+    *,
+    base_size=520,
+    crop_size=480,
+    aux_loss=False,
+    schedule="poly",
+    poly_power=0.9,
+    eval_every=1,
+    eval_mode="whole",
+    dilated=None,
+    workers=4,
+    amp=False,
+    log_every=10,
+):
     if schedule not in ("poly", "protocol"):
         raise ValueError(f"schedule must be 'poly' or 'protocol', not {schedule!r}")
     if eval_mode not in ("whole", "sliding"):
@@ -262,7 +301,9 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
     macs = count_macs(OutOnly(model), example.to(device))
 
     bs, epochs = proto["batch_size"], proto["epochs"]
-    train_ds = SegTorchDataset(data, data.train, True, base_size, crop_size, spec.seed, "flip" in proto.get("augment", ()))
+    train_ds = SegTorchDataset(
+        data, data.train, True, base_size, crop_size, spec.seed, "flip" in proto.get("augment", ())
+    )
     test_ds = SegTorchDataset(data, data.test, False, base_size, crop_size, spec.seed)
     if len(train_ds) < bs:
         raise RunFailed(f"{len(train_ds)} training images: fewer than one batch of {bs}")
@@ -271,12 +312,16 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
         steps = min(steps, proto["max_batches"])
     opt = _optimizer(model, proto["optimizer"])
     total = max(1, epochs * steps)
-    factor = ((lambda it: max(0.0, 1 - it / total) ** poly_power) if schedule == "poly"
-              else lr_factor(proto["schedule"], epochs, steps))
+    factor = (
+        (lambda it: max(0.0, 1 - it / total) ** poly_power)
+        if schedule == "poly"
+        else lr_factor(proto["schedule"], epochs, steps)
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     test_bs = proto.get("eval_batch_size", 1) if device.type == "cuda" else 1
-    test_loader = torch.utils.data.DataLoader(test_ds, batch_size=min(test_bs, 16), shuffle=False,
-                                              num_workers=workers, collate_fn=_collate_pad)
+    test_loader = torch.utils.data.DataLoader(
+        test_ds, batch_size=min(test_bs, 16), shuffle=False, num_workers=workers, collate_fn=_collate_pad
+    )
     loss_x, loss_y, window = [], [], []
     state = {"it": 0, "scores": None, "eval_s": 0, "n_eval": 0}
     reset_peak_memory(device)
@@ -285,8 +330,15 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
         nonlocal window
         train_ds.epoch = epoch
         g = torch.Generator().manual_seed(spec.seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, shuffle=True, drop_last=True,
-                                             num_workers=workers, generator=g, collate_fn=_collate_pad)
+        loader = torch.utils.data.DataLoader(
+            train_ds,
+            batch_size=bs,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            generator=g,
+            collate_fn=_collate_pad,
+        )
         loss_sum, count = 0.0, 0
         for step, (imgs, masks) in enumerate(loader):
             if step >= steps:
@@ -312,21 +364,35 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
                 loss_x.append(state["it"])
                 loss_y.append(sum(window) / len(window))
                 window = []
-        return {"train_loss": loss_sum / max(1, count), "images": count, "iterations": state["it"],
-                "lr": opt.param_groups[0]["lr"]}
+        return {
+            "train_loss": loss_sum / max(1, count),
+            "images": count,
+            "iterations": state["it"],
+            "lr": opt.param_groups[0]["lr"],
+        }
 
     def evaluate_epoch(epoch: int) -> dict | None:
         if not ((eval_every and epoch % eval_every == 0) or epoch == epochs):
             return None
-        scores, eval_s, n_eval = evaluate(model, test_loader, nc, data.ignore_index, device, eval_mode, crop_size,
-                                          amp)
+        scores, eval_s, n_eval = evaluate(model, test_loader, nc, data.ignore_index, device, eval_mode, crop_size, amp)
         state.update(scores=scores, eval_s=eval_s, n_eval=n_eval)
-        return {"test_miou": 100 * scores["miou"], "test_pixel_acc": 100 * scores["pixel_acc"],
-                "test_mean_acc": 100 * scores["mean_acc"], "eval_s": eval_s}
+        return {
+            "test_miou": 100 * scores["miou"],
+            "test_pixel_acc": 100 * scores["pixel_acc"],
+            "test_mean_acc": 100 * scores["mean_acc"],
+            "eval_s": eval_s,
+        }
 
     model.train()
-    fitted = fit(epochs, train_epoch, device=device, steps=steps, evaluate=evaluate_epoch, progress=ctx.progress,
-                 desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}")
+    fitted = fit(
+        epochs,
+        train_epoch,
+        device=device,
+        steps=steps,
+        evaluate=evaluate_epoch,
+        progress=ctx.progress,
+        desc=f"{spec.backbone['name']}/{spec.label}/s{spec.seed}",
+    )
     history = fitted["history"]
     it, scores, eval_s, n_eval = state["it"], state["scores"], state["eval_s"], state["n_eval"]
     if window:
@@ -334,24 +400,57 @@ def segmentation(spec, ctx: RunContext, *, base_size=520, crop_size=480, aux_los
         loss_y.append(sum(window) / len(window))
     memory = peak_memory(device)
     evaluated = [h for h in history if "test_miou" in h]
-    metrics = {"miou": 100 * scores["miou"], "pixel_acc": 100 * scores["pixel_acc"],
-               "mean_acc": 100 * scores["mean_acc"], "miou_best": max(h["test_miou"] for h in evaluated),
-               "train_loss": history[-1]["train_loss"]}
+    metrics = {
+        "miou": 100 * scores["miou"],
+        "pixel_acc": 100 * scores["pixel_acc"],
+        "mean_acc": 100 * scores["mean_acc"],
+        "miou_best": max(h["test_miou"] for h in evaluated),
+        "train_loss": history[-1]["train_loss"],
+    }
     for name, v in zip(data.classes, scores["iou"]):
         if v is not None:
             metrics[f"iou_{name}"] = 100 * v
-    timing = {**fitted["timing"], "eval_s": eval_s, "eval_images": n_eval,
-              "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
-              "throughput_note": f"whole-model inference on the test set ({eval_mode})"}
-    curves = {
-        "train_loss": {"x": loss_x, "y": loss_y, "xlabel": "iteration", "ylabel": f"training loss (mean of {log_every})"},
-        "test_miou": {"x": [h["epoch"] for h in evaluated], "y": [h["test_miou"] for h in evaluated],
-                      "xlabel": "epoch", "ylabel": "mIoU (%)"},
-        "test_pixel_acc": {"x": [h["epoch"] for h in evaluated], "y": [h["test_pixel_acc"] for h in evaluated],
-                           "xlabel": "epoch", "ylabel": "pixel accuracy (%)"},
+    timing = {
+        **fitted["timing"],
+        "eval_s": eval_s,
+        "eval_images": n_eval,
+        "throughput_img_s": n_eval / eval_s if eval_s > 0 else None,
+        "throughput_note": f"whole-model inference on the test set ({eval_mode})",
     }
-    return {"metrics": metrics, "history": history, "curves": curves, "params": params, "macs": macs,
-            "timing": timing, "memory": memory,
-            "data": {"train": len(train_ds), "test": len(test_ds), "source": data.source, "classes": list(data.classes),
-                     "macs_scope": f"whole model, one {crop_size}×{crop_size} crop",
-                     "swapped": {k: r.counts() for k, r in model.swap_reports.items() if r is not None}}}
+    curves = {
+        "train_loss": {
+            "x": loss_x,
+            "y": loss_y,
+            "xlabel": "iteration",
+            "ylabel": f"training loss (mean of {log_every})",
+        },
+        "test_miou": {
+            "x": [h["epoch"] for h in evaluated],
+            "y": [h["test_miou"] for h in evaluated],
+            "xlabel": "epoch",
+            "ylabel": "mIoU (%)",
+        },
+        "test_pixel_acc": {
+            "x": [h["epoch"] for h in evaluated],
+            "y": [h["test_pixel_acc"] for h in evaluated],
+            "xlabel": "epoch",
+            "ylabel": "pixel accuracy (%)",
+        },
+    }
+    return {
+        "metrics": metrics,
+        "history": history,
+        "curves": curves,
+        "params": params,
+        "macs": macs,
+        "timing": timing,
+        "memory": memory,
+        "data": {
+            "train": len(train_ds),
+            "test": len(test_ds),
+            "source": data.source,
+            "classes": list(data.classes),
+            "macs_scope": f"whole model, one {crop_size}×{crop_size} crop",
+            "swapped": {k: r.counts() for k, r in model.swap_reports.items() if r is not None},
+        },
+    }
