@@ -10,25 +10,13 @@ import torch
 
 from bench.records import load_records, write_json_atomic
 from bench.runner import run_specs
-from bench.suite import load_suite
 from bench.tasks import RunContext
-
-SUITE = """
-name: rec
-task: classification
-dataset: digits
-protocol: {epochs: 1, batch_size: 64, max_batches: 2, augment: [], train_subset: 256, test_subset: 64}
-backbones: [{name: preact-resnet, options: {n: 1, width: 1}}]
-layers: [conv, sep-chans]
-seeds: [0]
-"""
+from tests._tiny import digits_suite
 
 
 @pytest.fixture
 def suite(tmp_path):
-    p = tmp_path / "rec.yaml"
-    p.write_text(SUITE)
-    return load_suite(p)
+    return digits_suite(tmp_path, "rec")
 
 
 def ctx():

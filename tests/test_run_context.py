@@ -16,25 +16,13 @@ import torch
 import bench.execute
 from bench.executors import Launch, Policy, _ray_task, executors
 from bench.records import record_path
-from bench.suite import load_suite
 from bench.tasks import RunContext
-
-SUITE = """
-name: ctxs
-task: classification
-dataset: digits
-protocol: {epochs: 1, batch_size: 64, max_batches: 2, augment: [], train_subset: 256, test_subset: 64}
-backbones: [{name: preact-resnet, options: {n: 1, width: 1}}]
-layers: [conv, sep-chans]
-seeds: [0]
-"""
+from tests._tiny import digits_suite
 
 
 @pytest.fixture
 def suite(tmp_path):
-    p = tmp_path / "ctxs.yaml"
-    p.write_text(SUITE)
-    return load_suite(p)
+    return digits_suite(tmp_path, "ctxs")
 
 
 @pytest.fixture

@@ -417,7 +417,8 @@ def _export(board, view: dict, site: Site, stem: str) -> dict:
 def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path) -> dict:
     from bench.catalog import catalog  # registry metadata without torch
 
-    LAYERS, TASKS = catalog().layers, catalog().tasks
+    registries = catalog()
+    LAYERS, TASKS = registries.layers, registries.tasks
 
     results = Path(results)
     site = Site(site_dir)  # refuses a foreign folder before anything is read or written
