@@ -30,7 +30,8 @@ def _f(v, fmt=".2f"):
 def rows(results: str, suites_dir: str) -> list[dict]:
     from bench.records import load_records
     from bench.report.site import load_suites
-    from bench.report.tables import leaderboards, runs_frame
+    from bench.report.aggregate import runs_frame
+    from bench.report.tables import leaderboards
     from bench.tasks import TASKS
 
     records, _ = load_records(results)

@@ -13,7 +13,8 @@ import yaml
 from bench.errors import BenchError
 from bench.records import load_records
 from bench.report.site import _board_view
-from bench.report.tables import leaderboards, runs_frame
+from bench.report.aggregate import runs_frame
+from bench.report.tables import leaderboards
 from bench.suite import load_suite
 from bench.tasks import TASKS
 from tests._guard import within

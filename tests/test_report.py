@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bench.report import svg
-from bench.report.tables import leaderboards, reference_verdict, runs_frame
+from bench.report.aggregate import runs_frame
+from bench.report.rules import reference_verdict
+from bench.report.tables import leaderboards
 from bench.suite import load_suite
 from bench.tasks import TASKS
 
@@ -105,11 +107,11 @@ def test_shortened_runs_give_no_verdict(suite):
 
 def test_reference_verdict_is_the_t_interval_widened_by_the_tolerance():
     ref = {"value": 90.0}
-    assert reference_verdict(ref, 92.5, 0.2, 3, True).status == "not reproduced"  # 92.5 ± 0.50 (+1)
-    assert reference_verdict(ref, 92.5, 1.5, 3, True).status == "reproduced"  # 92.5 ± 3.73 (+1)
-    assert reference_verdict({"value": 90.0, "tolerance": 2.5}, 92.5, 0.2, 3, True).status == "reproduced"
-    assert reference_verdict(ref, 92.5, None, 1, True).status == "inconclusive"  # no interval on one seed
-    assert reference_verdict(ref, None, None, 0, True).status == "not yet run"
+    assert reference_verdict(ref, 92.5, 0.2, 3).status == "not reproduced"  # 92.5 ± 0.50 (+1)
+    assert reference_verdict(ref, 92.5, 1.5, 3).status == "reproduced"  # 92.5 ± 3.73 (+1)
+    assert reference_verdict({"value": 90.0, "tolerance": 2.5}, 92.5, 0.2, 3).status == "reproduced"
+    assert reference_verdict(ref, 92.5, None, 1).status == "inconclusive"  # no interval on one seed
+    assert reference_verdict(ref, None, None, 0).status == "not yet run"
 
 
 def test_failed_runs_counted_not_averaged(suite):
@@ -174,7 +176,7 @@ claims:
 def test_claim_straddling_its_boundary_is_inconclusive_and_wholly_beyond_it_not_reproduced(suite):
     records = fake_records(suite)
     rows = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0].rows
-    from bench.report.tables import claim_verdict
+    from bench.report.rules import claim_verdict
 
     claim = lambda a, b, op, pts: {
         "check": {"metric": "top1", "a": a, "b": b, "op": op, "points": pts, "backbone": None}
@@ -364,7 +366,7 @@ def test_a_glance_column_with_only_conv_measured_collapses_to_a_count(tmp_path):
 def test_stale_check_keeps_a_relabelled_row_and_flags_a_changed_option(tmp_path):
     """A row's id never hashes its label: relabelling keeps its records; a new option supersedes them, at any
     seed (the suite is expanded once and each record's own seed put in)."""
-    from bench.report.tables import stale_records
+    from bench.report.aggregate import stale_records
 
     s = load_suite(_write(tmp_path / "a.yaml", SUITE))
     records = fake_records(s)

@@ -8,7 +8,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import SpecError
-from bench.report.tables import classify_setting
+from bench.report.rules import classify_setting
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]

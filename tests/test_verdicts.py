@@ -8,7 +8,9 @@ import math
 
 import pytest
 
-from bench.report.tables import CHANCE_Z, classify_setting, learned_check, leaderboards, runs_frame
+from bench.report.aggregate import runs_frame
+from bench.report.rules import CHANCE_Z, classify_setting, learned_check
+from bench.report.tables import leaderboards
 from bench.suite import load_suite
 from bench.tasks import TASKS
 
@@ -258,12 +260,12 @@ def test_index_lists_what_was_measured_at_the_documents_setting(tmp_path):
 def test_readme_prints_the_one_rule_text():
     from pathlib import Path
 
-    from bench.report.verdicts import VERDICT_RULES, readme_block
+    from bench.report.rules import VERDICT_RULES, readme_block
 
     readme = (Path(__file__).resolve().parent.parent / "docs" / "suites-and-verdicts.md").read_text()
     assert readme_block() in readme, (
         "docs/suites-and-verdicts.md's verdict rules are stale: "
-        "python -m bench.report.verdicts --readme docs/suites-and-verdicts.md"
+        "python -m bench.report.rules --readme docs/suites-and-verdicts.md"
     )
     assert readme.count(VERDICT_RULES) == 1
 

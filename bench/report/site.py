@@ -22,8 +22,10 @@ from bench.report.headline import HEADLINE_SUITE, headline, overview_points, ste
 from bench.report.mdtext import md_inline
 from bench.report.owned import Site
 from bench.report.runpage import SHARD_DIGITS, run_href, write_run_data
-from bench.report.tables import NOISY_SPREAD, fmt_pm, leaderboards, runs_frame, stale_records
-from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, VERDICT_RULES, deviation_chips
+from bench.report.aggregate import NOISY_SPREAD, fmt_pm, runs_frame, stale_records
+from bench.report.rules import VERDICT_RULES
+from bench.report.tables import leaderboards
+from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, deviation_chips
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet run")
 

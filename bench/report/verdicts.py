@@ -1,5 +1,6 @@
-"""Verdicts from confidence intervals: the one source of the verdict rule (``VERDICT_RULES``, printed by the site
-and, between markers, by the README: ``python -m bench.report.verdicts --readme docs/suites-and-verdicts.md`` rewrites it).
+"""Verdict maths: confidence intervals and the decisions on them, the verdict constants and the deviation
+vocabulary. The rules that use them, in order, with their explanations (printed by the site and the docs) are
+:mod:`bench.report.rules`.
 
 A document's number is *reproduced* when it lies inside the measured mean's 95 % Student-t interval widened by
 the reference's declared ``tolerance``; a claim "a above / within / below b by N" is decided by the 95 % Welch
@@ -14,10 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 CONFIDENCE = 0.95  # two-sided level of every interval
 MIN_SEEDS = 3  # seeds per compared row before any verdict
@@ -33,32 +31,6 @@ DEVIATIONS = {
     "resolution": "another input resolution",
     "other": "another deviation, said in the entry's text",
 }
-
-VERDICT_RULES = (
-    f"A document's number is reproduced when it lies inside the measured mean's {CONFIDENCE:.0%} Student-t "
-    f"interval over seeds (mean ± t(n−1) · s/√n) widened on both sides by the reference's declared tolerance "
-    f"(default {DEFAULT_TOLERANCE:g} point, fixed in the suite before the runs), and not reproduced when it lies "
-    f"outside. Where the document reports its own spread (a reference's std over its runs), the document's "
-    f"standard error (std/√runs, or the std itself when the number of runs is not stated) is added in quadrature "
-    f"to the measured one at the seeds' n − 1 degrees of freedom (the interval of the difference between the "
-    f"two means, never narrower than the measured one alone). A claim 'a above / within / below b by N points' is decided by the "
-    f"{CONFIDENCE:.0%} Welch interval of mean(a) − mean(b): reproduced when the whole interval satisfies the claim "
-    f"(≥ N; ≤ −N; inside [−N, N]), not reproduced when the whole interval violates it, inconclusive when it "
-    f"straddles the claim's boundary. A claim checked on several backbones is reproduced only when it is on "
-    f"every one. Any verdict needs at least {MIN_SEEDS} seeds of every compared row (fewer: 'needs {MIN_SEEDS} "
-    f"seeds', counted as inconclusive); every compared row must have learned (its mean accuracy above chance, "
-    f"100 / classes, by at least 3 binomial standard errors of its test-set size); and the runs must be at a "
-    f"setting that can speak to it: a document's number is compared only with runs at that document's own "
-    f"setting (setting 'document': its protocol, its epochs, its data), a claim also with the harness's shared "
-    f"protocol on full data ('shared') or a shortened tier the suite declares, whose tag then stands on the "
-    f"verdict. Otherwise the verdict reads 'inconclusive' with its reason (at chance, needs {MIN_SEEDS} seeds, "
-    f"shortened, shared protocol). Records whose run ids the current suite files no longer produce are shown as "
-    f"superseded and left out of every aggregate. Deviations from the document are listed beside each verdict."
-)
-
-README_BEGIN = "<!-- verdict-rules: generated from bench/report/verdicts.py, do not edit -->"
-README_END = "<!-- /verdict-rules -->"
-
 
 # -- t quantiles --------------------------------------------------------------------------------------------
 
@@ -268,30 +240,3 @@ def check_deviation(v) -> str | None:
             return "'other' needs its text"
         return None
     return f"must be a vocabulary word or {{kind, text}}, not {type(v).__name__}"
-
-
-# -- README -------------------------------------------------------------------------------------------------
-
-
-def readme_block() -> str:
-    return f"{README_BEGIN}\n{VERDICT_RULES}\n{README_END}"
-
-
-def update_readme(path: str | Path) -> bool:
-    """Rewrite the verdict-rule block of the README; True when it changed."""
-    path = Path(path)
-    text = path.read_text()
-    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path}: no verdict-rules block ({README_BEGIN} … {README_END})")
-    new = pattern.sub(lambda _: readme_block(), text)
-    if new != text:
-        path.write_text(new)
-    return new != text
-
-
-if __name__ == "__main__":  # python -m bench.report.verdicts --readme docs/suites-and-verdicts.md
-    if len(sys.argv) == 3 and sys.argv[1] == "--readme":
-        print("updated" if update_readme(sys.argv[2]) else "up to date")
-    else:
-        print(VERDICT_RULES)
