@@ -101,7 +101,7 @@ def test_document_costs_sum_measured_hours_and_estimate_the_rest_per_epoch():
     time per epoch on the same backbone and training data; nothing comparable measured → not estimated."""
     from types import SimpleNamespace as NS
 
-    from bench.report.site import document_costs
+    from bench.report.pages.index import document_costs
 
     def spec(i, backbone="b1", epochs=10, subset=None):
         return NS(id=f"r{i}", backbone={"name": backbone}, protocol={"epochs": epochs, "train_subset": subset})

@@ -12,7 +12,7 @@ import yaml
 
 from bench.errors import BenchError
 from bench.records import load_records
-from bench.report.site import _board_view
+from bench.report.pages.suite import board_view
 from bench.report.aggregate import runs_frame
 from bench.report.tables import leaderboards
 from bench.suite import load_suite
@@ -213,5 +213,5 @@ def test_mutated_records_are_loaded_or_skipped_with_one_line(tmp_path):
         boards = leaderboards(runs_frame(records), records, {suite.name: suite}, TASKS)
         by_id = {r["id"]: r for r in records}
         for b in boards:
-            _board_view(b, by_id)
+            board_view(b, by_id)
     assert problems and records  # both paths exercised

@@ -80,7 +80,7 @@ def test_headline_gives_delta_interval_ratios_and_remaining_cost():
     # the same plot with the MAC ratio on x (issue 20 item 1): the x of each family is its MAC ratio
     by["pnn"]["macs"] = 3.0
     assert [p["x"] for p in overview_points(head, "macs")] == [1.0, 3.0]
-    from bench.report.site import overview_plot
+    from bench.report.pages.index import overview_plot
 
     assert "by MAC ratio" in overview_plot(head, "macs") and "by training-time ratio" in overview_plot(head)
 
