@@ -720,6 +720,41 @@ def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, brow
         _at_width(browser, WIDTH)
 
 
+def test_not_yet_run_verdicts_are_collapsed_and_the_scoreboard_counts_open_them(real_site, browser):
+    """verdicts.html lists the numbers and claims with a verdict; those not yet run are one closed expander
+    ("N not yet run") with their own table. The scoreboard's not-yet-run count links to that table filtered to
+    its document and opens it; so does an old address filtering the verdict table to 'not yet run'."""
+    assert _problems(_open(browser, real_site / "verdicts.html")) == []
+    unrun = browser.js("return document.querySelectorAll('#verdicts-unrun tbody tr').length")
+    assert unrun > 0
+    assert (
+        browser.js("return document.querySelectorAll('#verdicts tbody tr[data-verdict=\"not yet run\"]').length") == 0
+    )
+    assert browser.js("return document.querySelector('#not-yet-run > summary').textContent") == f"{unrun} not yet run"
+    assert browser.js("return document.getElementById('not-yet-run').open") is False
+    _open(browser, real_site / "index.html")
+    link = browser.js(
+        "return Array.prototype.filter.call(document.querySelectorAll('#scoreboard-table td a'),"
+        " function (a) { return a.closest('td').getAttribute('data-verdict-cell') === 'not yet run'"
+        " && +a.textContent > 0; })[0]"
+    )
+    n, href = int(link.text), link.get_attribute("href").split("#", 1)[1]
+    doc = href.split("=", 1)[1]
+    link.click()
+    assert browser.js("return document.getElementById('not-yet-run').open") is True
+    shown = browser.js(
+        "return Array.prototype.filter.call(document.querySelectorAll('#verdicts-unrun tbody tr'),"
+        " function (tr) { return !tr.hidden; }).map(function (tr) { return tr.getAttribute('data-document'); })"
+    )
+    assert len(shown) == n and set(shown) == {doc}
+    assert browser.js("return scrollY") > 0
+    # an address of the former single table still lands on the same list
+    _open(browser, real_site / "verdicts.html", f"#f.verdicts.document={doc}&f.verdicts.verdict=not%20yet%20run")
+    assert browser.js("return document.getElementById('not-yet-run').open") is True
+    assert _hash(browser) == f"#f.verdicts-unrun.document={doc}"
+    assert len(browser.js("return document.querySelectorAll('#verdicts-unrun tbody tr:not([hidden])')")) == n
+
+
 def test_no_sideways_scroll_at_800_and_verdicts_visible_at_390(real_site, site, browser):
     """No page scrolls sideways at 800 px (index, every suite page, the moved-out pages); at 390 px every row of
     a page's first table shows its verdict inside the viewport; no two plot labels overlap at either width."""

@@ -79,7 +79,8 @@ def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) 
 def scoreboard(verdict_rows: list[dict], documents: dict, costs: dict | None = None) -> list[dict]:
     """Per document (in the documents file's order; ids only in the suites after them): its metadata and how
     many of its numbers and claims are reproduced / not reproduced / inconclusive / not yet run, each count
-    with the filtered link to its list on verdicts.html."""
+    with the filtered link to its list on verdicts.html (the not-yet-run ones: the collapsed list below the
+    verdict table, which the link opens)."""
     counts: dict[str, dict] = {}
     for r in verdict_rows:
         d = str(r.get("document") or "")
@@ -99,14 +100,24 @@ def scoreboard(verdict_rows: list[dict], documents: dict, costs: dict | None = N
                     {
                         "verdict": v,
                         "n": c[v],
-                        "link": f"verdicts.html#f.verdicts.document={d}&f.verdicts.verdict={v.replace(' ', '%20')}",
+                        "link": verdicts_link(d, v),
                     }
                     for v in VERDICTS
                 ],
-                "link": f"verdicts.html#f.verdicts.document={d}",
+                "link": verdicts_link(d),
             }
         )
     return out
+
+
+def verdicts_link(document: str, verdict: str | None = None) -> str:
+    """verdicts.html filtered to a document's numbers and claims (of one verdict). Those not yet run are in
+    their own list (table ``verdicts-unrun``, collapsed); a link whose filter names it opens it."""
+    if verdict == "not yet run":
+        return f"verdicts.html#f.verdicts-unrun.document={document}"
+    if verdict:
+        return f"verdicts.html#f.verdicts.document={document}&f.verdicts.verdict={verdict.replace(' ', '%20')}"
+    return f"verdicts.html#f.verdicts.document={document}&f.verdicts-unrun.document={document}"
 
 
 # the headline's verdicts as marker shapes (significance is never colour alone)
