@@ -80,14 +80,17 @@ def suite_change(rec: dict, suite, cache: dict) -> dict | None:
     if not rec.get("_stale"):
         return out
     spec = rec.get("spec") or {}
-    key = (suite.name, int(spec.get("seed", 0)), json.dumps(spec.get("overrides") or {}, sort_keys=True))
+    seed = int(spec.get("seed", 0))
+    # a suite's expansion differs from seed to seed only in the ``seed`` field (as in stale_records): expanded
+    # once per (suite, overrides) for seed 0 and the record's seed put in, not once per stale record's seed
+    key = (suite.name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
     if key not in cache:
         try:
-            cache[key] = [s.to_dict() for s in suite.expand(overrides=json.loads(key[2]), seeds=[key[1]])]
+            cache[key] = [s.to_dict() for s in suite.expand(overrides=json.loads(key[1]), seeds=[0])]
         except Exception:  # a suite this report cannot expand (a plug-in it does not load): no diff to show
             cache[key] = []
     same = [
-        s
+        dict(s, seed=seed)
         for s in cache[key]
         if (s.get("layer") or {}).get("label") == rec.get("label")
         and (s.get("backbone") or {}).get("name") == (spec.get("backbone") or {}).get("name")
