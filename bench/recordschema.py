@@ -190,6 +190,7 @@ def _short(v: Any) -> str:
 # plain ``json.loads`` and leave the reader's walk out. Only the exact types ``json.loads`` makes are accepted.
 
 _NONE = type(None)
+_FLOAT_MAX = 1.7976931348623157e308
 _SCALAR_TYPES = {NUM: (int, float), INT: (int,), STR: (str,), BOOL: (bool,), NULL: (_NONE,)}
 
 
@@ -235,8 +236,8 @@ def _compile(types: tuple, limit: int):
         t = type(v)
         if t is float:
             return float_ok and v - v == 0.0
-        if t in scalars:
-            return True
+        if t in scalars:  # an int past float range: the generic check decides (math.isfinite overflows on it)
+            return not (t is int and float_ok and not -_FLOAT_MAX <= v <= _FLOAT_MAX)
         if t is dict:
             return on_dict is not None and d <= limit and on_dict(v, d)
         if t is list:

@@ -123,6 +123,7 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
     shards: dict[str, list[str]] = {}
     cache: dict = {}
     tasks_seen: set = set()
+    pages: dict = {}  # suite name → its page (``slug`` is a pure function of the name: once per suite)
     for rec in records:
         rid = rec["id"]
         blob = _dumps(_public(rec))
@@ -130,9 +131,12 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
         accs = [
             h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _finite(h.get("test_acc"))
         ]
+        name = rec["suite"]["name"]
+        if name not in pages:
+            pages[name] = f"suite-{slug(name)}.html"
         page = {
             "title": run_title(rec),
-            "suite_page": f"suite-{slug(rec['suite']['name'])}.html",
+            "suite_page": pages[name],
             "stale": bool(rec.get("_stale")),
             "best_acc": max(accs) if accs else None,
             "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache),
