@@ -35,12 +35,15 @@ def _digest(obj: Any, n: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
+_LEAVES = frozenset({str, int, float, bool})  # exact types returned as they are, without a call per value
+
+
 def _unset_dropped(value: Any) -> Any:
     """``value`` with every mapping entry that is ``None`` left out, at every depth."""
     if isinstance(value, dict):
-        return {k: _unset_dropped(v) for k, v in value.items() if v is not None}
+        return {k: v if type(v) in _LEAVES else _unset_dropped(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_unset_dropped(v) for v in value]
+        return [v if type(v) in _LEAVES else _unset_dropped(v) for v in value]
     return value
 
 

@@ -34,6 +34,10 @@ class Site:
 
     def path(self, rel: str) -> Path:
         """``root/rel`` with every folder on the way created, none of them a link (SpecError otherwise)."""
+        if isinstance(rel, str):  # a file in a folder already checked in this build: no Path parsing per file
+            head, sep, name = rel.rpartition("/")
+            if sep and head in self._folders and name not in ("", ".", ".."):
+                return self.root / rel
         parts = Path(rel).parts
         if not parts or Path(rel).is_absolute() or ".." in parts or parts[0] == MARKER:
             raise SpecError(self.root, rel, "not a path inside the site")
@@ -73,21 +77,13 @@ class Site:
         blob = data.encode() if isinstance(data, str) else data
         target = self.path(rel)
         self.written.add(rel)
+        if rel not in self.previous and self._create(target, blob):  # new to this site: no read attempt first
+            return True
         try:
             fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
-            try:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            except FileExistsError:  # made meanwhile, or a link: replaced atomically
+            if not self._create(target, blob):  # made meanwhile, or a link: replaced atomically
                 self.write(rel, blob)
-                return True
-            try:
-                os.fchmod(fd, 0o644)  # whatever the umask: site files are world-readable
-                view = memoryview(blob)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
             return True
         except OSError:  # a link (ELOOP) or unreadable: replaced atomically
             self.write(rel, blob)
@@ -98,6 +94,23 @@ class Site:
         if not same:
             self.write(rel, blob)
         return not same
+
+    @staticmethod
+    def _create(target: Path, blob: bytes) -> bool:
+        """Create ``target`` exclusively (``O_EXCL``: never through a link, never over another file) holding
+        ``blob``; False if something is already at that name."""
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.fchmod(fd, 0o644)  # whatever the umask: site files are world-readable
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        return True
 
     def keep(self, rel: str) -> bool:
         """List ``rel``, left as it is, if it is a plain file of the site (not a link); False otherwise."""

@@ -80,14 +80,17 @@ def suite_change(rec: dict, suite, cache: dict) -> dict | None:
     if not rec.get("_stale"):
         return out
     spec = rec.get("spec") or {}
-    key = (suite.name, int(spec.get("seed", 0)), json.dumps(spec.get("overrides") or {}, sort_keys=True))
+    seed = int(spec.get("seed", 0))
+    # a suite's expansion differs from seed to seed only in the ``seed`` field (as in stale_records): expanded
+    # once per (suite, overrides) for seed 0 and the record's seed put in, not once per stale record's seed
+    key = (suite.name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
     if key not in cache:
         try:
-            cache[key] = [s.to_dict() for s in suite.expand(overrides=json.loads(key[2]), seeds=[key[1]])]
+            cache[key] = [s.to_dict() for s in suite.expand(overrides=json.loads(key[1]), seeds=[0])]
         except Exception:  # a suite this report cannot expand (a plug-in it does not load): no diff to show
             cache[key] = []
     same = [
-        s
+        dict(s, seed=seed)
         for s in cache[key]
         if (s.get("layer") or {}).get("label") == rec.get("label")
         and (s.get("backbone") or {}).get("name") == (spec.get("backbone") or {}).get("name")
@@ -120,6 +123,7 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
     shards: dict[str, list[str]] = {}
     cache: dict = {}
     tasks_seen: set = set()
+    pages: dict = {}  # suite name → its page (``slug`` is a pure function of the name: once per suite)
     for rec in records:
         rid = rec["id"]
         blob = _dumps(_public(rec))
@@ -127,9 +131,12 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
         accs = [
             h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _finite(h.get("test_acc"))
         ]
+        name = rec["suite"]["name"]
+        if name not in pages:
+            pages[name] = f"suite-{slug(name)}.html"
         page = {
             "title": run_title(rec),
-            "suite_page": f"suite-{slug(rec['suite']['name'])}.html",
+            "suite_page": pages[name],
             "stale": bool(rec.get("_stale")),
             "best_acc": max(accs) if accs else None,
             "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache),
