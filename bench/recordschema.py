@@ -128,8 +128,10 @@ def _is(value: Any, token) -> bool:
         return isinstance(value, str)
     if token is INT:
         return isinstance(value, int) and not isinstance(value, bool)
-    if token is NUM:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if token is NUM:  # an int past float range is no number a record can hold (math.isfinite would overflow)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return -_FLOAT_MAX <= value <= _FLOAT_MAX
+        return isinstance(value, float) and math.isfinite(value)
     if isinstance(token, dict):
         return isinstance(value, dict)
     if isinstance(token, list):
@@ -154,6 +156,8 @@ def type_error(value: Any, types: tuple = (RECORD,), where: str = "") -> str | N
         match = next((t for t in ts if _is(v, t)), None)
         if match is None:
             want = " or ".join(_name(t) for t in ts)
+            if isinstance(v, int) and not isinstance(v, bool) and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+                return f"{at or 'record'}: expected {want}, got an integer past float range"
             got = "a non-finite number" if isinstance(v, float) and not math.isfinite(v) else type(v).__name__
             return f"{at or 'record'}: expected {want}, got {got} {_short(v)}"
         if isinstance(match, dict):

@@ -167,9 +167,12 @@ def test_huge_numbers_in_text_agree(tmp_path, monkeypatch):
     assert _same(tmp_path, text, monkeypatch)[0] == "error"
 
 
-def test_an_int_past_float_range_is_left_to_the_full_checks():
+def test_an_int_past_float_range_is_refused_with_its_field(tmp_path, monkeypatch):
     rec = _base()
-    rec["macs"] = 10**400  # the full check's math.isfinite overflows on it: the fast path does not decide
-    assert not valid(rec)
     rec["macs"] = 10**300
     assert valid(rec)
+    rec["macs"] = 10**400  # no float can hold it: refused (it used to crash the full check's math.isfinite)
+    assert not valid(rec)
+    assert type_error(rec) == "macs: expected number or null, got an integer past float range"
+    outcome = _same(tmp_path, json.dumps(rec).encode(), monkeypatch)
+    assert outcome[0] == "error" and "macs" in outcome[2] and "past float range" in outcome[2]
