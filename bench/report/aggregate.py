@@ -40,7 +40,7 @@ def run_row(r: dict) -> dict:
         "display": spec["layer"].get("display"),
         "status": r["status"],
         "error": r.get("error"),
-        "group": group_key(spec),
+        "group": r["_group"] if "_group" in r else r.setdefault("_group", group_key(spec)),  # once per record
         "protocol_name": spec["protocol"].get("name", ""),
         "overrides": json.dumps(spec.get("overrides", {}), sort_keys=True),
         "params_learned": params.get("learned"),
@@ -139,7 +139,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
     is expanded once (for one seed) and a record's id is checked against the specs of its family and backbone
     with its seed put in: the work grows with the records, not with records × rows × seeds."""
     from bench.errors import BenchError
-    from bench.identity import run_id
+    from bench.identity import id_of, identity
 
     # (suite, overrides json) -> {(family, backbone name): [spec dicts]}: keyed by what a row's id cannot lose
     # (a relabelled row keeps its id, so the label is not part of the key)
@@ -156,7 +156,8 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
                 except (BenchError, KeyError, TypeError):
                     continue
                 for sp in specs:
-                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(sp.to_dict())
+                    key = (sp.layer.get("name"), sp.backbone.get("name"))
+                    found.setdefault(key, []).append(identity(sp.to_dict()))
             rows_of[key] = found
         return rows_of[key]
 
@@ -174,7 +175,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
         found = row_specs(name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
         seed = int(spec.get("seed", 0))
         candidates = found.get((spec["layer"].get("name"), (spec.get("backbone") or {}).get("name")), [])
-        if not any(run_id(dict(c, seed=seed)) == r["id"] for c in candidates):
+        if not any(id_of(dict(c, seed=seed)) == r["id"] for c in candidates):
             out[r["id"]] = (
                 f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
                 f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
