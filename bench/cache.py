@@ -6,7 +6,7 @@ requirement (issue 19, item 6):
   so ``--jobs`` workers share it); a cache write that fails (full disk…) is warned about once and the run
   proceeds with what it computed;
 * what is read from it is checked before it is used (the YAML memo carries a digest of the suite text and of
-  itself, :mod:`bench.suite`); ``bench run`` parses its suite afresh, so no memo can change which runs run;
+  itself, :mod:`bench.spec.suite`); ``bench run`` parses its suite afresh, so no memo can change which runs run;
 * it is bounded: :func:`prune` keeps a folder's entries under a size cap, least recently used first out (a hit
   refreshes an entry's time: :func:`touch`). Times decide only what is evicted, never what is trusted.
 """

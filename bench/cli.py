@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, DataMissing, SpecError
-from bench.executors import executor_names
+from bench.execution.executors import executor_names
 
 
 def _int_list(text: str) -> list[int]:
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser, built without importing torch (so ``bench --help`` stays light): every command imports what
-    it needs when it runs (``report``, ``layers`` and ``list`` only the registries' catalog, :mod:`bench.catalog`)."""
+    it needs when it runs (``report``, ``layers`` and ``list`` only the registries' catalog, :mod:`bench.zoo.catalog`)."""
     p = _Parser(prog="bench", description="Benchmark harness for alternatives to the convolution layer.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_rekey(args) -> int:
-    from bench.records import rekey
+    from bench.records.records import rekey
 
     if not Path(args.results).is_dir():
         raise SpecError("command line", "results", f"no results folder {args.results!r}")
@@ -189,7 +189,7 @@ def cmd_rekey(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from bench.catalog import add_layer_files, catalog
+    from bench.zoo.catalog import add_layer_files, catalog
 
     add_layer_files(args.layers)
     rows = [
@@ -217,7 +217,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from bench.catalog import catalog
+    from bench.zoo.catalog import catalog
 
     cat = catalog()
     for reg in (cat.tasks, cat.backbones, cat.datasets):
@@ -277,9 +277,9 @@ def parse_device(text: str | None, available: bool = True):
 def cmd_run(args) -> int:
     import torch
 
-    from bench.layers import LAYERS
-    from bench.records import existing_record
-    from bench.suite import load_suite
+    from bench.zoo.layers import LAYERS
+    from bench.records.records import existing_record
+    from bench.spec.suite import load_suite
     from bench.tasks import RunContext
 
     check_run_flags(args)
@@ -306,7 +306,7 @@ def cmd_run(args) -> int:
     for key, value in overrides.items():
         if value is not None and value <= 0:
             raise SpecError("command line", f"--{key.replace('_', '-')}", f"must be positive, got {value}")
-    from bench.suite import MAX_EPOCHS
+    from bench.spec.suite import MAX_EPOCHS
 
     if args.epochs is not None and args.epochs > MAX_EPOCHS:
         raise SpecError("command line", "--epochs", f"must be at most {MAX_EPOCHS}, got {args.epochs}")
@@ -314,7 +314,7 @@ def cmd_run(args) -> int:
         raise SpecError("command line", "--seeds", f"must be non-negative integers, got {args.seeds}")
     specs = suite.expand(overrides, seeds=args.seeds, data_root=args.data_root, tier=args.tier)
     if args.shard is not None:
-        from bench.executors import parse_shard, shard
+        from bench.execution.executors import parse_shard, shard
 
         specs = shard(specs, *parse_shard(args.shard))
     if args.force:
@@ -361,11 +361,11 @@ def cmd_run(args) -> int:
         tune=bool(args.tune),
         wait_elsewhere=not args.no_wait,
     )
-    from bench.locks import clean_stale_tmp
+    from bench.execution.locks import clean_stale_tmp
 
     clean_stale_tmp(args.results, suite.name)
     try:
-        from bench.executors import Launch, executors
+        from bench.execution.executors import Launch, executors
 
         if executor == "local" and args.jobs > 1:
             raise SpecError("command line", "--jobs", "runs N worker processes: the 'jobs' executor, not 'local'")
@@ -409,8 +409,8 @@ def cmd_run(args) -> int:
 
 def _print_agreement(results: str, committed: str, suite: str, ids: set) -> None:
     """The fresh records of this invocation's runs against the committed ones of the same run ids."""
-    from bench.agreement import compare, format_table
-    from bench.records import load_records
+    from bench.measure.agreement import compare, format_table
+    from bench.records.records import load_records
 
     if Path(results).resolve() == Path(committed).resolve():
         raise SpecError("command line", "--compare-with", "must name another folder than --results")
@@ -423,7 +423,7 @@ def _say_replaced(results, specs) -> None:
     """--force over existing records: say whose records (device, date) the rerun replaces, before it does."""
     from collections import Counter
 
-    from bench.records import existing_record
+    from bench.records.records import existing_record
 
     whose = Counter()
     for s in specs:
@@ -440,7 +440,7 @@ def _say_replaced(results, specs) -> None:
 def cmd_report(args) -> int:
     if not Path(args.results).is_dir():
         raise SpecError("command line", "--results", f"no results folder {args.results!r}")
-    from bench.catalog import add_layer_files
+    from bench.zoo.catalog import add_layer_files
 
     add_layer_files(args.layers)  # plug-in families: in the catalog the suites are validated against
     summary = build_site_locked(args.results, args.suites, args.site)
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = {"run": cmd_run, "report": cmd_report, "layers": cmd_layers, "list": cmd_list, "rekey": cmd_rekey}[
             args.command
         ]
-        rc = cmd(args)  # report, layers, list: registry metadata from bench.catalog, no torch import
+        rc = cmd(args)  # report, layers, list: registry metadata from bench.zoo.catalog, no torch import
         sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
         return rc
     except BrokenPipeError:  # `bench layers | head`: the reader has what it wanted

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.measure import Clock, device_name
-from bench.models import build_classifier
-from bench.records import write_json_atomic
-from bench.suite import load_suite
+from bench.measure.measure import Clock, device_name
+from bench.zoo.models import build_classifier
+from bench.records.records import write_json_atomic
+from bench.spec.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.records import load_records  # noqa: E402
+from bench.records.records import load_records  # noqa: E402
 from bench.report.verdicts import difference_interval  # noqa: E402
 
 

@@ -9,7 +9,7 @@ scripts: block B = 64, sampling stride S = 3) and the setting of the document's 
 Fig. 12: B = 16, S = 4, "the slow down is tunable to be around 10–30 %"). The models of one width are stepped
 in rounds of ``--block`` consecutive steps (the first of each block is not timed) with the order rotated every
 round, so drifts of a shared machine hit all of them alike. ``mac_ratio`` is the ratio of
-training-mode forward MACs per image (fvcore, :func:`bench.measure.count_training_macs`): the arithmetic
+training-mode forward MACs per image (fvcore, :func:`bench.measure.measure.count_training_macs`): the arithmetic
 the whitening adds (covariance, Newton–Schulz iterations, folding D into the weights), whatever the device.
 """
 
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.backbones import Ops, build_backbone  # noqa: E402
-from bench.measure import Clock, count_training_macs, device_name  # noqa: E402
+from bench.zoo.backbones import Ops, build_backbone  # noqa: E402
+from bench.measure.measure import Clock, count_training_macs, device_name  # noqa: E402
 
 SETTINGS = {
     "batch norm (conv family)": ("conv", {}),

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def legacy_fgsm(model, images, labels, eps_255, batch_size, device):
     """The attack loop before issue 10: one torchattacks.FGSM per ε, ``int(...)`` (a host sync) per batch."""
-    from bench.robustness import make_attack
+    from bench.measure.robustness import make_attack
 
     model.eval()
     accs = []
@@ -58,16 +58,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--out")
     args = ap.parse_args(argv)
 
-    from bench.datasets import ImageData, load_dataset
-    from bench.measure import Clock, count_macs, count_training_macs, device_name, inference_speed
-    from bench.models import build_classifier
-    from bench.records import write_json_atomic
-    from bench.robustness import adversarial_accuracy
-    from bench.suite import load_suite
+    from bench.zoo.datasets import ImageData, load_dataset
+    from bench.measure.measure import Clock, count_macs, count_training_macs, device_name, inference_speed
+    from bench.zoo.models import build_classifier
+    from bench.records.records import write_json_atomic
+    from bench.measure.robustness import adversarial_accuracy
+    from bench.spec.suite import load_suite
     from bench.tasks import TASKS
     from bench.tasks.classification import standard_conv_param_ratio
-    from bench.measure import count_parameters
-    from bench.train import fit_classifier, prepare
+    from bench.measure.measure import count_parameters
+    from bench.execution.train import fit_classifier, prepare
 
     device = torch.device(args.device)
     suite = load_suite(ROOT / "suites" / "cifar.yaml")

@@ -1,4 +1,4 @@
-"""Harness overhead: one training epoch of the conv ResNet-20 through the harness (``bench.train.fit_classifier``)
+"""Harness overhead: one training epoch of the conv ResNet-20 through the harness (``bench.execution.train.fit_classifier``)
 against a plain hand-written PyTorch loop doing the same work (same data on the device, same augmentation,
 optimiser, schedule and evaluation) in the same process. Runs alternate (harness, plain, harness, …) so drift
 hits both; the ratio is median(harness) / median(plain).
@@ -22,17 +22,17 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import Ops, build_backbone
-from bench.measure import Clock, device_name
-from bench.models import ImageClassifier, materialise
-from bench.records import write_json_atomic
-from bench.train import fit_classifier
+from bench.zoo.backbones import Ops, build_backbone
+from bench.measure.measure import Clock, device_name
+from bench.zoo.models import ImageClassifier, materialise
+from bench.records.records import write_json_atomic
+from bench.execution.train import fit_classifier
 
 
 def load(args):
     root = args.data_root or os.environ.get("BENCH_DATA_ROOT")
     if root:
-        from bench.datasets import load_dataset
+        from bench.zoo.datasets import load_dataset
 
         d = load_dataset("cifar10", root).subset(args.train, args.test)
         return d.train_x, d.train_y, d.test_x, d.test_y, f"CIFAR-10 ({root})"
@@ -148,7 +148,7 @@ def main(argv=None):
         "formats": {"median_s": ".3f", "min_s": ".3f", "max_s": ".3f", "ratio": ".3f"},
         "rows": [
             {
-                "path": "harness (bench.train.fit_classifier)",
+                "path": "harness (bench.execution.train.fit_classifier)",
                 "median_s": h,
                 "min_s": min(harness),
                 "max_s": max(harness),

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.measure import Clock, device_name
-from bench.models import build_classifier
-from bench.records import write_json_atomic
-from bench.suite import load_suite
-from bench.train import _autocast
+from bench.measure.measure import Clock, device_name
+from bench.zoo.models import build_classifier
+from bench.records.records import write_json_atomic
+from bench.spec.suite import load_suite
+from bench.execution.train import _autocast
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = (("fp32", False, False), ("fp32-cl", False, True), ("bf16-cl", True, True))

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.records import write_json_atomic
+from bench.records.records import write_json_atomic
 
 BUDGET_S = 900.0
 

@@ -15,7 +15,7 @@ comparable on a busy machine.
 
 Both commands run as fresh processes, alternating (imports, report, imports, …) so drift hits both; wall
 clock (time.perf_counter) around ``subprocess.run``; medians. One untimed report first builds the registry
-metadata catalog (bench.catalog) if it is missing, as any first report after a code change does. Whether the
+metadata catalog (bench.zoo.catalog) if it is missing, as any first report after a code change does. Whether the
 report process imported torch is checked and recorded.
 """
 
@@ -45,8 +45,8 @@ def synthetic_results(source: Path, out: Path, n: int) -> int:
     """``n`` records under ``out``, cloned from the valid records under ``source`` with new seeds (so new run
     ids), each validated as the harness validates records; returns how many were written."""
     sys.path.insert(0, str(ROOT))
-    from bench.identity import IDENTITY_VERSION, run_id
-    from bench.records import check_record, json_bytes, read_record, record_files
+    from bench.spec.identity import IDENTITY_VERSION, run_id
+    from bench.records.records import check_record, json_bytes, read_record, record_files
 
     base = []
     for p in record_files(source):

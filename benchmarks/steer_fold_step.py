@@ -6,7 +6,7 @@ fast-cifar-v2's steer-dynamic row (whitened-vgg, width 0.625, one pose per locat
 channels_last, one thread, SGD steps on random images. The two paths alternate round by round after a warm-up
 round; per round the process CPU time (``time.process_time``: on one thread, less sensitive to other processes
 than wall clock) of ``--steps`` steps; medians and their ratio (> 1: folded faster). Both paths compute the same
-function (tests/test_steerable.py::test_folded_steering_equals_steering_every_atom).
+function (tests/zoo/test_steerable.py::test_folded_steering_equals_steering_every_atom).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench.layers.steerable import SteerableBlock
-from bench.measure import device_name
-from bench.models import build_classifier
-from bench.records import write_json_atomic
-from bench.suite import load_suite
-from bench.train import _autocast
+from bench.zoo.layers.steerable import SteerableBlock
+from bench.measure.measure import device_name
+from bench.zoo.models import build_classifier
+from bench.records.records import write_json_atomic
+from bench.spec.suite import load_suite
+from bench.execution.train import _autocast
 
 
 def main(argv=None) -> dict:

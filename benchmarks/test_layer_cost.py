@@ -21,7 +21,7 @@ What is timed (one layer, batch ``BENCH_COST_BATCH``, default 32, kernel 3, stri
   norm) the layer followed by its norm is timed too, and ``conv`` followed by ``BatchNorm2d`` as its
   reference: a family that does the norm's work inside the layer is compared with conv + BN.
 
-Families are read from ``bench.layers.LAYERS`` at collection time: a family added later is benchmarked without
+Families are read from ``bench.zoo.layers.LAYERS`` at collection time: a family added later is benchmarked without
 editing this file. Each family runs at its default options; ``CLAIM_VARIANTS`` adds the non-default settings a
 document's cost claim was measured with (``deconv`` with B = 16, S = 4, 003 Fig. 12). A family that fails to build, materialise or run at a shape is recorded as an error entry
 (``extra_info["error"]``, timing a no-op) instead of failing the run. On CUDA (when available) the input is
@@ -41,9 +41,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.layers import LAYERS
-from bench.measure import device_name
-from bench.models import materialise
+from bench.zoo.layers import LAYERS
+from bench.measure.measure import device_name
+from bench.zoo.models import materialise
 
 STAGES = ((16, 32), (32, 16), (64, 8))  # (channels, spatial size): CIFAR ResNet stages 1-3
 BATCH = int(os.environ.get("BENCH_COST_BATCH", "32"))

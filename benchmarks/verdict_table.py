@@ -28,7 +28,7 @@ def _f(v, fmt=".2f"):
 
 
 def rows(results: str, suites_dir: str) -> list[dict]:
-    from bench.records import load_records
+    from bench.records.records import load_records
     from bench.report.site import load_suites
     from bench.report.aggregate import runs_frame
     from bench.report.tables import leaderboards

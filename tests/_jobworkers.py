@@ -1,4 +1,4 @@
-"""Light worker functions for tests of the ``--jobs`` supervisor (bench.jobs): no torch, so a worker starts in
+"""Light worker functions for tests of the ``--jobs`` supervisor (bench.execution.jobs): no torch, so a worker starts in
 a fraction of a second. Each worker records its pid in the folder it was given."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def init(folder: str, *_ignored) -> None:
     (Path(folder) / f"worker-{os.getpid()}").touch()
 
 
-def init_jobs(*args) -> None:  # bench.jobs.run_jobs' init arguments: (threads, layer files, device, …, extra)
+def init_jobs(*args) -> None:  # bench.execution.jobs.run_jobs' init arguments: (threads, layer files, device, …, extra)
     init(os.environ["BENCH_TEST_MARKS"])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.suite import Suite, load_suite
+from bench.spec.suite import Suite, load_suite
 
 TEMPLATE = """
 name: {name}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import bench.cache
-from bench.datasets import ImageData, cached
+from bench.zoo.datasets import ImageData, cached
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from bench.identity import group_key
+from bench.spec.identity import group_key
 
 NOISY_SPREAD = 0.05  # a timing whose repeats spread more than 5 % is flagged as noisy
 # number of classes of the data sets whose records do not carry it (the report does not import the data sets)
@@ -139,7 +139,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
     is expanded once (for one seed) and a record's id is checked against the specs of its family and backbone
     with its seed put in: the work grows with the records, not with records × rows × seeds."""
     from bench.errors import BenchError
-    from bench.identity import id_of, identity
+    from bench.spec.identity import id_of, identity
 
     # (suite, overrides json) -> {(family, backbone name): [spec dicts]}: keyed by what a row's id cannot lose
     # (a relabelled row keeps its id, so the label is not part of the key)
@@ -161,7 +161,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
             rows_of[key] = found
         return rows_of[key]
 
-    from bench.catalog import catalog
+    from bench.zoo.catalog import catalog
 
     LAYERS = catalog().layers
     out = {}

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from bench.records import json_bytes
+from bench.records.records import json_bytes
 from bench.report.common import clean, isnum
 from bench.report.owned import Site
 from bench.report.rules import VERDICT_RULES

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from bench.errors import SpecError
-from bench.records import write_bytes_atomic
+from bench.records.records import write_bytes_atomic
 
 MARKER = ".convbench-site.json"
 MARKER_FORMAT = 1
@@ -206,7 +206,7 @@ def claim(root: Path) -> set[str]:
 
 def _manifest(marker: Path) -> set[str]:
     """The file list of a marker (an unreadable or damaged one lists nothing: nothing is deleted)."""
-    from bench.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+    from bench.records.safeio import RECORD_MAX_BYTES, parse_json, read_regular
 
     try:
         data = parse_json(read_regular(marker, RECORD_MAX_BYTES))

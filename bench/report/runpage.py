@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 
-from bench.identity import identity
+from bench.spec.identity import identity
 
 SHARD_DIGITS = 2  # 256 shards: about 40 records each at 10,000 records
 

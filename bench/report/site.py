@@ -8,9 +8,9 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from bench.documents import DOCUMENTS_FILE, load_documents
+from bench.spec.documents import DOCUMENTS_FILE, load_documents
 from bench.errors import BenchError
-from bench.records import load_records
+from bench.records.records import load_records
 from bench.report.aggregate import runs_frame, stale_records
 from bench.report.common import make_env, slug
 from bench.report.exports import board_downloads
@@ -22,8 +22,8 @@ from bench.report.tables import leaderboards
 
 def load_suites(suites_dir: str | Path) -> tuple[dict, list]:
     """Suite files by name (for references, claims and protocol text); unreadable ones are reported."""
-    from bench.documents import suite_files
-    from bench.suite import load_suite
+    from bench.spec.documents import suite_files
+    from bench.spec.suite import load_suite
 
     out, problems = {}, []
     root = Path(suites_dir)
@@ -38,7 +38,7 @@ def load_suites(suites_dir: str | Path) -> tuple[dict, list]:
 
 
 def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path) -> dict:
-    from bench.catalog import catalog  # registry metadata without torch
+    from bench.zoo.catalog import catalog  # registry metadata without torch
 
     registries = catalog()
     LAYERS, TASKS = registries.layers, registries.tasks

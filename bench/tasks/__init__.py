@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import torch
 
-from bench.registry import Entry, Registry
+from bench.zoo.registry import Entry, Registry
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,13 @@ class TaskEntry(Entry):
     # the site shows rows of data sets listed here as "not yet run on real data"
     smoke_datasets: tuple = ()
     # every metric the task's records may carry (fnmatch patterns): what a suite's references and claims
-    # may name (bench/bindings.py); the leaderboard columns are always included
+    # may name (bench/spec/bindings.py); the leaderboard columns are always included
     metrics: tuple = ()
-    # what the task needs its backbone to be (bench.backbones.Backbone.provides); checked when a suite loads
+    # what the task needs its backbone to be (bench.zoo.backbones.Backbone.provides); checked when a suite loads
     needs: str = "classifier"
 
     def emits(self, metric: str) -> bool:
-        from bench.bindings import emits
+        from bench.spec.bindings import emits
 
         return emits(self, metric)
 
@@ -81,7 +81,7 @@ class RunContext:
         return MappingProxyType(view)
 
     def dataset(self, spec) -> Any:
-        from bench.datasets import load_dataset
+        from bench.zoo.datasets import load_dataset
 
         key = (spec.dataset["name"], spec.data_root, repr(sorted(spec.dataset.get("options", {}).items())))
         if key not in self.data_cache:

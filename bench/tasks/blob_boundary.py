@@ -40,10 +40,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.datasets.blobs import TRAIN_STREAM, generate
-from bench.measure import count_macs, count_parameters
+from bench.zoo.datasets.blobs import TRAIN_STREAM, generate
+from bench.measure.measure import count_macs, count_parameters
 from bench.tasks import TASKS, RunContext
-from bench.schema import POSITIVE
+from bench.spec.schema import POSITIVE
 
 # ---------------------------------------------------------------------------------------------------------
 # Metrics
@@ -148,7 +148,7 @@ def predict(model, x_u8: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def _steerable_blocks(model):
-    from bench.layers.steerable import SteerableBlock
+    from bench.zoo.layers.steerable import SteerableBlock
 
     return [m for m in model.modules() if isinstance(m, SteerableBlock) and m.pose is not None]
 
@@ -157,7 +157,7 @@ def _figure(model, x_u8, target, prob, path) -> bool:
     """Figure 10 layout: input | gradient magnitude | prediction | pose (first dynamic block) | target."""
     from torchvision.utils import save_image
 
-    from bench.layers.steerable import gaussian_basis
+    from bench.zoo.layers.steerable import gaussian_basis
 
     blocks = _steerable_blocks(model)
     pose = None
@@ -196,10 +196,10 @@ def _figure(model, x_u8, target, prob, path) -> bool:
 def blob_boundary(
     spec, ctx: RunContext, *, train_images=2048, class_balance=True, match_tolerance=1, thresholds=99, figure_examples=6
 ):
-    from bench.backbones import Ops, build_backbone
-    from bench.loop import fit
-    from bench.models import materialise
-    from bench.train import lr_factor, make_optimizer
+    from bench.zoo.backbones import Ops, build_backbone
+    from bench.execution.loop import fit
+    from bench.zoo.models import materialise
+    from bench.execution.train import lr_factor, make_optimizer
 
     data = ctx.dataset(spec)
     meta = data.meta

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.measure import (
+from bench.measure.measure import (
     count_macs,
     count_parameters,
     count_training_macs,
@@ -12,11 +12,11 @@ from bench.measure import (
     peak_memory,
     reset_peak_memory,
 )
-from bench.models import build_classifier, init_from_data
-from bench.robustness import DEFAULT_EPS, adversarial_accuracy
+from bench.zoo.models import build_classifier, init_from_data
+from bench.measure.robustness import DEFAULT_EPS, adversarial_accuracy
 from bench.tasks import TASKS, RunContext
-from bench.train import fit_classifier, prepare, uses_amp
-from bench.schema import POSITIVE
+from bench.execution.train import fit_classifier, prepare, uses_amp
+from bench.spec.schema import POSITIVE
 
 COLUMNS = (
     ("top1", "Top-1 (%)", True, ".2f"),
@@ -55,7 +55,7 @@ def standard_conv_param_ratio(
     scale as (64 / #Mask)²), so the standard CNN is the same backbone with the same options except ``width``,
     which stays at the backbone's default, built with the ``conv`` family on CPU. The build runs under a forked
     RNG, so the run's own random stream is untouched."""
-    from bench.backbones import BACKBONES
+    from bench.zoo.backbones import BACKBONES
 
     if not learned:
         return None
@@ -79,10 +79,10 @@ def standard_conv_param_ratio(
 def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
     """Memory layout, CPU threads and torch.compile for this run: the defaults (channels_last on CUDA only, the
     process's threads, no compile), or with ``bench run --tune`` chosen by timing a few training steps each way
-    (:func:`bench.speed.choose_speed_paths`); ``--compile`` compiles unless the family says it cannot."""
-    from bench.layers import LAYERS
+    (:func:`bench.measure.speed.choose_speed_paths`); ``--compile`` compiles unless the family says it cannot."""
+    from bench.zoo.layers import LAYERS
 
-    from bench.train import cpu_has_native_bf16, uses_amp
+    from bench.execution.train import cpu_has_native_bf16, uses_amp
 
     cl = spec.protocol.get("channels_last")
     out = {
@@ -101,7 +101,7 @@ def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
         if ok is not True:
             out["compile_skipped"] = str(ok)
     if ctx.tune:
-        from bench.speed import choose_speed_paths
+        from bench.measure.speed import choose_speed_paths
 
         batch = data.train_x[: spec.protocol["batch_size"]].to(device)
         out.update(choose_speed_paths(model, batch, data.train_y[: len(batch)].to(device), device))
@@ -133,7 +133,7 @@ def classification(
     test images (the same for every run): accuracy under ``attack`` ("fgsm" or "pgd", torchattacks) at each ε in
     ``attack_eps`` (units of 1/255; an empty list disables it). Metrics ``<attack>8`` (accuracy at ε = 8/255,
     if listed) and ``<attack>_auc`` (trapezoid area under accuracy-vs-ε/255, divided by the ε range, see
-    :mod:`bench.robustness`); the curve is ``curves[<attack>]``. PGD: ``attack_steps`` steps of
+    :mod:`bench.measure.robustness`); the curve is ``curves[<attack>]``. PGD: ``attack_steps`` steps of
     ``attack_alpha``/255 (None: ε/4)."""
     data = ctx.dataset(spec).subset(spec.protocol.get("train_subset"), spec.protocol.get("test_subset"))
     device = ctx.device

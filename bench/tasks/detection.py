@@ -1,7 +1,7 @@
 """Object detection (`000_…` §5.4, Table 7): Faster R-CNN whose backbone's convolutions are the family's.
 
 Model (torchvision pieces, no pretrained weights): the registered backbone (``tv-vgg16``, ``tv-resnet50``,
-``tv-resnet101``: torchvision classifiers with the family swapped in by :func:`bench.backbones.swap.swap_layers`)
+``tv-resnet101``: torchvision classifiers with the family swapped in by :func:`bench.zoo.backbones.swap.swap_layers`)
 is cut as in the classic single-scale Faster R-CNN the table's numbers come from:
 
 * VGG-16: conv1_1…conv5_3 (stride 16, last max-pool dropped) → RPN; RoI head = fc6, fc7 (4096-d);
@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import Ops, build_backbone
-from bench.backbones.swap import swap_layers
+from bench.zoo.backbones import Ops, build_backbone
+from bench.zoo.backbones.swap import swap_layers
 from bench.errors import RunFailed
-from bench.loop import fit
-from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
+from bench.execution.loop import fit
+from bench.measure.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
-from bench.train import lr_factor, make_optimizer
-from bench.schema import POSITIVE
+from bench.execution.train import lr_factor, make_optimizer
+from bench.spec.schema import POSITIVE
 
 COLUMNS = (
     ("map", "mAP VOC07 (%)", True, ".1f"),

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from bench.datasets import ImageData
-from bench.measure import count_macs, count_parameters
-from bench.models import build_classifier
+from bench.zoo.datasets import ImageData
+from bench.measure.measure import count_macs, count_parameters
+from bench.zoo.models import build_classifier
 from bench.tasks import TASKS, RunContext
-from bench.train import fit_classifier
-from bench.schema import POSITIVE
+from bench.execution.train import fit_classifier
+from bench.spec.schema import POSITIVE
 
 SPLITS = {"20-80": 0.2, "40-60": 0.4, "60-40": 0.6}
 

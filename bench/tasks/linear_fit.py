@@ -1,6 +1,6 @@
 """Fit a one-layer linear model with its own loss and record the loss per epoch (`003_…` Fig. 5(a, b)).
 
-The backbone names its loss (attribute ``loss``, see :mod:`bench.backbones.linear_models`): ``"l2"`` — mean
+The backbone names its loss (attribute ``loss``, see :mod:`bench.zoo.backbones.linear_models`): ``"l2"`` — mean
 squared error between the 10 outputs and one-hot targets (``F.mse_loss``, averaged over images and outputs),
 linear regression on binary targets as in 003 §6; ``"logistic"`` — softmax cross-entropy (multinomial
 logistic regression). Training is the suite protocol's optimiser and schedule (Fig. 5: vanilla SGD, a
@@ -32,12 +32,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.loop import fit
-from bench.measure import count_macs, count_parameters, count_training_macs, inference_speed
-from bench.models import build_classifier
+from bench.execution.loop import fit
+from bench.measure.measure import count_macs, count_parameters, count_training_macs, inference_speed
+from bench.zoo.models import build_classifier
 from bench.tasks import TASKS, RunContext
-from bench.train import _batches, lr_factor, make_optimizer, prepare
-from bench.schema import POSITIVE
+from bench.execution.train import _batches, lr_factor, make_optimizer, prepare
+from bench.spec.schema import POSITIVE
 
 COLUMNS = (
     ("loss", "Training loss (final)", False, ".4f"),

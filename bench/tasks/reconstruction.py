@@ -47,13 +47,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import BACKBONES, Ops
-from bench.layers import count_parameters
-from bench.loop import fit
-from bench.measure import count_macs
+from bench.zoo.backbones import BACKBONES, Ops
+from bench.zoo.layers import count_parameters
+from bench.execution.loop import fit
+from bench.measure.measure import count_macs
 from bench.tasks import TASKS, RunContext
-from bench.train import lr_factor, make_optimizer
-from bench.schema import NON_NEGATIVE, POSITIVE
+from bench.execution.train import lr_factor, make_optimizer
+from bench.spec.schema import NON_NEGATIVE, POSITIVE
 
 COLUMNS = (
     ("ssim", "SSIM (grey)", True, ".3f"),
@@ -148,7 +148,7 @@ def train_decoder(
 ) -> tuple[list[dict], list[float], dict]:
     """Minimise the L2 loss ‖output − input‖² over the learned parameters (§3.1 Eq. 1); the network is fed
     pixels·pixel_scale and its output is compared with the [0, 1] image. Returns the per-epoch history, the
-    per-step losses and the training timing (:func:`bench.loop.fit`)."""
+    per-step losses and the training timing (:func:`bench.execution.loop.fit`)."""
 
     opt = make_optimizer(model, protocol["optimizer"])
     bs = protocol["batch_size"]
@@ -418,7 +418,7 @@ def reconstruction(
         "metrics": metrics,
         "params": count_parameters(model),
         "macs": count_macs(model, example),
-        # the first trained network's epoch timing (bench.loop.fit, as every task's), training summed over all
+        # the first trained network's epoch timing (bench.execution.loop.fit, as every task's), training summed over all
         "timing": {
             **(timings[0] if timings else fit(0, None, device=device, steps=0)["timing"]),
             "train_s": sum(t["train_s"] for t in timings),
@@ -451,7 +451,7 @@ def run_sweep(
     spec, channels: int, test_x: torch.Tensor, scaling: str, batch_size: int, networks: int, sw: dict
 ) -> dict:
     """Score ``networks`` random networks for every value of one backbone option."""
-    from bench.backbones.vgg_cnn_dcn import parse_depth
+    from bench.zoo.backbones.vgg_cnn_dcn import parse_depth
 
     option, values, base = sw["option"], list(sw["values"]), dict(sw.get("with", {}))
     n_nets = int(sw.get("networks", networks))

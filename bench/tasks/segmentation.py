@@ -3,7 +3,7 @@
 Model: torchvision's DeepLabV3 pieces, built with no pretrained weights — the registered ResNet backbone
 (``tv-resnet50``) with ``replace_stride_with_dilation=[False, True, True]`` (output stride 8) and the
 ``DeepLabHead`` (ASPP 12/24/36 + 3×3 + 1×1), optionally the FCN auxiliary head. Backbone *and* head go
-through :func:`bench.backbones.swap.swap_layers`, so a family with a ``norm`` hook (network deconvolution)
+through :func:`bench.zoo.backbones.swap.swap_layers`, so a family with a ``norm`` hook (network deconvolution)
 replaces every batch normalisation in both ("we remove the batch normalization layers in both the backbone
 network and the head network and pre-apply deconvolutions in all the convolution layers"), and dilated
 convolutions are handled by the swap's ``dilated`` policy (default: exact space-to-batch).
@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import BACKBONES, Ops, build_backbone
-from bench.backbones.swap import swap_layers
+from bench.zoo.backbones import BACKBONES, Ops, build_backbone
+from bench.zoo.backbones.swap import swap_layers
 from bench.errors import RunFailed
-from bench.loop import fit
-from bench.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
+from bench.execution.loop import fit
+from bench.measure.measure import Clock, count_macs, count_parameters, peak_memory, reset_peak_memory
 from bench.tasks import TASKS, RunContext
-from bench.train import lr_factor
-from bench.schema import POSITIVE
+from bench.execution.train import lr_factor
+from bench.spec.schema import POSITIVE
 
 COLUMNS = (
     ("miou", "mIoU (%)", True, ".1f"),

@@ -10,7 +10,7 @@ from bench.report.owned import Site
 def benchmarks(results: Path) -> list[dict]:
     """Benchmark outputs (results/benchmarks/*.json): harness overhead, layer costs, deconv vs BN…"""
     out = []
-    from bench.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+    from bench.records.safeio import RECORD_MAX_BYTES, parse_json, read_regular
 
     for path in sorted((results / "benchmarks").glob("*.json")):
         try:

@@ -15,7 +15,7 @@ ARTIFACT_MAX_BYTES = 64 << 20
 
 def copy_artifacts(rec: dict, results: Path, site: Site) -> None:
     """Copy a record's artifacts (regular files inside the results folder, under a size cap) into the site."""
-    from bench.safeio import read_regular
+    from bench.records.safeio import read_regular
 
     base = Path(results).resolve()
     for art in rec.get("artifacts") or []:

@@ -1,0 +1,311 @@
+"""Run records: one JSON file per run under ``results/<suite>/``, written atomically, versioned.
+
+A record is complete or absent: it is written to a temporary file in the same folder, flushed to disk and
+renamed over the final name, so a process killed at any moment leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import RECORD_SCHEMA
+from bench.spec.identity import ID_FORMAT, IDENTITY_VERSION, record_id_problem, run_id
+
+FILE_MODE = 0o644
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")  # suite names and row labels: one path component
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become None (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> None:
+    """Write ``blob`` to ``path`` through a temporary file in the same folder and ``os.replace``: readers see the
+    old file or the new one, never a part. ``durable``: fsync before the rename (records); files rebuilt at will
+    (the site, caches) skip it (the site's eight fsyncs were about 5 % of a report's build time)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; records and site files are world-readable
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # full disk, a folder where the file belongs…: named by the file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as the harness writes JSON: sorted keys, one-space indent, no NaN (None instead)."""
+    return (json.dumps(_clean(data), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_json_atomic(path: str | Path, data: Any, durable: bool = True) -> None:
+    """``data`` as JSON (sorted keys, no NaN), written by :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, json_bytes(data), durable)
+
+
+def record_path(results: str | Path, spec) -> Path:
+    """``results/<suite>/<file>``; a path that would leave ``results`` is an error (BenchError)."""
+    from bench.execution.locks import inside
+
+    inside(results, spec.suite, spec.filename)  # resolved: no suite name or file name leaves the folder
+    return Path(results) / spec.suite / spec.filename
+
+
+def read_record(path: str | Path) -> tuple[dict, bytes]:
+    """The record in ``path`` and its bytes, validated as data: a regular file under the size cap, strict JSON
+    (finite numbers, bounded nesting), a mapping with the required keys, of the current schema, with every
+    field of its declared type (:mod:`bench.records.recordschema`). ValueError (one line, naming the field) or OSError
+    otherwise. :func:`check_record` adds the checks that need the results folder."""
+    from bench.records.recordschema import range_error, type_error, valid
+    from bench.records.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+
+    blob = read_regular(path, RECORD_MAX_BYTES)
+    rec = _well_formed(blob, valid)
+    if rec is not None:
+        return rec, blob
+    # the full checks, one at a time, each naming what is wrong
+    rec = parse_json(blob)
+    if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(rec, dict) or k not in rec]
+        raise NotARecord(f"not a run record (missing {', '.join(missing)})")
+    rec = upgrade(rec)
+    reason = type_error(rec) or range_error(rec)
+    if reason:
+        raise ValueError(reason)
+    return rec, blob
+
+
+def _well_formed(blob: bytes, valid) -> dict | None:
+    """The record in ``blob`` if it passes every check of :func:`read_record` (strict UTF-8 JSON, finite numbers,
+    bounded nesting, the required keys, the current schema, every field typed), else None: the fast path of a
+    valid record, parsed by a plain ``json.loads`` and checked in one walk (:func:`bench.records.recordschema.valid`),
+    instead of a parser hook per number and three walks. None says nothing about why: the caller then runs the
+    full checks, which give the same error they always gave."""
+    try:
+        rec = json.loads(blob.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    if type(rec) is not dict or any(k not in rec for k in REQUIRED_KEYS):
+        return None
+    version = rec["schema"]
+    if type(version) is not int or version != RECORD_SCHEMA or not valid(rec):
+        return None
+    return rec
+
+
+class NotARecord(ValueError):
+    """A JSON file that is not a run record at all (another tool's file)."""
+
+
+#: the statuses a run's record can have (anything else: not a record of a finished run)
+STATUSES = ("ok", "failed")
+
+
+def existing_record(results: str | Path, spec) -> dict | None:
+    """The record of ``spec`` under ``results``, or None when there is none or it cannot be trusted (damaged,
+    wrong-typed, not a regular file, another run's): such a record counts as missing and the run is redone."""
+    found = existing_record_blob(results, spec)
+    return found[0] if found else None
+
+
+def existing_record_blob(results: str | Path, spec) -> tuple[dict, bytes] | None:
+    """:func:`existing_record` and the file's bytes. Decided by content alone: the record's id is the run's id
+    under the record's identity version and the hash of its stored spec, and its status is one of
+    :data:`STATUSES` (no file times, no clock). A record written before identity version 2 is found under its
+    old file name and counts until ``bench rekey`` renames it."""
+    for path, rid in (
+        (record_path(results, spec), spec.id),
+        (Path(results) / spec.suite / spec.legacy_filename, spec.legacy_id),
+    ):
+        try:
+            rec, blob = read_record(path)
+        except (OSError, ValueError):
+            continue
+        if rec.get("id") != rid or rec.get("status") not in STATUSES or not isinstance(rec.get("spec"), dict):
+            continue
+        if record_id_problem(rec, rec["spec"]) is None:
+            return rec, blob  # an edited spec under the run's id is not this run's record
+    return None
+
+
+def upgrade(record: dict) -> dict:
+    """Bring an older record to the current schema; raises ValueError if it cannot."""
+    version = record.get("schema")
+    if version == RECORD_SCHEMA:
+        return record
+    if isinstance(version, int) and version > RECORD_SCHEMA:
+        raise ValueError(f"record schema {version} is newer than this harness reads ({RECORD_SCHEMA}); upgrade bench")
+    raise ValueError(f"unknown record schema {version!r}")
+
+
+REQUIRED_KEYS = ("schema", "id", "status", "suite", "spec", "label")
+
+
+def record_files(root: Path) -> list[Path]:
+    """The ``*.json`` files under ``root`` that may be records: none under a hidden part (temporary files,
+    ``.locks/``). Shared by :func:`load_records` and :func:`rekey`."""
+    return [
+        p for p in sorted(root.rglob("*.json")) if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+
+
+def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """All readable records under ``results``, and (file, reason) for every file that is not one."""
+    records, problems = [], []
+    seen: dict[str, str] = {}
+    root = Path(results)
+    if not root.exists():
+        return records, problems
+    for path in record_files(root):
+        try:
+            rec, blob = read_record(path)
+        except OSError as exc:
+            problems.append((str(path), f"cannot read ({exc.strerror or type(exc).__name__})"))
+            continue
+        except ValueError as exc:
+            problems.append((str(path), str(exc)))
+            continue
+        reason = check_record(rec, root)
+        if reason is None:
+            rekey_in_memory(rec)
+            key = f"{rec['spec']['suite']}/{rec['id']}"
+            if key in seen:
+                reason = f"same run id as {seen[key]}"
+        if reason is not None:
+            problems.append((str(path), reason))
+            continue
+        seen[key] = str(path)
+        rec["_path"] = str(path.relative_to(root))
+        rec["_digest"] = hashlib.sha256(blob).hexdigest()[:32]  # the file's content (site page reuse)
+        records.append(rec)
+    return records, problems
+
+
+def rekey_in_memory(rec: dict) -> bool:
+    """Give a valid record written under identity version 1 its current id (the old one kept as ``legacy_id``);
+    True if it changed. Its file keeps the old name until ``bench rekey`` renames it."""
+    if rec.get("identity_version") == IDENTITY_VERSION:
+        return False
+    current = run_id(rec["spec"])
+    if rec["id"] != current:
+        rec["legacy_id"] = rec["id"]
+    rec["id"], rec["identity_version"] = current, IDENTITY_VERSION
+    return True
+
+
+def check_record(rec: dict, root: str | Path) -> str | None:
+    """Why a run record cannot be trusted or rendered (one line), or None. A record is accepted only if its id
+    has the harness's format and is its spec's hash, its spec names what the report needs, and every artifact
+    path stays inside the results folder ``root``."""
+    rid = rec.get("id")
+    if not isinstance(rid, str) or not ID_FORMAT.fullmatch(rid):
+        return f"id: {str(rid)[:40]!r} is not a run id (16 hex digits)"
+    spec = rec.get("spec")
+    if not isinstance(spec, dict):
+        return "spec: not a mapping"
+    for key in ("task", "dataset", "backbone", "layer"):
+        if not isinstance(spec.get(key), dict) or not isinstance(spec[key].get("name"), str):
+            return f"spec.{key}: missing or has no name"
+    if not isinstance(spec.get("protocol"), dict):
+        return "spec.protocol: missing or not a mapping"
+    if not isinstance(spec.get("seed"), int) or isinstance(spec.get("seed"), bool):
+        return "spec.seed: missing or not an integer"
+    if not isinstance(spec.get("suite"), str) or not SAFE_NAME.fullmatch(spec["suite"]):
+        return f"spec.suite: {str(spec.get('suite'))[:40]!r} is not a suite name"
+    problem = record_id_problem(rec, spec)
+    if problem is not None:
+        return problem
+    suite = rec.get("suite")
+    if not isinstance(suite, dict) or suite.get("name") != spec["suite"]:
+        return "suite.name: missing or differs from spec.suite"
+    if not isinstance(rec.get("label"), str) or not isinstance(rec.get("status"), str):
+        return "label/status: missing or not text"
+    arts = rec.get("artifacts")
+    if arts is not None:
+        if not isinstance(arts, list):
+            return "artifacts: not a list"
+        base = Path(root).resolve()
+        for i, art in enumerate(arts):
+            rel = art.get("path") if isinstance(art, dict) else None
+            if not isinstance(rel, str) or not rel:
+                return f"artifacts[{i}].path: missing"
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                return f"artifacts[{i}].path: {rel[:80]!r} is outside the results folder"
+            target = (base / rel).resolve()
+            if base not in target.parents:
+                return f"artifacts[{i}].path: {rel[:80]!r} is outside the results folder"
+    return None
+
+
+def rekey(results: str | Path, dry_run: bool = False) -> dict:
+    """Rename every record under ``results`` written under identity version 1 to its current id (``bench
+    rekey``): the record gets ``id``, ``identity_version`` and ``legacy_id``, its file the new id in its name,
+    its artifact folder (``<suite>/artifacts/<id>``) the new id; metrics and everything else are kept byte for
+    byte. Idempotent and safe to rerun after a kill: the new file is written (atomically) before the artifacts
+    move and the old file goes last. Run it while no runner writes into ``results``."""
+    root = Path(results)
+    done: dict = {"renamed": [], "current": 0, "problems": []}
+    for path in record_files(root):
+        try:
+            rec, _ = read_record(path)
+        except NotARecord:
+            continue
+        except (OSError, ValueError) as exc:
+            done["problems"].append((str(path), str(getattr(exc, "strerror", None) or exc)))
+            continue
+        reason = check_record(rec, root)
+        if reason is not None:
+            done["problems"].append((str(path), reason))
+            continue
+        old = rec["id"]
+        if not rekey_in_memory(rec):
+            done["current"] += 1
+            continue
+        new = rec["id"]
+        if new == old:  # already the current hash, only unlabelled: say so in place
+            if not dry_run:
+                write_json_atomic(path, rec)
+            done["current"] += 1
+            continue
+        suffix = f"--{old}.json"
+        name = path.name[: -len(suffix)] + f"--{new}.json" if path.name.endswith(suffix) else f"{path.stem}--{new}.json"
+        target = path.with_name(name)
+        done["renamed"].append((str(path), str(target)))
+        if dry_run:
+            continue
+        old_art = f"/artifacts/{old}/"
+        for art in rec.get("artifacts") or []:
+            art["path"] = art["path"].replace(old_art, f"/artifacts/{new}/")
+        if not target.exists():
+            write_json_atomic(target, rec)
+        art_old, art_new = path.parent / "artifacts" / old, path.parent / "artifacts" / new
+        if art_old.is_dir() and not art_new.exists():
+            os.replace(art_old, art_new)
+        path.unlink()
+    return done

@@ -1,0 +1,131 @@
+"""Layer families: drop-in replacements for a spatial convolution.
+
+A family is one file in this package (or any file/package registering into ``LAYERS``)::
+
+    from bench.zoo.layers import LAYERS, fixed_buffer
+
+    @LAYERS.register("my-layer", document="mine", section="Eq. 1",
+                     fixed="nothing", learned="k×k weights",
+                     learned_params=lambda cin, cout, k, bias, **o: cin * cout * k * k + bias * cout)
+    def my_layer(in_channels, out_channels, kernel_size=3, stride=1, padding=None, bias=False, *, gain=1.0):
+        ...return an nn.Module mapping (B, in_channels, H, W) -> (B, out_channels, ceil(H/stride), ceil(W/stride))
+
+Keyword-only arguments are the family's options; their defaults are shown by ``bench layers``.
+Fixed (never trained) tensors are registered with :func:`fixed_buffer`, so they are saved in the
+state dict, never see an optimiser, and are counted as *fixed* parameters. A family that computes with its
+own ``torch.autograd.Function`` tells the MAC counter (fvcore) what it costs through :data:`MAC_HANDLES`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from bench.zoo.registry import Entry, Registry
+
+#: fvcore op handles for custom autograd Functions, keyed by the traced op's name
+#: (``"prim::PythonOp.<ClassName>"``); each maps (inputs, outputs) to a MAC count. Read by ``bench.measure.measure``.
+MAC_HANDLES: dict[str, Callable[[list, list], int]] = {}
+
+
+@dataclass(frozen=True)
+class LayerFamily(Entry):
+    document: str = ""  # seed document id, e.g. "000", or a citation for user families
+    section: str = ""  # section / equation in that document
+    fixed: str = ""  # what is fixed (not learned)
+    learned: str = ""  # what is learned
+    # formula for the learned parameter count of one layer: f(cin, cout, k, bias, **options) -> int
+    learned_params: Callable[..., int] | None = None
+    # True, or a string saying why the family cannot run under torch.compile
+    compile: bool | str = True
+    # "spatial": replaces k×k convolutions with k > 1 only (1×1 projections stay standard);
+    # "all": replaces every convolution, 1×1 included.
+    applies_to: str = "spatial"
+    # optional replacements for the backbone's normalisation and linear layers (e.g. network deconvolution),
+    # called as norm(channels, **options) and linear(in_features, out_features, **options)
+    norm: Callable[..., nn.Module] | None = None
+    linear: Callable[..., nn.Module] | None = None
+    # whether the first (stem) convolution is replaced by default; backbones accept stem="conv"|"family"
+    stem: str = "family"
+    # True when the factory also builds grouped (e.g. depthwise) convolutions (called with ``groups=``);
+    # otherwise backbones keep their grouped convolutions as plain nn.Conv2d
+    grouped: bool = False
+    # True when the factory takes ``hints=``: the layer's role ("stem"/"body") and per-layer settings a
+    # backbone declares for this family's document (e.g. the authors' code's iteration count for one layer)
+    accepts_hints: bool = False
+
+    def build(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        *,
+        groups: int = 1,
+        hints: dict | None = None,
+        **options: Any,
+    ) -> nn.Module:
+        opts = self.options(options)
+        if groups != 1:
+            if not self.grouped:
+                raise ValueError(f"layer family {self.name!r} does not build grouped convolutions")
+            opts["groups"] = groups
+        if self.accepts_hints:
+            opts["hints"] = dict(hints or {})
+        return self.obj(in_channels, out_channels, kernel_size, stride, padding, bias, **opts)
+
+    def expected_learned(
+        self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False, **options: Any
+    ) -> int | None:
+        if self.learned_params is None:
+            return None
+        return int(self.learned_params(in_channels, out_channels, kernel_size, bias, **self.options(options)))
+
+
+LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.zoo.layers", LayerFamily)
+
+
+# -- fixed tensors ------------------------------------------------------------------------------------
+
+
+def fixed_buffer(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    """Register ``tensor`` as a fixed (non-learned) weight of ``module``: a buffer, saved in the
+    state dict, never returned by ``parameters()``, counted as fixed by :func:`count_parameters`."""
+    module.register_buffer(name, tensor)
+    names = module.__dict__.setdefault("_fixed_buffer_names", set())
+    names.add(name)
+
+
+def fixed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    out = {}
+    for mod_name, mod in model.named_modules():
+        for name in getattr(mod, "_fixed_buffer_names", ()):
+            buf = getattr(mod, name)
+            if buf is not None:
+                out[f"{mod_name}.{name}" if mod_name else name] = buf
+    return out
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Learned / fixed / total parameter counts. Fixed = fixed buffers + frozen parameters."""
+    learned = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    fixed = frozen + sum(t.numel() for t in fixed_tensors(model).values())
+    return {"learned": learned, "fixed": fixed, "total": learned + fixed}
+
+
+def same_padding(kernel_size: int, padding: int | None) -> int:
+    return kernel_size // 2 if padding is None else padding
+
+
+def default_conv_init(shape: tuple[int, ...], fan_in: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The distribution PyTorch uses for a fresh nn.Conv2d weight (Kaiming-uniform, a=√5):
+    U(−1/√fan_in, 1/√fan_in). Used for filters frozen "at their random initialisation"."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return torch.empty(shape).uniform_(-bound, bound, generator=generator)

@@ -1,0 +1,137 @@
+"""The issue-10 benchmark scripts at smoke size: they run and report what they claim to measure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_jobs_throughput_reports_n1_and_n2_side_by_side(tmp_path):
+    out = tmp_path / "jobs.json"
+    res = _load("jobs_throughput").main(
+        [
+            "--only",
+            "conv",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "1",
+            "--max-batches",
+            "1",
+            "--train-subset",
+            "64",
+            "--test-subset",
+            "32",
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["jobs"] for r in rows] == [1, 2] and [r["threads_per_job"] for r in rows] == [2, 1]
+    assert all(r["runs"] == 2 and r["ok"] == 2 and r["runs_per_hour"] > 0 for r in rows)
+    assert rows[0]["speed_up"] == 1.0
+    assert res["rows"][1]["runs_per_hour"] == rows[1]["runs_per_hour"]
+
+
+def test_report_speed_measures_a_torch_free_report(tmp_path):
+    shutil.copytree(ROOT / "results" / "quick", tmp_path / "results" / "quick")
+    res = _load("report_speed").main(
+        ["--results", str(tmp_path / "results"), "--repeats", "1", "--sizes", "12", "--out", str(tmp_path / "r.json")]
+    )
+    assert res["report_imports_torch"] is False
+    rows = res["rows"]
+    assert rows[0]["median_s"] > 0 and res["ratio"] == rows[0]["median_s"] / rows[2]["median_s"]
+    assert res["ratio_new_folder"] == rows[1]["median_s"] / rows[2]["median_s"]
+    # at scale: 12 synthetic records (validated), a report into a new folder and one over it, CPU time measured
+    scaled = [r for r in rows if r.get("records") == 12]
+    assert [r["command"].split("(")[1] for r in scaled] == ["into a new folder)", "over an existing site)"]
+    assert all(r["cpu_s"] > 0 and r["maxrss_mb"] > 10 and r["load_1min"] >= 0 for r in scaled)
+
+
+def test_synthetic_records_pass_the_harness_validation(tmp_path):
+    from bench.records.records import load_records
+
+    n = _load("report_speed").synthetic_results(ROOT / "results", tmp_path / "r", 30)
+    records, problems = load_records(tmp_path / "r")
+    assert n == 30 and len(records) == 30 and problems == []
+    assert len({r["id"] for r in records}) == 30 and len({r["spec"]["seed"] for r in records}) == 30
+
+
+def test_fixed_costs_times_every_part(tmp_path):
+    res = _load("fixed_costs").main(
+        ["--epochs", "1", "--train", "64", "--test", "32", "--out", str(tmp_path / "f.json")]
+    )
+    parts = [r["part"] for r in res["rows"]]
+    assert any("MAC counting" in p for p in parts) and any(p.startswith("FGSM, 6 ε on 32") for p in parts)
+    assert any(p.startswith("latency") for p in parts)
+    fixed = res["rows"][-1]
+    assert fixed["seconds"] == sum(r["seconds"] for r in res["rows"][1:-1])
+    assert res["ratio"] == fixed["share_of_training"]
+
+
+def test_batch_throughput_rates_every_size_against_the_fastest(tmp_path):
+    out = tmp_path / "b.json"
+    res = _load("batch_throughput").main(["--batches", "4,8", "--rounds", "2", "--seconds", "0.2", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["batch"] for r in rows] == [4, 8]
+    assert max(r["ratio_to_fastest"] for r in rows) == 1.0
+    for r in rows:
+        assert r["min_img_s"] <= r["img_s"] <= r["max_img_s"]
+        assert r["ratio_to_fastest"] == r["img_s"] / max(x["img_s"] for x in rows)
+        assert abs(r["epoch_min"] - 50000 / r["img_s"] / 60) < 1e-9
+    assert res["rows"] == rows
+
+
+def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
+    """benchmarks/campaign_table.py: the closing note's table, from the v2 records (here: conv and pnn, two
+    seeds each, cloned from a committed record with new specs and ids)."""
+    from bench.spec.identity import IDENTITY_VERSION, run_id
+    from bench.records.records import write_json_atomic
+    from bench.report.verdicts import difference_interval
+
+    template = json.loads(sorted((ROOT / "results" / "fast-cifar-v2").glob("*conv--s0*.json"))[0].read_text())
+    folder = tmp_path / "fast-cifar-v2"
+    values = {("conv", 0): 89.0, ("conv", 1): 89.6, ("pnn", 0): 68.0, ("pnn", 1): 70.0}
+    for (label, seed), top1 in values.items():
+        rec = json.loads(json.dumps(template))
+        rec["spec"]["layer"] = {"name": label, "label": label, "options": {}}
+        rec["spec"]["seed"], rec["label"], rec["metrics"]["top1"] = seed, label, top1
+        rec["id"], rec["identity_version"] = run_id(rec["spec"]), IDENTITY_VERSION
+        rec.pop("artifacts", None)
+        write_json_atomic(folder / f"{label}-{seed}-{rec['id']}.json", rec, durable=False)
+    mod = _load("campaign_table")
+    table = mod.rows(folder)
+    assert [r["label"] for r in table] == ["conv", "pnn"] and [r["n"] for r in table] == [2, 2]
+    iv = difference_interval(69.0, 2**0.5, 2, 89.3, 0.18**0.5, 2)
+    line = next(x for x in mod.markdown(table).splitlines() if x.startswith("| pnn"))
+    assert f"{iv.centre:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]" in line and "| 2 | 69.00 ± 1.41 |" in line
+
+
+def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
+    from bench.zoo.layers.steerable import SteerableBlock
+
+    before = SteerableBlock._forward_folded
+    res = _load("steer_fold_step").main(
+        ["--batch", "2", "--rounds", "1", "--steps", "1", "--out", str(tmp_path / "s.json")]
+    )
+    assert SteerableBlock._forward_folded is before
+    rows = {r["path"]: r for r in json.loads((tmp_path / "s.json").read_text())["rows"]}
+    assert set(rows) == {"folded", "atoms"} and all(len(r["rounds"]) == 1 for r in rows.values())
+    # the ratio comes from the unrounded medians; the rows keep 4 decimals
+    ratio = rows["atoms"]["cpu_s_per_step"] / rows["folded"]["cpu_s_per_step"]
+    assert res["atoms_over_folded"] == pytest.approx(ratio, rel=0.01)
