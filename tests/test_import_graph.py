@@ -67,3 +67,13 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_bench_has_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, " → ".join(cycle)
+
+
+def test_grouping_packages_import_nothing():
+    """bench/spec/, bench/zoo/, bench/measure/, bench/execution/ and bench/records/ only group modules: their
+    ``__init__.py`` imports nothing, so a torch-free module inside one (bench.zoo.catalog, bench.records.records …)
+    stays torch-free when imported through its package."""
+    for name in ("spec", "zoo", "measure", "execution", "records"):
+        tree = ast.parse((PKG / name / "__init__.py").read_text())
+        imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not imports, f"bench/{name}/__init__.py imports {ast.unparse(imports[0])}"

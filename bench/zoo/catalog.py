@@ -41,9 +41,9 @@ REGISTRIES = {
     "datasets": ("bench.zoo.datasets", "DATASETS"),
 }
 CATALOG_VERSION = 1
-_PKG = Path(__file__).resolve().parents[1]
+_PKG = Path(__file__).resolve().parents[1]  # bench/
 #: modules whose code decides what the catalog holds (beside the registry packages themselves)
-_SHAPERS = ("catalog.py", "registry.py", "schema.py")
+_SHAPERS = ("bench.zoo.catalog", "bench.zoo.registry", "bench.spec.schema")
 _ERROR_PREFIX = "bench-catalog-error: "
 
 _LAYER_FILES: list[str] = []  # user files (bench report/layers --layers) every catalog of this process includes
@@ -247,9 +247,9 @@ def fingerprint(layer_files: list[str] | tuple = ()) -> str:
     import bench
 
     h = hashlib.sha256(f"{CATALOG_VERSION}|{bench.__version__}|{sys.version_info[:2]}".encode())
-    paths = [_PKG / name for name in _SHAPERS]
+    paths = [_PKG.parent.joinpath(*name.split(".")).with_suffix(".py") for name in _SHAPERS]
     for _, (pkg, _) in sorted(REGISTRIES.items()):
-        paths += sorted((_PKG / pkg.split(".")[1]).glob("*.py"))
+        paths += sorted(_PKG.parent.joinpath(*pkg.split(".")).glob("*.py"))
     paths += [Path(p).resolve() for p in layer_files]
     for p in paths:
         try:

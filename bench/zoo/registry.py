@@ -12,7 +12,8 @@ declares the numeric ones' bounds (:class:`bench.spec.schema.Range`: ``POSITIVE`
 Entries are discovered from three places, in this order:
 
 1. every module of the registry's own package (``bench/zoo/layers/*.py`` …): adding a file is enough;
-2. the registry's entry-point group (``bench.zoo.layers`` …) of installed distributions;
+2. the registry's entry-point group (``group``; each registry package's ``ENTRY_POINT_GROUP``, named before the
+   package tree and kept for installed plug-ins) of installed distributions;
 3. user files passed explicitly (``bench run --layers path/to/my_layer.py``).
 """
 

@@ -143,6 +143,7 @@ seeds: [0]
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_exit_130_keeping_finished_records(tmp_path):
     suite = _write(tmp_path / "ctrlc.yaml", INTERRUPT_SUITE)
     results = tmp_path / "results"

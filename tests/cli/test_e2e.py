@@ -12,6 +12,8 @@ import pytest
 from bench.cli import main
 from bench.zoo.layers import LAYERS
 
+pytestmark = pytest.mark.slow  # whole suites through the command line: left out of `pytest -m "not slow"`
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_FLAGS = [
     "--epochs",

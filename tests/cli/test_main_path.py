@@ -91,6 +91,7 @@ references:
 """
 
 
+@pytest.mark.slow
 def test_report_with_layers_renders_a_suite_using_a_plugin_family(family_file, tmp_path):
     suites, results = tmp_path / "suites", tmp_path / "results"
     suites.mkdir()

@@ -168,6 +168,7 @@ def test_tune_times_layouts_and_threads():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the run's model untouched
 
 
+@pytest.mark.slow
 def test_fast_suite_one_epoch_smoke(tmp_path, monkeypatch):
     """suites/fast-cifar.yaml, 1 epoch on a tiny fake CIFAR-10 folder, conv row, through the command line."""
     from bench.cli import main

@@ -51,6 +51,7 @@ def _records(folder: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_jobs_records_match_serial_records(tmp_path):
     serial, packed = tmp_path / "serial", tmp_path / "packed"
     # serial at 1 thread per run: what each of the 2 workers gets out of 2 threads
@@ -236,6 +237,7 @@ supervise([(i, "tests._jobworkers:sleep_forever", (i,)) for i in range(2)], 2, (
 """
 
 
+@pytest.mark.slow
 def test_killing_the_parent_ends_its_workers(tmp_path):
     import signal
     import time

@@ -9,6 +9,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.slow  # SIGKILLs a `bench run` subprocess: left out of `pytest -m "not slow"`
+
 SUITE = """
 name: killme
 task: classification

@@ -147,6 +147,7 @@ def test_two_shards_make_the_serial_records(workspace, serial, capsys):
     assert by_shard == {"0/2", "1/2"}
 
 
+@pytest.mark.slow
 def test_two_concurrent_processes_train_each_run_once(workspace, serial):
     tmp, suite = workspace
     results = tmp / "concurrent"
@@ -181,6 +182,7 @@ seeds: [0]
 """
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_lock_that_the_next_process_takes_over(tmp_path, capsys):
     suite = tmp_path / "takeover.yaml"
     suite.write_text(KILL_SUITE)

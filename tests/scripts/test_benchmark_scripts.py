@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each benchmark script run at smoke size: left out of `pytest -m "not slow"`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

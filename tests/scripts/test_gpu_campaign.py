@@ -19,9 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_campaign.sh"
 CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and coreutils timeout"
-)
+pytestmark = [
+    pytest.mark.slow,  # the campaign script end to end: left out of `pytest -m "not slow"`
+    pytest.mark.skipif(
+        shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and coreutils timeout"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

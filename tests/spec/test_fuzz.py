@@ -8,6 +8,7 @@ import copy
 import json
 import random
 
+import pytest
 import yaml
 
 from bench.errors import BenchError
@@ -21,6 +22,8 @@ from tests._guard import within
 from tests.cli.test_bad_input import GOOD
 from tests.report.test_report import SUITE as REP_SUITE
 from tests.report.test_report import fake_records
+
+pytestmark = pytest.mark.slow  # over a thousand mutated suites and records: left out of `pytest -m "not slow"`
 
 SEED = 19
 N_SUITES = 1000

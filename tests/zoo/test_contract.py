@@ -1,6 +1,6 @@
 """The contract every registered layer family must pass, auto-parametrised over the registry.
 
-A family added later — a file in bench/zoo/layers/, or another package's ``bench.zoo.layers`` entry point — is
+A family added later — a file in bench/zoo/layers/, or an installed plug-in's entry point — is
 covered here without editing this file. A family in a file given to ``bench run --layers FILE`` is covered
 with ``BENCH_LAYERS=FILE pytest tests/zoo/test_contract.py`` (several files: separated by ``os.pathsep``, ``:``).
 """

@@ -14,6 +14,8 @@ from bench.zoo.layers import LAYERS
 from bench.zoo.models import build_classifier, init_from_data
 from bench.execution.train import fit_classifier
 
+pytestmark = pytest.mark.slow  # a bf16 and an fp32 training run of every family: left out of `pytest -m "not slow"`
+
 PROTOCOL = {
     "epochs": 2,
     "batch_size": 64,

@@ -27,7 +27,9 @@ class Backbone(Entry):
     provides: tuple = ("classifier",)
 
 
-BACKBONES: Registry[Backbone] = Registry("backbone", "bench.zoo.backbones", Backbone)
+#: the entry-point group keeps its name from before the package tree (installed plug-ins register under it)
+ENTRY_POINT_GROUP = "bench.backbones"  # move_tree: keep
+BACKBONES: Registry[Backbone] = Registry("backbone", "bench.zoo.backbones", Backbone, group=ENTRY_POINT_GROUP)
 
 
 @dataclass

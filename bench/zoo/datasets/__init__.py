@@ -25,7 +25,9 @@ class DatasetEntry(Entry):
     env_root: str = "BENCH_DATA_ROOT"
 
 
-DATASETS: Registry[DatasetEntry] = Registry("data set", "bench.zoo.datasets", DatasetEntry)
+#: the entry-point group keeps its name from before the package tree (installed plug-ins register under it)
+ENTRY_POINT_GROUP = "bench.datasets"  # move_tree: keep
+DATASETS: Registry[DatasetEntry] = Registry("data set", "bench.zoo.datasets", DatasetEntry, group=ENTRY_POINT_GROUP)
 
 
 @dataclass

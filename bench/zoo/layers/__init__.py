@@ -88,7 +88,9 @@ class LayerFamily(Entry):
         return int(self.learned_params(in_channels, out_channels, kernel_size, bias, **self.options(options)))
 
 
-LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.zoo.layers", LayerFamily)
+#: the entry-point group keeps its name from before the package tree (installed plug-ins register under it)
+ENTRY_POINT_GROUP = "bench.layers"  # move_tree: keep
+LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.zoo.layers", LayerFamily, group=ENTRY_POINT_GROUP)
 
 
 # -- fixed tensors ------------------------------------------------------------------------------------
