@@ -71,6 +71,7 @@ def test_jobs_records_match_serial_records(tmp_path):
             "2",
             "--shard",
             "0/1",
+            "--oversubscribe",  # 2 processes even where this process may use fewer cores (taskset, a container)
             "--results",
             str(packed),
         ],
