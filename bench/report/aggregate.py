@@ -156,9 +156,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
                 except (BenchError, KeyError, TypeError):
                     continue
                 for sp in specs:  # not ``key``: that names this cache entry
-                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(
-                        identity(sp.to_dict())
-                    )
+                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(identity(sp.to_dict()))
             rows_of[key] = found
         return rows_of[key]
 
