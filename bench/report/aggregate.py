@@ -155,9 +155,8 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
                     specs = suite.expand(overrides=ov, seeds=[0], tier=tier)
                 except (BenchError, KeyError, TypeError):
                     continue
-                for sp in specs:
-                    key = (sp.layer.get("name"), sp.backbone.get("name"))
-                    found.setdefault(key, []).append(identity(sp.to_dict()))
+                for sp in specs:  # not ``key``: that names this cache entry
+                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(identity(sp.to_dict()))
             rows_of[key] = found
         return rows_of[key]
 

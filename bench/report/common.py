@@ -12,6 +12,7 @@ import jinja2
 from bench.report.aggregate import fmt_pm
 from bench.report.mdtext import md_inline
 from bench.report.rules import VERDICT_RULES
+from bench.report.runpage import data_href
 from bench.report.verdicts import DEVIATIONS, MIN_SEEDS, deviation_chips
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet run")
@@ -46,6 +47,7 @@ def make_env(documents: dict | None = None) -> jinja2.Environment:
     env.filters["tojson_attr"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     env.filters["opts"] = options_text
     env.filters["md"] = md_inline
+    env.filters["data_href"] = data_href  # a run id → its shard's records file (the no-JavaScript view)
     env.globals["DOCUMENTS"] = documents or {}
     env.globals["VERDICTS"] = VERDICTS
     env.globals["VERDICT_RULES"] = VERDICT_RULES

@@ -3,15 +3,20 @@
 Rendering one HTML page per run was 61 % of a 10,000-record report, so the site now carries each run's data,
 not a page per run:
 
-- ``runs/<id>.json``: the run's record as loaded (the no-JavaScript view; every suite page links it inside a
-  ``<noscript>``), written only when its bytes changed, so a report over an existing site leaves unchanged
-  records' files alone;
-- ``runs/<first two hex digits of the id>.js``: a shard, ``convbenchRuns({...})`` holding the records of the
+- ``runs/<first two hex digits of the id>.json``: the records of the ids that start with those digits as
+  loaded, one object {run id: record} (the no-JavaScript view; every suite page links its runs' shards inside a
+  ``<noscript>``); one file per shard rather than per run, since creating 10,000 small files was a large part
+  of a 10,000-record report's time;
+- ``runs/<first two hex digits of the id>.js``: the same shard for the page, ``convbenchRuns({...})`` holding the records of the
   ids that start with those digits, each with what the page says about it besides the record (its title, its
   suite page, whether the current suite file supersedes it, and how the suite file changed since it ran);
   a ``<script>`` can load it from a page opened straight from disk, where ``fetch`` of a local file cannot;
 - ``run.html#<id>``: the page; its script loads the id's shard and draws the run with ``textContent`` only
-  (no record text is ever parsed as markup).
+  (no record text is ever parsed as markup), and offers the run's record alone as a download (``<id>.json``,
+  built in the browser from the shard).
+
+Both files of a shard are written only when their bytes changed, so a report over an existing site leaves the
+shards of unchanged records alone.
 
 Every number the page shows comes from the record in the shard.
 """
@@ -32,8 +37,9 @@ def run_href(run_id: str) -> str:
 
 
 def data_href(run_id: str) -> str:
-    """The site-relative link to a run's raw record (what the page draws)."""
-    return f"runs/{run_id}.json"
+    """The site-relative link to the file holding a run's raw record (what the page draws): its shard's
+    ``{run id: record}``."""
+    return f"runs/{shard_of(run_id)}.json"
 
 
 def shard_of(run_id: str) -> str:
@@ -118,16 +124,18 @@ def _finite(v):
 
 
 def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, slug) -> int:
-    """Write every record's ``runs/<id>.json`` (when changed) and the shards; returns the number of runs.
+    """Write every shard's ``runs/<shard>.json`` (the records) and ``runs/<shard>.js`` (records and page data),
+    each only when changed; returns the number of runs.
     ``metric_names``: per task, metric key → display name; ``slug``: the suite page's file-name rule."""
     shards: dict[str, list[str]] = {}
+    blobs: dict[str, list[tuple[str, str]]] = {}  # shard → (run id, record JSON): each record encoded once
     cache: dict = {}
     tasks_seen: set = set()
     pages: dict = {}  # suite name → its page (``slug`` is a pure function of the name: once per suite)
     for rec in records:
         rid = rec["id"]
         blob = _dumps(_public(rec))
-        site.write_if_changed(data_href(rid), blob + "\n")
+        key = json.dumps(rid)
         accs = [
             h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _finite(h.get("test_acc"))
         ]
@@ -142,9 +150,13 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
             "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache),
         }
         tasks_seen.add(rec.get("task"))
-        shards.setdefault(shard_of(rid), []).append(f'{json.dumps(rid)}:{{"record":{blob},"page":{_dumps(page)}}}')
+        shard = shard_of(rid)
+        shards.setdefault(shard, []).append(f'{key}:{{"record":{blob},"page":{_dumps(page)}}}')
+        blobs.setdefault(shard, []).append((rid, f"{key}:{blob}"))
     names = _dumps({str(t): metric_names.get(t, {}) for t in sorted(tasks_seen, key=str)})
     for shard, entries in sorted(shards.items()):
+        # ids in sorted order: the object ``_dumps`` would write (sorted keys), without encoding a record twice
+        site.write_if_changed(f"runs/{shard}.json", "{" + ",".join(e for _, e in sorted(blobs[shard])) + "}\n")
         site.write_if_changed(
             f"runs/{shard}.js", 'convbenchRuns({"metric_names":' + names + ',"runs":{' + ",".join(entries) + "}});\n"
         )

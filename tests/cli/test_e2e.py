@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.report.runpage import data_href
 from bench.zoo.layers import LAYERS
 
 pytestmark = pytest.mark.slow  # whole suites through the command line: left out of `pytest -m "not slow"`
@@ -77,7 +78,7 @@ def test_quick_suite_leaves_one_row_per_registered_family(quick_site):
         t = r["timing"]  # training MACs: 3 × training-mode forward MACs per image × images seen
         assert t["train_macs_estimate"] == pytest.approx(3 * t["train_forward_macs"] * r["history"][-1]["images_seen"])
         by_family[r["spec"]["layer"]["name"]] = (r["macs"], t["train_forward_macs"])
-        assert (site / "runs" / f"{r['id']}.json").exists()  # drawn by run.html#<id>
+        assert r["id"] in json.loads((site / data_href(r["id"])).read_text())  # drawn by run.html#<id>
     conv_inference, conv_training = by_family["conv"]
     assert conv_training < 1.1 * conv_inference  # batch norm's statistics are cheap
     deconv_inference, deconv_training = by_family["deconv"]

@@ -262,15 +262,17 @@ def test_time_to_threshold_counts_only_the_seeds_that_reached_it(tmp_path):
 
 def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_path):
     """Run pages are drawn in the browser from each run's data (issue 20 item 6): one run.html for every run,
-    ``runs/<id>.json`` per record and a shard per id prefix. A report over an existing site leaves the data file
-    of an unchanged record alone (not even rewritten), rewrites that of a changed record and a damaged file,
-    removes that of a record that is gone; every kept file is byte-identical to a fresh build's."""
+    and per id prefix a shard of records, ``runs/<shard>.json`` ({run id: record}, the no-JavaScript view) and
+    ``runs/<shard>.js`` (for the page), no file per run. A report over an existing site leaves the files of a
+    shard whose records are unchanged alone (not even rewritten), rewrites those of a changed record's shard and
+    a damaged file, removes those of a shard whose records are gone; every kept file is byte-identical to a
+    fresh build's."""
     import json
     import os
     import re
 
     from bench.records.records import write_json_atomic
-    from bench.report.runpage import shard_of
+    from bench.report.runpage import data_href, shard_of
     from bench.report.site import build_site
 
     suites = tmp_path / "suites"
@@ -286,45 +288,60 @@ def test_rebuild_keeps_unchanged_run_data_and_rewrites_or_removes_the_rest(tmp_p
     site, runs = tmp_path / "site", tmp_path / "site" / "runs"
     build_site(tmp_path / "results", suites, site)
     ids = {k: json.loads(p.read_text())["id"] for k, p in paths.items()}
-    data_of = {k: runs / f"{i}.json" for k, i in ids.items()}
+    assert all(data_href(i) == f"runs/{shard_of(i)}.json" for i in ids.values())
     assert (site / "run.html").is_file() and not list(site.rglob("runs/*.html"))  # one page, no page per run
-    # the record as loaded (records written before identity version 2 say their version once loaded)
-    assert json.loads(data_of[("conv", 0)].read_text()) == dict(
-        json.loads(paths[("conv", 0)].read_text()), identity_version=2
-    )
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        {f"{shard_of(i)}.{ext}" for i in ids.values() for ext in ("json", "js")}
+    )  # no file per run
+    # every run's record as loaded (what runs/<id>.json held: records written before identity version 2 say
+    # their version once loaded), under its id in its shard, and nothing else there
+    for k, i in ids.items():
+        shard = json.loads((site / data_href(i)).read_text())
+        assert shard[i] == dict(json.loads(paths[k].read_text()), identity_version=2)
+        assert set(shard) == {j for j in ids.values() if shard_of(j) == shard_of(i)}
     shard = (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()
     assert shard.startswith("convbenchRuns(") and f'"{ids[("conv", 0)]}":' in shard
-    before = {k: (pg.read_bytes(), pg.stat().st_mtime_ns) for k, pg in data_of.items()}
-    for pg in data_of.values():  # mtimes far in the past: a rewrite cannot keep them
-        os.utime(pg, ns=(1_000_000_000, 1_000_000_000))
+    files = sorted(runs.iterdir())
+    before = {p.name: p.read_bytes() for p in files}
+    for p in files:  # mtimes far in the past: a rewrite cannot keep them
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
 
     changed = json.loads(paths[("conv", 0)].read_text())
     changed["metrics"]["top1"] = 12.345
     write_json_atomic(paths[("conv", 0)], changed)
-    damaged = data_of[("conv", 1)]
-    damaged.write_bytes(before[("conv", 1)][0][:-40])
+    damaged = site / data_href(ids[("conv", 1)])
+    damaged.write_bytes(before[damaged.name][:-40])
     os.utime(damaged, ns=(1_000_000_000, 1_000_000_000))
     paths[("sep-space", 2)].unlink()
+    gone = ids.pop(("sep-space", 2))
     build_site(tmp_path / "results", suites, site)
 
-    assert b"12.345" in data_of[("conv", 0)].read_bytes() and data_of[("conv", 0)].stat().st_mtime_ns != 1_000_000_000
+    conv0 = site / data_href(ids[("conv", 0)])
+    assert json.loads(conv0.read_text())[ids[("conv", 0)]]["metrics"]["top1"] == 12.345
+    assert conv0.stat().st_mtime_ns != 1_000_000_000
     assert "12.345" in (runs / f"{shard_of(ids[('conv', 0)])}.js").read_text()  # the page draws the new number
-    assert damaged.read_bytes() == before[("conv", 1)][0]
-    assert not data_of[("sep-space", 2)].exists()
-    untouched = [k for k in data_of if k not in {("conv", 0), ("conv", 1), ("sep-space", 2)}]
-    assert len(untouched) == 6
-    for k in untouched:
-        assert data_of[k].stat().st_mtime_ns == 1_000_000_000 and data_of[k].read_bytes() == before[k][0]
+    assert damaged.read_bytes() == before[damaged.name] or shard_of(ids[("conv", 1)]) == shard_of(ids[("conv", 0)])
+    assert json.loads(damaged.read_text())[ids[("conv", 1)]]  # repaired
+    live = {shard_of(i) for i in ids.values()}
+    if shard_of(gone) not in live:
+        assert not (runs / f"{shard_of(gone)}.json").exists() and not (runs / f"{shard_of(gone)}.js").exists()
+    touched = {shard_of(ids[("conv", 0)]), shard_of(ids[("conv", 1)]), shard_of(gone)}
+    untouched = [p for p in runs.iterdir() if p.stem not in touched]
+    assert len(untouched) == 2 * len(live - touched) >= 6
+    for p in untouched:
+        assert p.stat().st_mtime_ns == 1_000_000_000 and p.read_bytes() == before[p.name]
     fresh = tmp_path / "fresh"
     build_site(tmp_path / "results", suites, fresh)
     assert sorted(p.name for p in (fresh / "runs").iterdir()) == sorted(p.name for p in runs.iterdir())
     for p in (fresh / "runs").iterdir():
         assert p.read_bytes() == (runs / p.name).read_bytes()
-    # every run link of the suite page opens run.html at a run that has data, and has a no-JavaScript twin
+    # every run link of the suite page opens run.html at a run that has data, and has a no-JavaScript twin: the
+    # shard that holds its record
     page = (site / "suite-rep.html").read_text()
     linked = set(re.findall(r'href="run\.html#([0-9a-f]{16})"', page))
-    assert linked == {p.stem for p in runs.glob("*.json")}
-    assert set(re.findall(r'href="runs/([0-9a-f]{16})\.json"', page)) == linked
+    assert linked == set(ids.values())
+    assert set(re.findall(r'href="(runs/[0-9a-f]{2}\.json)"', page)) == {data_href(i) for i in linked}
+    assert "runs/" + ids[("conv", 0)] not in page
 
 
 def test_notes_render_markdown_escaped():

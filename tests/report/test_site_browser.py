@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.report.runpage import data_href
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -177,8 +178,8 @@ def _problems(entries: list[dict]) -> list[str]:
 
 
 def _run_ids(site: Path) -> list[str]:
-    """The runs the site has data for (``runs/<id>.json``), each drawn by ``run.html#<id>``."""
-    return sorted(p.stem for p in (site / "runs").glob("*.json"))
+    """The runs the site has data for (in its shards' ``runs/<shard>.json``), each drawn by ``run.html#<id>``."""
+    return sorted(i for p in (site / "runs").glob("*.json") for i in json.loads(p.read_text()))
 
 
 def _open_run(browser: _Browser, site: Path, run_id: str) -> list[dict]:
@@ -248,11 +249,16 @@ def test_pages_load_without_console_errors(site, browser):
         assert title.startswith("browser · ") and title.endswith(" · preact-resnet · seed 0 — run " + run_id), title
         text = browser.js("return document.getElementById('run').textContent")
         assert "Top-1 (%)" in text and "{'" not in text.split("Spec (")[0]
-        # the no-JavaScript view: the record itself, linked from the page
-        assert (
-            browser.js("return document.querySelector('#run a[href$=\".json\"]').getAttribute('href')")
-            == f"runs/{run_id}.json"
+        # the record itself, offered as one file of its own (built in the page from the shard's copy)
+        link = browser.js(
+            "var a = document.getElementById('run-record'); return [a.getAttribute('href'), a.getAttribute('download')]"
         )
+        assert link[0].startswith("blob:") and link[1] == f"{run_id}.json", link
+        blob = browser.js(
+            "var x = new XMLHttpRequest(); x.open('GET', arguments[0], false); x.send(); return x.responseText", link[0]
+        )
+        shard = json.loads((site / data_href(run_id)).read_text())
+        assert json.loads(blob) == shard[run_id]
     # an address naming no run of the site says so (and loads nothing that fails)
     _open(browser, site / "run.html")
     assert browser.js("return document.getElementById('run').getAttribute('data-state')") == "no-id"

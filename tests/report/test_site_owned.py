@@ -54,7 +54,7 @@ def test_rebuild_deletes_only_what_it_wrote(tmp_path, capsys):
     suites, results, paths = _site_inputs(tmp_path)
     site = tmp_path / "site"
     assert _report(tmp_path, results, suites, site, capsys)[0] == 0
-    own = sorted((site / "runs").glob("*.json"))  # each run's data (run.html draws it)
+    own = sorted((site / "runs").glob("*.json"))  # each shard's records (run.html draws them from its .js)
     (site / "runs" / "user.html").write_text("mine")
     (site / "data" / "user.csv").write_text("mine")
     (site / "extra.html").write_text("mine")
@@ -94,7 +94,7 @@ def test_a_linked_page_is_replaced_not_written_through(tmp_path, capsys):
     assert _report(tmp_path, results, suites, site, capsys)[0] == 0
     outside = tmp_path / "outside.html"
     outside.write_text("keep")
-    data, shard = next((site / "runs").glob("*.json")), next((site / "runs").glob("*.js"))  # a run's data files
+    data, shard = next((site / "runs").glob("*.json")), next((site / "runs").glob("*.js"))  # a shard's data files
     for p in (site / "index.html", data, shard):
         p.unlink()
         p.symlink_to(outside)

@@ -1,4 +1,4 @@
-"""run.html and its data: one page drawn in the browser from runs/*.json (bench.report.runpage), with each
+"""run.html and its data: one page drawn in the browser from runs/<shard>.js (bench.report.runpage), with each
 record's artifacts copied into the site."""
 
 from __future__ import annotations
