@@ -82,13 +82,25 @@ def read_record(path: str | Path) -> tuple[dict, bytes]:
     (finite numbers, bounded nesting), a mapping with the required keys, of the current schema, with every
     field of its declared type (:mod:`bench.records.recordschema`). ValueError (one line, naming the field) or OSError
     otherwise. :func:`check_record` adds the checks that need the results folder."""
-    from bench.records.recordschema import range_error, type_error, valid
-    from bench.records.safeio import RECORD_MAX_BYTES, parse_json, read_regular
+    blob = read_regular_record(path)
+    return parse_record(blob), blob
 
-    blob = read_regular(path, RECORD_MAX_BYTES)
+
+def read_regular_record(path: str | Path) -> bytes:
+    """A record file's bytes: a regular file under the record size cap (OSError, or ValueError naming why)."""
+    from bench.records.safeio import RECORD_MAX_BYTES, read_regular
+
+    return read_regular(path, RECORD_MAX_BYTES)
+
+
+def parse_record(blob: bytes) -> dict:
+    """The record in a file's bytes, with every check of :func:`read_record` on them (ValueError otherwise)."""
+    from bench.records.recordschema import range_error, type_error, valid
+    from bench.records.safeio import parse_json
+
     rec = _well_formed(blob, valid)
     if rec is not None:
-        return rec, blob
+        return rec
     # the full checks, one at a time, each naming what is wrong
     rec = parse_json(blob)
     if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
@@ -98,7 +110,7 @@ def read_record(path: str | Path) -> tuple[dict, bytes]:
     reason = type_error(rec) or range_error(rec)
     if reason:
         raise ValueError(reason)
-    return rec, blob
+    return rec
 
 
 def _well_formed(blob: bytes, valid) -> dict | None:
@@ -175,25 +187,43 @@ def record_files(root: Path) -> list[Path]:
     ]
 
 
-def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]]:
-    """All readable records under ``results``, and (file, reason) for every file that is not one."""
+def load_records(results: str | Path, use_memo: bool = True) -> tuple[list[dict], list[tuple[str, str]]]:
+    """All readable records under ``results``, and (file, reason) for every file that is not one. Every file is
+    read and hashed; one whose bytes passed before is taken from the record memo (:mod:`bench.records.memo`,
+    ``use_memo=False``: parse every file) instead of being parsed and validated again."""
+    from bench.records.memo import RecordMemo
+
     records, problems = [], []
     seen: dict[str, str] = {}
     root = Path(results)
     if not root.exists():
         return records, problems
+    memo = RecordMemo(root) if use_memo else None
     for path in record_files(root):
         try:
-            rec, blob = read_record(path)
+            blob = read_regular_record(path)
         except OSError as exc:
             problems.append((str(path), f"cannot read ({exc.strerror or type(exc).__name__})"))
             continue
         except ValueError as exc:
             problems.append((str(path), str(exc)))
             continue
-        reason = check_record(rec, root)
+        digest = hashlib.sha256(blob).hexdigest()
+        rec = memo.get(digest) if memo is not None else None
+        if rec is not None:
+            reason = artifacts_problem(rec, root)  # the folder may have changed around the same bytes
+        else:
+            try:
+                rec = parse_record(blob)
+            except ValueError as exc:
+                problems.append((str(path), str(exc)))
+                continue
+            reason = check_record(rec, root)
+            if reason is None and memo is not None:
+                memo.put(digest, rec)  # before the loader adds its own keys
         if reason is None:
-            rekey_in_memory(rec)
+            if not rekey_in_memory(rec):
+                rec["_file"] = blob  # the record as its file has it (the site embeds it without encoding it again)
             key = f"{rec['spec']['suite']}/{rec['id']}"
             if key in seen:
                 reason = f"same run id as {seen[key]}"
@@ -202,8 +232,10 @@ def load_records(results: str | Path) -> tuple[list[dict], list[tuple[str, str]]
             continue
         seen[key] = str(path)
         rec["_path"] = str(path.relative_to(root))
-        rec["_digest"] = hashlib.sha256(blob).hexdigest()[:32]  # the file's content (site page reuse)
+        rec["_digest"] = digest[:32]  # the file's content
         records.append(rec)
+    if memo is not None:
+        memo.save()
     return records, problems
 
 
@@ -246,6 +278,13 @@ def check_record(rec: dict, root: str | Path) -> str | None:
         return "suite.name: missing or differs from spec.suite"
     if not isinstance(rec.get("label"), str) or not isinstance(rec.get("status"), str):
         return "label/status: missing or not text"
+    return artifacts_problem(rec, root)
+
+
+def artifacts_problem(rec: dict, root: str | Path) -> str | None:
+    """Why a record's artifact list cannot be trusted (one line), or None: every path must stay inside the
+    results folder ``root`` as it is now (resolved, so a link out of it is refused). The part of
+    :func:`check_record` that depends on the folder, not only on the record's bytes."""
     arts = rec.get("artifacts")
     if arts is not None:
         if not isinstance(arts, list):

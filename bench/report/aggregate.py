@@ -18,8 +18,13 @@ KNOWN_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "mnist": 10}
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run record, with the fields the leaderboard needs flattened (:func:`run_row`)."""
-    return pd.DataFrame([run_row(r) for r in records])
+    """One row per run record, with the fields the leaderboard needs flattened (:func:`run_row`); each row is
+    kept on its record (``_row``) for :func:`aggregate_rows`, which needs them as plain dicts again."""
+    rows = []
+    for r in records:
+        r["_row"] = row = run_row(r)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def run_row(r: dict) -> dict:
@@ -139,7 +144,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
     is expanded once (for one seed) and a record's id is checked against the specs of its family and backbone
     with its seed put in: the work grows with the records, not with records × rows × seeds."""
     from bench.errors import BenchError
-    from bench.spec.identity import id_of, identity
+    from bench.spec.identity import canonical_parts, id_with_seed
 
     # (suite, overrides json) -> {(family, backbone name): [spec dicts]}: keyed by what a row's id cannot lose
     # (a relabelled row keeps its id, so the label is not part of the key)
@@ -156,7 +161,9 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
                 except (BenchError, KeyError, TypeError):
                     continue
                 for sp in specs:  # not ``key``: that names this cache entry
-                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(identity(sp.to_dict()))
+                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(
+                        canonical_parts(sp.to_dict())
+                    )
             rows_of[key] = found
         return rows_of[key]
 
@@ -174,7 +181,7 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
         found = row_specs(name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
         seed = int(spec.get("seed", 0))
         candidates = found.get((spec["layer"].get("name"), (spec.get("backbone") or {}).get("name")), [])
-        if not any(id_of(dict(c, seed=seed)) == r["id"] for c in candidates):
+        if not any(id_with_seed(c, seed) == r["id"] for c in candidates):
             out[r["id"]] = (
                 f"{r.get('_path') or r['id']}: superseded by the current suite {name!r} "
                 f"(row {r.get('label')!r}, seed {spec.get('seed')}: the suite file now gives this "
@@ -224,7 +231,8 @@ def aggregate_rows(df: pd.DataFrame, by_id: dict) -> tuple[list[dict], list[str]
     else:
         means, stds, counts = {}, {}, {}
     members: dict[tuple, list[dict]] = {}  # runs per row, in order of first appearance (plain dicts)
-    for r in (run_row(by_id[i]) for i in df["id"]):  # DataFrame.to_dict costs a pandas call per column
+    # the rows runs_frame built (DataFrame.to_dict costs a pandas call per column)
+    for r in (by_id[i]["_row"] if "_row" in by_id[i] else run_row(by_id[i]) for i in df["id"]):
         members.setdefault((r["backbone"], r["backbone_options"], r["label"]), []).append(r)
     for key, g in members.items():
         backbone, bopts, label = key

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from bench.spec.identity import identity
 
@@ -115,6 +116,27 @@ def _public(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if not k.startswith("_")}
 
 
+_LAYOUT = re.compile(r"[\r\n\t][\r\n\t ]*")  # line breaks and the indentation after them
+
+
+def record_json(rec: dict) -> str:
+    """The record as loaded (:func:`_public`) as compact JSON text. A record unchanged since it was read from
+    its file (``_file``, set by :func:`bench.records.records.load_records` and dropped by whatever changes the
+    record) is its file's text with the line breaks and indentation taken out, not encoded again: encoding
+    every record was most of a 10,000-record report's run data. That is safe on any file the reader accepted:
+    strict JSON has no raw line break or tab inside a string, so each one, and the spaces after it, lies
+    between tokens (the spaces of ``": "`` stay)."""
+    blob = rec.get("_file")
+    if blob is not None:
+        try:
+            text = _LAYOUT.sub("", blob.decode("utf-8")).strip()
+        except UnicodeDecodeError:
+            text = ""
+        if text.startswith("{") and text.endswith("}"):
+            return text
+    return _dumps(_public(rec))
+
+
 def _dumps(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
 
@@ -134,7 +156,7 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
     pages: dict = {}  # suite name → its page (``slug`` is a pure function of the name: once per suite)
     for rec in records:
         rid = rec["id"]
-        blob = _dumps(_public(rec))
+        blob = record_json(rec)
         key = json.dumps(rid)
         accs = [
             h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _finite(h.get("test_acc"))

@@ -1,0 +1,144 @@
+"""The record memo (bench.records.memo) and the report's shortcuts that must give what the long way gives: a
+memoised load equals a fresh parse, sees every change of a file or of its folder, and ignores a damaged memo;
+a run id assembled part by part equals the hash of the whole identity; the run data's record text is the
+record."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+import bench.records.records as records_mod
+from bench.records.records import json_bytes, load_records
+from bench.report.runpage import _public, record_json
+from bench.spec.identity import canonical_parts, id_of, id_with_seed, identity, run_id
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def results(tmp_path):
+    """A results folder with a few committed records (two suites)."""
+    out = tmp_path / "results"
+    for suite in ("fast-cifar-v2", "quick"):
+        files = sorted((ROOT / "results" / suite).glob("*.json"))[:3]
+        assert files, suite
+        (out / suite).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, out / suite / f.name)
+    return out
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """How many files load_records parsed and validated (not taken from the memo)."""
+    count = [0]
+    real = records_mod.parse_record
+
+    def counting(blob):
+        count[0] += 1
+        return real(blob)
+
+    monkeypatch.setattr(records_mod, "parse_record", counting)
+    return count
+
+
+def test_a_memoised_load_equals_a_fresh_parse_and_parses_nothing(results, parses):
+    fresh, problems = load_records(results, use_memo=False)
+    assert len(fresh) == 6 and not problems and parses[0] == 6
+    first, _ = load_records(results)  # fills the memo
+    parses[0] = 0
+    again, _ = load_records(results)
+    assert parses[0] == 0  # every file from the memo
+    assert again == first == fresh  # the same records, report keys (_path, _digest, _file) included
+
+
+def test_a_changed_file_is_parsed_again_and_a_new_one_too(results, parses):
+    load_records(results)
+    victim = sorted((results / "quick").glob("*.json"))[0]
+    rec = json.loads(victim.read_text())
+    rec["metrics"]["top1"] = 12.5  # a different record under the same name and id
+    victim.write_bytes(json_bytes(rec))
+    parses[0] = 0
+    loaded, problems = load_records(results)
+    assert parses[0] == 1 and not problems
+    assert {r["_path"]: r for r in loaded}[str(victim.relative_to(results))]["metrics"]["top1"] == 12.5
+    victim.write_text("{not json")  # and a file that no longer is a record is reported, memo or not
+    loaded, problems = load_records(results)
+    assert len(loaded) == 5 and [Path(p).name for p, _ in problems] == [victim.name]
+
+
+def test_a_damaged_or_foreign_memo_is_not_used(results, parses, tmp_path):
+    from bench.records.memo import RecordMemo
+
+    want, _ = load_records(results)
+    memo = RecordMemo(results).path  # this folder's memo
+    blob = bytearray(memo.read_bytes())
+    blob[-10] ^= 0xFF  # one byte of the payload
+    memo.write_bytes(bytes(blob))
+    parses[0] = 0
+    assert load_records(results)[0] == want and parses[0] == 6  # checked, refused, every file parsed
+    # another folder's memo (same bytes, other path) is another file: nothing of this folder's is reused
+    other = tmp_path / "other"
+    shutil.copytree(results, other)
+    parses[0] = 0
+    load_records(other)
+    assert parses[0] == 6
+
+
+def test_artifact_paths_are_checked_against_the_folder_as_it_is_now(results, tmp_path):
+    suite = results / "quick"
+    victim = sorted(suite.glob("*.json"))[0]
+    rec = json.loads(victim.read_text())
+    rec["artifacts"] = [{"path": "quick/artifacts/x/plot.png", "kind": "image"}]
+    victim.write_bytes(json_bytes(rec))
+    (suite / "artifacts" / "x").mkdir(parents=True)
+    (suite / "artifacts" / "x" / "plot.png").write_bytes(b"png")
+    loaded, problems = load_records(results)
+    assert len(loaded) == 6 and not problems
+    # the same record bytes, but its artifact folder is now a link out of the results folder
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(suite / "artifacts")
+    (suite / "artifacts").symlink_to(outside, target_is_directory=True)
+    loaded, problems = load_records(results)
+    assert len(loaded) == 5 and "outside the results folder" in problems[0][1]
+
+
+def _random_value(rng: random.Random, depth: int):
+    kind = rng.random()
+    if depth > 2 or kind < 0.5:
+        return rng.choice([None, 0, 1, 2.5, True, "null", "a", "", -3])
+    if kind < 0.75:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice("abcdef"): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def test_a_run_id_assembled_from_parts_is_the_hash_of_the_whole_identity():
+    rng = random.Random(0)
+    base = json.loads(sorted((ROOT / "results" / "fast-cifar-v2").glob("*.json"))[0].read_text())["spec"]
+    for _ in range(300):
+        spec = copy.deepcopy(base)
+        for part in ("task", "dataset", "backbone", "layer", "protocol"):
+            target = spec[part] if part == "protocol" else spec[part].setdefault("options", {})
+            for _ in range(rng.randint(0, 3)):
+                target[rng.choice("abcdefg")] = _random_value(rng, 0)
+        if rng.random() < 0.3:
+            spec["overrides"] = {"x": _random_value(rng, 0)}
+        assert run_id(spec) == id_of(identity(spec))
+        seed = rng.randint(0, 10**6)
+        assert id_with_seed(canonical_parts(spec), seed) == id_of(dict(identity(spec), seed=seed))
+
+
+def test_the_run_data_text_of_a_record_is_the_record(results):
+    loaded, _ = load_records(results)
+    for rec in loaded:
+        assert "_file" in rec and json.loads(record_json(rec)) == _public(rec)
+        changed = dict(rec, label="relabelled")
+        changed.pop("_file")  # what a change does (pages.run.copy_artifacts drops it when it adds site paths)
+        assert json.loads(record_json(changed))["label"] == "relabelled"
