@@ -26,6 +26,7 @@ import copy
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,11 +77,13 @@ def synthetic_results(source: Path, out: Path, n: int) -> int:
     return n
 
 
-def timed(cmd: list[str]) -> dict:
-    """Run ``cmd`` (a report process); its wall seconds, CPU seconds (user + sys) and peak memory."""
+def timed(cmd: list[str], cache: Path | None = None) -> dict:
+    """Run ``cmd`` (a report process); its wall seconds, CPU seconds (user + sys) and peak memory. ``cache``:
+    the harness cache folder it gets (``BENCH_CACHE``; a new empty one is a cold record memo)."""
+    env = dict(os.environ, **({"BENCH_CACHE": str(cache)} if cache is not None else {}))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True, env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -95,13 +98,23 @@ def scale(args, tmp: Path) -> list[dict]:
         results = tmp / f"synthetic-{n}"
         synthetic_results(Path(args.results), results, n)
         base = [sys.executable, "-c", REPORT, "report", "--results", str(results), "--suites", args.suites, "--site"]
-        fresh, over = [], []
+        cold, fresh, over = [], [], []
         load0 = os.getloadavg()
+        warm = tmp / f"cache-{n}"  # one harness cache for the warm runs: the record memo of this folder
+        timed(base + [str(tmp / f"site-{n}-warmup" / "site")], warm)
         for k in range(args.repeats):
-            fresh.append(timed(base + [str(tmp / f"site-{n}-{k}" / "site")]))
-            over.append(timed(base + [str(tmp / f"site-{n}-{k}" / "site")]))  # over the site just built
+            # the warm cache without its record memo: registry catalog and YAML memo as warm, records cold
+            cold_cache = tmp / f"cache-{n}-{k}-cold"
+            shutil.copytree(warm, cold_cache, ignore=lambda d, names: ["records"] if Path(d) == warm else [])
+            cold.append(timed(base + [str(tmp / f"site-{n}-{k}-cold" / "site")], cold_cache))
+            fresh.append(timed(base + [str(tmp / f"site-{n}-{k}" / "site")], warm))
+            over.append(timed(base + [str(tmp / f"site-{n}-{k}" / "site")], warm))  # over the site just built
         load1 = os.getloadavg()
-        for how, runs in (("into a new folder", fresh), ("over an existing site", over)):
+        for how, runs in (
+            ("into a new folder, no record memo", cold),
+            ("into a new folder", fresh),
+            ("over an existing site", over),
+        ):
             rows.append(
                 {
                     "command": f"bench report, {n:,} synthetic records ({how})",
@@ -171,7 +184,10 @@ def main(argv=None) -> dict:
             f"each as a fresh process, medians of wall time. Report imported torch: {probe['torch']}. "
             "Target: ratio ≤ 2. Scale rows (issue 20 item 6, target ≤ 5 s at 10,000 records into a new "
             f"folder): synthetic records cloned from the committed ones with new seeds, validated by "
-            f"the harness, {args.repeats} repeats each, medians; cpu_s is the report process's user + "
+            f"the harness, {args.repeats} repeats each, medians; 'no record memo': each report with a new "
+            "empty harness cache (every record parsed and validated), the others with the record memo of "
+            "an earlier report of the same records (bench.records.memo: files read and hashed, unchanged "
+            f"ones not parsed again); cpu_s is the report process's user + "
             f"sys time, which a busy machine does not inflate as it does wall time "
             f"({os.cpu_count()} cores; load_1min is the machine's 1-minute load average during "
             "those runs)."

@@ -61,7 +61,11 @@ def test_report_speed_measures_a_torch_free_report(tmp_path):
     assert res["ratio_new_folder"] == rows[1]["median_s"] / rows[2]["median_s"]
     # at scale: 12 synthetic records (validated), a report into a new folder and one over it, CPU time measured
     scaled = [r for r in rows if r.get("records") == 12]
-    assert [r["command"].split("(")[1] for r in scaled] == ["into a new folder)", "over an existing site)"]
+    assert [r["command"].split("(")[1] for r in scaled] == [
+        "into a new folder, no record memo)",
+        "into a new folder)",
+        "over an existing site)",
+    ]
     assert all(r["cpu_s"] > 0 and r["maxrss_mb"] > 10 and r["load_1min"] >= 0 for r in scaled)
 
 
