@@ -101,25 +101,15 @@ class RecordMemo:
         """Write the memo if a file was added, changed or removed since it was read; best effort."""
         if self.key is None or not (self.changed or set(self.seen) != set(self.entries)):
             return
-        import os
-        import tempfile
-
         from bench.cache import prune, touch, usable_dir, write_failed
+        from bench.records.safeio import write_bytes_atomic
 
         folder = usable_dir(self.path.parent)
         path = folder / self.path.name
         payload = marshal.dumps(self.seen)
-        # written whole or not at all (a temporary file renamed over the memo; records.write_bytes_atomic's way,
-        # not imported: bench.records.records imports this module)
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + hashlib.sha256(self.key.encode() + payload).digest() + payload)
-            os.replace(tmp, path)
+        try:  # written whole or not at all; not fsynced (a cache, rebuilt at will)
+            write_bytes_atomic(path, MAGIC + hashlib.sha256(self.key.encode() + payload).digest() + payload, False)
         except OSError as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             write_failed(path, exc)
             return
         touch(path)

@@ -6,20 +6,18 @@ renamed over the final name, so a process killed at any moment leaves either the
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench import RECORD_SCHEMA
+from bench.records.safeio import FILE_MODE, write_bytes_atomic  # noqa: F401 (re-exported)
 from bench.spec.identity import ID_FORMAT, IDENTITY_VERSION, record_id_problem, run_id
 
-FILE_MODE = 0o644
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")  # suite names and row labels: one path component
 
 
@@ -32,31 +30,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> None:
-    """Write ``blob`` to ``path`` through a temporary file in the same folder and ``os.replace``: readers see the
-    old file or the new one, never a part. ``durable``: fsync before the rename (records); files rebuilt at will
-    (the site, caches) skip it (the site's eight fsyncs were about 5 % of a report's build time)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; records and site files are world-readable
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # full disk, a folder where the file belongs…: named by the file it was writing
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def json_bytes(data: Any) -> bytes:
@@ -232,7 +205,6 @@ def load_records(results: str | Path, use_memo: bool = True) -> tuple[list[dict]
             continue
         seen[key] = str(path)
         rec["_path"] = str(path.relative_to(root))
-        rec["_digest"] = digest[:32]  # the file's content
         records.append(rec)
     if memo is not None:
         memo.save()

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import errno
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 RECORD_MAX_BYTES = 8 << 20  # a run record (the largest committed one is ~10 kB)
 SUITE_MAX_BYTES = 1 << 20  # a suite file (the largest committed one is ~30 kB)
 MAX_DEPTH = 64  # JSON / YAML nesting (records nest 5 deep)
+FILE_MODE = 0o644  # records, site and cache files are world-readable
 
 
 class Refused(ValueError):
@@ -124,3 +127,28 @@ def parse_json(blob: bytes, max_depth: int = MAX_DEPTH) -> Any:
     if reason:
         raise Refused(reason)
     return value
+
+
+def write_bytes_atomic(path: str | Path, blob: bytes, durable: bool = True) -> None:
+    """Write ``blob`` to ``path`` through a temporary file in the same folder and ``os.replace``: readers see the
+    old file or the new one, never a part. ``durable``: fsync before the rename (records); files rebuilt at will
+    (the site, caches) skip it (the site's eight fsyncs were about 5 % of a report's build time)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; records and site files are world-readable
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # full disk, a folder where the file belongs…: named by the file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
