@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One worker of a long CPU campaign (development machines): pulls "label seed est_s [suite]" lines from a queue
-# file, runs each as `bench run SUITE --only LABEL --seeds SEED` on one thread, and copies the record into the
+# One worker of a long CPU campaign (development machines): pulls "label seed est_s [suite [tier]]" lines from a queue
+# file, runs each as `bench run SUITE --only LABEL --seeds SEED [--tier TIER]` on one thread, and copies the record into the
 # main checkout's results. A run is started only if its estimate ends before DEADLINE (epoch seconds), so no
 # run straddles the end of a session (a run still going at the stop is lost). Start two, one per core:
 #
@@ -35,10 +35,10 @@ while true; do
     line=$(pull)
     [ -z "$line" ] && { echo "[$W] $(date +%T) nothing fits before the deadline; stop"; break; }
     set -- $line
-    label=$1; seed=$2; est=$3; suite=${4:-fast-cifar-v2}
-    echo "[$W] $(date +%T) start $suite $label seed $seed (est $est s)"
-    bench run "suites/$suite.yaml" --only "$label" --seeds "$seed" --threads 1 --device cpu --no-progress \
-        > "$LOGS/log-$suite-$label-s$seed.txt" 2>&1
+    label=$1; seed=$2; est=$3; suite=${4:-fast-cifar-v2}; tier=${5:-}
+    echo "[$W] $(date +%T) start $suite ${tier:+tier $tier }$label seed $seed (est $est s)"
+    bench run "suites/$suite.yaml" --only "$label" --seeds "$seed" ${tier:+--tier "$tier"} --threads 1 --device cpu \
+        --no-progress > "$LOGS/log-$suite${tier:+-$tier}-$label-s$seed.txt" 2>&1
     echo "[$W] $(date +%T) end $suite $label seed $seed rc=$?"
     mkdir -p "$MAIN/results/$suite"
     for f in "results/$suite/"*"--$label--s$seed--"*.json; do
