@@ -117,6 +117,7 @@ def _public(rec: dict) -> dict:
 
 
 _LAYOUT = re.compile(r"[\r\n\t][\r\n\t ]*")  # line breaks and the indentation after them
+_LAYOUT_LF = re.compile(rb"\n *")  # the same for the harness's own files (LF and spaces only): 2x faster
 
 
 def record_json(rec: dict) -> str:
@@ -129,7 +130,10 @@ def record_json(rec: dict) -> str:
     blob = rec.get("_file")
     if blob is not None:
         try:
-            text = _LAYOUT.sub("", blob.decode("utf-8")).strip()
+            if b"\r" in blob or b"\t" in blob:
+                text = _LAYOUT.sub("", blob.decode("utf-8")).strip()
+            else:
+                text = _LAYOUT_LF.sub(b"", blob).decode("utf-8").strip()
         except UnicodeDecodeError:
             text = ""
         if text.startswith("{") and text.endswith("}"):

@@ -142,3 +142,15 @@ def test_the_run_data_text_of_a_record_is_the_record(results):
         changed = dict(rec, label="relabelled")
         changed.pop("_file")  # what a change does (pages.run.copy_artifacts drops it when it adds site paths)
         assert json.loads(record_json(changed))["label"] == "relabelled"
+
+
+def test_the_run_data_text_of_a_record_laid_out_with_tabs_and_crlf_is_the_record(results):
+    """Files from elsewhere may use CRLF line ends and tab indentation (the fast path is for LF and spaces)."""
+    loaded, _ = load_records(results)
+    rec = loaded[0]
+    text = json.dumps(_public(rec), indent="\t", ensure_ascii=False).replace("\n", "\r\n")
+    assert "\t" in text and "\r\n" in text
+    for blob in (text.encode(), text.replace("\t", "  ").replace("\r\n", "\n").encode()):
+        out = record_json(dict(rec, _file=blob))
+        assert "\n" not in out and "\t" not in out
+        assert json.loads(out) == _public(rec)

@@ -15,10 +15,13 @@ ARTIFACT_MAX_BYTES = 64 << 20
 
 def copy_artifacts(rec: dict, results: Path, site: Site) -> None:
     """Copy a record's artifacts (regular files inside the results folder, under a size cap) into the site."""
+    arts = rec.get("artifacts")
+    if not arts:
+        return  # most records: no path to resolve
     from bench.records.safeio import read_regular
 
     base = Path(results).resolve()
-    for art in rec.get("artifacts") or []:
+    for art in arts:
         src = (base / art.get("path", "")).resolve()
         if base not in src.parents:  # load_records refuses such records; never copy from outside the results
             continue
