@@ -56,8 +56,11 @@ class Setting:
         return f"shortened: {self.tier}" if self.tier else self.kind
 
 
-def classify_setting(suite_info, protocol: dict, target_epochs: int | None) -> Setting:
-    """The setting of runs with effective ``protocol`` for a number or claim at ``target_epochs``."""
+def classify_setting(
+    suite_info, protocol: dict, target_epochs: int | None, task_options: dict | None = None
+) -> Setting:
+    """The setting of runs with effective ``protocol`` (and task options, which tell apart tiers with the same
+    overrides, such as the cells of the faces grid) for a number or claim at ``target_epochs``."""
     base = getattr(suite_info, "protocol", None) or {}
     target = target_epochs or base.get("epochs")
     subsets = any(protocol.get(k) for k in SUBSET_KEYS)
@@ -66,7 +69,11 @@ def classify_setting(suite_info, protocol: dict, target_epochs: int | None) -> S
     if subsets or other_batch or (other_epochs and protocol.get("epochs", 0) < (target or 0)):
         tier = None
         for t in getattr(suite_info, "tiers", None) or []:
-            if all(protocol.get(k) == v for k, v in t["overrides"].items()):
+            if all(protocol.get(k) == v for k, v in t["overrides"].items()) and (
+                task_options is None
+                or {**(getattr(suite_info, "task", None) or {}).get("options", {}), **t.get("task_options", {})}
+                == task_options
+            ):
                 tier = t["name"]
                 break
         return Setting("shortened", tier, protocol.get("epochs"))

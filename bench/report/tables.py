@@ -51,8 +51,9 @@ def leaderboards(
         primary = f"m:{task.primary}" if task else (metric_cols[0] if metric_cols else None)
         refs, claims = [], []
         if suite_info is not None:
-            refs = [_reference(ref, agg_rows, suite_info, first["protocol"]) for ref in suite_info.references]
-            claims = [_claim(claim, agg_rows, suite_info, first["protocol"]) for claim in suite_info.claims]
+            opts = first["task"].get("options") or {}
+            refs = [_reference(ref, agg_rows, suite_info, first["protocol"], opts) for ref in suite_info.references]
+            claims = [_claim(claim, agg_rows, suite_info, first["protocol"], opts) for claim in suite_info.claims]
         if primary and primary + ":mean" in rows:
             rows = rows.sort_values(primary + ":mean", ascending=False, na_position="last")
         row_dicts = [agg_rows[i] for i in rows.index]  # pandas' to_dict costs a call per column and row
@@ -63,7 +64,9 @@ def leaderboards(
             c["check"].get("epochs") for c in (suite_info.claims if suite_info else [])
         }
         epochs = first["protocol"].get("epochs")
-        board_setting = classify_setting(suite_info, first["protocol"], epochs if epochs in named else None)
+        board_setting = classify_setting(
+            suite_info, first["protocol"], epochs if epochs in named else None, first["task"].get("options") or {}
+        )
         out.append(
             Leaderboard(
                 suite=suite,
@@ -92,7 +95,7 @@ def _deviations(suite_info, entry: dict) -> list[dict]:
     return deviation_chips(list(getattr(suite_info, "deviations", []) or []) + list(entry.get("deviations") or []))
 
 
-def _reference(ref: dict, row_recs: list[dict], suite_info, protocol: dict) -> dict:
+def _reference(ref: dict, row_recs: list[dict], suite_info, protocol: dict, task_options: dict | None = None) -> dict:
     """A suite reference matched to its leaderboard row (its label, on its backbone if named), with its verdict."""
     match = [
         r for r in row_recs if r["label"] == ref["row"] and (not ref["backbone"] or r["backbone"] == ref["backbone"])
@@ -105,7 +108,7 @@ def _reference(ref: dict, row_recs: list[dict], suite_info, protocol: dict) -> d
         mean, std, n = best[metric + ":mean"], best.get(metric + ":std"), int(best["n"])
         if _missing(mean):
             mean = None
-    setting = classify_setting(suite_info, protocol, ref.get("epochs"))
+    setting = classify_setting(suite_info, protocol, ref.get("epochs"), task_options)
     v = reference_verdict(ref, mean, std, n, setting, match[0] if match else None)
     if setting.other_epochs:  # no run at the number's epochs: nothing measured for it here
         mean = std = None
@@ -129,9 +132,9 @@ def _reference(ref: dict, row_recs: list[dict], suite_info, protocol: dict) -> d
     }
 
 
-def _claim(claim: dict, row_recs: list[dict], suite_info, protocol: dict) -> dict:
+def _claim(claim: dict, row_recs: list[dict], suite_info, protocol: dict, task_options: dict | None = None) -> dict:
     """A suite claim checked on a leaderboard's rows."""
-    setting = classify_setting(suite_info, protocol, claim["check"].get("epochs"))
+    setting = classify_setting(suite_info, protocol, claim["check"].get("epochs"), task_options)
     v = claim_verdict(claim, row_recs, setting)
     return {
         **claim,

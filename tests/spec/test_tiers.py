@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,16 @@ def test_bad_tier_is_rejected_naming_the_field(tmp_path, bad, field):
     with pytest.raises(SpecError) as exc:
         load_suite(tmp_path / "q.yaml")
     assert field in str(exc.value) and "q.yaml" in str(exc.value)
+
+
+def test_faces_grid_cells_share_overrides_and_are_told_apart_by_task_options():
+    suite = load_suite(ROOT / "suites" / "faces.yaml")
+    cells = [t["name"] for t in suite.tiers]
+    assert len(cells) == 6 and len({json.dumps(t["overrides"]) for t in suite.tiers}) == 1
+    seen = set()
+    for name in cells:
+        spec = suite.expand(tier=name, seeds=[0])[0]
+        seen.add((spec.task["options"]["classes"], spec.task["options"]["split"]))
+        setting = classify_setting(suite, spec.protocol, None, spec.task["options"])
+        assert (setting.kind, setting.tier) == ("shortened", name)
+    assert seen == {(c, s) for c in (10, 40) for s in ("60-40", "40-60", "20-80")}
