@@ -67,15 +67,15 @@ def classify_setting(
     other_batch = base.get("batch_size") is not None and protocol.get("batch_size") != base.get("batch_size")
     other_epochs = target is not None and protocol.get("epochs") != target
     if subsets or other_batch or (other_epochs and protocol.get("epochs", 0) < (target or 0)):
-        tier = None
-        for t in getattr(suite_info, "tiers", None) or []:
-            if all(protocol.get(k) == v for k, v in t["overrides"].items()) and (
-                task_options is None
-                or {**(getattr(suite_info, "task", None) or {}).get("options", {}), **t.get("task_options", {})}
-                == task_options
-            ):
-                tier = t["name"]
-                break
+        tiers = [
+            t
+            for t in getattr(suite_info, "tiers", None) or []
+            if all(protocol.get(k) == v for k, v in t["overrides"].items())
+        ]
+        if len(tiers) > 1 and task_options is not None:  # same overrides: the task options tell them apart
+            base = (getattr(suite_info, "task", None) or {}).get("options", {})
+            tiers = [t for t in tiers if {**base, **t.get("task_options", {})} == task_options]
+        tier = tiers[0]["name"] if tiers else None
         return Setting("shortened", tier, protocol.get("epochs"))
     kind = getattr(suite_info, "setting", "shared") or "shared"
     return Setting(kind, None, protocol.get("epochs"), other_epochs=other_epochs)
