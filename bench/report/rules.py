@@ -73,8 +73,8 @@ def classify_setting(
             if all(protocol.get(k) == v for k, v in t["overrides"].items())
         ]
         if len(tiers) > 1 and task_options is not None:  # same overrides: the task options tell them apart
-            base = (getattr(suite_info, "task", None) or {}).get("options", {})
-            tiers = [t for t in tiers if {**base, **t.get("task_options", {})} == task_options]
+            task_base = (getattr(suite_info, "task", None) or {}).get("options", {})
+            tiers = [t for t in tiers if {**task_base, **t.get("task_options", {})} == task_options]
         tier = tiers[0]["name"] if tiers else None
         return Setting("shortened", tier, protocol.get("epochs"))
     kind = getattr(suite_info, "setting", "shared") or "shared"
