@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One worker of a long CPU campaign (development machines): pulls "label seed est_s [suite [tier]]" lines from a queue
-# file, runs each as `bench run SUITE --only LABEL --seeds SEED [--tier TIER]` on one thread, and copies the record into the
-# main checkout's results. A run is started only if its estimate ends before DEADLINE (epoch seconds), so no
+# One worker of a long CPU campaign (development machines): pulls "label seed est_s [suite [tier]]" lines from a
+# queue file, runs each as `bench run SUITE --only LABEL --seeds SEED [--tier TIER]` on one thread, and copies the
+# record into the main checkout's results. A run is started only if its estimate ends before DEADLINE (epoch seconds), so no
 # run straddles the end of a session (a run still going at the stop is lost). Start two, one per core:
 #
 #   git worktree add /work/runs -b runs-vN main      # runs from a clean worktree of main

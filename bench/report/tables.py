@@ -50,8 +50,8 @@ def leaderboards(
         rows = pd.DataFrame(agg_rows)
         primary = f"m:{task.primary}" if task else (metric_cols[0] if metric_cols else None)
         refs, claims = [], []
+        opts = first["task"].get("options") or {}  # tells apart tiers with the same overrides (faces grid)
         if suite_info is not None:
-            opts = first["task"].get("options") or {}
             refs = [_reference(ref, agg_rows, suite_info, first["protocol"], opts) for ref in suite_info.references]
             claims = [_claim(claim, agg_rows, suite_info, first["protocol"], opts) for claim in suite_info.claims]
         if primary and primary + ":mean" in rows:
@@ -64,9 +64,7 @@ def leaderboards(
             c["check"].get("epochs") for c in (suite_info.claims if suite_info else [])
         }
         epochs = first["protocol"].get("epochs")
-        board_setting = classify_setting(
-            suite_info, first["protocol"], epochs if epochs in named else None, first["task"].get("options") or {}
-        )
+        board_setting = classify_setting(suite_info, first["protocol"], epochs if epochs in named else None, opts)
         out.append(
             Leaderboard(
                 suite=suite,
