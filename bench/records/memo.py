@@ -5,8 +5,10 @@ validates only the files that changed.
 Parsing and validating every record (strict JSON, the schema walk, the run id's hash) was most of a
 10,000-record report. A memo entry is keyed by the sha256 of a file's bytes: it says "a file with exactly
 these bytes passed every content check of :func:`~bench.records.records.read_record` and
-:func:`~bench.records.records.check_record` and was this record" and holds the record as ``marshal`` bytes,
-which load several times faster than JSON. What it does not cover is still done on every load: the file is
+:func:`~bench.records.records.check_record` and was this record" and holds, as ``marshal`` bytes (which load
+several times faster than JSON), the record, its file's compact text
+(:func:`~bench.records.records.compact_text`) and its leaderboard group (:func:`bench.spec.identity.group_key`):
+what the loader derives from the bytes alone. What it does not cover is still done on every load: the file is
 read (a regular file under the size cap) and hashed, its artifact paths are resolved against the folder as it is
 now, and no two files may share a run id.
 
@@ -25,7 +27,7 @@ import marshal
 import sys
 from pathlib import Path
 
-MAGIC = b"convbench-record-memo-1\n"
+MAGIC = b"convbench-record-memo-2\n"  # 2: an entry is (record, compact text, group)
 MEMO_MAX_BYTES = 512 * 2**20
 # the modules whose code decides whether a file is a valid record (and which record it is)
 _VALIDATORS = ("records.py", "recordschema.py", "safeio.py", "../spec/identity.py", "../__init__.py")
@@ -44,7 +46,7 @@ def _fingerprint(root: Path) -> str:
 
 
 class RecordMemo:
-    """Entries ``{file sha256: marshal bytes of the record}`` for one results folder: :meth:`get` before
+    """Entries ``{file sha256: marshal bytes of (record, compact text, group)}`` for one results folder: :meth:`get` before
     parsing a file, :meth:`put` after it passed, :meth:`save` at the end (written only when it changed; entries of
     files not seen in this load are dropped, so the memo holds the folder as it is)."""
 
@@ -73,26 +75,33 @@ class RecordMemo:
         except (OSError, ValueError, EOFError, TypeError):
             pass
 
-    def get(self, digest: str) -> dict | None:
-        """The record a file with this content digest was, or None."""
+    def get(self, digest: str) -> tuple[dict, str | None, str] | None:
+        """``(record, compact text, group)`` of the file with this content digest, or None."""
         entry = self.entries.get(digest)
         if entry is None:
             return None
         try:
-            rec = marshal.loads(entry)
+            hit = marshal.loads(entry)
         except (ValueError, EOFError, TypeError):
             return None
-        if type(rec) is not dict:
+        if (
+            type(hit) is not tuple
+            or len(hit) != 3
+            or type(hit[0]) is not dict
+            or type(hit[1]) not in (str, type(None))
+            or type(hit[2]) is not str
+        ):
             return None
         self.seen[digest] = entry
-        return rec
+        return hit
 
-    def put(self, digest: str, rec: dict) -> None:
-        """Remember a record that passed every content check (before the loader changes it)."""
+    def put(self, digest: str, rec: dict, text: str | None, group: str) -> None:
+        """Remember a record that passed every content check (before the loader changes it), with its file's
+        compact text and its group."""
         if self.key is None:
             return
         try:
-            self.seen[digest] = marshal.dumps(rec)
+            self.seen[digest] = marshal.dumps((rec, text, group))
         except ValueError:  # not plain data (cannot happen for parsed JSON): not memoised
             return
         self.changed = True

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 from bench.spec.identity import identity
 
@@ -116,28 +115,14 @@ def _public(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if not k.startswith("_")}
 
 
-_LAYOUT = re.compile(r"[\r\n\t][\r\n\t ]*")  # line breaks and the indentation after them
-_LAYOUT_LF = re.compile(rb"\n *")  # the same for the harness's own files (LF and spaces only): 2x faster
-
-
 def record_json(rec: dict) -> str:
     """The record as loaded (:func:`_public`) as compact JSON text. A record unchanged since it was read from
-    its file (``_file``, set by :func:`bench.records.records.load_records` and dropped by whatever changes the
-    record) is its file's text with the line breaks and indentation taken out, not encoded again: encoding
-    every record was most of a 10,000-record report's run data. That is safe on any file the reader accepted:
-    strict JSON has no raw line break or tab inside a string, so each one, and the spaces after it, lies
-    between tokens (the spaces of ``": "`` stay)."""
-    blob = rec.get("_file")
-    if blob is not None:
-        try:
-            if b"\r" in blob or b"\t" in blob:
-                text = _LAYOUT.sub("", blob.decode("utf-8")).strip()
-            else:
-                text = _LAYOUT_LF.sub(b"", blob).decode("utf-8").strip()
-        except UnicodeDecodeError:
-            text = ""
-        if text.startswith("{") and text.endswith("}"):
-            return text
+    its file is its file's compact text (``_json``, set by :func:`bench.records.records.load_records` and dropped
+    by whatever changes the record), not encoded again: encoding every record was most of a 10,000-record
+    report's run data."""
+    text = rec.get("_json")
+    if type(text) is str:
+        return text
     return _dumps(_public(rec))
 
 

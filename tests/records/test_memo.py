@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import bench.records.records as records_mod
-from bench.records.records import json_bytes, load_records
+from bench.records.records import compact_text, json_bytes, load_records
 from bench.report.runpage import _public, record_json
 from bench.spec.identity import canonical_parts, id_of, id_with_seed, identity, run_id
 
@@ -55,7 +55,7 @@ def test_a_memoised_load_equals_a_fresh_parse_and_parses_nothing(results, parses
     parses[0] = 0
     again, _ = load_records(results)
     assert parses[0] == 0  # every file from the memo
-    assert again == first == fresh  # the same records, report keys (_path, _digest, _file) included
+    assert again == first == fresh  # the same records, loader keys (_path, _group, _json) included
 
 
 def test_a_changed_file_is_parsed_again_and_a_new_one_too(results, parses):
@@ -138,9 +138,9 @@ def test_a_run_id_assembled_from_parts_is_the_hash_of_the_whole_identity():
 def test_the_run_data_text_of_a_record_is_the_record(results):
     loaded, _ = load_records(results)
     for rec in loaded:
-        assert "_file" in rec and json.loads(record_json(rec)) == _public(rec)
+        assert "_json" in rec and json.loads(record_json(rec)) == _public(rec)
         changed = dict(rec, label="relabelled")
-        changed.pop("_file")  # what a change does (pages.run.copy_artifacts drops it when it adds site paths)
+        changed.pop("_json")  # what a change does (pages.run.copy_artifacts drops it when it adds site paths)
         assert json.loads(record_json(changed))["label"] == "relabelled"
 
 
@@ -151,6 +151,31 @@ def test_the_run_data_text_of_a_record_laid_out_with_tabs_and_crlf_is_the_record
     text = json.dumps(_public(rec), indent="\t", ensure_ascii=False).replace("\n", "\r\n")
     assert "\t" in text and "\r\n" in text
     for blob in (text.encode(), text.replace("\t", "  ").replace("\r\n", "\n").encode()):
-        out = record_json(dict(rec, _file=blob))
+        out = compact_text(blob)
         assert "\n" not in out and "\t" not in out
         assert json.loads(out) == _public(rec)
+
+
+def test_record_files_are_what_sorted_rglob_gives_without_hidden_parts(tmp_path):
+    """The loader's one directory walk lists the files the pathlib glob listed, in its order: nested folders,
+    names that sort differently as strings than as parts, a folder named like a record, hidden parts left out,
+    a link to a folder not followed."""
+    from bench.records.records import record_files
+
+    root = tmp_path / "results"
+    for rel in ("a/x.json", "a-b/y.json", "a/b/z.json", "a.json", "b/.tmp.json", ".locks/c.json", "c/n.txt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}")
+    (root / "d.json").mkdir()  # a folder: listed (read_record then says it is not a regular file)
+    (root / "d.json" / "e.json").write_text("{}")
+    (root / "link").symlink_to(root / "a", target_is_directory=True)
+    want = [p for p in sorted(root.rglob("*.json")) if not any(s.startswith(".") for s in p.relative_to(root).parts)]
+    assert record_files(root) == want
+    assert [p.relative_to(root).as_posix() for p in want] == [
+        "a/b/z.json",
+        "a/x.json",
+        "a-b/y.json",
+        "a.json",
+        "d.json",
+        "d.json/e.json",
+    ]  # by parts, not by string ("a" before "a-b" before "a.json"); nothing through the link

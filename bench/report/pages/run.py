@@ -31,7 +31,7 @@ def copy_artifacts(rec: dict, results: Path, site: Site) -> None:
             continue  # missing, special or too large: the page shows no image
         site.write(f"artifacts/{art['path']}", blob)
         art["site_path"] = f"artifacts/{art['path']}"
-        rec.pop("_file", None)  # the record now differs from its file
+        rec.pop("_json", None)  # the record now differs from its file
 
 
 def write(site: Site, env, records: list[dict], suites: dict, results: Path, tasks, problems: list) -> None:
