@@ -280,6 +280,7 @@ def test_stale_temporary_files_are_cleaned_unless_a_live_lock_covers_them(tmp_pa
     assert live.exists() and old.exists() and other.exists()
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
 @pytest.mark.slow
 def test_ray_local_cluster_with_two_workers_makes_the_serial_records(workspace, serial, capsys):
     pytest.importorskip("ray")
@@ -342,6 +343,7 @@ seeds: [0]
 """
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
 @pytest.mark.slow
 def test_ray_worker_killed_mid_run_is_retried_then_recorded_failed(tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray")
