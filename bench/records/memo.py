@@ -46,9 +46,9 @@ def _fingerprint(root: Path) -> str:
 
 
 class RecordMemo:
-    """Entries ``{file sha256: marshal bytes of (record, compact text, group)}`` for one results folder: :meth:`get` before
-    parsing a file, :meth:`put` after it passed, :meth:`save` at the end (written only when it changed; entries of
-    files not seen in this load are dropped, so the memo holds the folder as it is)."""
+    """Entries ``{file sha256: marshal bytes of (record, compact text, group)}`` for one results folder:
+    :meth:`get` before parsing a file, :meth:`put` after it passed, :meth:`save` at the end (written only when it
+    changed; entries of files not seen in this load are dropped, so the memo holds the folder as it is)."""
 
     def __init__(self, root: str | Path):
         from bench.cache import cache_root
