@@ -39,6 +39,9 @@
 #   CAMPAIGN_SUITE       the fast suite to run (default suites/fast-cifar-v2.yaml, protocol v2)
 #   CAMPAIGN_STEPS       which parts to run: benchmarks, fast-cifar (default both; the machine is always recorded)
 set -u
+# started from inside a pytest-xdist worker (the tests run in two), its own pytest run of the layer-cost benchmark
+# would see PYTEST_XDIST_WORKER and pytest-benchmark would then switch itself off: this campaign is no xdist worker
+unset PYTEST_XDIST_WORKER PYTEST_XDIST_WORKER_COUNT PYTEST_XDIST_TESTRUNUID
 START=$(date +%s)
 cd "$(dirname "$0")/.."
 REPO=$PWD
