@@ -43,7 +43,6 @@ def build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Path
     counts and problems. The records, once loaded, are moved out of the cyclic garbage collector's view
     (``gc.freeze``, undone at the end): they hold no cycles, and the collector's passes over them were a tenth of a
     10,000-record report."""
-    gc.freeze()  # whatever exists before the records are loaded (modules, the catalog) is not scanned either
     try:
         return _build_site(results, suites_dir, site_dir)
     finally:
@@ -59,7 +58,7 @@ def _build_site(results: str | Path, suites_dir: str | Path, site_dir: str | Pat
     results = Path(results)
     site = Site(site_dir)  # refuses a foreign folder before anything is read or written
     records, problems = load_records(results)
-    gc.freeze()
+    gc.freeze()  # the records and everything before them (modules, the catalog): undone by build_site
     # benchmark outputs live in results/benchmarks/ and are not run records
     problems = [p for p in problems if "/benchmarks/" not in p[0].replace("\\", "/")]
     suites, suite_problems = load_suites(suites_dir)
