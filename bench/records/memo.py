@@ -8,9 +8,17 @@ these bytes passed every content check of :func:`~bench.records.records.read_rec
 :func:`~bench.records.records.check_record` and was this record" and holds, as ``marshal`` bytes (which load
 several times faster than JSON), the record, its file's compact text
 (:func:`~bench.records.records.compact_text`) and its leaderboard group (:func:`bench.spec.identity.group_key`):
-what the loader derives from the bytes alone. What it does not cover is still done on every load: the file is
-read (a regular file under the size cap) and hashed, its artifact paths are resolved against the folder as it is
-now, and no two files may share a run id.
+what the loader derives from the bytes alone. What it does not cover is still done on every load: its artifact
+paths are resolved against the folder as it is now, and no two files may share a run id.
+
+Which bytes a file holds is learnt by reading and hashing it, except for a file whose status (``os.stat``: size,
+modification and change times in ns, inode and device) is the one the memo noted with its digest at the last
+load: then it is not read (reading and hashing 10,000 files was a fifth of a warm load). A status is noted only
+for a regular file under the size cap whose change and modification times lie more than
+:data:`SETTLED_NS` before that load began, so a file written just before or during a load, within one tick of
+the file system's clock, is hashed again next time (git's "racy" rule); any write to a file moves its change
+time, which no program can set back (``touch`` and ``cp -p`` set the modification time only), and a file
+replaced by a rename has another inode.
 
 Trust, as for the YAML memo (:func:`bench.spec.suite._parse_yaml`): the memo file is named by a fingerprint of
 the Python version, the marshal format, the record schema and identity versions, the source of every module
@@ -24,10 +32,12 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import stat
 import sys
 from pathlib import Path
 
-MAGIC = b"convbench-record-memo-2\n"  # 2: an entry is (record, compact text, group)
+MAGIC = b"convbench-record-memo-3\n"  # 3: (entries, statuses); an entry is (record, compact text, group)
+SETTLED_NS = 2_000_000_000  # a file's status is trusted only if it last changed this long before the load
 MEMO_MAX_BYTES = 512 * 2**20
 # the modules whose code decides whether a file is a valid record (and which record it is)
 _VALIDATORS = ("records.py", "recordschema.py", "safeio.py", "../spec/identity.py", "../__init__.py")
@@ -45,6 +55,11 @@ def _fingerprint(root: Path) -> str:
     return h.hexdigest()[:32]
 
 
+def _status(st) -> tuple:
+    """What of a file's status says its bytes are the same: size, modification and change time, inode, device."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
 class RecordMemo:
     """Entries ``{file sha256: marshal bytes of (record, compact text, group)}`` for one results folder:
     :meth:`get` before parsing a file, :meth:`put` after it passed, :meth:`save` at the end (written only when it
@@ -55,6 +70,8 @@ class RecordMemo:
 
         self.entries: dict[str, bytes] = {}
         self.seen: dict[str, bytes] = {}
+        self.statuses: dict[str, tuple] = {}  # path relative to the folder → (status key, digest)
+        self.noted: dict[str, tuple] = {}
         self.changed = False
         try:
             self.key = _fingerprint(Path(root))
@@ -65,15 +82,40 @@ class RecordMemo:
         try:
             blob = self.path.read_bytes()
             head = len(MAGIC)
-            digest, payload = blob[head : head + 32], blob[head + 32 :]
-            if blob[:head] != MAGIC or hashlib.sha256(self.key.encode() + payload).digest() != digest:
+            digest, payload = blob[head : head + 32], memoryview(blob)[head + 32 :]  # no copy of the payload
+            check = hashlib.sha256(self.key.encode())
+            check.update(payload)
+            if blob[:head] != MAGIC or check.digest() != digest:
                 raise ValueError("not this folder's memo")
-            entries = marshal.loads(payload)
-            if type(entries) is not dict:
+            loaded = marshal.loads(payload)
+            if type(loaded) is not tuple or len(loaded) != 2 or not all(type(x) is dict for x in loaded):
                 raise ValueError("not a memo")
-            self.entries = entries
+            self.entries, self.statuses = loaded
         except (OSError, ValueError, EOFError, TypeError):
             pass
+
+    def digest_for(self, rel: str, st) -> str | None:
+        """The digest noted for the file at ``rel`` if ``st`` (its ``os.stat``) is the status noted with it,
+        else None (read and hash the file)."""
+        noted = self.statuses.get(rel)
+        if noted is None or type(noted) is not tuple or len(noted) != 2 or noted[0] != _status(st):
+            return None
+        return noted[1] if type(noted[1]) is str else None
+
+    def note(self, rel: str, st, digest: str, load_began_ns: int) -> None:
+        """Note the status ``st`` of the file at ``rel``, which holds the bytes of ``digest``, for the next load,
+        if the file is settled (a regular file under the size cap, unchanged for :data:`SETTLED_NS` before
+        ``load_began_ns``); called for every file that gave a record, so the memo holds the folder as it is."""
+        from bench.records.safeio import RECORD_MAX_BYTES
+
+        if (
+            self.key is None
+            or not stat.S_ISREG(st.st_mode)
+            or st.st_size > RECORD_MAX_BYTES
+            or max(st.st_mtime_ns, st.st_ctime_ns) > load_began_ns - SETTLED_NS
+        ):
+            return
+        self.noted[rel] = (_status(st), digest)
 
     def get(self, digest: str) -> tuple[dict, str | None, str] | None:
         """``(record, compact text, group)`` of the file with this content digest, or None."""
@@ -108,14 +150,14 @@ class RecordMemo:
 
     def save(self) -> None:
         """Write the memo if a file was added, changed or removed since it was read; best effort."""
-        if self.key is None or not (self.changed or set(self.seen) != set(self.entries)):
+        if self.key is None or not (self.changed or set(self.seen) != set(self.entries) or self.noted != self.statuses):
             return
         from bench.cache import prune, touch, usable_dir, write_failed
         from bench.records.safeio import write_bytes_atomic
 
         folder = usable_dir(self.path.parent)
         path = folder / self.path.name
-        payload = marshal.dumps(self.seen)
+        payload = marshal.dumps((self.seen, self.noted))
         try:  # written whole or not at all; not fsynced (a cache, rebuilt at will)
             write_bytes_atomic(path, MAGIC + hashlib.sha256(self.key.encode() + payload).digest() + payload, False)
         except OSError as exc:

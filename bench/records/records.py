@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,14 +158,15 @@ def record_files(root: Path) -> list[Path]:
     """The ``*.json`` files under ``root`` that may be records: none under a hidden part (temporary files,
     ``.locks/``), in the order of ``sorted(root.rglob("*.json"))``. Shared by :func:`load_records` and
     :func:`rekey`."""
-    return [path for _, path in _record_files(Path(root))]
+    return [Path(path) for _, path, _ in _record_files(Path(root))]
 
 
-def _record_files(root: Path) -> list[tuple[str, Path]]:
-    """``(path relative to root, path)`` of :func:`record_files`: one directory walk (``os.scandir``), hidden
-    folders not entered, no symbolic link to a folder followed (as ``rglob`` does not), sorted by path parts as
-    ``Path`` objects sort; ``Path.relative_to`` per file was a tenth of a 10,000-record load."""
-    found: list[tuple[tuple[str, ...], Path]] = []
+def _record_files(root: Path) -> list[tuple[str, str, os.DirEntry]]:
+    """``(path relative to root, path, directory entry)`` of :func:`record_files`, the paths as text: one
+    directory walk (``os.scandir``), hidden folders not entered, no symbolic link to a folder followed (as
+    ``rglob`` does not), sorted by path parts as ``Path`` objects sort; ``Path.relative_to`` per file was a tenth
+    of a 10,000-record load, and making a ``Path`` of each another tenth."""
+    found: list[tuple[tuple[str, ...], str, os.DirEntry]] = []
     stack: list[tuple[tuple[str, ...], str]] = [((), str(root))]
     while stack:
         parts, folder = stack.pop()
@@ -178,14 +180,14 @@ def _record_files(root: Path) -> list[tuple[str, Path]]:
                 continue
             here = parts + (name,)
             if name.endswith(".json"):
-                found.append((here, Path(entry.path)))  # a folder named *.json too: read_record names it
+                found.append((here, entry.path, entry))  # a folder named *.json too: read_record names it
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((here, entry.path))
             except OSError:
                 continue
     found.sort(key=lambda item: item[0])
-    return [("/".join(parts), path) for parts, path in found]
+    return [("/".join(parts), path, entry) for parts, path, entry in found]
 
 
 _LAYOUT = re.compile(r"[\r\n\t][\r\n\t ]*")  # line breaks and the indentation after them
@@ -208,9 +210,11 @@ def compact_text(blob: bytes) -> str | None:
 
 
 def load_records(results: str | Path, use_memo: bool = True) -> tuple[list[dict], list[tuple[str, str]]]:
-    """All readable records under ``results``, and (file, reason) for every file that is not one. Every file is
-    read and hashed; one whose bytes passed before is taken from the record memo (:mod:`bench.records.memo`,
-    ``use_memo=False``: parse every file) instead of being parsed and validated again.
+    """All readable records under ``results``, and (file, reason) for every file that is not one. A file whose
+    bytes passed before is taken from the record memo (:mod:`bench.records.memo`, ``use_memo=False``: read,
+    parse and validate every file) instead of being parsed and validated again; which bytes a file holds is
+    known from its hash, or, for a file the memo saw unchanged since well before it was written, from its
+    status (size, times, inode: :meth:`~bench.records.memo.RecordMemo.digest_for`) without reading it.
 
     Each record gets the loader's keys: ``_path`` (its file, relative to ``results``), ``_group`` (its
     leaderboard group, :func:`bench.spec.identity.group_key`) and, unless it was re-keyed in memory, ``_json``
@@ -226,20 +230,30 @@ def load_records(results: str | Path, use_memo: bool = True) -> tuple[list[dict]
     if not root.exists():
         return records, problems
     memo = RecordMemo(root) if use_memo else None
+    snapshot_ns = time.time_ns()  # before any file is looked at: see RecordMemo.note
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for rel, path in _record_files(root):
-            try:
-                blob = read_regular_record(path)
-            except OSError as exc:
-                problems.append((str(path), f"cannot read ({exc.strerror or type(exc).__name__})"))
-                continue
-            except ValueError as exc:
-                problems.append((str(path), str(exc)))
-                continue
-            digest = hashlib.sha256(blob).hexdigest()
-            hit = memo.get(digest) if memo is not None else None
+        for rel, path, entry in _record_files(root):
+            hit = st = None
+            if memo is not None:
+                try:
+                    st = entry.stat()  # follows a symbolic link, as the reader does
+                except OSError:
+                    st = None
+                digest = memo.digest_for(rel, st) if st is not None else None
+                hit = memo.get(digest) if digest is not None else None
+            if hit is None:  # not known unchanged: read and hash the file
+                try:
+                    blob = read_regular_record(path)
+                except OSError as exc:
+                    problems.append((str(path), f"cannot read ({exc.strerror or type(exc).__name__})"))
+                    continue
+                except ValueError as exc:
+                    problems.append((str(path), str(exc)))
+                    continue
+                digest = hashlib.sha256(blob).hexdigest()
+                hit = memo.get(digest) if memo is not None else None
             if hit is not None:
                 rec, text, group = hit
                 reason = artifacts_problem(rec, root)  # the folder may have changed around the same bytes
@@ -254,6 +268,8 @@ def load_records(results: str | Path, use_memo: bool = True) -> tuple[list[dict]
                     text, group = compact_text(blob), group_key(rec["spec"])
                     if memo is not None:
                         memo.put(digest, rec, text, group)  # before the loader adds its own keys
+            if reason is None and memo is not None and st is not None:
+                memo.note(rel, st, digest, snapshot_ns)
             if reason is None:
                 if not rekey_in_memory(rec) and text is not None:
                     rec["_json"] = text

@@ -27,6 +27,11 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _canonical(value) -> str:
+    """``json.dumps(value, sort_keys=True)``, without the encoder for the common empty mapping."""
+    return "{}" if type(value) is dict and not value else json.dumps(value, sort_keys=True)
+
+
 def run_row(r: dict) -> dict:
     """A run record's leaderboard fields, flattened; metrics as ``m:<name>`` (only those it has)."""
     spec = r["spec"]
@@ -38,7 +43,7 @@ def run_row(r: dict) -> dict:
         "task": spec["task"]["name"],
         "dataset": spec["dataset"]["name"],
         "backbone": spec["backbone"]["name"],
-        "backbone_options": json.dumps(spec["backbone"].get("options", {}), sort_keys=True),
+        "backbone_options": _canonical(spec["backbone"].get("options", {})),
         "label": r["label"],
         "family": spec["layer"]["name"],
         "seed": spec["seed"],
@@ -47,7 +52,7 @@ def run_row(r: dict) -> dict:
         "error": r.get("error"),
         "group": r["_group"] if "_group" in r else r.setdefault("_group", group_key(spec)),  # once per record
         "protocol_name": spec["protocol"].get("name", ""),
-        "overrides": json.dumps(spec.get("overrides", {}), sort_keys=True),
+        "overrides": _canonical(spec.get("overrides", {})),
         "params_learned": params.get("learned"),
         "params_fixed": params.get("fixed"),
         "params_total": params.get("total"),
@@ -178,7 +183,8 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
             continue
         if (spec.get("layer") or {}).get("name") not in LAYERS:
             continue  # a plug-in family not loaded for this report (bench report --layers FILE): unknown, not stale
-        found = row_specs(name, json.dumps(spec.get("overrides") or {}, sort_keys=True))
+        ov = spec.get("overrides")
+        found = row_specs(name, json.dumps(ov, sort_keys=True) if ov else "{}")
         seed = int(spec.get("seed", 0))
         candidates = found.get((spec["layer"].get("name"), (spec.get("backbone") or {}).get("name")), [])
         if not any(id_with_seed(c, seed) == r["id"] for c in candidates):

@@ -130,6 +130,14 @@ def _dumps(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
 
 
+_quote = json.encoder.encode_basestring  # a str as JSON text, as ``_dumps`` (``ensure_ascii=False``) writes it
+
+
+def _number(v) -> str:
+    """A finite number as JSON text, as ``json.dumps`` writes it."""
+    return float.__repr__(v) if isinstance(v, float) else int.__repr__(v)
+
+
 def _finite(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -146,23 +154,28 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
     for rec in records:
         rid = rec["id"]
         blob = record_json(rec)
-        key = json.dumps(rid)
-        accs = [
-            h.get("test_acc") for h in rec.get("history") or [] if isinstance(h, dict) and _finite(h.get("test_acc"))
-        ]
+        key = f'"{rid}"'  # a loaded record's id is 16 hex digits (check_record): its JSON needs no escaping
+        best = None
+        for h in rec.get("history") or ():
+            if type(h) is dict:
+                v = h.get("test_acc")
+                if _finite(v) and (best is None or v > best):
+                    best = v
         name = rec["suite"]["name"]
         if name not in pages:
-            pages[name] = f"suite-{slug(name)}.html"
-        page = {
-            "title": run_title(rec),
-            "suite_page": pages[name],
-            "stale": bool(rec.get("_stale")),
-            "best_acc": max(accs) if accs else None,
-            "change": suite_change(rec, suites.get(rec["suite"]["name"]), cache),
-        }
+            pages[name] = _quote(f"suite-{slug(name)}.html")
+        change = suite_change(rec, suites.get(name), cache)
+        # the page's object as ``_dumps`` writes it (sorted keys), assembled from its parts: the encoder's
+        # set-up per record was most of this loop's time
+        page = (
+            f'{{"best_acc":{"null" if best is None else _number(best)},'
+            f'"change":{"null" if change is None else _dumps(change)},'
+            f'"stale":{"true" if rec.get("_stale") else "false"},'
+            f'"suite_page":{pages[name]},"title":{_quote(run_title(rec))}}}'
+        )
         tasks_seen.add(rec.get("task"))
         shard = shard_of(rid)
-        shards.setdefault(shard, []).append(f'{key}:{{"record":{blob},"page":{_dumps(page)}}}')
+        shards.setdefault(shard, []).append(f'{key}:{{"record":{blob},"page":{page}}}')
         blobs.setdefault(shard, []).append((rid, f"{key}:{blob}"))
     names = _dumps({str(t): metric_names.get(t, {}) for t in sorted(tasks_seen, key=str)})
     for shard, entries in sorted(shards.items()):

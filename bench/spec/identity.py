@@ -122,7 +122,8 @@ def canonical_parts(spec: dict) -> tuple[str, str]:
 
 def id_with_seed(parts: tuple[str, str], seed: Any) -> str:
     """The run id of the spec :func:`canonical_parts` gave ``parts`` for, with ``seed`` put in."""
-    return hashlib.sha256(f"{parts[0]}{_json(seed)}{parts[1]}".encode()).hexdigest()[:16]
+    text = str(seed) if type(seed) is int else _json(seed)  # an int's JSON is its str(): no encoder call
+    return hashlib.sha256(f"{parts[0]}{text}{parts[1]}".encode()).hexdigest()[:16]
 
 
 def run_id(spec: dict) -> str:

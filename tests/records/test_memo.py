@@ -73,6 +73,60 @@ def test_a_changed_file_is_parsed_again_and_a_new_one_too(results, parses):
     assert len(loaded) == 5 and [Path(p).name for p, _ in problems] == [victim.name]
 
 
+@pytest.fixture
+def reads(monkeypatch):
+    """How many record files load_records read."""
+    count = [0]
+    real = records_mod.read_regular_record
+
+    def counting(path):
+        count[0] += 1
+        return real(path)
+
+    monkeypatch.setattr(records_mod, "read_regular_record", counting)
+    return count
+
+
+def test_a_settled_file_is_not_read_again_and_any_write_to_it_is_seen(results, parses, reads, monkeypatch):
+    """A file unchanged since the memo noted its status is not read; rewritten in place with the same size and
+    its modification time put back (what ``cp -p`` or a careless editor does), its change time moved: read,
+    hashed and parsed again."""
+    import os
+    import time
+
+    import bench.records.memo as memo_mod
+
+    monkeypatch.setattr(memo_mod, "SETTLED_NS", 0)  # files written before the load count as settled
+    first, _ = load_records(results)
+    reads[0] = parses[0] = 0
+    again, problems = load_records(results)
+    assert (reads[0], parses[0]) == (0, 0) and again == first and not problems
+    victim = sorted((results / "quick").glob("*.json"))[0]
+    blob, st = victim.read_bytes(), victim.stat()
+    at = blob.index(b'"top1": ') + len(b'"top1": ')
+    digit = blob[at : at + 1]
+    assert digit.isdigit()
+    changed = blob[:at] + (b"1" if digit != b"1" else b"2") + blob[at + 1 :]
+    time.sleep(0.05)  # past the file system clock's tick, so that the write gets a later change time
+    victim.write_bytes(changed)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_size == st.st_size and victim.stat().st_mtime_ns == st.st_mtime_ns
+    reads[0] = parses[0] = 0
+    loaded, _ = load_records(results)
+    assert (reads[0], parses[0]) == (1, 1)
+    top1 = {r["_path"]: r for r in loaded}[str(victim.relative_to(results))]["metrics"]["top1"]
+    assert top1 == json.loads(changed)["metrics"]["top1"] != json.loads(blob)["metrics"]["top1"]
+
+
+def test_a_file_changed_just_before_a_load_is_read_again_next_time(results, parses, reads):
+    """Under the real settling time, files written a moment ago are never taken on their status: each load
+    reads and hashes them (and, their bytes known, parses none)."""
+    load_records(results)
+    reads[0] = parses[0] = 0
+    load_records(results)
+    assert (reads[0], parses[0]) == (6, 0)
+
+
 def test_a_damaged_or_foreign_memo_is_not_used(results, parses, tmp_path):
     from bench.records.memo import RecordMemo
 

@@ -173,6 +173,25 @@ def _open(browser: _Browser, path: Path, fragment: str = "") -> list[dict]:
     return browser.logs() + [{"level": "SEVERE", "message": f"dialog opened: {t!r}"} for t in dialogs]
 
 
+def _wait_for(browser: _Browser, script: str, limit_s: float = 120.0) -> None:
+    """Poll ``script`` until it returns true: for what a page does after a command returns (a shard loaded, a
+    link's navigation finished). The limit is only there so that a broken page fails instead of hanging; a busy
+    machine is slow, never near it."""
+    deadline = time.monotonic() + limit_s
+    while not browser.js(script):
+        assert time.monotonic() < deadline, f"still false after {limit_s:.0f} s: {script}"
+        time.sleep(0.05)
+
+
+def _click_to(browser: _Browser, link, page: str) -> None:
+    """Click a link to another page and wait until that page has loaded (its inline scripts have run)."""
+    link.click()
+    _wait_for(
+        browser,
+        f"return location.pathname.split('/').pop() === {json.dumps(page)} && document.readyState === 'complete'",
+    )
+
+
 def _problems(entries: list[dict]) -> list[str]:
     return [e["message"] for e in entries if e["level"] in ("SEVERE", "WARNING")]
 
@@ -185,11 +204,8 @@ def _run_ids(site: Path) -> list[str]:
 def _open_run(browser: _Browser, site: Path, run_id: str) -> list[dict]:
     """Open ``run.html#<id>`` fresh and wait until its script has drawn the run from its shard."""
     entries = _open(browser, site / "run.html", "#" + run_id)
-    for _ in range(100):
-        state = browser.js("return document.getElementById('run').getAttribute('data-state')")
-        if state != "loading":
-            break
-        time.sleep(0.05)
+    _wait_for(browser, "return document.getElementById('run').getAttribute('data-state') !== 'loading'")
+    state = browser.js("return document.getElementById('run').getAttribute('data-state')")
     assert state == "ready", (run_id, state)
     return entries + browser.logs()
 
@@ -698,7 +714,7 @@ def test_first_screen_holds_the_scoreboard_and_the_overview_plot(real_site, brow
             " function (a) { return +a.textContent > 0; })[0]"
         )
         n, href = int(link.text), link.get_attribute("href").split("#", 1)[1]
-        link.click()
+        _click_to(browser, link, "verdicts.html")
         shown = browser.js(
             "return Array.prototype.filter.call(document.querySelectorAll('#verdicts tbody tr'),"
             " function (tr) { return !tr.hidden; }).map(function (tr) {"
@@ -746,7 +762,7 @@ def test_not_yet_run_verdicts_are_collapsed_and_the_scoreboard_counts_open_them(
     )
     n, href = int(link.text), link.get_attribute("href").split("#", 1)[1]
     doc = href.split("=", 1)[1]
-    link.click()
+    _click_to(browser, link, "verdicts.html")
     assert browser.js("return document.getElementById('not-yet-run').open") is True
     shown = browser.js(
         "return Array.prototype.filter.call(document.querySelectorAll('#verdicts-unrun tbody tr'),"

@@ -44,6 +44,7 @@ def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) 
                 key = ((spec.get("backbone") or {}).get("name"), proto.get("train_subset"))
                 d["by_backbone"].setdefault(key, []).append(dur / epochs)
     out = {}
+    expanded: dict[str, list | None] = {}
     for doc, names in suites_of.items():
         hours: dict[str, float] = {}
         runs = left_runs = 0
@@ -53,11 +54,16 @@ def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) 
             for kind, h in d["hours"].items():
                 hours[kind] = hours.get(kind, 0.0) + h
             runs += d["runs"]
-            suite = suites.get(name)
-            try:
-                todo = [sp for sp in suite.expand() if sp.id not in d["ids"]] if suite is not None else []
-            except Exception:  # a suite that cannot be expanded here (it names a plug-in): not estimated
+            if name not in expanded:  # a shared suite checks several documents: expanded once
+                suite = suites.get(name)
+                try:
+                    expanded[name] = suite.expand() if suite is not None else []
+                except Exception:  # a suite that cannot be expanded here (it names a plug-in): not estimated
+                    expanded[name] = None
+            if expanded[name] is None:
                 todo, unestimated = [], unestimated + [name]
+            else:
+                todo = [sp for sp in expanded[name] if sp.id not in d["ids"]]
             for sp in todo:
                 same = d["by_backbone"].get((sp.backbone["name"], sp.protocol.get("train_subset")))
                 if not same:
