@@ -133,6 +133,21 @@ def _dumps(value) -> str:
 _quote = json.encoder.encode_basestring  # a str as JSON text, as ``_dumps`` (``ensure_ascii=False``) writes it
 
 
+def best_test_acc(rec: dict):
+    """The best finite ``test_acc`` in a record's history, or None; kept on the record (``_best_acc``), since the
+    run data and the suite pages both ask."""
+    if "_best_acc" in rec:
+        return rec["_best_acc"]
+    best = None
+    for h in rec.get("history") or ():
+        if type(h) is dict:
+            v = h.get("test_acc")
+            if _finite(v) and (best is None or v > best):
+                best = v
+    rec["_best_acc"] = best
+    return best
+
+
 def _number(v) -> str:
     """A finite number as JSON text, as ``json.dumps`` writes it."""
     return float.__repr__(v) if isinstance(v, float) else int.__repr__(v)
@@ -155,12 +170,7 @@ def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, 
         rid = rec["id"]
         blob = record_json(rec)
         key = f'"{rid}"'  # a loaded record's id is 16 hex digits (check_record): its JSON needs no escaping
-        best = None
-        for h in rec.get("history") or ():
-            if type(h) is dict:
-                v = h.get("test_acc")
-                if _finite(v) and (best is None or v > best):
-                    best = v
+        best = best_test_acc(rec)
         name = rec["suite"]["name"]
         if name not in pages:
             pages[name] = _quote(f"suite-{slug(name)}.html")

@@ -14,7 +14,7 @@ from bench.report.common import isnum, options_text, slug
 from bench.report.headline import HEADLINE_SUITE
 from bench.report.owned import Site
 from bench.report.pages.verdicts import unmatched_refs
-from bench.report.runpage import run_href
+from bench.report.runpage import best_test_acc, run_href
 
 
 def board_view(board, records_by_id: dict) -> dict:
@@ -45,13 +45,10 @@ def board_view(board, records_by_id: dict) -> dict:
         r["options_text"] = options_text(opts)
         # the best test accuracy any seed reached (for "not reached (best …)" beside the time to threshold)
         accs = [
-            h.get("test_acc")
+            a
             for i in r["run_ids"]
-            if records_by_id[i].get("status") == "ok"
-            for h in records_by_id[i].get("history") or []
-            if isinstance(h, dict)
+            if records_by_id[i].get("status") == "ok" and (a := best_test_acc(records_by_id[i])) is not None
         ]
-        accs = [a for a in accs if isnum(a)]
         r["best_acc"] = max(accs) if accs else None
     # accuracy (primary metric) versus MACs
     points = [
