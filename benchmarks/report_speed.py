@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# every timed process runs as Python runs by default, caching compiled modules (a shell that sets
+# PYTHONDONTWRITEBYTECODE would otherwise make each report compile the harness's modules from source again)
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 REPORT = (
     "import sys, json, resource; from bench.cli import main; rc = main(sys.argv[1:]); "
     "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, "
@@ -80,7 +83,7 @@ def synthetic_results(source: Path, out: Path, n: int) -> int:
 def timed(cmd: list[str], cache: Path | None = None) -> dict:
     """Run ``cmd`` (a report process); its wall seconds, CPU seconds (user + sys) and peak memory. ``cache``:
     the harness cache folder it gets (``BENCH_CACHE``; a new empty one is a cold record memo)."""
-    env = dict(os.environ, **({"BENCH_CACHE": str(cache)} if cache is not None else {}))
+    env = dict(CHILD_ENV, **({"BENCH_CACHE": str(cache)} if cache is not None else {}))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True, env=env)
@@ -153,7 +156,7 @@ def main(argv=None) -> dict:
             str(Path(tmp) / "site"),
         ]
         imports_cmd = [sys.executable, "-c", "import jinja2, pandas"]
-        first = subprocess.run(report_cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+        first = subprocess.run(report_cmd, capture_output=True, text=True, cwd=ROOT, check=True, env=CHILD_ENV)
         probe = json.loads(first.stdout.strip().splitlines()[-1])
         n_records = sum(
             1
@@ -163,14 +166,18 @@ def main(argv=None) -> dict:
         rep, fresh, imp = [], [], []
         for k in range(args.repeats):
             t0 = time.perf_counter()
-            subprocess.run(imports_cmd, check=True, cwd=ROOT)
+            subprocess.run(imports_cmd, check=True, cwd=ROOT, env=CHILD_ENV)
             imp.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            subprocess.run(report_cmd, check=True, capture_output=True, cwd=ROOT)  # over the previous site
+            subprocess.run(report_cmd, check=True, capture_output=True, cwd=ROOT, env=CHILD_ENV)  # over the old site
             rep.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             subprocess.run(
-                report_cmd[:-1] + [str(Path(tmp) / f"fresh{k}")], check=True, capture_output=True, cwd=ROOT
+                report_cmd[:-1] + [str(Path(tmp) / f"fresh{k}")],
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+                env=CHILD_ENV,
             )  # into a new folder
             fresh.append(time.perf_counter() - t0)
     r, f, i = statistics.median(rep), statistics.median(fresh), statistics.median(imp)
@@ -188,7 +195,8 @@ def main(argv=None) -> dict:
             "empty harness cache (every record parsed and validated), the others with the record memo of "
             "an earlier report of the same records (bench.records.memo: files read and hashed, unchanged "
             f"ones not parsed again); cpu_s is the report process's user + "
-            f"sys time, which a busy machine does not inflate as it does wall time "
+            f"sys time, which a busy machine does not inflate as it does wall time; every process with Python's "
+            f"default bytecode caching (PYTHONDONTWRITEBYTECODE removed from its environment) "
             f"({os.cpu_count()} cores; load_1min is the machine's 1-minute load average during "
             "those runs)."
         ),
