@@ -449,7 +449,35 @@ def cmd_report(args) -> int:
     for line in summary.get("stale", []):  # one line each; left out of every aggregate, flagged on the site
         print(f"stale {line}")
     print(f"site → {Path(args.site) / 'index.html'} ({summary['records']} records, {summary['pages']} pages)")
+    global _SKIP_TEARDOWN
+    _SKIP_TEARDOWN = True  # nothing left but freeing the records, object by object: see exit_fast
     return 0
+
+
+_SKIP_TEARDOWN = False
+
+
+def exit_fast(rc: int) -> None:
+    """End the process with ``rc``. After a report, without the interpreter's teardown: the exit handlers
+    (``atexit``: a private cache folder removed, …) run and the standard streams are flushed, then the process
+    ends without freeing its objects one by one (a quarter of a second at 10,000 records: every file is
+    already written and closed). Otherwise a normal ``sys.exit``."""
+    if not _SKIP_TEARDOWN:
+        sys.exit(rc)
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
+
+
+def console() -> None:
+    """The ``bench`` command."""
+    exit_fast(main())
 
 
 def os_error_line(exc: OSError) -> str:
@@ -500,4 +528,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # PYTHONDONTWRITEBYTECODE would otherwise make each report compile the harness's modules from source again)
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 REPORT = (
-    "import sys, json, resource; from bench.cli import main; rc = main(sys.argv[1:]); "
+    "import sys, json, resource; from bench.cli import exit_fast, main; rc = main(sys.argv[1:]); "
     "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, "
-    "'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+    "'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})); exit_fast(rc)"
 )
 
 
