@@ -34,18 +34,29 @@ def results(tmp_path):
     return out
 
 
+def _counting(monkeypatch, name: str) -> list[int]:
+    """Count the calls of ``bench.records.records.<name>`` (still calling it)."""
+    count = [0]
+    real = getattr(records_mod, name)
+
+    def counting(arg):
+        count[0] += 1
+        return real(arg)
+
+    monkeypatch.setattr(records_mod, name, counting)
+    return count
+
+
 @pytest.fixture
 def parses(monkeypatch):
     """How many files load_records parsed and validated (not taken from the memo)."""
-    count = [0]
-    real = records_mod.parse_record
+    return _counting(monkeypatch, "parse_record")
 
-    def counting(blob):
-        count[0] += 1
-        return real(blob)
 
-    monkeypatch.setattr(records_mod, "parse_record", counting)
-    return count
+@pytest.fixture
+def reads(monkeypatch):
+    """How many record files load_records read."""
+    return _counting(monkeypatch, "read_regular_record")
 
 
 def test_a_memoised_load_equals_a_fresh_parse_and_parses_nothing(results, parses):
@@ -71,20 +82,6 @@ def test_a_changed_file_is_parsed_again_and_a_new_one_too(results, parses):
     victim.write_text("{not json")  # and a file that no longer is a record is reported, memo or not
     loaded, problems = load_records(results)
     assert len(loaded) == 5 and [Path(p).name for p, _ in problems] == [victim.name]
-
-
-@pytest.fixture
-def reads(monkeypatch):
-    """How many record files load_records read."""
-    count = [0]
-    real = records_mod.read_regular_record
-
-    def counting(path):
-        count[0] += 1
-        return real(path)
-
-    monkeypatch.setattr(records_mod, "read_regular_record", counting)
-    return count
 
 
 def test_a_settled_file_is_not_read_again_and_any_write_to_it_is_seen(results, parses, reads, monkeypatch):
