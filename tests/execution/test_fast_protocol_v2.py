@@ -241,19 +241,22 @@ def test_bad_v2_protocol_values_are_one_line_errors(tmp_path, field, value):
 
 
 def test_fp32_check_suite_is_v2_with_fp32_only():
-    """suites/fast-cifar-v2-fp32.yaml differs from fast-cifar-v2 in precision only, so its PNN runs are the bf16
-    runs' twins: same data, network, recipe and PNN options; different run ids (precision changes a result)."""
+    """suites/fast-cifar-v2-fp32.yaml differs from fast-cifar-v2 in precision only, so its PNN and deconvolution
+    runs are the bf16 runs' twins: same data, network, recipe and layer options; different run ids (precision
+    changes a result)."""
     v2, fp32 = (
         load_suite(ROOT / "suites" / "fast-cifar-v2.yaml"),
         load_suite(ROOT / "suites" / "fast-cifar-v2-fp32.yaml"),
     )
     assert {**v2.protocol, "precision": "fp32"} == fp32.protocol and v2.protocol["precision"] == "bf16"
     assert (v2.task, v2.dataset, v2.backbones, v2.seeds) == (fp32.task, fp32.dataset, fp32.backbones, fp32.seeds)
-    pnn = next(row for row in v2.layers if row["label"] == "pnn")
-    assert [row["name"] for row in fp32.layers] == ["pnn"] and fp32.layers[0]["options"] == pnn["options"]
-    a = {s.seed: s.id for s in v2.expand() if s.label == "pnn"}
-    b = {s.seed: s.id for s in fp32.expand()}
-    assert a.keys() == b.keys() and all(a[k] != b[k] for k in a)
+    assert [row["label"] for row in fp32.layers] == ["pnn", "deconv"]
+    for row in fp32.layers:
+        twin = next(r for r in v2.layers if r["label"] == row["label"])
+        assert (row["name"], row["options"]) == (twin["name"], twin["options"])
+        a = {s.seed: s.id for s in v2.expand() if s.label == row["label"]}
+        b = {s.seed: s.id for s in fp32.expand() if s.label == row["label"]}
+        assert a.keys() == b.keys() and all(a[k] != b[k] for k in a)
 
 
 def test_fashion_suite_is_v2_recipe_at_four_epochs_on_fashion_mnist():
