@@ -149,9 +149,9 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
     is expanded once (for one seed) and a record's id is checked against the specs of its family and backbone
     with its seed put in: the work grows with the records, not with records × rows × seeds."""
     from bench.errors import BenchError
-    from bench.spec.identity import canonical_parts, id_with_seed
+    from bench.spec.identity import id_with_seed
 
-    # (suite, overrides json) -> {(family, backbone name): [spec dicts]}: keyed by what a row's id cannot lose
+    # (suite, overrides json) -> {(family, backbone name): [id parts]}: keyed by what a row's id cannot lose
     # (a relabelled row keeps its id, so the label is not part of the key)
     rows_of: dict[tuple, dict | None] = {}
 
@@ -162,13 +162,11 @@ def stale_records(records: list[dict], suites: dict) -> dict[str, str]:
             found: dict[tuple, list] = {}
             for tier in [None] + [t["name"] for t in getattr(suite, "tiers", None) or []]:
                 try:
-                    specs = suite.expand(overrides=ov, seeds=[0], tier=tier)
+                    runs = suite.seed_parts(overrides=ov, tier=tier)
                 except (BenchError, KeyError, TypeError):
                     continue
-                for sp in specs:  # not ``key``: that names this cache entry
-                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(
-                        canonical_parts(sp.to_dict())
-                    )
+                for sp, parts in runs:  # not ``key``: that names this cache entry
+                    found.setdefault((sp.layer.get("name"), sp.backbone.get("name")), []).append(parts)
             rows_of[key] = found
         return rows_of[key]
 

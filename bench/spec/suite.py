@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from bench.spec.bindings import check_bindings, check_comment_truncation
 from bench.zoo.catalog import Catalog, Kind, catalog
 from bench.errors import SpecError
-from bench.spec.identity import legacy_id_v1, run_id
+from bench.spec.identity import canonical_parts, id_with_seed, legacy_id_v1, run_id
 from bench.records.records import SAFE_NAME
 from bench.zoo.registry import merge_options
 from bench.report.verdicts import DEFAULT_TOLERANCE, DEVIATIONS, check_deviation
@@ -432,6 +433,24 @@ class Suite:
     setting: str = "shared"
     tiers: list[dict] = field(default_factory=list)
     deviations: list = field(default_factory=list)
+    # (overrides json, tier) -> one seed's runs with their id parts: see :meth:`seed_parts`
+    _parts_memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def seed_parts(self, overrides: dict | None = None, tier: str | None = None) -> list[tuple[RunSpec, tuple]]:
+        """One seed's runs (seed 0), each with its id parts (:func:`bench.spec.identity.canonical_parts`).
+        An expansion differs from seed to seed only in ``seed``, so these give the id of every run of any seeds
+        (:func:`~bench.spec.identity.id_with_seed`) from one expansion; kept per (overrides, tier), so the
+        report's readers (stale records, document costs) share it. Raises what :meth:`expand` raises."""
+        key = (json.dumps(overrides or {}, sort_keys=True, default=str), tier)
+        if key not in self._parts_memo:
+            specs = self.expand(overrides=overrides, seeds=[0], tier=tier)
+            self._parts_memo[key] = [(sp, canonical_parts(sp.to_dict())) for sp in specs]
+        return self._parts_memo[key]
+
+    def default_run_ids(self) -> list[tuple[RunSpec, str]]:
+        """``(run, id)`` for every run of the suite's default seeds, no tier: the runs of :meth:`seed_parts`
+        (seed 0's specs: backbone, layer and protocol are those of every seed) with each seed's id."""
+        return [(sp, id_with_seed(parts, seed)) for seed in self.seeds for sp, parts in self.seed_parts()]
 
     def tier(self, name: str) -> dict:
         """The declared tier ``name`` (SpecError naming the suite file and ``tiers`` if there is none)."""

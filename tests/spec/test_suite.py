@@ -137,6 +137,23 @@ def test_every_committed_suite_validates():
         assert s.expand()
 
 
+def test_default_run_ids_are_the_full_expansions_ids_for_every_committed_suite():
+    """Suite.default_run_ids (one seed's expansion, each seed's id put in: what the report's stale-record and
+    cost readers share) gives exactly the runs and ids of a full expansion, on every committed suite; a tier's
+    seed parts are the tier expansion's."""
+    for path in suite_files(Path(__file__).resolve().parents[2] / "suites"):
+        s = load_suite(path)
+        full = s.expand()
+        got = s.default_run_ids()
+        assert sorted(rid for _, rid in got) == sorted(sp.id for sp in full), path.name
+        by_id = {sp.id: sp for sp in full}
+        for sp, rid in got:  # the spec given with an id is that run's, seed aside
+            assert {**sp.to_dict(), "seed": by_id[rid].seed} == by_id[rid].to_dict(), path.name
+        for t in s.tiers:
+            tiered = s.expand(seeds=[0], tier=t["name"])
+            assert [sp.id for sp, _ in s.seed_parts(tier=t["name"])] == [sp.id for sp in tiered]
+
+
 def test_yaml_memo_returns_what_parsing_returns_and_never_hides_an_error(tmp_path, monkeypatch):
     """load_suite's YAML memo ($BENCH_CACHE/yaml, keyed by the text's checksum): a second load reads the memo;
     another text is parsed again; invalid YAML is an error every time; an edited or bad memo is not used (issue

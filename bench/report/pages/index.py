@@ -56,14 +56,14 @@ def document_costs(verdict_rows: list[dict], suites: dict, records: list[dict]) 
             runs += d["runs"]
             if name not in expanded:  # a shared suite checks several documents: expanded once
                 suite = suites.get(name)
-                try:
-                    expanded[name] = suite.expand() if suite is not None else []
+                try:  # the expansion stale_records made (Suite.seed_parts), each seed's id put in
+                    expanded[name] = suite.default_run_ids() if suite is not None else []
                 except Exception:  # a suite that cannot be expanded here (it names a plug-in): not estimated
                     expanded[name] = None
             if expanded[name] is None:
                 todo, unestimated = [], unestimated + [name]
             else:
-                todo = [sp for sp in expanded[name] if sp.id not in d["ids"]]
+                todo = [sp for sp, rid in expanded[name] if rid not in d["ids"]]
             for sp in todo:
                 same = d["by_backbone"].get((sp.backbone["name"], sp.protocol.get("train_subset")))
                 if not same:
