@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One worker of a long CPU campaign (development machines): pulls "label seed est_s [suite [tier]]" lines from a
-# queue file, runs each as `bench run SUITE --only LABEL --seeds SEED [--tier TIER]` on one thread, and copies the
+# One worker of a long CPU campaign (development machines): pulls "label seed est_s [suite [tier|-] [flags...]]"
+# lines from a queue file (benchmarks/campaign_queue.py writes them from what the records still lack), runs each as
+# `bench run SUITE --only LABEL --seeds SEED [--tier TIER] [flags...]` on one thread, and copies the
 # record into the main checkout's results. A run is started only if its estimate ends before DEADLINE (epoch seconds), so no
 # run straddles the end of a session (a run still going at the stop is lost). Start two, one per core:
 #
@@ -12,6 +13,8 @@
 # VENV (default $MAIN/.tox/shared), BENCH_DATA_ROOT (default /work/data). The queue is shared under flock;
 # items whose estimate no longer fits are kept for the next session. Records land with `cp -n` (never
 # overwriting); run `bench rekey results` and commit them from MAIN.
+# Edit this file by writing a new one and renaming it over (never in place) while a worker runs: bash reads a
+# running script from its file as it goes.
 set -u
 W=$1; DEADLINE=$2; Q=$3
 RUNS=${RUNS:-/work/runs}; MAIN=${MAIN:-/work/main}; VENV=${VENV:-$MAIN/.tox/shared}
@@ -36,9 +39,12 @@ while true; do
     [ -z "$line" ] && { echo "[$W] $(date +%T) nothing fits before the deadline; stop"; break; }
     set -- $line
     label=$1; seed=$2; est=$3; suite=${4:-fast-cifar-v2}; tier=${5:-}
-    echo "[$W] $(date +%T) start $suite ${tier:+tier $tier }$label seed $seed (est $est s)"
-    bench run "suites/$suite.yaml" --only "$label" --seeds "$seed" ${tier:+--tier "$tier"} --threads 1 --device cpu \
-        --no-progress > "$LOGS/log-$suite${tier:+-$tier}-$label-s$seed.txt" 2>&1
+    [ "$tier" = "-" ] && tier=
+    shift $(( $# < 5 ? $# : 5 ))  # what is left: extra flags for bench run (--backbone NAME, --epochs N)
+    tag=$(echo "$*" | tr -c 'A-Za-z0-9_.=-' '_' | sed 's/_*$//')
+    echo "[$W] $(date +%T) start $suite ${tier:+tier $tier }$label seed $seed $* (est $est s)"
+    bench run "suites/$suite.yaml" --only "$label" --seeds "$seed" ${tier:+--tier "$tier"} "$@" --threads 1 \
+        --device cpu --no-progress > "$LOGS/log-$suite${tier:+-$tier}-$label-s$seed${tag:+-$tag}.txt" 2>&1
     echo "[$W] $(date +%T) end $suite $label seed $seed rc=$?"
     mkdir -p "$MAIN/results/$suite"
     for f in "results/$suite/"*"--$label--s$seed--"*.json; do

@@ -141,3 +141,100 @@ def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
     # the ratio comes from the unrounded medians; the rows keep 4 decimals
     ratio = rows["atoms"]["cpu_s_per_step"] / rows["folded"]["cpu_s_per_step"]
     assert res["atoms_over_folded"] == pytest.approx(ratio, rel=0.01)
+
+
+def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path):
+    """benchmarks/campaign_queue.py: a run with an ok record on the device is not queued (another device's
+    record does not count); a row's estimate is its longest measured run × 1.1 (rounded up to 100 s), else the
+    backbone's conv run × the row's time ratio to conv on another backbone; backbone-filtered targets carry
+    --backbone and --epochs; targets keep their order, seeds ascend, longest first within a seed."""
+    mod = _load("campaign_queue")
+    from bench.spec.suite import load_suite
+
+    suites = ROOT / "suites"
+    deconv = load_suite(suites / "deconv.yaml")
+    specs = {
+        (sp.label, sp.backbone["name"], sp.seed): sp for sp in deconv.expand(overrides={"epochs": 1}, seeds=[0, 1])
+    }
+    dev = "CPU: test (1 threads)"
+
+    def rec(label, bb, seed, dur, device=dev, status="ok"):
+        sp = specs[(label, bb, seed)]
+        return {
+            "id": sp.id,
+            "label": label,
+            "status": status,
+            "duration_s": dur,
+            "env": {"device": device},
+            "spec": sp.to_dict(),
+        }
+
+    records = [
+        rec("conv", "vgg16", 0, 1000.0),
+        rec("deconv", "vgg16", 0, 2000.0),
+        rec("conv", "resnet18", 0, 1500.0),
+        rec("deconv", "resnet18", 0, 9.0, device="CPU: other (1 threads)"),
+        rec("conv", "vgg16", 1, 5.0, status="failed"),
+    ]
+    target = mod.parse_target("deconv epochs=1 backbone=vgg16,resnet18")
+    lines, missing = mod.plan([target], records, suites, dev, [0, 1], "fast-cifar-v2")
+    flags = lambda bb: ["--backbone", bb, "--epochs", "1"]  # noqa: E731
+    assert lines == [
+        ("deconv", 0, 3300, "deconv", "-", flags("resnet18")),  # 1500 s × (2000 / 1000) × 1.1
+        ("deconv", 1, 3300, "deconv", "-", flags("resnet18")),
+        ("deconv", 1, 2200, "deconv", "-", flags("vgg16")),
+        ("conv", 1, 1700, "deconv", "-", flags("resnet18")),  # 1650 s, rounded up
+        ("conv", 1, 1100, "deconv", "-", flags("vgg16")),  # the failed record does not count
+    ]
+    assert missing == []
+    # nothing measured for a backbone: named, not queued
+    lines, missing = mod.plan(
+        [mod.parse_target("deconv epochs=1 backbone=mobilenetv2")], records, suites, dev, [0], "fast-cifar-v2"
+    )
+    assert lines == [] and len(missing) == 2 and all("mobilenetv2" in m for m in missing)
+    with pytest.raises(SystemExit, match="unknown or bad 'width=2'"):
+        mod.parse_target("deconv width=2")
+
+
+def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_not_fit(tmp_path):
+    """tools/campaign_worker.sh: each line becomes one `bench run` with its suite, row, seed, tier and extra
+    flags; its record is copied into the main checkout; a line whose estimate ends after the deadline stays."""
+    import os
+    import subprocess
+    import time
+
+    runs, main, venv = tmp_path / "runs", tmp_path / "main", tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    fake = venv / "bin" / "bench"  # stands in for the harness: notes its arguments and writes a record file
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {calls}\n'
+        'suite=$(basename "$2" .yaml); label=$4; seed=$6\n'
+        'mkdir -p "results/$suite" && echo "{}" > "results/$suite/bb--$label--s$seed--0123456789abcdef.json"\n'
+    )
+    fake.chmod(0o755)
+    (venv / "bin" / "activate").write_text(f'export PATH="{venv / "bin"}:$PATH"\n')
+    runs.mkdir()
+    queue = tmp_path / "campaign" / "queue.txt"
+    queue.parent.mkdir()
+    queue.write_text(
+        "conv 1 10 deconv - --backbone vgg16 --epochs 1\nrfnn 2 100000 fast-cifar-v2\npnn 0 10 fast-fashion-v2 small\n"
+    )
+    env = dict(os.environ, RUNS=str(runs), MAIN=str(main), VENV=str(venv))
+    deadline = str(int(time.time()) + 3600)
+    out = subprocess.run(
+        ["bash", str(ROOT / "tools" / "campaign_worker.sh"), "A", deadline, str(queue)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert calls.read_text().splitlines() == [
+        "run suites/deconv.yaml --only conv --seeds 1 --backbone vgg16 --epochs 1 --threads 1 --device cpu --no-progress",
+        "run suites/fast-fashion-v2.yaml --only pnn --seeds 0 --tier small --threads 1 --device cpu --no-progress",
+    ]
+    assert (main / "results" / "deconv" / "bb--conv--s1--0123456789abcdef.json").exists()
+    assert (main / "results" / "fast-fashion-v2" / "bb--pnn--s0--0123456789abcdef.json").exists()
+    assert queue.read_text() == "rfnn 2 100000 fast-cifar-v2\n"  # does not fit before the deadline: kept
+    assert "nothing fits before the deadline" in out

@@ -107,7 +107,10 @@ def test_document_costs_sum_measured_hours_and_estimate_the_rest_per_epoch():
         return NS(id=f"r{i}", backbone={"name": backbone}, protocol={"epochs": epochs, "train_subset": subset})
 
     todo = [spec(0), spec(1), spec(2), spec(3, epochs=20), spec(4, backbone="b2"), spec(5, subset=100)]
-    suites = {"s": NS(default_run_ids=lambda: [(sp, sp.id) for sp in todo]), "t": NS(default_run_ids=lambda: [(spec(9), "r9")])}
+    suites = {
+        "s": NS(default_run_ids=lambda: [(sp, sp.id) for sp in todo]),
+        "t": NS(default_run_ids=lambda: [(spec(9), "r9")]),
+    }
 
     def rec(i, dur, epochs, device="CPU: x", status="ok"):
         return {
