@@ -35,14 +35,20 @@ DEFAULT_DEVICE = "CPU: AMD EPYC (1 threads)"
 SLACK = 1.1
 
 
+class BadTarget(ValueError):
+    """A target argument that cannot be read: one line, exit code 2."""
+
+
 def parse_target(text: str) -> dict:
-    """``"deconv epochs=1 backbone=a,b"`` → {suite, overrides, tier, backbones}; SystemExit(2) on a bad word."""
+    """``"deconv epochs=1 backbone=a,b"`` → {suite, overrides, tier, backbones}; BadTarget on a bad word."""
     words = text.split()
+    if not words:
+        raise BadTarget("campaign_queue: an empty target")
     out = {"suite": words[0], "overrides": {}, "tier": None, "backbones": None}
     for w in words[1:]:
         key, sep, value = w.partition("=")
         if not sep or not value:
-            raise SystemExit(f"campaign_queue: {text!r}: expected key=value, got {w!r}")
+            raise BadTarget(f"campaign_queue: {text!r}: expected key=value, got {w!r}")
         if key == "epochs" and value.isdigit() and int(value) > 0:
             out["overrides"]["epochs"] = int(value)
         elif key == "tier":
@@ -50,7 +56,7 @@ def parse_target(text: str) -> dict:
         elif key == "backbone":
             out["backbones"] = value.split(",")
         else:
-            raise SystemExit(f"campaign_queue: {text!r}: unknown or bad {w!r} (epochs=N, tier=T, backbone=A,B)")
+            raise BadTarget(f"campaign_queue: {text!r}: unknown or bad {w!r} (epochs=N, tier=T, backbone=A,B)")
     return out
 
 
@@ -119,11 +125,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", help="only these seeds, e.g. 1 or 0,1 (default: each suite's)")
     ap.add_argument("--ratios-from", default="fast-cifar-v2", help="suite whose time ratios to conv estimate a row")
     args = ap.parse_args(argv)
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
-    recs, _ = load_records(args.results)
-    lines, missing = plan(
-        [parse_target(t) for t in args.targets], recs, Path(args.suites), args.device, seeds, args.ratios_from
-    )
+    from bench.errors import BenchError
+
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+        targets = [parse_target(t) for t in args.targets]
+        recs, _ = load_records(args.results)
+        lines, missing = plan(targets, recs, Path(args.suites), args.device, seeds, args.ratios_from)
+    except (BadTarget, BenchError, ValueError) as exc:  # a bad target, seed list or suite file: one line
+        print(exc if isinstance(exc, (BadTarget, BenchError)) else f"campaign_queue: --seeds: {exc}", file=sys.stderr)
+        return 2
     for label, seed, est, suite, tier, flags in lines:
         print(" ".join([label, str(seed), str(est), suite, tier, *flags]))
     for m in missing:

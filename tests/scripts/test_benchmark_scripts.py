@@ -143,7 +143,7 @@ def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
     assert res["atoms_over_folded"] == pytest.approx(ratio, rel=0.01)
 
 
-def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path):
+def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path, capsys):
     """benchmarks/campaign_queue.py: a run with an ok record on the device is not queued (another device's
     record does not count); a row's estimate is its longest measured run × 1.1 (rounded up to 100 s), else the
     backbone's conv run × the row's time ratio to conv on another backbone; backbone-filtered targets carry
@@ -192,8 +192,12 @@ def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path):
         [mod.parse_target("deconv epochs=1 backbone=mobilenetv2")], records, suites, dev, [0], "fast-cifar-v2"
     )
     assert lines == [] and len(missing) == 2 and all("mobilenetv2" in m for m in missing)
-    with pytest.raises(SystemExit, match="unknown or bad 'width=2'"):
+    with pytest.raises(mod.BadTarget, match="unknown or bad 'width=2'"):
         mod.parse_target("deconv width=2")
+    # bad input on the command line: one line naming it, exit code 2
+    assert mod.main(["deconv width=2"]) == 2
+    assert mod.main(["no-such-suite"]) == 2 and "no-such-suite" in capsys.readouterr().err
+    assert mod.main(["--seeds", "x", "deconv"]) == 2
 
 
 def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_not_fit(tmp_path):
