@@ -13,15 +13,12 @@ Pure functions over record dicts; no torch.
 
 from __future__ import annotations
 
-import math
 import statistics
+
+from bench.numbers import isnum
 
 #: the narrowest band (points of the primary metric) for runs that cannot be bitwise equal
 MIN_BAND = 2.0
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def device_class(rec: dict) -> tuple:
@@ -40,7 +37,7 @@ def compare(fresh: list[dict], committed: list[dict], metric: str = "top1") -> l
     seeds: dict[tuple, list[float]] = {}
     for r in committed:
         v = (r.get("metrics") or {}).get(metric) if isinstance(r.get("metrics"), dict) else None
-        if r.get("status") == "ok" and _num(v):
+        if r.get("status") == "ok" and isnum(v):
             seeds.setdefault(row_key(r), []).append(v)
     rows = []
     for r in fresh:
@@ -51,8 +48,8 @@ def compare(fresh: list[dict], committed: list[dict], metric: str = "top1") -> l
             "id": r.get("id"),
             "label": r.get("label"),
             "seed": (r.get("spec") or {}).get("seed"),
-            "committed": old if _num(old) else None,
-            "fresh": new if _num(new) else None,
+            "committed": old if isnum(old) else None,
+            "fresh": new if isnum(new) else None,
             "device": device_class(r)[0],
         }
         if row["fresh"] is None:

@@ -9,6 +9,7 @@ import os
 
 import jinja2
 
+from bench.numbers import isnum
 from bench.report.aggregate import fmt_pm
 from bench.report.mdtext import md_inline
 from bench.report.rules import VERDICT_RULES
@@ -54,10 +55,6 @@ def make_env(documents: dict | None = None) -> jinja2.Environment:
     env.globals["DEVIATIONS"] = DEVIATIONS
     env.globals["MIN_SEEDS"] = MIN_SEEDS
     return env
-
-
-def isnum(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def num(v, fmt=".2f"):

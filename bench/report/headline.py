@@ -10,8 +10,8 @@ views; no torch.
 
 from __future__ import annotations
 
-import math
 
+from bench.numbers import isnum
 from bench.report.verdicts import CONFIDENCE as LEVEL, MIN_SEEDS, difference_interval
 
 #: the suite whose leaderboard is the site's headline comparison (the first column of "Which family wins where")
@@ -20,14 +20,10 @@ HEADLINE_SUITE = "fast-cifar-v2"
 SEED_CAP_S = 3 * 3600
 
 
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def welch_interval(m1, s1, n1, m2, s2, n2):
     """(Δ, low, high) of mean1 − mean2 at 95 %: the site's own Welch interval
     (:func:`bench.report.verdicts.difference_interval`); None without two seeds and a spread on each side."""
-    if not all(_num(v) for v in (m1, s1, m2, s2)):
+    if not all(isnum(v) for v in (m1, s1, m2, s2)):
         return None
     iv = difference_interval(m1, s1, n1, m2, s2, n2)
     return None if iv.half is None else (iv.centre, iv.lo, iv.hi)
@@ -36,11 +32,11 @@ def welch_interval(m1, s1, n1, m2, s2, n2):
 def _mean(row: dict, key: str):
     m = row.get(f"m:{key}:mean")
     s = row.get(f"m:{key}:std")
-    return (m if _num(m) else None), (s if _num(s) else None)
+    return (m if isnum(m) else None), (s if isnum(s) else None)
 
 
 def _ratio(a, b):
-    return a / b if _num(a) and _num(b) and b > 0 else None
+    return a / b if isnum(a) and isnum(b) and b > 0 else None
 
 
 def verdict(interval, n: int = MIN_SEEDS, n_conv: int = MIN_SEEDS) -> str:
@@ -82,11 +78,11 @@ def headline(
         interval = None
         if r is not None and r is not conv and m is not None:
             interval = welch_interval(m, s, n, cm, cs, cn)
-        per_run, est = (train_s, False) if _num(train_s) else (None, False)
-        if per_run is None and _num(conv_time) and step_ratios and _num(step_ratios.get(label)):
+        per_run, est = (train_s, False) if isnum(train_s) else (None, False)
+        if per_run is None and isnum(conv_time) and step_ratios and isnum(step_ratios.get(label)):
             per_run, est = conv_time * step_ratios[label], True
         planned = 1 if per_run is not None and per_run > SEED_CAP_S else seeds
-        if _num(train_s):
+        if isnum(train_s):
             done_s += train_s * n
         if per_run is not None:
             left_s += per_run * max(0, planned - n)
@@ -144,7 +140,7 @@ def step_ratios_from(benchmarks: list[dict]) -> dict:
         return {}
     times = {r.get("family"): r.get("bf16-cl_s") for r in bench.get("rows", []) if isinstance(r, dict)}
     base = times.get("conv")
-    return {k: v / base for k, v in times.items() if _num(v) and _num(base) and base > 0}
+    return {k: v / base for k, v in times.items() if isnum(v) and isnum(base) and base > 0}
 
 
 def overview_points(head: dict, x: str = "time") -> list[dict]:
@@ -159,7 +155,7 @@ def overview_points(head: dict, x: str = "time") -> list[dict]:
             "yerr": (r["hi"] - r["lo"]) / 2 if r["lo"] is not None else None,
         }
         for r in head["rows"]
-        if r["delta"] is not None and _num(r[x])
+        if r["delta"] is not None and isnum(r[x])
     ]
     if points:  # the baseline itself, at Δ 0 and time × 1, as the reference every other point is read against
         points.insert(0, {"x": 1.0, "y": 0.0, "label": "conv (baseline)", "key": "conv", "yerr": None})

@@ -24,8 +24,8 @@ Every number the page shows comes from the record in the shard.
 from __future__ import annotations
 
 import json
-import math
 
+from bench.numbers import isnum
 from bench.spec.identity import identity
 
 SHARD_DIGITS = 2  # 256 shards: about 40 records each at 10,000 records
@@ -142,7 +142,7 @@ def best_test_acc(rec: dict):
     for h in rec.get("history") or ():
         if type(h) is dict:
             v = h.get("test_acc")
-            if _finite(v) and (best is None or v > best):
+            if isnum(v) and (best is None or v > best):
                 best = v
     rec["_best_acc"] = best
     return best
@@ -151,10 +151,6 @@ def best_test_acc(rec: dict):
 def _number(v) -> str:
     """A finite number as JSON text, as ``json.dumps`` writes it."""
     return float.__repr__(v) if isinstance(v, float) else int.__repr__(v)
-
-
-def _finite(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def write_run_data(site, records: list[dict], suites: dict, metric_names: dict, slug) -> int:
