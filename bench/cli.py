@@ -328,6 +328,11 @@ def cmd_run(args) -> int:
     device = parse_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    executor = args.executor or ("jobs" if args.jobs > 1 else "local")
+    if executor in ("local", "jobs") and not args.force:  # ray's workers may sit on other machines
+        from bench.measure.measure import device_name
+
+        _say_measured_elsewhere(args.results, specs, device_name(device), args.retry_failed)
     # command-line choices that do not change what a run computes (so not in its id), kept in every record
     invocation = {
         "seeds": args.seeds,
@@ -349,7 +354,6 @@ def cmd_run(args) -> int:
     if args.tune:
         invocation["tune"] = True
     # where and how runs were trained (host, pid, shard, executor): in every record's provenance, not its id
-    executor = args.executor or ("jobs" if args.jobs > 1 else "local")
     provenance = {k: v for k, v in {"shard": args.shard, "executor": executor}.items() if v}
     ctx = RunContext(
         device=device,
@@ -417,6 +421,37 @@ def _print_agreement(results: str, committed: str, suite: str, ids: set) -> None
     fresh, _ = load_records(Path(results) / suite)
     old, _ = load_records(Path(committed) / suite) if (Path(committed) / suite).is_dir() else ([], [])
     print(format_table(compare([r for r in fresh if r.get("id") in ids], old)))
+
+
+def _say_measured_elsewhere(results, specs, device: str, retry_failed: bool = False) -> int:
+    """Runs this invocation skips because a record exists, measured on another device than ``device``: say so
+    (how many, from which devices) before anything runs, with the two ways to measure them here. A run id does
+    not hold the device, so one results folder keeps one record per run; without this a GPU runner over a
+    folder of CPU records would train nothing and report the CPU's numbers as if they were its own (each device
+    keeps a leaderboard of its own, so nothing mixes; the note is about what was not measured here). Returns how
+    many such runs there are."""
+    from collections import Counter
+
+    from bench.records.records import existing_record
+
+    whose: Counter = Counter()
+    for s in specs:
+        rec = existing_record(results, s)
+        if rec is None or (retry_failed and rec.get("status") != "ok"):
+            continue  # no record, or one this invocation reruns
+        env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+        measured = str(env.get("device") or "unknown device")
+        if measured != device:
+            whose[measured] += 1
+    if whose:
+        where = "; ".join(f"{n} on {d}" for d, n in sorted(whose.items()))
+        print(
+            f"note: {sum(whose.values())} run(s) are skipped: their records in {results} were measured on another "
+            f"device ({where}), not on {device}; to measure them here, give --results DIR (a folder of its own) "
+            "or --force (replaces those records)",
+            file=sys.stderr,
+        )
+    return sum(whose.values())
 
 
 def _say_replaced(results, specs) -> None:

@@ -135,3 +135,43 @@ def test_force_says_whose_records_it_replaces(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "--force replaces 1 existing record(s)" in out
     assert "1 from CPU: AMD EPYC (2 threads), 2025-03-04" in out
+
+
+def _write_record(tmp_path, spec, suite, device):
+    path = record_path(tmp_path, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec = {
+        "schema": 1,
+        "id": spec.id,
+        "status": "ok",
+        "suite": {"name": suite.name},
+        "spec": spec.to_dict(),
+        "label": spec.label,
+        "metrics": {"top1": 50.0},
+        "env": {"device": device},
+    }
+    path.write_text(json.dumps(rec))
+
+
+@pytest.mark.parametrize("same_device", [False, True])
+def test_run_says_which_skipped_records_another_device_measured(tmp_path, capsys, same_device):
+    import torch
+
+    from bench.measure.measure import device_name
+
+    suite = load_suite(ROOT / "suites" / "quick.yaml")
+    spec = suite.expand()[0]
+    torch.set_num_threads(1)
+    here = device_name(torch.device("cpu"))
+    _write_record(tmp_path, spec, suite, here if same_device else "NVIDIA H200")
+    argv = ["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--device", "cpu"]
+    argv += ["--only", spec.label, "--backbone", spec.backbone["name"], "--seeds", str(spec.seed), "--threads", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert "0 ran, 1 already done" in out.out  # skipped either way: the record is kept, nothing is lost
+    if same_device:
+        assert "another device" not in out.err
+    else:
+        assert "note: 1 run(s) are skipped" in out.err
+        assert "(1 on NVIDIA H200), not on " + here in out.err
+        assert "--results DIR" in out.err and "--force" in out.err
