@@ -111,34 +111,10 @@ def test_report_with_layers_renders_a_suite_using_a_plugin_family(family_file, t
     assert "half-frozen" in page and "90.00" in page
 
 
-def test_force_says_whose_records_it_replaces(tmp_path, capsys):
-    suite = load_suite(ROOT / "suites" / "quick.yaml")
-    spec = suite.expand()[0]
-    path = record_path(tmp_path, spec)
-    path.parent.mkdir(parents=True)
-    # a complete record: one missing its schema, suite, spec or label is not trusted and counts as missing
-    path.write_text(
-        json.dumps(
-            {
-                "schema": 1,
-                "id": spec.id,
-                "status": "ok",
-                "suite": {"name": suite.name},
-                "spec": spec.to_dict(),
-                "label": spec.label,
-                "finished": "2025-03-04T05:06:07",
-                "env": {"device": "CPU: AMD EPYC (2 threads)"},
-            }
-        )
-    )
-    assert main(["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--force", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "--force replaces 1 existing record(s)" in out
-    assert "1 from CPU: AMD EPYC (2 threads), 2025-03-04" in out
-
-
-def _write_record(tmp_path, spec, suite, device):
-    path = record_path(tmp_path, spec)
+def _write_record(results, spec, suite, device, **extra):
+    """A complete record of ``spec`` measured on ``device``: one missing its schema, suite, spec or label is not
+    trusted and counts as missing."""
+    path = record_path(results, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     rec = {
         "schema": 1,
@@ -147,10 +123,20 @@ def _write_record(tmp_path, spec, suite, device):
         "suite": {"name": suite.name},
         "spec": spec.to_dict(),
         "label": spec.label,
-        "metrics": {"top1": 50.0},
         "env": {"device": device},
+        **extra,
     }
     path.write_text(json.dumps(rec))
+
+
+def test_force_says_whose_records_it_replaces(tmp_path, capsys):
+    suite = load_suite(ROOT / "suites" / "quick.yaml")
+    spec = suite.expand()[0]
+    _write_record(tmp_path, spec, suite, "CPU: AMD EPYC (2 threads)", finished="2025-03-04T05:06:07")
+    assert main(["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--force", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--force replaces 1 existing record(s)" in out
+    assert "1 from CPU: AMD EPYC (2 threads), 2025-03-04" in out
 
 
 @pytest.mark.parametrize("same_device", [False, True])
@@ -161,12 +147,16 @@ def test_run_says_which_skipped_records_another_device_measured(tmp_path, capsys
 
     suite = load_suite(ROOT / "suites" / "quick.yaml")
     spec = suite.expand()[0]
-    torch.set_num_threads(1)
-    here = device_name(torch.device("cpu"))
-    _write_record(tmp_path, spec, suite, here if same_device else "NVIDIA H200")
-    argv = ["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--device", "cpu"]
-    argv += ["--only", spec.label, "--backbone", spec.backbone["name"], "--seeds", str(spec.seed), "--threads", "1"]
-    assert main(argv) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the device name holds the thread count, and `--threads 1` sets it
+    try:
+        here = device_name(torch.device("cpu"))
+        _write_record(tmp_path, spec, suite, here if same_device else "NVIDIA H200", metrics={"top1": 50.0})
+        argv = ["run", str(ROOT / "suites" / "quick.yaml"), "--results", str(tmp_path), "--device", "cpu"]
+        argv += ["--only", spec.label, "--backbone", spec.backbone["name"], "--seeds", str(spec.seed)]
+        assert main(argv + ["--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr()
     assert "0 ran, 1 already done" in out.out  # skipped either way: the record is kept, nothing is lost
     if same_device:
