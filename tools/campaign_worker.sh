@@ -45,9 +45,16 @@ while true; do
     echo "[$W] $(date +%T) start $suite ${tier:+tier $tier }$label seed $seed $* (est $est s)"
     bench run "suites/$suite.yaml" --only "$label" --seeds "$seed" ${tier:+--tier "$tier"} "$@" --threads 1 \
         --device cpu --no-progress > "$LOGS/log-$suite${tier:+-$tier}-$label-s$seed${tag:+-$tag}.txt" 2>&1
-    echo "[$W] $(date +%T) end $suite $label seed $seed rc=$?"
+    rc=$?  # taken at once: a $(…) in the next line would reset $?
+    echo "[$W] $(date +%T) end $suite $label seed $seed rc=$rc"
     mkdir -p "$MAIN/results/$suite"
     for f in "results/$suite/"*"--$label--s$seed--"*.json; do
-        [ -f "$f" ] && cp -n "$f" "$MAIN/results/$suite/" && echo "[$W] copied $f"
+        [ -f "$f" ] || continue
+        # only a finished run's record goes to MAIN: a failed one stays here (it would count as done there)
+        if python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])).get("status") != "ok")' "$f" 2>/dev/null; then
+            cp -n "$f" "$MAIN/results/$suite/" && echo "[$W] copied $f"
+        else
+            echo "[$W] not copied (status not ok): $f"
+        fi
     done
 done

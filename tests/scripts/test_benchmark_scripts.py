@@ -202,7 +202,8 @@ def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path, cap
 
 def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_not_fit(tmp_path):
     """tools/campaign_worker.sh: each line becomes one `bench run` with its suite, row, seed, tier and extra
-    flags; its record is copied into the main checkout; a line whose estimate ends after the deadline stays."""
+    flags; its record is copied into the main checkout when its status is ok (a failed run's record stays
+    behind, its exit code logged); a line whose estimate ends after the deadline stays."""
     import os
     import subprocess
     import time
@@ -214,8 +215,10 @@ def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_
     fake.write_text(
         "#!/usr/bin/env bash\n"
         f'echo "$*" >> {calls}\n'
-        'suite=$(basename "$2" .yaml); label=$4; seed=$6\n'
-        'mkdir -p "results/$suite" && echo "{}" > "results/$suite/bb--$label--s$seed--0123456789abcdef.json"\n'
+        'suite=$(basename "$2" .yaml); label=$4; seed=$6; status=ok; [ "$label" = lbcnn ] && status=failed\n'
+        'mkdir -p "results/$suite"\n'
+        'echo "{\\"status\\": \\"$status\\"}" > "results/$suite/bb--$label--s$seed--0123456789abcdef.json"\n'
+        "[ $status = ok ] || exit 3\n"
     )
     fake.chmod(0o755)
     (venv / "bin" / "activate").write_text(f'export PATH="{venv / "bin"}:$PATH"\n')
@@ -224,6 +227,7 @@ def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_
     queue.parent.mkdir()
     queue.write_text(
         "conv 1 10 deconv - --backbone vgg16 --epochs 1\nrfnn 2 100000 fast-cifar-v2\npnn 0 10 fast-fashion-v2 small\n"
+        "lbcnn 2 10 fast-fashion-v2\n"
     )
     env = dict(os.environ, RUNS=str(runs), MAIN=str(main), VENV=str(venv))
     deadline = str(int(time.time()) + 3600)
@@ -237,8 +241,13 @@ def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_
     assert calls.read_text().splitlines() == [
         "run suites/deconv.yaml --only conv --seeds 1 --backbone vgg16 --epochs 1 --threads 1 --device cpu --no-progress",
         "run suites/fast-fashion-v2.yaml --only pnn --seeds 0 --tier small --threads 1 --device cpu --no-progress",
+        "run suites/fast-fashion-v2.yaml --only lbcnn --seeds 2 --threads 1 --device cpu --no-progress",
     ]
     assert (main / "results" / "deconv" / "bb--conv--s1--0123456789abcdef.json").exists()
     assert (main / "results" / "fast-fashion-v2" / "bb--pnn--s0--0123456789abcdef.json").exists()
+    assert "end deconv conv seed 1 rc=0" in out and "end fast-fashion-v2 lbcnn seed 2 rc=3" in out
+    assert (runs / "results" / "fast-fashion-v2" / "bb--lbcnn--s2--0123456789abcdef.json").exists()
+    assert not (main / "results" / "fast-fashion-v2" / "bb--lbcnn--s2--0123456789abcdef.json").exists()
+    assert "not copied (status not ok)" in out
     assert queue.read_text() == "rfnn 2 100000 fast-cifar-v2\n"  # does not fit before the deadline: kept
     assert "nothing fits before the deadline" in out
