@@ -1,6 +1,6 @@
 """The central comparison as a Markdown table, read from the records of protocol v2 (issue 22's closing note).
 
-    python benchmarks/campaign_table.py [results/fast-cifar-v2]
+    python benchmarks/campaign_table.py [results/fast-cifar-v2]    # or results/fast-fashion-v2, …
 
 Per family: top-1 mean ± std over its seeds (n), Δ top-1 against conv with the 95 % Welch interval (the site's
 own, bench.report.verdicts.difference_interval; shown from two seeds on each side), MAC and training-time
@@ -77,6 +77,18 @@ def markdown(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "results" / "fast-cifar-v2")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="The per-family table of one suite's records (Markdown).")
+    ap.add_argument("folder", nargs="?", default=str(ROOT / "results" / "fast-cifar-v2"), help="results/<suite>")
+    folder = Path(ap.parse_args(argv).folder)
+    if not folder.is_dir():
+        print(f"campaign_table: {folder}: no such folder of records (give results/<suite>)", file=sys.stderr)
+        return 2
     print(markdown(rows(folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

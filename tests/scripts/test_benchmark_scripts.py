@@ -128,6 +128,16 @@ def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
     assert f"{iv.centre:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]" in line and "| 2 | 69.00 ± 1.41 |" in line
 
 
+def test_campaign_table_refuses_a_folder_that_is_not_there(tmp_path, capsys):
+    mod = _load("campaign_table")
+    assert mod.main([str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope: no such folder of records" in err
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--help"])  # help, not an empty table read from a folder named --help
+    assert exc.value.code == 0 and "results/<suite>" in capsys.readouterr().out
+
+
 def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
     from bench.zoo.layers.steerable import SteerableBlock
 
