@@ -427,9 +427,8 @@ def _say_measured_elsewhere(results, specs, device: str, retry_failed: bool = Fa
     """Runs this invocation skips because a record exists, measured on another device than ``device``: say so
     (how many, from which devices) before anything runs, with the two ways to measure them here. A run id does
     not hold the device, so one results folder keeps one record per run; without this a GPU runner over a
-    folder of CPU records would train nothing and report the CPU's numbers as if they were its own (each device
-    keeps a leaderboard of its own, so nothing mixes; the note is about what was not measured here). Returns how
-    many such runs there are."""
+    folder of CPU records would train nothing for those runs, without a word (each device keeps a leaderboard of
+    its own, so nothing mixes: the note is about what was not measured here). Returns how many such runs."""
     from collections import Counter
 
     from bench.records.records import existing_record
