@@ -423,6 +423,17 @@ def _print_agreement(results: str, committed: str, suite: str, ids: set) -> None
     print(format_table(compare([r for r in fresh if r.get("id") in ids], old)))
 
 
+def _existing_with_device(results, specs):
+    """``(record, device it was measured on)`` of every spec that has a trusted record under ``results``."""
+    from bench.records.records import existing_record
+
+    for s in specs:
+        rec = existing_record(results, s)
+        if rec is not None:
+            env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+            yield rec, str(env.get("device") or "unknown device")
+
+
 def _say_measured_elsewhere(results, specs, device: str, retry_failed: bool = False) -> int:
     """Runs this invocation skips because a record exists, measured on another device than ``device``: say so
     (how many, from which devices) before anything runs, with the two ways to measure them here. A run id does
@@ -431,17 +442,11 @@ def _say_measured_elsewhere(results, specs, device: str, retry_failed: bool = Fa
     its own, so nothing mixes: the note is about what was not measured here). Returns how many such runs."""
     from collections import Counter
 
-    from bench.records.records import existing_record
-
-    whose: Counter = Counter()
-    for s in specs:
-        rec = existing_record(results, s)
-        if rec is None or (retry_failed and rec.get("status") != "ok"):
-            continue  # no record, or one this invocation reruns
-        env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
-        measured = str(env.get("device") or "unknown device")
-        if measured != device:
-            whose[measured] += 1
+    whose = Counter(
+        measured
+        for rec, measured in _existing_with_device(results, specs)
+        if measured != device and not (retry_failed and rec.get("status") != "ok")  # those are rerun
+    )
     if whose:
         where = "; ".join(f"{n} on {d}" for d, n in sorted(whose.items()))
         print(
@@ -457,14 +462,10 @@ def _say_replaced(results, specs) -> None:
     """--force over existing records: say whose records (device, date) the rerun replaces, before it does."""
     from collections import Counter
 
-    from bench.records.records import existing_record
-
-    whose = Counter()
-    for s in specs:
-        rec = existing_record(results, s)
-        if rec:
-            when = str(rec.get("finished") or rec.get("started") or "")[:10] or "undated"
-            whose[((rec.get("env") or {}).get("device") or "unknown device", when)] += 1
+    whose = Counter(
+        (device, str(rec.get("finished") or rec.get("started") or "")[:10] or "undated")
+        for rec, device in _existing_with_device(results, specs)
+    )
     if whose:
         print(f"--force replaces {sum(whose.values())} existing record(s) in {results}:")
         for (device, when), n in sorted(whose.items()):
