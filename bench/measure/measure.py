@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.zoo.layers import MAC_HANDLES, count_parameters  # noqa: F401  (count_parameters re-exported: one place)
+from bench.zoo.layers import MAC_HANDLES, as_written, count_parameters  # noqa: F401  (count_parameters re-exported: one place)
 
 
 class Clock:
@@ -82,7 +82,8 @@ def epoch_timing(history: list[dict], steps: int, clock: Clock) -> dict:
 
 
 def _fvcore_macs(model: nn.Module, inputs: tuple) -> int:
-    with torch.no_grad(), warnings.catch_warnings():
+    """fvcore's count of one forward, with every layer in its as-written form (a fold is a speed path)."""
+    with torch.no_grad(), warnings.catch_warnings(), as_written(model):
         warnings.simplefilter("ignore")
         from fvcore.nn import FlopCountAnalysis
 

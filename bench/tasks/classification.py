@@ -77,8 +77,8 @@ def standard_conv_param_ratio(
 
 
 def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
-    """Memory layout, CPU threads and torch.compile for this run: the defaults (channels_last on CUDA only, the
-    process's threads, no compile), or with ``bench run --tune`` chosen by timing a few training steps each way
+    """Memory layout, CPU threads, folded layers and torch.compile for this run: the defaults (channels_last on
+    CUDA only, the process's threads, no compile), or with ``bench run --tune`` chosen by timing a few training steps each way
     (:func:`bench.measure.speed.choose_speed_paths`); ``--compile`` compiles unless the family says it cannot."""
     from bench.zoo.layers import LAYERS
 
@@ -95,6 +95,8 @@ def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
         out["autocast"] = "bf16" if uses_amp(spec.protocol, device) else "off"
         if device.type == "cpu":
             out["cpu_native_bf16"] = cpu_has_native_bf16()
+    if any(getattr(m, "fold", None) is True for m in model.modules()):
+        out["fold"] = True  # a layer computes through its folded speed path (same function; MACs as written)
     if ctx.compile:
         ok = LAYERS.get(spec.layer["name"]).compile
         out["compile"] = ok is True

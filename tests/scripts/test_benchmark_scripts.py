@@ -153,6 +153,20 @@ def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
     assert res["atoms_over_folded"] == pytest.approx(ratio, rel=0.01)
 
 
+def test_separable_fold_step_times_both_paths_of_the_separable_rows_only(tmp_path):
+    res = _load("separable_fold_step").main(
+        ["--batch", "2", "--rounds", "1", "--steps", "1", "--rows", "conv,sep-chans", "--out", str(tmp_path / "f.json")]
+    )
+    rows = {r["row"]: r for r in json.loads((tmp_path / "f.json").read_text())["rows"]}
+    assert rows == {r["row"]: r for r in res["rows"]}
+    assert rows["conv"]["layers_folded"] == 0 and "as_written_cpu_s_per_step" not in rows["conv"]
+    sep = rows["sep-chans"]
+    assert sep["layers_folded"] > 0 and len(sep["folded_rounds"]) == len(sep["as_written_rounds"]) == 1
+    assert sep["as_written_over_folded"] == pytest.approx(
+        sep["as_written_cpu_s_per_step"] / sep["folded_cpu_s_per_step"], rel=0.05
+    )
+
+
 def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path, capsys):
     """benchmarks/campaign_queue.py: a run with an ok record on the device is not queued (another device's
     record does not count); a row's estimate is its longest measured run × 1.1 (rounded up to 100 s), else the

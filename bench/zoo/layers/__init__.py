@@ -14,11 +14,15 @@ Keyword-only arguments are the family's options; their defaults are shown by ``b
 Fixed (never trained) tensors are registered with :func:`fixed_buffer`, so they are saved in the
 state dict, never see an optimiser, and are counted as *fixed* parameters. A family that computes with its
 own ``torch.autograd.Function`` tells the MAC counter (fvcore) what it costs through :data:`MAC_HANDLES`.
+A module with a faster path computing the same function (e.g. the separable convolution folded into one dense
+convolution) exposes it as a boolean ``fold`` attribute: MACs are counted with it off (:func:`as_written`), so
+they describe the layer as its document writes it, whichever path trains.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -94,6 +98,20 @@ LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.zoo.layers", Lay
 
 
 # -- fixed tensors ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def as_written(model: nn.Module):
+    """Within the block, every module of ``model`` whose ``fold`` switch is on computes in its as-written form
+    (``fold = False``); restored afterwards. The MAC counter uses it: a fold is a speed path, not a cost."""
+    switched = [m for m in model.modules() if getattr(m, "fold", None) is True]
+    for m in switched:
+        m.fold = False
+    try:
+        yield model
+    finally:
+        for m in switched:
+            m.fold = True
 
 
 def fixed_buffer(module: nn.Module, name: str, tensor: torch.Tensor) -> None:

@@ -1,0 +1,120 @@
+"""The separable families' folded speed path against depthwise-then-pointwise, side by side in one process.
+
+    python benchmarks/separable_fold_step.py [--batch 64] [--rounds 3] [--steps 2] [--out results/benchmarks/separable_fold_step.json]
+
+fast-cifar-v2's network (whitened-vgg, width 0.625) with each separable row of the suite (sep-full, sep-chans,
+sep-space, sep-chans-dct; d = k² = 9) and its conv row for scale, bf16 autocast + channels_last, one thread, SGD
+steps on random images. Per row, the two paths (``fold`` on / off) alternate round by round after a warm-up
+round; per round the process CPU time (``time.process_time``: on one thread, less sensitive to other processes
+than the wall clock) of ``--steps`` steps; medians, their ratio (> 1: folded faster) and each path's time as a
+multiple of the conv row's. Both paths compute the same function (tests/zoo/test_separable_fold.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from bench.execution.train import _autocast
+from bench.measure.measure import device_name
+from bench.records.records import write_json_atomic
+from bench.spec.suite import load_suite
+from bench.zoo.models import build_classifier
+
+ROWS = ("conv", "sep-full", "sep-chans", "sep-space", "sep-chans-dct")
+
+
+def _switches(model) -> list:
+    return [m for m in model.modules() if isinstance(getattr(m, "fold", None), bool)]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", default="suites/fast-cifar-v2.yaml")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row labels of the suite")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    suite = load_suite(args.suite)
+    dev = torch.device("cpu")
+    x = torch.rand(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+    rows, conv_s = [], None
+    for label in args.rows.split(","):
+        row = next(lay for lay in suite.layers if lay["label"] == label)
+        torch.manual_seed(0)
+        model = (
+            build_classifier(
+                suite.backbones[0], row, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], torch.rand(1, 3, 32, 32)
+            )
+            .train()
+            .to(memory_format=torch.channels_last)
+        )
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.85)
+
+        def step() -> None:
+            with _autocast(dev, True):
+                loss = F.cross_entropy(model(x).float(), y, label_smoothing=0.2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        switches = _switches(model)
+        paths = ("folded", "as written") if switches else ("folded",)
+        times: dict[str, list[float]] = {p: [] for p in paths}
+        try:
+            for r in range(args.rounds + 1):
+                for path in paths:
+                    for m in switches:
+                        m.fold = path == "folded"
+                    t0 = time.process_time()
+                    for _ in range(args.steps):
+                        step()
+                    if r:
+                        times[path].append((time.process_time() - t0) / args.steps)
+        finally:
+            for m in switches:
+                m.fold = True
+        med = {p: statistics.median(v) for p, v in times.items()}
+        if label == "conv":
+            conv_s = med["folded"]
+        out = {"row": label, "layers_folded": len(switches)}
+        for p in paths:
+            out[f"{p.replace(' ', '_')}_cpu_s_per_step"] = round(med[p], 4)
+            out[f"{p.replace(' ', '_')}_rounds"] = [round(v, 4) for v in times[p]]
+            if conv_s:
+                out[f"{p.replace(' ', '_')}_over_conv"] = round(med[p] / conv_s, 3)
+        if switches:
+            out["as_written_over_folded"] = round(med["as written"] / med["folded"], 3)
+        rows.append(out)
+        print(out)
+    res = {
+        "title": "Separable families: folded dense convolution vs depthwise then pointwise (CPU s per step)",
+        "description": f"{args.suite} rows {args.rows}, batch {args.batch}, bf16 autocast + channels_last, 1 thread; "
+        f"fold on/off alternating over {args.rounds} rounds of {args.steps} steps after a warm-up round; "
+        "median process CPU seconds per step; *_over_conv: that path's time as a multiple of the conv row's.",
+        "device": device_name(dev),
+        "columns": [
+            "row",
+            "folded_cpu_s_per_step",
+            "as_written_cpu_s_per_step",
+            "as_written_over_folded",
+            "folded_over_conv",
+            "as_written_over_conv",
+        ],
+        "rows": rows,
+    }
+    if args.out:
+        write_json_atomic(args.out, res)
+    return res
+
+
+if __name__ == "__main__":
+    main()
