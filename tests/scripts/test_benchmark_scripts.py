@@ -153,8 +153,8 @@ def test_steer_fold_step_times_both_paths_and_restores_the_fast_one(tmp_path):
     assert res["atoms_over_folded"] == pytest.approx(ratio, rel=0.01)
 
 
-def test_separable_fold_step_times_both_paths_of_the_separable_rows_only(tmp_path):
-    res = _load("separable_fold_step").main(
+def test_fold_step_times_both_paths_of_the_rows_that_fold_only(tmp_path):
+    res = _load("fold_step").main(
         ["--batch", "2", "--rounds", "1", "--steps", "1", "--rows", "conv,sep-chans", "--out", str(tmp_path / "f.json")]
     )
     rows = {r["row"]: r for r in json.loads((tmp_path / "f.json").read_text())["rows"]}

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from bench.zoo.backbones import Ops, build_backbone
-from bench.zoo.layers import LAYERS, count_parameters
-from bench.zoo.layers.frames import fold, framelet_filters_1d, framelet_frame, gauss_frame, naive_frame
+from bench.zoo.layers import LAYERS, as_written, count_parameters
+from bench.zoo.layers.frames import framelet_filters_1d, framelet_frame, gauss_frame, naive_frame, to_conv2d
 from bench.zoo.layers.rfnn import RFConv2d, basis_count, gaussian_basis, gaussian_derivative_1d, hermite
 
 G0_1 = math.exp(-0.5) / math.sqrt(2 * math.pi)  # unit Gaussian at x = 1: 0.24197072451914337
@@ -135,20 +135,22 @@ def test_rfnn_is_linear_no_nonlinearity_between_basis_and_recombination():
     ],
 )
 @pytest.mark.parametrize("stride,bias", [(1, True), (2, False)])
-def test_fold_gives_identical_conv(name, opts, stride, bias):
+def test_to_conv2d_gives_identical_conv(name, opts, stride, bias):
     torch.manual_seed(2)
     layer = LAYERS.get(name).build(4, 6, 3, stride, None, bias, **opts)
     with torch.no_grad():  # move away from the initialisation
         for p in layer.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    conv = layer.fold()
+    conv = layer.to_conv2d()
     assert type(conv) is nn.Conv2d
     x = torch.randn(2, 4, 11, 11)
-    torch.testing.assert_close(conv(x), layer(x), atol=1e-5, rtol=1e-4)
+    with as_written(layer):  # rfnn: basis layer then 1×1, not its own folded speed path
+        ref = layer(x)
+    torch.testing.assert_close(conv(x), ref, atol=1e-5, rtol=1e-4)
     assert count_parameters(conv)["learned"] == 4 * 6 * conv.kernel_size[0] ** 2 + (6 if bias else 0)
 
 
-def test_fold_a_whole_trained_backbone():
+def test_to_conv2d_a_whole_trained_backbone():
     torch.manual_seed(3)
     net = build_backbone("nin-cifar", Ops.of("frame-gauss"), 3, 10, {"width": 8})
     x = torch.randn(4, 3, 16, 16)
@@ -157,7 +159,7 @@ def test_fold_a_whole_trained_backbone():
     opt.step()
     net.eval()
     ref = net(x)
-    folded = fold(net)
+    folded = to_conv2d(net)
     assert not any(type(m).__name__ == "FrameConv2d" for m in folded.modules())
     torch.testing.assert_close(folded(x), ref, atol=1e-5, rtol=1e-4)
 

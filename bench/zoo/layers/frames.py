@@ -7,7 +7,7 @@ pixel basis {e_n}:
 
 with learned coefficients w_m for every (output, input) channel pair. The frame is a fixed buffer; the layer
 forms the effective filter Σ_m w_m φ_m and runs one ordinary convolution. "After optimization … the resulting
-network can be rewritten in terms of the standard pixel basis" (§4.3): :meth:`FrameConv2d.fold` returns that
+network can be rewritten in terms of the standard pixel basis" (§4.3): :meth:`FrameConv2d.to_conv2d` returns that
 ``nn.Conv2d``; frames only change the optimisation (parameterisation), not the function class.
 
 Frames (Fig. 9; the thesis gives no formulas, reconstructed as follows — see also the report):
@@ -119,7 +119,7 @@ class FrameConv2d(nn.Module):
         return F.conv2d(x, self.effective_weight(), self.bias, self.stride, self.padding)
 
     @torch.no_grad()
-    def fold(self) -> nn.Conv2d:
+    def to_conv2d(self) -> nn.Conv2d:
         """The same layer written in the pixel basis: an ordinary nn.Conv2d with identical outputs."""
         conv = nn.Conv2d(
             self.in_channels, self.out_channels, self.k, self.stride, self.padding, bias=self.bias is not None
@@ -133,12 +133,12 @@ class FrameConv2d(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, k={self.k}, stride={self.stride}, atoms={self.num_atoms}"
 
 
-def fold(module: nn.Module) -> nn.Module:
+def to_conv2d(module: nn.Module) -> nn.Module:
     """Replace every frame / RFNN layer inside ``module`` by its equivalent nn.Conv2d (returns the module)."""
-    if hasattr(module, "fold") and callable(module.fold) and not isinstance(module, nn.Conv2d):
-        return module.fold()
+    if callable(getattr(module, "to_conv2d", None)) and not isinstance(module, nn.Conv2d):
+        return module.to_conv2d()
     for name, child in module.named_children():
-        setattr(module, name, fold(child))
+        setattr(module, name, to_conv2d(child))
     return module
 
 

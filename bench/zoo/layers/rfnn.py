@@ -6,8 +6,12 @@ with no non-linearity in between (§3.3.4):
     basis layer:  ζ_{i,m} = φ_m ⋆ x_i          every input channel i convolved with every basis filter φ_m
     1×1 layer:    y_j = Σ_i Σ_m α_{ijm} ζ_{i,m}  (Eq. 23 / Algorithm 1 step 3)
 
-so the effective filter between input i and output j is F_ij = Σ_m α_ijm φ_m (Eq. 23), and :meth:`RFConv2d.fold`
-returns that ordinary ``nn.Conv2d``. The basis φ_m are 2-D Gaussian derivatives G_{m_x}(x;σ)·G_{m_y}(y;σ) with
+so the effective filter between input i and output j is F_ij = Σ_m α_ijm φ_m (Eq. 23), and :meth:`RFConv2d.to_conv2d`
+returns that ordinary ``nn.Conv2d``. Training uses the same identity as a speed path (``fold``, on by default): every
+forward convolves with F (folded in the weights' precision, outside autocast; gradients reach α, and the bank when
+it is learned) instead of building the c_in·M basis responses: the same function (tests/zoo/test_fold_paths.py, float64),
+1.7× faster per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py). The MAC count
+is the layer as written, basis layer and 1×1 (:func:`bench.zoo.layers.as_written`). The basis φ_m are 2-D Gaussian derivatives G_{m_x}(x;σ)·G_{m_y}(y;σ) with
 m_x + m_y ≤ N (``order``), each 1-D derivative built from Hermite polynomials times a Gaussian (Eq. 20):
 
     G_m(x; σ) = (−1)^m (σ√2)^{−m} H_m(x / (σ√2)) · G(x; σ),   G(x; σ) = exp(−x²/2σ²) / (√(2π) σ)
@@ -133,6 +137,8 @@ def gaussian_basis(
 class RFConv2d(nn.Module):
     """Fixed basis layer (depthwise, every channel × every basis filter) followed by a learned 1×1."""
 
+    fold = True  # the speed path: one convolution with the effective filters F (module docstring); False: as written
+
     def __init__(
         self,
         in_channels: int,
@@ -164,6 +170,10 @@ class RFConv2d(nn.Module):
         self.mix = nn.Conv2d(in_channels * self.num_basis, out_channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fold:
+            with torch.autocast(x.device.type, enabled=False):
+                weight = self.effective_weight()
+            return F.conv2d(x, weight, self.mix.bias, self.stride, self.k // 2)
         w = self.basis.unsqueeze(1).repeat(self.in_channels, 1, 1, 1)  # (cin·M, 1, k, k)
         z = F.conv2d(x, w, None, self.stride, self.k // 2, groups=self.in_channels)
         return self.mix(z)
@@ -174,7 +184,7 @@ class RFConv2d(nn.Module):
         return torch.einsum("oim,mhw->oihw", alpha, self.basis)
 
     @torch.no_grad()
-    def fold(self) -> nn.Conv2d:
+    def to_conv2d(self) -> nn.Conv2d:
         """An ordinary nn.Conv2d computing the same function (linearity of convolution, §3.3.3)."""
         conv = nn.Conv2d(
             self.in_channels, self.out_channels, self.k, self.stride, self.k // 2, bias=self.mix.bias is not None

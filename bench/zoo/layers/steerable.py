@@ -21,7 +21,11 @@ regularizers" for boundary detection) passes θ through cos/sin. ``steering="lin
 predicts the projection coefficients directly (an order-n atom is then rotated *and* scaled by |(a,b)|ⁿ).
 
 The static block ``steer-static`` is the same block without a pose network (θ fixed at ``angle``, default 0):
-a frame-based convolution Φ(x)W. No public code of the authors was found, so this follows the text; the
+a frame-based convolution Φ(x)W. At θ = 0 it trains through a speed path (``fold``, on by default): Φ(x)W is one
+k×k convolution with filters Σₘ W[o, i·M+m] φₘ, folded in the weights' precision outside autocast, so the
+c_in·M frame responses are never built: the same function (tests/zoo/test_fold_paths.py, float64), 1.6× faster
+per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py); MACs are counted as written
+(:func:`bench.zoo.layers.as_written`). No public code of the authors was found, so this follows the text; the
 thesis' scale steering (σ 0.8–1.5) is not implemented. ``forward(x, theta=...)`` accepts a pose map that
 replaces the pose network (used by the equivariance test and for analysis); ``record_pose = True`` keeps the
 last predicted pose in ``last_pose``.
@@ -139,6 +143,8 @@ def steer_basis(basis: torch.Tensor, theta: float, min_order: int, max_order: in
 class SteerableBlock(nn.Module):
     """H(x) = F(Φ(x)) Φ(x) W (dynamic) or Φ_θ₀(x) W (static). See the module docstring."""
 
+    fold = True  # static at θ = 0: one convolution with the folded filters (module docstring); False: as written
+
     def __init__(
         self,
         cin: int,
@@ -208,12 +214,22 @@ class SteerableBlock(nn.Module):
             return out
         return out.view(out.shape[0], -1, 2, *out.shape[-2:])
 
+    def folded_weight(self) -> torch.Tensor:
+        """The (c_out, c_in, k, k) filters of the unsteered block: Σₘ W[o, i·M+m] φₘ (outside autocast)."""
+        k = self.basis.shape[-1]
+        with torch.autocast(self.weight.device.type, enabled=False):
+            return torch.einsum(
+                "oim,imhw->oihw", self.weight.view(self.cout, self.cin, self.M), self.basis.view(self.cin, self.M, k, k)
+            )
+
     def _cos_sin(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if pose.dim() == 5:  # linear steering: the pose net's own coefficients
             return pose[:, :, 0], pose[:, :, 1]
         return torch.cos(pose), torch.sin(pose)
 
     def forward(self, x: torch.Tensor, theta: torch.Tensor | float | None = None) -> torch.Tensor:
+        if self.fold and theta is None and self.pose is None and self.angle == 0.0:
+            return F.conv2d(x, self.folded_weight(), self.bias, self.stride, self.padding)
         phi = self.frame(x)
         b, _, h, w = phi.shape
         if theta is None:

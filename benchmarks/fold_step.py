@@ -1,13 +1,14 @@
-"""The separable families' folded speed path against depthwise-then-pointwise, side by side in one process.
+"""Folded speed paths against the layers as written (a filter bank, then a 1×1), side by side in one process.
 
-    python benchmarks/separable_fold_step.py [--batch 64] [--rounds 3] [--steps 2] [--out results/benchmarks/separable_fold_step.json]
+    python benchmarks/fold_step.py [--batch 64] [--rounds 3] [--steps 2] [--out results/benchmarks/fold_step.json]
 
-fast-cifar-v2's network (whitened-vgg, width 0.625) with each separable row of the suite (sep-full, sep-chans,
-sep-space, sep-chans-dct; d = k² = 9) and its conv row for scale, bf16 autocast + channels_last, one thread, SGD
-steps on random images. Per row, the two paths (``fold`` on / off) alternate round by round after a warm-up
-round; per round the process CPU time (``time.process_time``: on one thread, less sensitive to other processes
-than the wall clock) of ``--steps`` steps; medians, their ratio (> 1: folded faster) and each path's time as a
-multiple of the conv row's. Both paths compute the same function (tests/zoo/test_separable_fold.py).
+fast-cifar-v2's network (whitened-vgg, width 0.625) with each row of the suite whose layers have a ``fold``
+switch (sep-full, sep-chans, sep-space, sep-chans-dct with d = k² = 9; rfnn; steer-static) and its conv row for
+scale, bf16 autocast + channels_last, one thread, SGD steps on random images. Per row, the two paths (``fold``
+on / off) alternate round by round after a warm-up round; per round the process CPU time (``time.process_time``:
+on one thread, less sensitive to other processes than the wall clock) of ``--steps`` steps; medians, their ratio
+(> 1: folded faster) and each path's time as a multiple of the conv row's. Both paths compute the same function
+(tests/zoo/test_fold_paths.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench.records.records import write_json_atomic
 from bench.spec.suite import load_suite
 from bench.zoo.models import build_classifier
 
-ROWS = ("conv", "sep-full", "sep-chans", "sep-space", "sep-chans-dct")
+ROWS = ("conv", "sep-full", "sep-chans", "sep-space", "sep-chans-dct", "rfnn", "steer-static")
 
 
 def _switches(model) -> list:
@@ -96,7 +97,7 @@ def main(argv=None) -> dict:
         rows.append(out)
         print(out)
     res = {
-        "title": "Separable families: folded dense convolution vs depthwise then pointwise (CPU s per step)",
+        "title": "Folded speed paths: one dense k×k convolution vs filter bank then 1×1, as written (CPU s per step)",
         "description": f"{args.suite} rows {args.rows}, batch {args.batch}, bf16 autocast + channels_last, 1 thread; "
         f"fold on/off alternating over {args.rounds} rounds of {args.steps} steps after a warm-up round; "
         "median process CPU seconds per step; *_over_conv: that path's time as a multiple of the conv row's.",
