@@ -5,7 +5,8 @@
 Per family: top-1 mean ± std over its seeds (n), Δ top-1 against conv with the 95 % Welch interval (the site's
 own, bench.report.verdicts.difference_interval; shown from two seeds on each side), MAC and training-time
 ratios to conv, FGSM accuracy at ε = 8/255, and training CPU-hours spent. Only records with status ok count;
-every number comes from the records. No torch.
+every number comes from the records. A family whose runs trained on different speed paths (a folded layer in
+newer runs) is timed on its newest run's path only, as on the site ("time ×" then says "k of n"). No torch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.records.records import load_records  # noqa: E402
+from bench.report.aggregate import timing_path  # noqa: E402
 from bench.report.verdicts import difference_interval  # noqa: E402
 
 
@@ -38,13 +40,16 @@ def rows(folder: Path) -> list[dict]:
         top1 = [r["metrics"]["top1"] for r in rs]
         fgsm = [r["metrics"].get("fgsm8") for r in rs if isinstance(r["metrics"].get("fgsm8"), (int, float))]
         train = [r["timing"]["train_s"] for r in rs]
+        newest = timing_path(max(rs, key=lambda r: r.get("finished") or "")["timing"])
+        timed = [r["timing"]["train_s"] for r in rs if timing_path(r["timing"]) == newest]
         out.append(
             {
                 "label": label,
                 "n": len(rs),
                 "top1": _stats(top1),
                 "fgsm8": statistics.fmean(fgsm) if fgsm else None,
-                "train_s": statistics.fmean(train),
+                "train_s": statistics.fmean(timed),
+                "timed_n": len(timed),
                 "cpu_h": sum(train) / 3600,
                 "macs": rs[0].get("macs"),
                 "seeds": sorted(r["spec"]["seed"] for r in rs),
@@ -67,6 +72,8 @@ def markdown(table: list[dict]) -> str:
             delta = f"{iv.centre:+.2f}" + (f" [{iv.lo:+.2f}, {iv.hi:+.2f}]" if iv.half is not None else " (n < 2)")
         macs = f"{r['macs'] / conv['macs']:.2f}" if conv and r["macs"] and conv["macs"] else "—"
         time = f"{r['train_s'] / conv['train_s']:.2f}" if conv else "—"
+        if conv and r["timed_n"] < r["n"]:
+            time += f" ({r['timed_n']} of {r['n']})"
         fgsm = f"{r['fgsm8']:.2f}" if r["fgsm8"] is not None and math.isfinite(r["fgsm8"]) else "—"
         spread = f" ± {s:.2f}" if s is not None else ""
         lines.append(

@@ -13,6 +13,20 @@ import pandas as pd
 from bench.spec.identity import group_key
 
 NOISY_SPREAD = 0.05  # a timing whose repeats spread more than 5 % is flagged as noisy
+# speed paths (timing.speed_paths keys) that compute the same function another way: a row's runs on different
+# values of these are not timed together (its cost fields come from the runs on its newest run's path)
+TIMING_PATH_KEYS = ("fold",)
+# the cost fields that are times (the rest, parameters and MACs, do not depend on the speed path)
+TIME_FIELDS = (
+    "train_s",
+    "warmup_epoch_s",
+    "epoch_s",
+    "throughput",
+    "throughput_spread",
+    "latency_ms",
+    "latency_spread",
+    "to_threshold_s",
+)
 # number of classes of the data sets whose records do not carry it (the report does not import the data sets)
 KNOWN_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "mnist": 10}
 
@@ -58,6 +72,7 @@ def run_row(r: dict) -> dict:
         "params_total": params.get("total"),
         "macs": r.get("macs"),
         "train_s": timing.get("train_s"),
+        "timing_path": timing_path(timing),
         "warmup_epoch_s": timing.get("warmup_epoch_s"),
         "epoch_s": timing.get("epoch_s_median"),
         "throughput": timing.get("throughput_img_s"),
@@ -77,6 +92,14 @@ def run_row(r: dict) -> dict:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             row[f"m:{k}"] = v
     return row
+
+
+def timing_path(timing: dict) -> str:
+    """The run's values of :data:`TIMING_PATH_KEYS` (``"{}"``: none, the layer as written), as JSON text."""
+    paths = timing.get("speed_paths")
+    if not isinstance(paths, dict):
+        return "{}"
+    return _canonical({k: paths[k] for k in TIMING_PATH_KEYS if paths.get(k)})
 
 
 def _classes(record: dict) -> int | None:
@@ -217,7 +240,11 @@ def board_frames(runs: pd.DataFrame, records: list[dict], suites: dict, stale: d
 def aggregate_rows(df: pd.DataFrame, by_id: dict) -> tuple[list[dict], list[str], pd.DataFrame]:
     """One leaderboard's runs → ``(rows, metric_cols, ok)``: one plain dict per (backbone, options, label) in
     order of first appearance, every metric ``m:<name>`` as ``:mean`` / ``:std`` over its ok seeds and every
-    cost field of :data:`AGG_FIELDS` as its mean; ``ok`` is the frame of the runs that finished."""
+    cost field of :data:`AGG_FIELDS` as its mean; ``ok`` is the frame of the runs that finished. When a row's
+    runs trained on different speed paths (:data:`TIMING_PATH_KEYS`, e.g. a layer folded into one convolution
+    in newer runs), its times (:data:`TIME_FIELDS`) are the means over the runs on the newest run's path
+    (``timed_n`` of ``n``), so a time ratio never blends two implementations; ``train_s_sum`` is every ok run's
+    training time."""
     ok = df[df["status"] == "ok"]
     metric_cols = sorted(c for c in df.columns if c.startswith("m:") and df[c].notna().any())
     agg_rows = []
@@ -267,6 +294,16 @@ def aggregate_rows(df: pd.DataFrame, by_id: dict) -> tuple[list[dict], list[str]
             row[c] = float(mean_k[c]) if k else None
         # seeds whose test accuracy reached the protocol's threshold (to_threshold_s is their mean)
         row["to_threshold_n"] = int(count_k.get("to_threshold_s", 0))
+        row["train_s_sum"] = float(sum(present(good, "train_s")))  # compute spent, whatever the path
+        row["timed_n"], row["timing_path"] = len(good), good[-1]["timing_path"] if good else "{}"
+        if len({r["timing_path"] for r in good}) > 1:  # times from the newest run's speed path only
+            newest = max(good, key=lambda r: r["finished"])["timing_path"]
+            timed = [r for r in good if r["timing_path"] == newest]
+            for c in TIME_FIELDS:
+                vals = present(timed, c)
+                row[c] = float(sum(vals) / len(vals)) if vals else None
+            row["to_threshold_n"] = len(present(timed, "to_threshold_s"))
+            row["timed_n"], row["timing_path"] = len(timed), newest
         row["noisy"] = any(v > NOISY_SPREAD for c in ("throughput_spread", "latency_spread") for v in present(good, c))
         agg_rows.append(row)
     return agg_rows, metric_cols, ok

@@ -22,6 +22,8 @@ def board_downloads(board, view: dict, site: Site, stem: str) -> dict:
         "params_total",
         "macs",
         "train_s",
+        "timed_n",
+        "timing_path",
         "to_threshold_s",
         "to_threshold_n",
         "throughput",

@@ -83,7 +83,7 @@ def headline(
             per_run, est = conv_time * step_ratios[label], True
         planned = 1 if per_run is not None and per_run > SEED_CAP_S else seeds
         if isnum(train_s):
-            done_s += train_s * n
+            done_s += r["train_s_sum"] if isnum(r.get("train_s_sum")) else train_s * n
         if per_run is not None:
             left_s += per_run * max(0, planned - n)
             estimated |= est and planned > n
@@ -107,6 +107,7 @@ def headline(
                 else ("not yet run" if not n else verdict(interval, n, cn)),
                 "macs": _ratio(r.get("macs"), conv.get("macs")) if r and conv else None,
                 "time": _ratio(train_s, conv_time) if r and conv else None,
+                "timed_n": int(r.get("timed_n") or n) if r else 0,
                 "fgsm8": fg,
                 "train_s": train_s,
                 "per_run_s": per_run,

@@ -104,3 +104,25 @@ def test_a_family_over_three_hours_a_run_is_planned_for_one_seed():
 
 def test_headline_is_none_without_the_suite_or_its_board():
     assert headline({}, {}) is None
+
+
+def test_headline_counts_every_run_as_done_and_times_the_newest_path():
+    """A row timed on its newest speed path (timed_n of n runs): the time ratio is that path's, the compute done
+    is every run's (train_s_sum), and what is left is priced at the newest path's time."""
+    conv = _row("conv", "conv", 90.0, 0.2, 3, 800.0)
+    sep = dict(_row("sep-chans", "sep-chans", 88.0, 0.2, 2, 900.0), train_s_sum=5000.0, timed_n=1)
+    view = {
+        "rows": [conv, sep],
+        "metric_cols": [("top1", "Top-1", True, ".2f")],
+        "anchor": "b0",
+        "board": SimpleNamespace(device="cpu: test", protocol={"name": "p"}),
+    }
+    suite = SimpleNamespace(
+        seeds=[0, 1, 2], layers=[{"label": "conv", "name": "conv"}, {"label": "sep-chans", "name": "sep-chans"}]
+    )
+    head = headline({"s": [view]}, {"s": suite}, suite_name="s")
+    by = {r["label"]: r for r in head["rows"]}
+    assert by["sep-chans"]["time"] == pytest.approx(900.0 / 800.0) and by["sep-chans"]["timed_n"] == 1
+    assert by["conv"]["timed_n"] == 3
+    assert head["cpu_hours_done"] == pytest.approx((3 * 800.0 + 5000.0) / 3600)
+    assert head["cpu_hours_left"] == pytest.approx(900.0 / 3600)  # one seed left, at the newest path's time

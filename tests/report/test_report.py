@@ -124,6 +124,27 @@ def test_failed_runs_counted_not_averaged(suite):
     assert row["failed"] == 1 and row["n"] == 2
 
 
+def test_times_come_from_the_newest_speed_path_of_a_row(suite):
+    """A row whose newest run trained through a folded speed path (timing.speed_paths.fold) is timed on the
+    runs of that path only; its accuracy still averages every seed, and train_s_sum counts every run."""
+    records = fake_records(suite)
+    for i, r in enumerate(records):
+        r["finished"] = f"2026-12-0{1 + r['spec']['seed']}T00:00:00+00:00"
+        if r["label"] == "sep-chans":
+            folded = r["spec"]["seed"] == 2
+            r["timing"] = {"train_s": 100.0 if folded else 300.0 + 10 * r["spec"]["seed"], "latency_ms": 2.0}
+            r["timing"]["speed_paths"] = {"threads": 1, **({"fold": True} if folded else {})}
+    b = leaderboards(runs_frame(records), records, {"rep": suite}, TASKS)[0]
+    rows = b.rows.set_index("label")
+    chans, conv = rows.loc["sep-chans"], rows.loc["conv"]
+    assert chans["train_s"] == pytest.approx(100.0) and chans["timed_n"] == 1 and chans["n"] == 3
+    assert chans["timing_path"] == '{"fold": true}' and chans["train_s_sum"] == pytest.approx(710.0)
+    assert chans["m:top1:mean"] == pytest.approx(88.6666, abs=1e-3)  # every seed
+    assert chans["latency_ms"] == pytest.approx(2.0)
+    # one path (no speed_paths at all): the plain mean over every run
+    assert conv["train_s"] == pytest.approx(1.0) and conv["timed_n"] == 3 and conv["timing_path"] == "{}"
+
+
 def test_svg_plots_escape_labels_and_place_points():
     out = svg.scatter([{"x": 10, "y": 1.0, "label": "<b>&x</b>"}, {"x": 1000, "y": 2.0, "label": "b"}], "x", "y")
     assert "<b>&x</b>" not in out and "&lt;b&gt;&amp;x&lt;/b&gt;" in out

@@ -117,6 +117,10 @@ def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
         rec = json.loads(json.dumps(template))
         rec["spec"]["layer"] = {"name": label, "label": label, "options": {}}
         rec["spec"]["seed"], rec["label"], rec["metrics"]["top1"] = seed, label, top1
+        rec["finished"] = f"2026-12-0{1 + seed}T00:00:00+00:00"
+        rec["timing"]["train_s"] = 1000.0 if label == "conv" else (3000.0 if seed == 0 else 1500.0)
+        if label == "pnn" and seed == 1:  # the newer pnn run trained through a folded speed path
+            rec["timing"]["speed_paths"] = {**rec["timing"].get("speed_paths", {}), "fold": True}
         rec["id"], rec["identity_version"] = run_id(rec["spec"]), IDENTITY_VERSION
         rec.pop("artifacts", None)
         write_json_atomic(folder / f"{label}-{seed}-{rec['id']}.json", rec, durable=False)
@@ -126,6 +130,8 @@ def test_campaign_table_computes_delta_and_interval_from_the_records(tmp_path):
     iv = difference_interval(69.0, 2**0.5, 2, 89.3, 0.18**0.5, 2)
     line = next(x for x in mod.markdown(table).splitlines() if x.startswith("| pnn"))
     assert f"{iv.centre:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]" in line and "| 2 | 69.00 ± 1.41 |" in line
+    # timed on the newest path only (1,500 s / 1,000 s), CPU-hours from both runs
+    assert "| 1.50 (1 of 2) |" in line and f"| {4500 / 3600:.2f} |" in line
 
 
 def test_campaign_table_refuses_a_folder_that_is_not_there(tmp_path, capsys):
