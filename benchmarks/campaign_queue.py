@@ -7,7 +7,8 @@ records (issue 22's and issue 18's long runs: the closing note's "what is left",
 Each argument is a suite name, optionally with ``epochs=N`` (an override, as ``bench run --epochs``), ``tier=T``
 and ``backbone=A,B`` (only those backbones). A run is left to do when no ``ok`` record of the results folder has
 its run id (stale records have another id, so they do not count). Its estimate is the longest wall time
-(``duration_s``) of the same row, backbone and overrides among that device's records, × 1.1; else that backbone's
+(``duration_s``) of the same row, backbone and overrides among that device's records (those on the newest run's
+speed path, when a layer was folded since), × 1.1; else that backbone's
 conv run × the row's median time ratio to conv on the suite's other backbones (or, for a suite with one
 backbone, on ``--ratios-from``'s records: fast-cifar-v2 by default), × 1.1; runs with no estimate are named on
 stderr, not queued. Lines come in the arguments' order (the first target is the most wanted), within a target
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.records.records import load_records  # noqa: E402
+from bench.report.aggregate import timing_path  # noqa: E402
 from bench.spec.suite import load_suite  # noqa: E402
 
 DEFAULT_DEVICE = "CPU: AMD EPYC (1 threads)"
@@ -68,11 +70,17 @@ def plan(targets: list[dict], records: list[dict], suites_dir: Path, device: str
     """(queue lines as tuples (label, seed, est_s, suite, tier, flags), runs with no estimate as text)."""
     mine = [r for r in records if r.get("status") == "ok" and (r.get("env") or {}).get("device") == device]
     done = {(r["spec"]["suite"], r["id"]) for r in mine}
-    took: dict[tuple, dict[tuple, list[float]]] = {}  # suite -> (label, backbone, overrides) -> durations
+    runs: dict[tuple, dict[tuple, list[tuple]]] = {}  # suite -> (label, backbone, overrides) -> runs
     for r in mine:
         s = r["spec"]
         key = _key(r["label"], s["backbone"]["name"], s.get("overrides"))
-        took.setdefault(s["suite"], {}).setdefault(key, []).append(float(r["duration_s"]))
+        path = timing_path(r.get("timing") or {})
+        runs.setdefault(s["suite"], {}).setdefault(key, []).append((r.get("finished") or "", path, r["duration_s"]))
+    # durations of the runs on the newest run's speed path (a folded layer's older runs took the slower path)
+    took = {
+        suite: {key: [float(d) for _, p, d in rs if p == max(rs)[1]] for key, rs in by_key.items()}
+        for suite, by_key in runs.items()
+    }
 
     def ratio(suite: str, label: str, backbone: str, ov: dict) -> float | None:
         """The row's median time ratio to conv over the suite's other backbones (or ``ratios_from``'s)."""

@@ -229,6 +229,24 @@ def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path, cap
     assert mod.main(["no-such-suite"]) == 2 and "no-such-suite" in capsys.readouterr().err
     assert mod.main(["--seeds", "x", "deconv"]) == 2
 
+    # a row whose newest run trained through a folded speed path is estimated from that path's runs only
+    def run(label, dur, finished, fold=False, rid=None):
+        r = rec(label, "vgg16", 0, dur)
+        r["finished"], r["id"] = finished, rid or r["id"]
+        if fold:
+            r["timing"] = {"speed_paths": {"threads": 1, "fold": True}}
+        return r
+
+    mixed = [
+        run("deconv", 6000.0, "2026-12-01T00:00:00+00:00", rid="older"),  # as written, slower
+        run("deconv", 2000.0, "2026-12-02T00:00:00+00:00", fold=True),
+        run("conv", 5000.0, "2026-12-01T00:00:00+00:00"),
+        run("conv", 900.0, "2026-11-30T00:00:00+00:00", rid="rerun"),
+    ]
+    lines, _ = mod.plan([mod.parse_target("deconv epochs=1 backbone=vgg16")], mixed, suites, dev, [1], "x")
+    assert ("deconv", 1, 2200, "deconv", "-", flags("vgg16")) in lines  # 2000 s × 1.1: the folded run only
+    assert ("conv", 1, 5500, "deconv", "-", flags("vgg16")) in lines  # one path: the longest run × 1.1
+
 
 def test_campaign_worker_runs_queued_lines_with_their_flags_and_keeps_what_does_not_fit(tmp_path):
     """tools/campaign_worker.sh: each line becomes one `bench run` with its suite, row, seed, tier and extra
