@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench.zoo.backbones import Ops, build_backbone
-from bench.zoo.layers import LAYERS, count_parameters, fixed_tensors
+from bench.zoo.layers import LAYERS, as_written, count_parameters, fixed_tensors
 from bench.measure.measure import count_macs
 from bench.zoo.models import materialise
 
@@ -102,6 +102,33 @@ def test_same_seed_same_output(name):
     b, _ = build(name, seed=7)
     a.eval(), b.eval()
     assert torch.equal(a(x), b(x))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_fold_switch_keeps_the_function(name, stride):
+    """A family with a faster path (a boolean ``fold`` switch on some module, e.g. a filter bank and a 1×1
+    folded into one convolution) computes the same outputs and gradients, in float64, with it off: the layer as
+    written, which is also what the MACs count (bench.zoo.layers.as_written)."""
+    layer, x = build(name, stride=stride)
+    layer = layer.double()
+    x = x.double().requires_grad_()
+    if not any(getattr(m, "fold", None) is True for m in layer.modules()):
+        pytest.skip(f"{name}: no fold switch")
+
+    def forward_backward():
+        for p in list(layer.parameters()) + [x]:
+            p.grad = None
+        y = layer(x)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+        return [y.detach(), x.grad.clone()] + [p.grad.clone() for p in layer.parameters() if p.requires_grad]
+
+    fast = forward_backward()
+    with as_written(layer):
+        slow = forward_backward()
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", FAMILIES)

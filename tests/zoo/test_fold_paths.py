@@ -82,6 +82,9 @@ def test_steered_static_block_and_dynamic_block_keep_their_own_paths():
         type(static0).frame = frame
     assert calls == [turned]  # the θ = 0 block never built its frame responses
     assert (a - b).abs().max() > 1e-3
+    # only a block that takes the fold says so (records' speed_paths.fold reads the switches)
+    assert static0.fold is True and turned.fold is False
+    assert LAYERS.get("steer-dynamic").build(2, 3, 5, 1, None, False).fold is False
 
 
 def test_bf16_autocast_fold_close_to_the_layer_as_written():

@@ -143,8 +143,6 @@ def steer_basis(basis: torch.Tensor, theta: float, min_order: int, max_order: in
 class SteerableBlock(nn.Module):
     """H(x) = F(Φ(x)) Φ(x) W (dynamic) or Φ_θ₀(x) W (static). See the module docstring."""
 
-    fold = True  # static at θ = 0: one convolution with the folded filters (module docstring); False: as written
-
     def __init__(
         self,
         cin: int,
@@ -177,6 +175,9 @@ class SteerableBlock(nn.Module):
         self.orders = list(range(min_order, max_order + 1))
         self.M = len(atoms(min_order, max_order))
         self.dynamic, self.angle, self.pose_per, self.steering = dynamic, float(angle), pose_per, steering
+        # the speed path exists only for the unsteered static block: one convolution with the folded filters
+        # (module docstring); False: as written. Blocks that steer have no such path (and no switch on).
+        self.fold = not dynamic and self.angle == 0.0
         self.record_pose = False
         self.last_pose: torch.Tensor | None = None
         basis = gaussian_basis(k, sigma, min_order, max_order).float()  # (M, k, k)
