@@ -1,6 +1,6 @@
 """Folded speed paths against the layers as written (a filter bank, then a 1×1), side by side in one process.
 
-    python benchmarks/fold_step.py [--batch 64] [--rounds 3] [--steps 2] [--out results/benchmarks/fold_step.json]
+    python benchmarks/fold_step.py [--batch 64] [--rounds 3] [--steps 2] [--sweep] [--out results/benchmarks/fold_step.json]
 
 fast-cifar-v2's network (whitened-vgg, width 0.625) with each row of the suite whose layers have a ``fold``
 switch (sep-full, sep-chans, sep-space, sep-chans-dct with d = k² = 9; rfnn; steer-static) and its conv row for
@@ -9,6 +9,10 @@ on / off) alternate round by round after a warm-up round; per round the process 
 on one thread, less sensitive to other processes than the wall clock) of ``--steps`` steps; medians, their ratio
 (> 1: folded faster) and each path's time as a multiple of the conv row's. Both paths compute the same function
 (tests/zoo/test_fold_paths.py).
+
+``--sweep`` adds single layers of other shapes (``SWEEP``: separable multipliers 1–81, kernels 3–9; RFNN
+supports 5–33), forward and backward under bf16 autocast at batch 4, both paths forced: the evidence for
+:func:`bench.zoo.layers.fold_pays`, the rule that sets each layer's default.
 """
 
 from __future__ import annotations
@@ -27,6 +31,62 @@ from bench.spec.suite import load_suite
 from bench.zoo.models import build_classifier
 
 ROWS = ("conv", "sep-full", "sep-chans", "sep-space", "sep-chans-dct", "rfnn", "steer-static")
+# (family, c_in, c_out, H = W, kernel_size, options) of single layers
+SWEEP = (
+    ("sep-full", 64, 64, 16, 3, {"multiplier": 1}),
+    ("sep-full", 64, 64, 16, 3, {"multiplier": 3}),
+    ("sep-full", 64, 64, 16, 3, {}),
+    ("sep-full", 64, 64, 16, 5, {"multiplier": 3}),
+    ("sep-full", 64, 64, 16, 9, {"multiplier": 3}),
+    ("sep-full", 32, 32, 16, 9, {}),
+    ("rfnn", 64, 64, 16, 3, {"scales": [1]}),
+    ("rfnn", 64, 64, 16, 3, {"scales": [1, 2]}),
+    ("rfnn", 64, 64, 16, 3, {"scales": [1, 2, 4]}),
+    ("rfnn", 64, 128, 16, 3, {"scales": [1, 2, 4, 8]}),
+    ("steer-static", 64, 64, 16, 3, {}),
+)
+
+
+def sweep(cases=SWEEP, rounds: int = 2, steps: int = 2) -> list[dict]:
+    """Per single layer: CPU s per forward + backward (bf16 autocast, batch 4) folded and as written, the
+    speed-up, the rule's default (``fold_pays``) and the MAC ratio of the dense k×k convolution to the layer."""
+    from bench.zoo.layers import LAYERS, fold_pays
+
+    out = []
+    for family, cin, cout, hw, k, opts in cases:
+        torch.manual_seed(0)
+        layer = LAYERS.get(family).build(cin, cout, k, 1, None, False, **opts)
+        (switch,) = [m for m in layer.modules() if isinstance(getattr(m, "fold", None), bool)]
+        default = switch.fold
+        x = torch.randn(4, cin, hw, hw)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for r in range(rounds + 1):
+            for fold in (True, False):
+                switch.fold = fold
+                t0 = time.process_time()
+                for _ in range(steps):
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        y = layer(x)
+                    y.float().sum().backward()
+                if r:
+                    times[fold].append((time.process_time() - t0) / steps)
+        kk = getattr(switch, "k", None) or getattr(switch, "kernel_size", None) or switch.basis.shape[-1]
+        bank = getattr(switch, "multiplier", None) or getattr(switch, "num_basis", None) or getattr(switch, "M")
+        folded, written = statistics.median(times[True]), statistics.median(times[False])
+        out.append(
+            {
+                "family": family,
+                "shape": f"{cin}→{cout}, {hw}×{hw}, k={kk}, {bank} per channel",
+                "folded_s": round(folded, 5),
+                "as_written_s": round(written, 5),
+                "speedup": round(written / folded, 2),
+                "default_fold": default,
+                "rule": fold_pays(kk, bank),
+                "dense_over_written_macs": round(cout * kk * kk / (bank * kk * kk + bank * cout), 2),
+            }
+        )
+        print(out[-1])
+    return out
 
 
 def _switches(model) -> list:
@@ -40,6 +100,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row labels of the suite")
+    ap.add_argument("--sweep", action="store_true", help="also time single layers of other shapes (SWEEP)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -112,6 +173,8 @@ def main(argv=None) -> dict:
         ],
         "rows": rows,
     }
+    if args.sweep:
+        res["sweep"] = sweep()
     if args.out:
         write_json_atomic(args.out, res)
     return res

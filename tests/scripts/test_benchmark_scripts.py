@@ -173,6 +173,15 @@ def test_fold_step_times_both_paths_of_the_rows_that_fold_only(tmp_path):
     )
 
 
+def test_fold_step_sweep_reports_the_rule_beside_both_paths():
+    mod = _load("fold_step")
+    rows = mod.sweep(cases=(("sep-full", 4, 4, 6, 3, {"multiplier": 1}), ("rfnn", 4, 4, 8, 3, {})), rounds=1, steps=1)
+    one, rf = rows
+    assert one["default_fold"] is one["rule"] is False and "1 per channel" in one["shape"]  # d = 1: as written
+    assert rf["default_fold"] is rf["rule"] is True and "k=5" in rf["shape"]
+    assert all(r["folded_s"] > 0 and r["as_written_s"] > 0 for r in rows)
+
+
 def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path, capsys):
     """benchmarks/campaign_queue.py: a run with an ok record on the device is not queued (another device's
     record does not count); a row's estimate is its longest measured run × 1.1 (rounded up to 100 s), else the

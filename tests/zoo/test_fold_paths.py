@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.measure.measure import count_macs
-from bench.zoo.layers import LAYERS, as_written
+from bench.zoo.layers import LAYERS, as_written, fold_pays
 
 CASES = [
     ("sep-full", 3, 1, False, {}),
@@ -54,6 +54,23 @@ def test_fold_equals_the_layer_as_written(family, k, stride, bias, opts):
     assert g_fold.keys() == g_ref.keys() and g_fold  # the learned tensors get gradients on both paths
     for name in g_ref:
         torch.testing.assert_close(g_fold[name], g_ref[name], rtol=1e-12, atol=1e-12)
+
+
+def test_the_fold_is_on_only_where_it_was_measured_faster():
+    """Small kernels with a bank of ≥ 2 filters per channel fold; one filter per channel or kernels over 9×9
+    train as written (the dense k×k convolution was measured slower there: bench.zoo.layers.fold_pays)."""
+    assert fold_pays(3, 9) and fold_pays(9, 19) and not fold_pays(3, 1) and not fold_pays(17, 28)
+    assert LAYERS.get("sep-full").build(4, 6, 3, multiplier=3).fold is True
+    assert LAYERS.get("sep-full").build(4, 6, 3, multiplier=1).fold is False
+    assert LAYERS.get("rfnn").build(4, 6, 3, scales=(1, 2)).fold is True  # 9×9 support
+    big = LAYERS.get("rfnn").build(4, 6, 3, scales=(1, 2, 4))  # 17×17 support
+    assert big.k == 17 and big.fold is False
+    x = torch.randn(1, 4, 20, 20)
+    with torch.no_grad():
+        ref = big(x)
+        with as_written(big):  # nothing to switch off: the same (as-written) path
+            torch.testing.assert_close(big(x), ref, rtol=0, atol=0)
+    assert big.fold is False  # as_written restores only the switches it turned off
 
 
 def test_a_wrong_fold_would_be_caught():

@@ -15,8 +15,9 @@ Fixed (never trained) tensors are registered with :func:`fixed_buffer`, so they 
 state dict, never see an optimiser, and are counted as *fixed* parameters. A family that computes with its
 own ``torch.autograd.Function`` tells the MAC counter (fvcore) what it costs through :data:`MAC_HANDLES`.
 A module with a faster path computing the same function (e.g. the separable convolution folded into one dense
-convolution) exposes it as a boolean ``fold`` attribute: MACs are counted with it off (:func:`as_written`), so
-they describe the layer as its document writes it, whichever path trains.
+convolution) exposes it as a boolean ``fold`` attribute, on where the path pays (:func:`fold_pays`): MACs are
+counted with it off (:func:`as_written`), so they describe the layer as its document writes it, whichever path
+trains.
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.zoo.layers", Lay
 
 
 # -- fixed tensors ------------------------------------------------------------------------------------
+
+
+FOLD_MAX_KERNEL = 9  # the largest k×k at which the folded dense convolution was measured faster
+FOLD_MIN_BANK = 2  # the fewest bank filters per input channel at which it was measured faster
+
+
+def fold_pays(kernel_size: int, per_channel: int) -> bool:
+    """Whether a filter bank of ``per_channel`` k×k filters per input channel followed by a 1×1 should train
+    folded into one dense k×k convolution (the default of the layers' ``fold`` switch). Measured on CPU, bf16,
+    one thread, forward and backward of one layer (benchmarks/fold_step.py, its ``sweep``): folded faster at
+    k ≤ 9 with ≥ 2 filters per channel (separable d = 3–81: 1.4–5.8×; rfnn k = 5, 9: 1.2×, 1.1×); slower with
+    one filter per channel (separable d = 1: 0.6×) and at large kernels (rfnn k = 17, 33: 0.5×, 0.2×), where a
+    dense k×k convolution costs more than the bank's depthwise one and its 1×1 together."""
+    return kernel_size <= FOLD_MAX_KERNEL and per_channel >= FOLD_MIN_BANK
 
 
 @contextmanager

@@ -7,10 +7,11 @@ with no non-linearity in between (§3.3.4):
     1×1 layer:    y_j = Σ_i Σ_m α_{ijm} ζ_{i,m}  (Eq. 23 / Algorithm 1 step 3)
 
 so the effective filter between input i and output j is F_ij = Σ_m α_ijm φ_m (Eq. 23), and :meth:`RFConv2d.to_conv2d`
-returns that ordinary ``nn.Conv2d``. Training uses the same identity as a speed path (``fold``, on by default): every
+returns that ordinary ``nn.Conv2d``. Training uses the same identity as a speed path (``fold``, on for kernels up to 9×9: :func:`bench.zoo.layers.fold_pays`;
+larger dense kernels were measured slower than the basis layer and its 1×1): every
 forward convolves with F (folded in the weights' precision, outside autocast; gradients reach α, and the bank when
 it is learned) instead of building the c_in·M basis responses: the same function (tests/zoo/test_fold_paths.py, float64),
-1.7× faster per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py). The MAC count
+1.6× faster per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py). The MAC count
 is the layer as written, basis layer and 1×1 (:func:`bench.zoo.layers.as_written`). The basis φ_m are 2-D Gaussian derivatives G_{m_x}(x;σ)·G_{m_y}(y;σ) with
 m_x + m_y ≤ N (``order``), each 1-D derivative built from Hermite polynomials times a Gaussian (Eq. 20):
 
@@ -63,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer
+from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, fold_pays
 from bench.spec.schema import NON_NEGATIVE, POSITIVE
 
 
@@ -137,8 +138,6 @@ def gaussian_basis(
 class RFConv2d(nn.Module):
     """Fixed basis layer (depthwise, every channel × every basis filter) followed by a learned 1×1."""
 
-    fold = True  # the speed path: one convolution with the effective filters F (module docstring); False: as written
-
     def __init__(
         self,
         in_channels: int,
@@ -168,6 +167,9 @@ class RFConv2d(nn.Module):
         else:  # Table 2 "NiN-refactor": the same factorisation with a learned bank
             self.basis = nn.Parameter(default_conv_init(tuple(phi.shape), fan_in=self.k * self.k))
         self.mix = nn.Conv2d(in_channels * self.num_basis, out_channels, 1, bias=bias)
+        # the speed path: one convolution with the effective filters F (module docstring) where it pays (k ≤ 9);
+        # False: basis layer then 1×1, as written
+        self.fold = fold_pays(self.k, self.num_basis)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fold:

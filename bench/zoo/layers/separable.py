@@ -10,12 +10,12 @@ convolution (c_in·d → c_out). Three variants differ only in what is learned:
 The default d = k² gives sep-chans the parameter count of the standard convolution (Eq. 4); the document
 uses d = 9 for its ResNets (§4.1.1) and d = 3 for a one-third budget (Fig. 10).
 
-Speed path (``fold``, on by default): both steps are linear and the pointwise step has no stride, so the layer
+Speed path (``fold``, on where it pays: k ≤ 9 and d ≥ 2, :func:`bench.zoo.layers.fold_pays`): both steps are linear and the pointwise step has no stride, so the layer
 equals one dense k×k convolution with weights W[o, i] = Σⱼ P[o, i·d + j] · D[i·d + j] (j < d), folded from the
 depthwise D and pointwise P at every forward (in the weights' own precision, outside autocast), with gradients
 flowing to whichever of D and P is learned. The function is the same (tests/zoo/test_fold_paths.py, float64);
 the c_in·d-channel intermediate tensor is never built, which made a bf16 training step of fast-cifar-v2's
-network 2.3–2.8× faster on CPU (benchmarks/fold_step.py → results/benchmarks/fold_step.json).
+network 2.4–2.9× faster on CPU (benchmarks/fold_step.py → results/benchmarks/fold_step.json).
 Parameters, frozen tensors and the MAC count (taken with ``fold`` off, :func:`bench.zoo.layers.as_written`) are
 those of the separable layer as written.
 """
@@ -26,13 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, same_padding
+from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, fold_pays, same_padding
 from bench.spec.schema import POSITIVE
 
 
 class SeparableConv2d(nn.Module):
-    fold = True  # the speed path (see the module docstring); False: depthwise then pointwise, as written
-
     def __init__(
         self,
         in_channels: int,
@@ -51,6 +49,8 @@ class SeparableConv2d(nn.Module):
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.stride, self.padding, self.multiplier = stride, same_padding(kernel_size, padding), d
         mid = in_channels * d
+        # the speed path (module docstring) where it pays; False: depthwise then pointwise, as written
+        self.fold = fold_pays(kernel_size, d)
         # Same initial distributions as nn.Conv2d, so "frozen at its random initialisation" means exactly that.
         depthwise = default_conv_init((mid, 1, kernel_size, kernel_size), fan_in=kernel_size * kernel_size)
         pointwise = default_conv_init((out_channels, mid, 1, 1), fan_in=mid)

@@ -21,9 +21,9 @@ regularizers" for boundary detection) passes θ through cos/sin. ``steering="lin
 predicts the projection coefficients directly (an order-n atom is then rotated *and* scaled by |(a,b)|ⁿ).
 
 The static block ``steer-static`` is the same block without a pose network (θ fixed at ``angle``, default 0):
-a frame-based convolution Φ(x)W. At θ = 0 it trains through a speed path (``fold``, on by default): Φ(x)W is one
+a frame-based convolution Φ(x)W. At θ = 0 it trains through a speed path (``fold``, on where it pays, :func:`bench.zoo.layers.fold_pays`): Φ(x)W is one
 k×k convolution with filters Σₘ W[o, i·M+m] φₘ, folded in the weights' precision outside autocast, so the
-c_in·M frame responses are never built: the same function (tests/zoo/test_fold_paths.py, float64), 1.6× faster
+c_in·M frame responses are never built: the same function (tests/zoo/test_fold_paths.py, float64), 1.7× faster
 per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py); MACs are counted as written
 (:func:`bench.zoo.layers.as_written`). No public code of the authors was found, so this follows the text; the
 thesis' scale steering (σ 0.8–1.5) is not implemented. ``forward(x, theta=...)`` accepts a pose map that
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.zoo.layers import LAYERS, fixed_buffer, same_padding
+from bench.zoo.layers import LAYERS, fixed_buffer, fold_pays, same_padding
 from bench.spec.schema import POSITIVE
 
 # ---------------------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class SteerableBlock(nn.Module):
         self.dynamic, self.angle, self.pose_per, self.steering = dynamic, float(angle), pose_per, steering
         # the speed path exists only for the unsteered static block: one convolution with the folded filters
         # (module docstring); False: as written. Blocks that steer have no such path (and no switch on).
-        self.fold = not dynamic and self.angle == 0.0
+        self.fold = not dynamic and self.angle == 0.0 and fold_pays(k, self.M)
         self.record_pose = False
         self.last_pose: torch.Tensor | None = None
         basis = gaussian_basis(k, sigma, min_order, max_order).float()  # (M, k, k)
