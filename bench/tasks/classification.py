@@ -78,8 +78,9 @@ def standard_conv_param_ratio(
 
 def _speed_paths(spec, ctx: RunContext, model, data, device) -> dict:
     """Memory layout, CPU threads, folded layers and torch.compile for this run: the defaults (channels_last on
-    CUDA only, the process's threads, no compile), or with ``bench run --tune`` chosen by timing a few training steps each way
-    (:func:`bench.measure.speed.choose_speed_paths`); ``--compile`` compiles unless the family says it cannot."""
+    CUDA only, the process's threads, no compile), or with ``bench run --tune`` chosen by timing a few training
+    steps each way (:func:`bench.measure.speed.choose_speed_paths`); ``--compile`` compiles unless the family says
+    it cannot. ``fold``: some layer trains through its folded speed path (:func:`bench.zoo.layers.fold_pays`)."""
     from bench.zoo.layers import LAYERS
 
     from bench.execution.train import cpu_has_native_bf16, uses_amp

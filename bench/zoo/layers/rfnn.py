@@ -6,13 +6,14 @@ with no non-linearity in between (§3.3.4):
     basis layer:  ζ_{i,m} = φ_m ⋆ x_i          every input channel i convolved with every basis filter φ_m
     1×1 layer:    y_j = Σ_i Σ_m α_{ijm} ζ_{i,m}  (Eq. 23 / Algorithm 1 step 3)
 
-so the effective filter between input i and output j is F_ij = Σ_m α_ijm φ_m (Eq. 23), and :meth:`RFConv2d.to_conv2d`
-returns that ordinary ``nn.Conv2d``. Training uses the same identity as a speed path (``fold``, on for kernels up to 9×9: :func:`bench.zoo.layers.fold_pays`;
-larger dense kernels were measured slower than the basis layer and its 1×1): every
-forward convolves with F (folded in the weights' precision, outside autocast; gradients reach α, and the bank when
-it is learned) instead of building the c_in·M basis responses: the same function (tests/zoo/test_fold_paths.py, float64),
-1.6× faster per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py). The MAC count
-is the layer as written, basis layer and 1×1 (:func:`bench.zoo.layers.as_written`). The basis φ_m are 2-D Gaussian derivatives G_{m_x}(x;σ)·G_{m_y}(y;σ) with
+so the effective filter between input i and output j is F_ij = Σ_m α_ijm φ_m (Eq. 23), and
+:meth:`RFConv2d.to_conv2d` returns that ordinary ``nn.Conv2d``. Training uses the same identity as a speed path
+(``fold``, on for kernels up to 9×9: :func:`bench.zoo.layers.fold_pays`; larger dense kernels were measured slower
+than the basis layer and its 1×1): every forward convolves with F (folded in the weights' precision, outside
+autocast; gradients reach α, and the bank when it is learned) instead of building the c_in·M basis responses: the
+same function (tests/zoo/test_fold_paths.py, float64), 1.6× faster per bf16 training step of fast-cifar-v2's
+network on CPU (benchmarks/fold_step.py). The MAC count is the layer as written, basis layer and 1×1
+(:func:`bench.zoo.layers.as_written`). The basis φ_m are 2-D Gaussian derivatives G_{m_x}(x;σ)·G_{m_y}(y;σ) with
 m_x + m_y ≤ N (``order``), each 1-D derivative built from Hermite polynomials times a Gaussian (Eq. 20):
 
     G_m(x; σ) = (−1)^m (σ√2)^{−m} H_m(x / (σ√2)) · G(x; σ),   G(x; σ) = exp(−x²/2σ²) / (√(2π) σ)

@@ -10,14 +10,14 @@ convolution (c_in·d → c_out). Three variants differ only in what is learned:
 The default d = k² gives sep-chans the parameter count of the standard convolution (Eq. 4); the document
 uses d = 9 for its ResNets (§4.1.1) and d = 3 for a one-third budget (Fig. 10).
 
-Speed path (``fold``, on where it pays: k ≤ 9 and d ≥ 2, :func:`bench.zoo.layers.fold_pays`): both steps are linear and the pointwise step has no stride, so the layer
-equals one dense k×k convolution with weights W[o, i] = Σⱼ P[o, i·d + j] · D[i·d + j] (j < d), folded from the
-depthwise D and pointwise P at every forward (in the weights' own precision, outside autocast), with gradients
-flowing to whichever of D and P is learned. The function is the same (tests/zoo/test_fold_paths.py, float64);
-the c_in·d-channel intermediate tensor is never built, which made a bf16 training step of fast-cifar-v2's
-network 2.4–2.9× faster on CPU (benchmarks/fold_step.py → results/benchmarks/fold_step.json).
-Parameters, frozen tensors and the MAC count (taken with ``fold`` off, :func:`bench.zoo.layers.as_written`) are
-those of the separable layer as written.
+Speed path (``fold``, on where it pays: k ≤ 9 and d ≥ 2, :func:`bench.zoo.layers.fold_pays`): both steps are linear
+and the pointwise step has no stride, so the layer equals one dense k×k convolution with weights
+W[o, i] = Σⱼ P[o, i·d + j] · D[i·d + j] (j < d), folded from the depthwise D and pointwise P at every forward (in the weights' own
+precision, outside autocast), with gradients flowing to whichever of D and P is learned. The function is the same
+(tests/zoo/test_fold_paths.py, float64); the c_in·d-channel intermediate tensor is never built, which made a bf16
+training step of fast-cifar-v2's network 2.4–2.9× faster on CPU (benchmarks/fold_step.py →
+results/benchmarks/fold_step.json). Parameters, frozen tensors and the MAC count (taken with ``fold`` off,
+:func:`bench.zoo.layers.as_written`) are those of the separable layer as written.
 """
 
 from __future__ import annotations

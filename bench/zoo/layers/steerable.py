@@ -20,15 +20,15 @@ regularizers" for boundary detection) passes θ through cos/sin. ``steering="lin
 "optional" variant without them: the pose net emits the pair (a, b) used in place of (cos θ, sin θ), i.e. it
 predicts the projection coefficients directly (an order-n atom is then rotated *and* scaled by |(a,b)|ⁿ).
 
-The static block ``steer-static`` is the same block without a pose network (θ fixed at ``angle``, default 0):
-a frame-based convolution Φ(x)W. At θ = 0 it trains through a speed path (``fold``, on where it pays, :func:`bench.zoo.layers.fold_pays`): Φ(x)W is one
-k×k convolution with filters Σₘ W[o, i·M+m] φₘ, folded in the weights' precision outside autocast, so the
-c_in·M frame responses are never built: the same function (tests/zoo/test_fold_paths.py, float64), 1.7× faster
-per bf16 training step of fast-cifar-v2's network on CPU (benchmarks/fold_step.py); MACs are counted as written
-(:func:`bench.zoo.layers.as_written`). No public code of the authors was found, so this follows the text; the
-thesis' scale steering (σ 0.8–1.5) is not implemented. ``forward(x, theta=...)`` accepts a pose map that
-replaces the pose network (used by the equivariance test and for analysis); ``record_pose = True`` keeps the
-last predicted pose in ``last_pose``.
+The static block ``steer-static`` is the same block without a pose network (θ fixed at ``angle``, default 0): a
+frame-based convolution Φ(x)W. At θ = 0 it trains through a speed path (``fold``, on where it pays,
+:func:`bench.zoo.layers.fold_pays`): Φ(x)W is one k×k convolution with filters Σₘ W[o, i·M+m] φₘ, folded in the
+weights' precision outside autocast, so the c_in·M frame responses are never built: the same function
+(tests/zoo/test_fold_paths.py, float64), 1.7× faster per bf16 training step of fast-cifar-v2's network on CPU
+(benchmarks/fold_step.py); MACs are counted as written (:func:`bench.zoo.layers.as_written`). No public code of the
+authors was found, so this follows the text; the thesis' scale steering (σ 0.8–1.5) is not implemented.
+``forward(x, theta=...)`` accepts a pose map that replaces the pose network (used by the equivariance test and for
+analysis); ``record_pose = True`` keeps the last predicted pose in ``last_pose``.
 """
 
 from __future__ import annotations
