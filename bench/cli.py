@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training and evaluation")
     r.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="train every layer as written, not through its folded speed path (the same function, other rounding: "
+        "reproduces records made before the fold, which say no timing.speed_paths.fold)",
+    )
+    r.add_argument(
         "--tune",
         action="store_true",
         help="choose memory layout (channels_last or not) and CPU threads by timing a few steps per run",
@@ -353,6 +359,8 @@ def cmd_run(args) -> int:
         invocation["compile"] = True
     if args.tune:
         invocation["tune"] = True
+    if args.no_fold:
+        invocation["no_fold"] = True
     # where and how runs were trained (host, pid, shard, executor): in every record's provenance, not its id
     provenance = {k: v for k, v in {"shard": args.shard, "executor": executor}.items() if v}
     ctx = RunContext(
@@ -363,6 +371,7 @@ def cmd_run(args) -> int:
         provenance=provenance,
         compile=bool(args.compile),
         tune=bool(args.tune),
+        fold=not args.no_fold,
         wait_elsewhere=not args.no_wait,
     )
     from bench.execution.locks import clean_stale_tmp

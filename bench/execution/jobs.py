@@ -352,7 +352,7 @@ def supervise(
 
 def _init_worker(threads: int, layer_files: list[str], device: str, allow_download: bool, options: dict) -> None:
     """A worker's start: its threads, the user's layer files and the one context its runs share (``options``:
-    the driver's RunContext fields invocation, provenance, compile and tune)."""
+    the driver's RunContext fields invocation, provenance, compile, tune and fold)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     import torch
@@ -451,7 +451,13 @@ def run_jobs(
 
     total = threads or torch.get_num_threads()
     processes, per_job, warning = plan(jobs, len(todo) + len(held), total, cpu_cores(), oversubscribe)
-    options = {"invocation": ctx.invocation, "compile": ctx.compile, "tune": ctx.tune, "provenance": provenance}
+    options = {
+        "invocation": ctx.invocation,
+        "compile": ctx.compile,
+        "tune": ctx.tune,
+        "fold": ctx.fold,
+        "provenance": provenance,
+    }
     init = (
         worker[0],
         (per_job, [str(Path(f).resolve()) for f in layer_files or []], str(ctx.device), ctx.allow_download, options),

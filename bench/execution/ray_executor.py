@@ -30,7 +30,7 @@ def run_ray_launch(launch: Launch) -> dict:
         "allow_download": launch.allow_download,
         "invocation": ctx.invocation,
         "provenance": ctx.provenance,
-        "options": {"compile": ctx.compile, "tune": ctx.tune},
+        "options": {"compile": ctx.compile, "tune": ctx.tune, "fold": ctx.fold},
     }
     policy = Policy(force=launch.force, retry_failed=launch.retry_failed).baseline(launch.results, launch.specs)
     return run_ray(

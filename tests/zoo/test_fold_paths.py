@@ -5,6 +5,8 @@ with the same gradients, as the layer as written; MACs are counted as written.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -131,3 +133,35 @@ def test_macs_are_counted_as_written_and_the_fold_restored():
     rf = LAYERS.get("rfnn").build(4, 6, 3)  # basis layer (c_in·M depthwise k×k) and 1×1, per output pixel
     m, kk = rf.num_basis, rf.k
     assert count_macs(rf, torch.randn(1, 4, 5, 5)) == 25 * (4 * m * kk * kk + 4 * m * 6)
+
+
+def test_no_fold_on_the_command_line_trains_as_written(tmp_path, monkeypatch):
+    """`bench run --no-fold`: the separable layers never fold (the path of records made before the fold, which
+    carry no speed_paths.fold); without it they fold and the record says so."""
+    from pathlib import Path
+
+    from bench.cli import main
+    from bench.zoo.layers.separable import SeparableConv2d
+
+    calls = []
+    folded_weight = SeparableConv2d.folded_weight
+    # training-mode forwards only: building the model runs one eval forward (materialise) before the switch is read
+    monkeypatch.setattr(
+        SeparableConv2d, "folded_weight", lambda self: (self.training and calls.append(1)) or folded_weight(self)
+    )
+    suite = Path(__file__).resolve().parents[2] / "suites" / "quick.yaml"
+    records = {}
+    for flags in (["--no-fold"], []):
+        calls.clear()
+        out = tmp_path / ("as-written" if flags else "folded")
+        args = ["run", str(suite), "--only", "sep-chans", "--epochs", "1", "--max-batches", "2", "--device", "cpu"]
+        assert main(args + ["--no-progress", "--results", str(out)] + flags) == 0
+        (path,) = (out / "quick").glob("*.json")
+        records[bool(flags)] = (json.loads(path.read_text()), len(calls))
+    (plain, plain_calls), (folded, folded_calls) = records[True], records[False]
+    assert plain_calls == 0 and "fold" not in plain["timing"]["speed_paths"]
+    assert plain["invocation"]["no_fold"] is True
+    assert (
+        folded_calls > 0 and folded["timing"]["speed_paths"]["fold"] is True and "no_fold" not in folded["invocation"]
+    )
+    assert plain["id"] == folded["id"] and plain["macs"] == folded["macs"]  # same run, same MACs (as written)
