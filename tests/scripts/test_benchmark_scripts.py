@@ -182,6 +182,30 @@ def test_fold_step_sweep_reports_the_rule_beside_both_paths():
     assert all(r["folded_s"] > 0 and r["as_written_s"] > 0 for r in rows)
 
 
+def test_fold_pairs_pairs_one_run_id_across_the_two_paths(tmp_path, capsys):
+    """benchmarks/fold_pairs.py: a record pairs with the other folder's record of its run id only when one of
+    them trained folded and the other as written (same device); the difference is folded − as written."""
+    from bench.records.records import write_json_atomic
+
+    mod = _load("fold_pairs")
+    src = sorted((ROOT / "results" / "fast-fashion-v2").glob("*--sep-chans--s0--*.json"))[0]
+    written = json.loads(src.read_text())
+    assert "fold" not in written["timing"].get("speed_paths", {})
+    folded = json.loads(json.dumps(written))
+    folded["timing"]["speed_paths"] = {**written["timing"].get("speed_paths", {}), "fold": True}
+    folded["metrics"]["top1"] = written["metrics"]["top1"] - 0.25
+    folded["timing"]["train_s"] = written["timing"]["train_s"] / 2
+    a, b, same = tmp_path / "a" / "fast-fashion-v2", tmp_path / "b" / "fast-fashion-v2", tmp_path / "c" / "x"
+    write_json_atomic(a / src.name, written, durable=False)
+    write_json_atomic(b / src.name, folded, durable=False)
+    write_json_atomic(same / src.name, written, durable=False)
+    (row,) = mod.pairs(tmp_path / "b", tmp_path / "a")
+    assert row["row"] == "sep-chans" and row["difference"] == -0.25 and row["time_ratio"] == 2.0
+    assert row["top1_as_written"] == written["metrics"]["top1"]
+    assert mod.pairs(tmp_path / "c", tmp_path / "a") == []  # the same path on both sides: no pair
+    assert mod.main([str(tmp_path / "nope")]) == 2 and "no such folder" in capsys.readouterr().err
+
+
 def test_campaign_queue_lists_what_the_records_lack_with_estimates(tmp_path, capsys):
     """benchmarks/campaign_queue.py: a run with an ok record on the device is not queued (another device's
     record does not count); a row's estimate is its longest measured run × 1.1 (rounded up to 100 s), else the
