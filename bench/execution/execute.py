@@ -17,6 +17,7 @@ from bench import RECORD_SCHEMA
 from bench.spec.identity import IDENTITY_VERSION
 from bench.errors import BenchError, RunFailed
 from bench.measure.measure import environment
+from bench.zoo.layers import folding
 from bench.spec.suite import RunSpec, Suite
 from bench.tasks import TASKS, RunContext
 
@@ -47,7 +48,8 @@ def execute(spec: RunSpec, ctx: RunContext, suite: Suite) -> dict:
         "invocation": {k: v for k, v in ctx.invocation.items() if v not in (None, False)},
     }
     try:
-        result = task.obj(spec, ctx, **spec.task.get("options", {}))
+        with folding(ctx.fold):  # --no-fold: every layer the task builds trains as written
+            result = task.obj(spec, ctx, **spec.task.get("options", {}))
         record.update(result)
         record["status"] = "ok"
     except BenchError:

@@ -61,7 +61,7 @@ class RunContext:
     provenance: dict = field(default_factory=dict)
     compile: bool = False  # --compile: torch.compile the model (classification)
     tune: bool = False  # --tune: a few timed warm-up steps pick the fastest kernels (classification)
-    fold: bool = True  # not --no-fold: layers train through their folded speed paths where they pay (classification)
+    fold: bool = True  # not --no-fold: layers train through their folded speed paths where they pay (every task)
     wait_elsewhere: bool = True  # come back to runs another process holds, waiting on their lock (not --no-wait)
     # one run's folders: set by for_run(), None on the context an executor shares between runs
     results_dir: Path | None = None  # the results folder (artifact paths in a record are relative to it)

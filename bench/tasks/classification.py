@@ -145,10 +145,6 @@ def classification(
     example = data.test_x[:1].float().div(255)
     model = build_classifier(spec.backbone, spec.layer, data.shape[0], data.num_classes, mean, std, example)
     model = model.to(device)
-    if not ctx.fold:  # --no-fold: every layer as written, from the first forward on (data-dependent init too)
-        for m in model.modules():
-            if getattr(m, "fold", None) is True:
-                m.fold = False
     init_from_data(model, data.train_x, spec.seed, device)
     speed_paths = _speed_paths(spec, ctx, model, data, device)
     channels_last = speed_paths["channels_last"]

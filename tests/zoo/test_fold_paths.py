@@ -75,6 +75,16 @@ def test_the_fold_is_on_only_where_it_was_measured_faster():
     assert big.fold is False  # as_written restores only the switches it turned off
 
 
+def test_folding_off_builds_every_layer_as_written():
+    from bench.zoo.layers import folding
+
+    with folding(False):
+        assert not fold_pays(3, 9)
+        off = [LAYERS.get(f).build(4, 6, 3) for f in ("sep-chans", "rfnn", "steer-static")]
+    assert all(layer.fold is False for layer in off)
+    assert fold_pays(3, 9) and LAYERS.get("sep-chans").build(4, 6, 3).fold is True  # restored after the block
+
+
 def test_a_wrong_fold_would_be_caught():
     torch.manual_seed(1)
     layer = LAYERS.get("sep-chans").build(4, 6, 3, multiplier=2).double()
@@ -145,10 +155,7 @@ def test_no_fold_on_the_command_line_trains_as_written(tmp_path, monkeypatch):
 
     calls = []
     folded_weight = SeparableConv2d.folded_weight
-    # training-mode forwards only: building the model runs one eval forward (materialise) before the switch is read
-    monkeypatch.setattr(
-        SeparableConv2d, "folded_weight", lambda self: (self.training and calls.append(1)) or folded_weight(self)
-    )
+    monkeypatch.setattr(SeparableConv2d, "folded_weight", lambda self: calls.append(1) or folded_weight(self))
     suite = Path(__file__).resolve().parents[2] / "suites" / "quick.yaml"
     records = {}
     for flags in (["--no-fold"], []):

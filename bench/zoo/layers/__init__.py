@@ -22,6 +22,7 @@ trains.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,6 +102,20 @@ LAYERS: Registry[LayerFamily] = Registry("layer family", "bench.zoo.layers", Lay
 # -- fixed tensors ------------------------------------------------------------------------------------
 
 
+_FOLDING = contextvars.ContextVar("bench_folding", default=True)  # off: bench run --no-fold
+
+
+@contextmanager
+def folding(enabled: bool):
+    """Within the block, layers built take their folded speed paths where they pay (``enabled``, the default)
+    or never (``bench run --no-fold``: every layer as written from its first forward, in any task)."""
+    token = _FOLDING.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FOLDING.reset(token)
+
+
 FOLD_MAX_KERNEL = 9  # the largest k×k at which the folded dense convolution was measured faster
 FOLD_MIN_BANK = 2  # the fewest bank filters per input channel at which it was measured faster
 
@@ -111,8 +126,9 @@ def fold_pays(kernel_size: int, per_channel: int) -> bool:
     one thread, forward and backward of one layer (benchmarks/fold_step.py, its ``sweep``): folded faster at
     k ≤ 9 with ≥ 2 filters per channel (separable d = 3–81: 1.4–5.8×; rfnn k = 5, 9: 1.2×, 1.1×); slower with
     one filter per channel (separable d = 1: 0.6×) and at large kernels (rfnn k = 17, 33: 0.5×, 0.2×), where a
-    dense k×k convolution costs more than the bank's depthwise one and its 1×1 together."""
-    return kernel_size <= FOLD_MAX_KERNEL and per_channel >= FOLD_MIN_BANK
+    dense k×k convolution costs more than the bank's depthwise one and its 1×1 together. Never inside
+    ``folding(False)``."""
+    return _FOLDING.get() and kernel_size <= FOLD_MAX_KERNEL and per_channel >= FOLD_MIN_BANK
 
 
 @contextmanager
