@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from bench.execution.train import _autocast
 from bench.measure.measure import device_name
 from bench.records.records import write_json_atomic
 from bench.spec.suite import load_suite
-from bench.zoo.models import build_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rowstep import row_training_step  # noqa: E402
 
 ROWS = ("conv", "sep-full", "sep-chans", "sep-space", "sep-chans-dct", "rfnn", "steer-static")
 # (family, c_in, c_out, H = W, kernel_size, options) of single layers
@@ -106,27 +108,10 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     suite = load_suite(args.suite)
     dev = torch.device("cpu")
-    x = torch.rand(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,))
     rows, conv_s = [], None
     for label in args.rows.split(","):
         row = next(lay for lay in suite.layers if lay["label"] == label)
-        torch.manual_seed(0)
-        model = (
-            build_classifier(
-                suite.backbones[0], row, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], torch.rand(1, 3, 32, 32)
-            )
-            .train()
-            .to(memory_format=torch.channels_last)
-        )
-        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.85)
-
-        def step() -> None:
-            with _autocast(dev, True):
-                loss = F.cross_entropy(model(x).float(), y, label_smoothing=0.2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        model, step = row_training_step(suite, row, args.batch)
 
         switches = _switches(model)
         paths = ("folded", "as written") if switches else ("folded",)

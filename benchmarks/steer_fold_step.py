@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from bench.zoo.layers.steerable import SteerableBlock
 from bench.measure.measure import device_name
-from bench.zoo.models import build_classifier
 from bench.records.records import write_json_atomic
 from bench.spec.suite import load_suite
-from bench.execution.train import _autocast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rowstep import row_training_step  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -37,25 +39,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     suite = load_suite(args.suite)
     row = next(lay for lay in suite.layers if lay["label"] == "steer-dynamic")
-    torch.manual_seed(0)
-    model = (
-        build_classifier(
-            suite.backbones[0], row, 3, 10, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], torch.rand(1, 3, 32, 32)
-        )
-        .train()
-        .to(memory_format=torch.channels_last)
-    )
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.85)
-    x = torch.rand(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,))
+    _, step = row_training_step(suite, row, args.batch)
     dev = torch.device("cpu")
-
-    def step() -> None:
-        with _autocast(dev, True):
-            loss = F.cross_entropy(model(x).float(), y, label_smoothing=0.2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
     folded = SteerableBlock._forward_folded
     paths = {"folded": folded, "atoms": SteerableBlock._forward_steered_atoms}

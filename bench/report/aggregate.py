@@ -123,22 +123,7 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-AGG_FIELDS = [
-    "params_learned",
-    "params_fixed",
-    "params_total",
-    "macs",
-    "train_s",
-    "warmup_epoch_s",
-    "epoch_s",
-    "throughput",
-    "throughput_spread",
-    "latency_ms",
-    "latency_spread",
-    "to_threshold_s",
-    "to_threshold_macs",
-    "train_macs",
-]
+AGG_FIELDS = ["params_learned", "params_fixed", "params_total", "macs", *TIME_FIELDS, "to_threshold_macs", "train_macs"]
 
 
 def _by_key(frame: pd.DataFrame) -> dict:
@@ -295,15 +280,14 @@ def aggregate_rows(df: pd.DataFrame, by_id: dict) -> tuple[list[dict], list[str]
         # seeds whose test accuracy reached the protocol's threshold (to_threshold_s is their mean)
         row["to_threshold_n"] = int(count_k.get("to_threshold_s", 0))
         row["train_s_sum"] = float(sum(present(good, "train_s")))  # compute spent, whatever the path
-        row["timed_n"], row["timing_path"] = len(good), good[-1]["timing_path"] if good else "{}"
-        if len({r["timing_path"] for r in good}) > 1:  # times from the newest run's speed path only
-            newest = max(good, key=lambda r: r["finished"])["timing_path"]
-            timed = [r for r in good if r["timing_path"] == newest]
+        newest = max(good, key=lambda r: r["finished"])["timing_path"] if good else "{}"
+        timed = [r for r in good if r["timing_path"] == newest]
+        row["timed_n"], row["timing_path"] = len(timed), newest
+        if len(timed) < len(good):  # runs on another speed path: times from the newest run's path only
             for c in TIME_FIELDS:
                 vals = present(timed, c)
                 row[c] = float(sum(vals) / len(vals)) if vals else None
             row["to_threshold_n"] = len(present(timed, "to_threshold_s"))
-            row["timed_n"], row["timing_path"] = len(timed), newest
         row["noisy"] = any(v > NOISY_SPREAD for c in ("throughput_spread", "latency_spread") for v in present(good, c))
         agg_rows.append(row)
     return agg_rows, metric_cols, ok

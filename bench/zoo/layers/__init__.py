@@ -131,6 +131,13 @@ def fold_pays(kernel_size: int, per_channel: int) -> bool:
     return _FOLDING.get() and kernel_size <= FOLD_MAX_KERNEL and per_channel >= FOLD_MIN_BANK
 
 
+def fold_weights(equation: str, mix: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """The dense (c_out, c_in, k, k) weights of a bank then 1×1 (``torch.einsum(equation, mix, bank)``), made
+    outside autocast in the weights' own precision; the convolution then casts them like any weight."""
+    with torch.autocast(mix.device.type, enabled=False):
+        return torch.einsum(equation, mix, bank)
+
+
 @contextmanager
 def as_written(model: nn.Module):
     """Within the block, every module of ``model`` whose ``fold`` switch is on computes in its as-written form

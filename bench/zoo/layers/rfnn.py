@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, fold_pays
+from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, fold_pays, fold_weights
 from bench.spec.schema import NON_NEGATIVE, POSITIVE
 
 
@@ -174,9 +174,7 @@ class RFConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fold:
-            with torch.autocast(x.device.type, enabled=False):
-                weight = self.effective_weight()
-            return F.conv2d(x, weight, self.mix.bias, self.stride, self.k // 2)
+            return F.conv2d(x, self.effective_weight(), self.mix.bias, self.stride, self.k // 2)
         w = self.basis.unsqueeze(1).repeat(self.in_channels, 1, 1, 1)  # (cin·M, 1, k, k)
         z = F.conv2d(x, w, None, self.stride, self.k // 2, groups=self.in_channels)
         return self.mix(z)
@@ -184,7 +182,7 @@ class RFConv2d(nn.Module):
     def effective_weight(self) -> torch.Tensor:
         """F_ij = Σ_m α_ijm φ_m (Eq. 23): (c_out, c_in, k, k)."""
         alpha = self.mix.weight.reshape(self.out_channels, self.in_channels, self.num_basis)
-        return torch.einsum("oim,mhw->oihw", alpha, self.basis)
+        return fold_weights("oim,mhw->oihw", alpha, self.basis)
 
     @torch.no_grad()
     def to_conv2d(self) -> nn.Conv2d:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, fold_pays, same_padding
+from bench.zoo.layers import LAYERS, default_conv_init, fixed_buffer, fold_pays, fold_weights, same_padding
 from bench.spec.schema import POSITIVE
 
 
@@ -74,12 +74,9 @@ class SeparableConv2d(nn.Module):
         """The dense (c_out, c_in, k, k) weight equal to depthwise then pointwise: W[o, i] = Σⱼ P[o, i·d+j] D[i·d+j],
         computed outside autocast in the weights' dtype (the convolution then casts it like any weight)."""
         cin, d, k = self.in_channels, self.multiplier, self.kernel_size
-        with torch.autocast(self.pointwise.device.type, enabled=False):
-            return torch.einsum(
-                "oij,ijkl->oikl",
-                self.pointwise.reshape(self.out_channels, cin, d),
-                self.depthwise.reshape(cin, d, k, k),
-            )
+        return fold_weights(
+            "oij,ijkl->oikl", self.pointwise.reshape(self.out_channels, cin, d), self.depthwise.reshape(cin, d, k, k)
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.zoo.layers import LAYERS, fixed_buffer, fold_pays, same_padding
+from bench.zoo.layers import LAYERS, fixed_buffer, fold_pays, fold_weights, same_padding
 from bench.spec.schema import POSITIVE
 
 # ---------------------------------------------------------------------------------------------------------
@@ -218,10 +218,9 @@ class SteerableBlock(nn.Module):
     def folded_weight(self) -> torch.Tensor:
         """The (c_out, c_in, k, k) filters of the unsteered block: Σₘ W[o, i·M+m] φₘ (outside autocast)."""
         k = self.basis.shape[-1]
-        with torch.autocast(self.weight.device.type, enabled=False):
-            return torch.einsum(
-                "oim,imhw->oihw", self.weight.view(self.cout, self.cin, self.M), self.basis.view(self.cin, self.M, k, k)
-            )
+        return fold_weights(
+            "oim,imhw->oihw", self.weight.view(self.cout, self.cin, self.M), self.basis.view(self.cin, self.M, k, k)
+        )
 
     def _cos_sin(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if pose.dim() == 5:  # linear steering: the pose net's own coefficients
